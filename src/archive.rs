@@ -1,0 +1,479 @@
+//! The archive: records as chains of revisions over blobs, every change journaled.
+//!
+//! Order of writes for every change: blob → revision → journal entry. A change is
+//! acknowledged (the method returns) only after the journal entry is durable. A crash
+//! after the revision and before the journal entry leaves an *unjournaled revision*,
+//! which `verify` reports and `verify --repair` completes (see ARCHITECTURE.md).
+//!
+//! Archiving identical content twice makes two records that share one blob: each
+//! archiving is its own act with its own metadata and retention.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::NaiveDate;
+use futures::{Stream, StreamExt, TryStreamExt};
+
+use crate::audit::journal::{Draft, Journal, JournalEntry, Subject};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::record::{self, ContentRef, PartyLink, RecordRevision};
+use crate::retention;
+use crate::store::blob::{self, BlobRef};
+use crate::store::codec;
+use crate::store::{Created, Store, keys};
+
+/// Metadata for a new record.
+#[derive(Debug, Clone, Default)]
+pub struct NewRecord {
+    pub class: Option<String>,
+    pub title: Option<String>,
+    pub document_date: Option<NaiveDate>,
+    pub media_type: Option<String>,
+    pub file_name: Option<String>,
+    pub parties: Vec<PartyLink>,
+}
+
+/// What an ingest acknowledges.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Archived {
+    pub id: String,
+    pub rev: u32,
+    pub sha256: String,
+    pub size: u64,
+    /// False when the content was already stored (deduplicated blob).
+    pub new_blob: bool,
+    pub retain_until: NaiveDate,
+    pub journal_seq: u64,
+}
+
+/// A metadata change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Amendment {
+    pub title: Option<String>,
+    pub class: Option<String>,
+    pub document_date: Option<NaiveDate>,
+    pub retain_until: Option<NaiveDate>,
+    pub reason: Option<String>,
+}
+
+/// A new content version.
+#[derive(Debug, Clone, Default)]
+pub struct NewContent {
+    pub media_type: Option<String>,
+    pub file_name: Option<String>,
+    pub reason: Option<String>,
+}
+
+pub const DEFAULT_CLASS: &str = "document";
+
+#[derive(Debug, Clone)]
+pub struct Archive {
+    store: Store,
+    journal: Arc<Journal>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Archive {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Archive {
+        let journal = Arc::new(Journal::new(store.clone(), clock.clone()));
+        Archive {
+            store,
+            journal,
+            clock,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Archives the bytes of `input` as a new record.
+    pub async fn archive<S, E>(&self, actor: &str, input: S, meta: NewRecord) -> Result<Archived>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: Into<Error>,
+    {
+        let class = meta.class.unwrap_or_else(|| DEFAULT_CLASS.to_string());
+        record::validate_class(&class)?;
+        let title = meta
+            .title
+            .or_else(|| meta.file_name.clone())
+            .unwrap_or_default();
+        record::validate_title(&title)?;
+        let id = self.clock.new_id().to_string();
+
+        // Peek at the first chunk for media-type sniffing without buffering the rest.
+        let mut input = input;
+        let first = input.try_next().await.map_err(Into::into)?;
+        let media_type = match meta.media_type {
+            Some(m) => validate_media_type(&m)?,
+            None => record::guess_media_type(
+                meta.file_name.as_deref(),
+                first.as_deref().unwrap_or_default(),
+            ),
+        };
+        let rest =
+            futures::stream::iter(first.map(Ok::<Bytes, Error>)).chain(input.map_err(Into::into));
+        let blob = blob::put_stream(&self.store, &id, Box::pin(rest)).await?;
+
+        let now = self.clock.now();
+        let trigger = meta.document_date.unwrap_or(now.date_naive());
+        let revision = RecordRevision {
+            format: record::FORMAT,
+            id: id.clone(),
+            rev: 1,
+            prev_hash: None,
+            retention: retention::compute(&class, trigger),
+            class,
+            title,
+            document_date: meta.document_date,
+            archived_at: now,
+            revised_at: now,
+            actor: actor.to_string(),
+            change: "created".into(),
+            reason: None,
+            content: content_ref(&blob, media_type, meta.file_name, 1),
+            parties: meta.parties,
+            holds: vec![],
+        };
+        let entry = self.commit(revision.clone(), "record.create", None).await?;
+        Ok(Archived {
+            id,
+            rev: 1,
+            sha256: blob.sha256,
+            size: blob.size,
+            new_blob: blob.new,
+            retain_until: revision.retention.retain_until,
+            journal_seq: entry.seq,
+        })
+    }
+
+    /// Archives a local file, streamed.
+    pub async fn archive_file(
+        &self,
+        actor: &str,
+        path: &FsPath,
+        mut meta: NewRecord,
+    ) -> Result<Archived> {
+        let file = open_file(path).await?;
+        if meta.file_name.is_none() {
+            meta.file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        }
+        let stream = tokio_util_stream(file, path);
+        self.archive(actor, Box::pin(stream), meta).await
+    }
+
+    /// Writes `revision` create-only, then journals it. Returns the journal entry.
+    async fn commit(
+        &self,
+        revision: RecordRevision,
+        action: &str,
+        detail: Option<String>,
+    ) -> Result<JournalEntry> {
+        let bytes = revision.encode()?;
+        let digest = codec::sha256_hex(&bytes);
+        let key = keys::record_rev(&revision.id, revision.rev);
+        if self.store.put_new(&key, Bytes::from(bytes)).await? == Created::Existed {
+            return Err(Error::RevisionConflict {
+                id: revision.id.clone(),
+                rev: revision.rev,
+            });
+        }
+        self.journal
+            .append(Draft {
+                actor: revision.actor.clone(),
+                action: action.to_string(),
+                subjects: vec![Subject::record(&revision.id, revision.rev)],
+                payload_digest: Some(digest),
+                detail,
+            })
+            .await
+    }
+
+    /// All revisions of a record with their stored bytes, oldest first.
+    async fn revisions_raw(&self, id: &str) -> Result<Vec<(RecordRevision, Bytes)>> {
+        validate_id(id)?;
+        let metas = self.store.list_sorted(&keys::record_prefix(id)).await?;
+        if metas.is_empty() {
+            return Err(Error::RecordNotFound { id: id.to_string() });
+        }
+        let mut out = Vec::with_capacity(metas.len());
+        for m in metas {
+            let bytes = self.store.get(&m.location).await?;
+            let r = RecordRevision::decode(m.location.as_ref(), &bytes)?;
+            out.push((r, bytes));
+        }
+        Ok(out)
+    }
+
+    /// The latest revision and the hash of its bytes.
+    async fn latest_raw(&self, id: &str) -> Result<(RecordRevision, String)> {
+        validate_id(id)?;
+        let metas = self.store.list_sorted(&keys::record_prefix(id)).await?;
+        let last = metas
+            .last()
+            .ok_or_else(|| Error::RecordNotFound { id: id.to_string() })?;
+        let bytes = self.store.get(&last.location).await?;
+        let r = RecordRevision::decode(last.location.as_ref(), &bytes)?;
+        Ok((r, codec::sha256_hex(&bytes)))
+    }
+
+    pub async fn latest(&self, id: &str) -> Result<RecordRevision> {
+        Ok(self.latest_raw(id).await?.0)
+    }
+
+    pub async fn history(&self, id: &str) -> Result<Vec<RecordRevision>> {
+        Ok(self
+            .revisions_raw(id)
+            .await?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    pub async fn revision(&self, id: &str, rev: u32) -> Result<RecordRevision> {
+        validate_id(id)?;
+        let key = keys::record_rev(id, rev);
+        match self.store.get_opt(&key).await? {
+            Some(bytes) => RecordRevision::decode(key.as_ref(), &bytes),
+            None => {
+                // Distinguish an unknown record from an unknown revision.
+                self.latest_raw(id).await?;
+                Err(Error::RevisionNotFound {
+                    id: id.to_string(),
+                    rev,
+                })
+            }
+        }
+    }
+
+    /// Amends metadata by writing a new revision.
+    pub async fn amend(&self, actor: &str, id: &str, a: Amendment) -> Result<RecordRevision> {
+        let (prev, prev_hash) = self.latest_raw(id).await?;
+        let mut next = prev.clone();
+        let mut changed = Vec::new();
+        if let Some(t) = a.title
+            && t != prev.title
+        {
+            record::validate_title(&t)?;
+            next.title = t;
+            changed.push("title");
+        }
+        if let Some(c) = a.class
+            && c != prev.class
+        {
+            record::validate_class(&c)?;
+            next.class = c;
+            changed.push("class");
+        }
+        if let Some(d) = a.document_date
+            && Some(d) != prev.document_date
+        {
+            next.document_date = Some(d);
+            changed.push("document_date");
+        }
+        if changed
+            .iter()
+            .any(|c| *c == "class" || *c == "document_date")
+        {
+            let trigger = next.document_date.unwrap_or(next.archived_at.date_naive());
+            next.retention = retention::recompute(&prev.retention, &next.class, trigger);
+        }
+        if let Some(until) = a.retain_until {
+            if until < next.retention.retain_until {
+                return Err(Error::RetentionShortening {
+                    id: id.to_string(),
+                    current: next.retention.retain_until.to_string(),
+                    requested: until.to_string(),
+                });
+            }
+            if until != next.retention.retain_until {
+                next.retention.retain_until = until;
+                next.retention.policy = format!(
+                    "{}+extended",
+                    prev.retention.policy.trim_end_matches("+extended")
+                );
+                changed.push("retain_until");
+            }
+        }
+        if next.retention != prev.retention && !changed.contains(&"retain_until") {
+            changed.push("retention");
+        }
+        if changed.is_empty() {
+            return Err(Error::invalid("amendment", "nothing would change"));
+        }
+        next.rev = prev.rev + 1;
+        next.prev_hash = Some(prev_hash);
+        next.revised_at = self.clock.now();
+        next.actor = actor.to_string();
+        next.change = changed.join(", ");
+        next.reason = a.reason;
+        self.commit(next.clone(), "record.amend", Some(next.change.clone()))
+            .await?;
+        Ok(next)
+    }
+
+    /// Adds a new content version: a new blob and a new revision pointing to it.
+    pub async fn amend_content<S, E>(
+        &self,
+        actor: &str,
+        id: &str,
+        input: S,
+        meta: NewContent,
+    ) -> Result<RecordRevision>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: Into<Error>,
+    {
+        let (prev, prev_hash) = self.latest_raw(id).await?;
+        let mut input = input;
+        let first = input.try_next().await.map_err(Into::into)?;
+        let file_name = meta.file_name.or(prev.content.file_name.clone());
+        let media_type = match meta.media_type {
+            Some(m) => validate_media_type(&m)?,
+            None => {
+                record::guess_media_type(file_name.as_deref(), first.as_deref().unwrap_or_default())
+            }
+        };
+        let rest =
+            futures::stream::iter(first.map(Ok::<Bytes, Error>)).chain(input.map_err(Into::into));
+        let staging = format!("{id}-{}", prev.rev + 1);
+        let blob = blob::put_stream(&self.store, &staging, Box::pin(rest)).await?;
+        let mut next = prev.clone();
+        next.rev = prev.rev + 1;
+        next.prev_hash = Some(prev_hash);
+        next.revised_at = self.clock.now();
+        next.actor = actor.to_string();
+        next.change = "content".into();
+        next.reason = meta.reason;
+        next.content = content_ref(&blob, media_type, file_name, prev.content.version + 1);
+        self.commit(
+            next.clone(),
+            "record.content",
+            Some(format!("content v{}", next.content.version)),
+        )
+        .await?;
+        Ok(next)
+    }
+
+    /// Opens the original content of a record (latest revision, or `rev`).
+    pub async fn open_content(
+        &self,
+        id: &str,
+        rev: Option<u32>,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<(
+        RecordRevision,
+        futures::stream::BoxStream<'static, Result<Bytes>>,
+    )> {
+        let r = match rev {
+            Some(n) => self.revision(id, n).await?,
+            None => self.latest(id).await?,
+        };
+        let key = keys::blob(&r.content.sha256);
+        let (_, stream) = self.store.read_stream(&key, range).await?;
+        Ok((r, stream))
+    }
+
+    /// Refuses deletion: every record is under retention here (disposal comes with the
+    /// retention catalogue and four-eyes approval).
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        let r = self.latest(id).await?;
+        Err(Error::Retained {
+            id: id.to_string(),
+            retain_until: r.retention.retain_until.to_string(),
+        })
+    }
+}
+
+fn content_ref(
+    blob: &BlobRef,
+    media_type: String,
+    file_name: Option<String>,
+    version: u32,
+) -> ContentRef {
+    ContentRef {
+        sha256: blob.sha256.clone(),
+        size: blob.size,
+        media_type,
+        file_name,
+        version,
+    }
+}
+
+/// Record ids are UUIDs; anything else is refused before it reaches a key.
+pub fn validate_id(id: &str) -> Result<()> {
+    uuid::Uuid::parse_str(id)
+        .map(|_| ())
+        .map_err(|_| Error::invalid("id", format!("{id:?} is not a record id (UUID)")))
+}
+
+fn validate_media_type(m: &str) -> Result<String> {
+    let ok = m.len() <= 255
+        && m.split_once('/').is_some_and(|(a, b)| {
+            !a.is_empty() && !b.is_empty() && m.bytes().all(|c| c.is_ascii_graphic() || c == b' ')
+        });
+    if ok {
+        Ok(m.to_ascii_lowercase())
+    } else {
+        Err(Error::invalid(
+            "media_type",
+            format!("{m:?} is not a media type"),
+        ))
+    }
+}
+
+async fn open_file(path: &FsPath) -> Result<tokio::fs::File> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::io(path.display(), e))?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| Error::io(path.display(), e))?;
+    if !meta.is_file() {
+        return Err(Error::invalid(
+            "file",
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
+/// Reads a file as a stream of 1 MiB chunks.
+fn tokio_util_stream(
+    file: tokio::fs::File,
+    path: &FsPath,
+) -> impl Stream<Item = Result<Bytes>> + use<> {
+    let path = path.display().to_string();
+    futures::stream::try_unfold((file, path), |(mut file, path)| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 1024 * 1024];
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = file
+                .read(&mut buf[filled..])
+                .await
+                .map_err(|e| Error::io(&path, e))?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled == 0 {
+            return Ok(None);
+        }
+        buf.truncate(filled);
+        Ok(Some((Bytes::from(buf), (file, path))))
+    })
+}

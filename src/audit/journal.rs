@@ -1,0 +1,350 @@
+//! The append-only, hash-chained journal (DESIGN §2.2).
+//!
+//! Entry `n` lives at `journal/<n>.mpk` and is written with a conditional create: whoever
+//! creates the key first owns sequence number `n`, so the create is both the commit point
+//! and the lock. A writer that loses the race reads the winner's entry, links to it, and
+//! tries `n + 1`. Several processes (or server nodes) can therefore share one store.
+//!
+//! `hash = sha256(prev_hash ‖ body)`, where `body` is the canonical MessagePack encoding of
+//! every field except `hash` itself (see `schemas/journal-entry.md`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::store::codec::{self, ZERO_HASH};
+use crate::store::{Created, Store, keys};
+
+/// Current format version of [`JournalEntry`].
+pub const FORMAT: u32 = 1;
+
+/// What an entry is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    /// `record`, `party`, `token`, …
+    pub kind: String,
+    pub id: String,
+    /// The revision the entry made or touched, where there is one.
+    pub rev: Option<u32>,
+}
+
+impl Subject {
+    pub fn record(id: &str, rev: u32) -> Subject {
+        Subject {
+            kind: "record".into(),
+            id: id.to_string(),
+            rev: Some(rev),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub format: u32,
+    pub seq: u64,
+    pub time: DateTime<Utc>,
+    pub actor: String,
+    /// Dotted action name: `record.create`, `record.amend`, `record.recover`, …
+    pub action: String,
+    pub subjects: Vec<Subject>,
+    /// SHA-256 (hex) of the object the action wrote (e.g. the revision's bytes).
+    pub payload_digest: Option<String>,
+    /// Short human-readable detail.
+    pub detail: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Every field of an entry but `hash`, in the same order: the bytes the hash covers.
+#[derive(Serialize)]
+struct EntryBody<'a> {
+    format: u32,
+    seq: u64,
+    time: &'a DateTime<Utc>,
+    actor: &'a str,
+    action: &'a str,
+    subjects: &'a [Subject],
+    payload_digest: &'a Option<String>,
+    detail: &'a Option<String>,
+    prev_hash: &'a str,
+}
+
+impl JournalEntry {
+    fn body_bytes(&self) -> Result<Vec<u8>> {
+        codec::encode(&EntryBody {
+            format: self.format,
+            seq: self.seq,
+            time: &self.time,
+            actor: &self.actor,
+            action: &self.action,
+            subjects: &self.subjects,
+            payload_digest: &self.payload_digest,
+            detail: &self.detail,
+            prev_hash: &self.prev_hash,
+        })
+    }
+
+    /// The hash this entry should carry, recomputed from its content.
+    pub fn compute_hash(&self) -> Result<String> {
+        if !codec::is_sha256_hex(&self.prev_hash) {
+            return Err(Error::CorruptObject {
+                key: keys::journal(self.seq).to_string(),
+                reason: "prev_hash is not a SHA-256 hex string".into(),
+            });
+        }
+        codec::chain_hash(&self.prev_hash, &self.body_bytes()?)
+    }
+
+    pub fn decode(key: &str, bytes: &[u8]) -> Result<JournalEntry> {
+        let e: JournalEntry = codec::decode(key, bytes)?;
+        if e.format != FORMAT {
+            return Err(Error::CorruptObject {
+                key: key.to_string(),
+                reason: format!("unsupported journal format {}", e.format),
+            });
+        }
+        Ok(e)
+    }
+}
+
+/// An entry to append; the journal fills in sequence, time and the chain.
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    pub actor: String,
+    pub action: String,
+    pub subjects: Vec<Subject>,
+    pub payload_digest: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Head {
+    seq: u64,
+    hash: String,
+    time: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug)]
+pub struct Journal {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    head: Mutex<Option<Head>>,
+}
+
+impl Journal {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Journal {
+        Journal {
+            store,
+            clock,
+            head: Mutex::new(None),
+        }
+    }
+
+    /// Reads entry `seq`, or `None` when there is none.
+    pub async fn read(&self, seq: u64) -> Result<Option<JournalEntry>> {
+        let key = keys::journal(seq);
+        match self.store.get_opt(&key).await? {
+            Some(bytes) => Ok(Some(JournalEntry::decode(key.as_ref(), &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Appends an entry and returns it once it is durable.
+    pub async fn append(&self, draft: Draft) -> Result<JournalEntry> {
+        if draft.actor.is_empty() || draft.action.is_empty() {
+            return Err(Error::invalid(
+                "journal entry",
+                "actor and action are required",
+            ));
+        }
+        let mut guard = self.head.lock().await;
+        let mut head = match guard.take() {
+            Some(h) => h,
+            None => self.find_head().await?,
+        };
+        loop {
+            let now = self.clock.now();
+            // Journal time never runs backwards, even across nodes with skewed clocks.
+            let time = match head.time {
+                Some(t) if t > now => t,
+                _ => now,
+            };
+            let mut entry = JournalEntry {
+                format: FORMAT,
+                seq: head.seq + 1,
+                time,
+                actor: draft.actor.clone(),
+                action: draft.action.clone(),
+                subjects: draft.subjects.clone(),
+                payload_digest: draft.payload_digest.clone(),
+                detail: draft.detail.clone(),
+                prev_hash: head.hash.clone(),
+                hash: String::new(),
+            };
+            entry.hash = entry.compute_hash()?;
+            let bytes = codec::encode(&entry)?;
+            match self
+                .store
+                .put_new(&keys::journal(entry.seq), Bytes::from(bytes))
+                .await
+            {
+                Ok(Created::New) => {
+                    *guard = Some(Head {
+                        seq: entry.seq,
+                        hash: entry.hash.clone(),
+                        time: Some(entry.time),
+                    });
+                    return Ok(entry);
+                }
+                Ok(Created::Existed) => {
+                    // Another writer took this number: link to its entry and try the next.
+                    let theirs = self.read(entry.seq).await?.ok_or_else(|| {
+                        Error::Internal(format!("journal entry {} vanished", entry.seq))
+                    })?;
+                    head = Head {
+                        seq: theirs.seq,
+                        hash: theirs.hash,
+                        time: Some(theirs.time),
+                    };
+                }
+                Err(e) => {
+                    // Leave the head unknown so that the next append re-reads it.
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Sequence number of the last entry (0 for an empty journal).
+    pub async fn head_seq(&self) -> Result<u64> {
+        Ok(self.find_head().await?.seq)
+    }
+
+    /// Finds the last entry with O(log n) existence probes: sequence numbers are
+    /// gap-free, so existence is monotone.
+    async fn find_head(&self) -> Result<Head> {
+        let exists = |seq: u64| {
+            let store = self.store.clone();
+            async move { store.exists(&keys::journal(seq)).await }
+        };
+        if !exists(1).await? {
+            return Ok(Head {
+                seq: 0,
+                hash: ZERO_HASH.to_string(),
+                time: None,
+            });
+        }
+        let (mut lo, mut hi) = (1u64, 2u64);
+        while exists(hi).await? {
+            lo = hi;
+            hi = hi.saturating_mul(2);
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if exists(mid).await? {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let last = self
+            .read(lo)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("journal entry {lo} vanished")))?;
+        Ok(Head {
+            seq: last.seq,
+            hash: last.hash,
+            time: Some(last.time),
+        })
+    }
+
+    /// Entries after `since`, at most `limit`, in order.
+    pub async fn entries(&self, since: u64, limit: usize) -> Result<Vec<JournalEntry>> {
+        use futures::StreamExt;
+        let head = self.find_head().await?.seq;
+        let end = head.min(since.saturating_add(limit as u64));
+        let reads = futures::stream::iter((since + 1)..=end)
+            .map(|seq| async move { (seq, self.read(seq).await) })
+            .buffered(16);
+        let mut out = Vec::new();
+        futures::pin_mut!(reads);
+        while let Some((seq, r)) = reads.next().await {
+            match r? {
+                Some(e) => out.push(e),
+                None => {
+                    return Err(Error::CorruptObject {
+                        key: keys::journal(seq).to_string(),
+                        reason: "journal entry missing (gap)".into(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    fn draft(n: usize) -> Draft {
+        Draft {
+            actor: "test".into(),
+            action: "test.act".into(),
+            subjects: vec![],
+            payload_digest: None,
+            detail: Some(format!("n={n}")),
+        }
+    }
+
+    #[tokio::test]
+    async fn appends_form_a_chain() {
+        let store = Store::open("memory://").unwrap();
+        let j = Journal::new(store, Arc::new(SystemClock));
+        let a = j.append(draft(1)).await.unwrap();
+        let b = j.append(draft(2)).await.unwrap();
+        assert_eq!(a.seq, 1);
+        assert_eq!(a.prev_hash, ZERO_HASH);
+        assert_eq!(b.seq, 2);
+        assert_eq!(b.prev_hash, a.hash);
+        assert_eq!(b.compute_hash().unwrap(), b.hash);
+    }
+
+    #[tokio::test]
+    async fn two_writers_on_one_store_interleave_without_gaps() {
+        let store = Store::open("memory://").unwrap();
+        let j1 = Journal::new(store.clone(), Arc::new(SystemClock));
+        let j2 = Journal::new(store.clone(), Arc::new(SystemClock));
+        for i in 0..20 {
+            if i % 3 == 0 {
+                j2.append(draft(i)).await.unwrap();
+            } else {
+                j1.append(draft(i)).await.unwrap();
+            }
+        }
+        let j3 = Journal::new(store, Arc::new(SystemClock));
+        assert_eq!(j3.head_seq().await.unwrap(), 20);
+        let all = j3.entries(0, 100).await.unwrap();
+        for w in all.windows(2) {
+            assert_eq!(w[1].prev_hash, w[0].hash);
+            assert!(w[1].time >= w[0].time);
+        }
+    }
+
+    #[tokio::test]
+    async fn head_is_found_for_many_sizes() {
+        let store = Store::open("memory://").unwrap();
+        let j = Journal::new(store.clone(), Arc::new(SystemClock));
+        for n in 1..=70u64 {
+            j.append(draft(n as usize)).await.unwrap();
+            let fresh = Journal::new(store.clone(), Arc::new(SystemClock));
+            assert_eq!(fresh.head_seq().await.unwrap(), n);
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! The audit trail: the hash-chained journal and verification of the whole store.
+
+pub mod journal;
+pub mod verify;

@@ -1,0 +1,464 @@
+//! Verification of the whole store: every blob re-hashed against its key, every revision
+//! chained to its predecessor and matched against the journal entry that committed it,
+//! the journal chain recomputed end to end.
+//!
+//! Verification reads only the store; it trusts no index or cache.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use super::journal::{Draft, Journal, JournalEntry, Subject};
+use crate::error::{Error, Result};
+use crate::record::RecordRevision;
+use crate::store::Store;
+use crate::store::codec::{self, ZERO_HASH};
+use crate::store::keys::{self, KeyKind};
+
+/// One broken object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub key: String,
+    pub what: String,
+    pub expected: Option<String>,
+    pub found: Option<String>,
+}
+
+impl Problem {
+    fn new(key: impl Into<String>, what: impl Into<String>) -> Problem {
+        Problem {
+            key: key.into(),
+            what: what.into(),
+            expected: None,
+            found: None,
+        }
+    }
+
+    fn mismatch(
+        key: impl Into<String>,
+        what: impl Into<String>,
+        expected: &str,
+        found: &str,
+    ) -> Problem {
+        Problem {
+            key: key.into(),
+            what: what.into(),
+            expected: Some(expected.to_string()),
+            found: Some(found.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.what)?;
+        if let Some(e) = &self.expected {
+            write!(f, " (expected {e}")?;
+            if let Some(x) = &self.found {
+                write!(f, ", found {x}")?;
+            }
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
+}
+
+/// A revision written but never journaled: the writer crashed before its commit point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unjournaled {
+    pub id: String,
+    pub rev: u32,
+    pub key: String,
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub objects: u64,
+    pub blobs: u64,
+    pub revisions: u64,
+    pub records: u64,
+    pub journal_entries: u64,
+    pub bytes_hashed: u64,
+    pub seconds: f64,
+    pub problems: Vec<Problem>,
+    pub unjournaled: Vec<Unjournaled>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty() && self.unjournaled.is_empty()
+    }
+
+    pub fn mb_per_s(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.bytes_hashed as f64 / 1e6 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Progress callbacks, so that the CLI can draw a bar and the server report a job.
+pub trait Progress: Send + Sync {
+    fn start(&self, _total_bytes: u64) {}
+    fn advance(&self, _bytes: u64) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Blobs hashed at once.
+    pub parallelism: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            parallelism: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2),
+        }
+    }
+}
+
+pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) -> Result<Report> {
+    let started = Instant::now();
+    let mut report = Report::default();
+
+    // 1. Inventory.
+    let mut blobs: Vec<(String, u64)> = Vec::new();
+    let mut revisions: BTreeMap<String, Vec<(u32, String)>> = BTreeMap::new();
+    let mut journal: Vec<u64> = Vec::new();
+    for prefix in [
+        keys::blobs_prefix(),
+        keys::records_prefix(),
+        keys::journal_prefix(),
+    ] {
+        let mut list = store.list(&prefix);
+        while let Some(meta) = list.try_next().await? {
+            report.objects += 1;
+            let key = meta.location.to_string();
+            match keys::classify(&meta.location) {
+                KeyKind::Blob { sha256 } => blobs.push((sha256, meta.size)),
+                KeyKind::RecordRevision { id, rev } => {
+                    revisions.entry(id).or_default().push((rev, key))
+                }
+                KeyKind::Journal { seq } => journal.push(seq),
+                KeyKind::Staging | KeyKind::Unknown => report
+                    .problems
+                    .push(Problem::new(key, "unexpected object in the archive")),
+            }
+        }
+    }
+    let blob_sizes: HashMap<String, u64> = blobs.iter().cloned().collect();
+    let total: u64 = blobs.iter().map(|(_, s)| *s).sum();
+    progress.start(total);
+
+    // 2. Journal chain.
+    let journaled = check_journal(store, &mut journal, &mut report).await?;
+
+    // 3. Revision chains, and each revision against its journal entry.
+    let mut seen: std::collections::HashSet<(String, u32)> = std::collections::HashSet::new();
+    for (id, mut revs) in revisions {
+        report.records += 1;
+        revs.sort();
+        for (rev, _) in &revs {
+            seen.insert((id.clone(), *rev));
+        }
+        check_record(store, &id, &revs, &journaled, &blob_sizes, &mut report).await?;
+    }
+    let mut lost: Vec<&(String, u32)> = journaled.keys().filter(|k| !seen.contains(*k)).collect();
+    lost.sort();
+    for (id, rev) in lost {
+        report.problems.push(Problem::new(
+            keys::record_rev(id, *rev).to_string(),
+            "journaled revision is missing from the store",
+        ));
+    }
+
+    // 4. Blobs, re-hashed in parallel.
+    let mut tasks = JoinSet::new();
+    let mut pending = blobs.into_iter();
+    let mut in_flight = 0;
+    loop {
+        while in_flight < opts.parallelism.max(1) {
+            let Some((sha, size)) = pending.next() else {
+                break;
+            };
+            let store = store.clone();
+            let progress = progress.clone();
+            tasks.spawn(async move {
+                let key = keys::blob(&sha);
+                let r = store.sha256_of(&key).await;
+                progress.advance(size);
+                (key.to_string(), sha, size, r)
+            });
+            in_flight += 1;
+        }
+        let Some(done) = tasks.join_next().await else {
+            break;
+        };
+        in_flight -= 1;
+        let (key, sha, size, r) = done.map_err(|e| Error::Internal(format!("verify task: {e}")))?;
+        report.blobs += 1;
+        match r {
+            Ok((found, n)) => {
+                report.bytes_hashed += n;
+                if found != sha {
+                    report.problems.push(Problem::mismatch(
+                        key,
+                        "blob content does not match its hash",
+                        &sha,
+                        &found,
+                    ));
+                } else if n != size {
+                    report.problems.push(Problem::mismatch(
+                        key,
+                        "blob size changed while reading",
+                        &size.to_string(),
+                        &n.to_string(),
+                    ));
+                }
+            }
+            Err(e) => report
+                .problems
+                .push(Problem::new(key, format!("cannot read blob: {e}"))),
+        }
+    }
+
+    report.seconds = started.elapsed().as_secs_f64();
+    report.problems.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(report)
+}
+
+/// Checks the journal and returns, for every journaled revision, the digest it committed.
+async fn check_journal(
+    store: &Store,
+    seqs: &mut [u64],
+    report: &mut Report,
+) -> Result<HashMap<(String, u32), String>> {
+    seqs.sort_unstable();
+    let mut journaled = HashMap::new();
+    let Some(&max) = seqs.last() else {
+        return Ok(journaled);
+    };
+    let present: std::collections::HashSet<u64> = seqs.iter().copied().collect();
+    let reads = futures::stream::iter(1..=max)
+        .map(|seq| {
+            let store = store.clone();
+            let here = present.contains(&seq);
+            async move {
+                if !here {
+                    return (seq, None);
+                }
+                let key = keys::journal(seq);
+                (seq, Some(store.get(&key).await))
+            }
+        })
+        .buffered(32);
+    futures::pin_mut!(reads);
+    // Hash of the previous entry as stored, when it could be read.
+    let mut prev: Option<String> = Some(ZERO_HASH.to_string());
+    while let Some((seq, got)) = reads.next().await {
+        let key = keys::journal(seq).to_string();
+        let bytes = match got {
+            None => {
+                report.problems.push(Problem::new(
+                    key,
+                    "journal entry missing (gap in the sequence)",
+                ));
+                prev = None;
+                continue;
+            }
+            Some(Err(e)) => {
+                report
+                    .problems
+                    .push(Problem::new(key, format!("cannot read: {e}")));
+                prev = None;
+                continue;
+            }
+            Some(Ok(b)) => b,
+        };
+        report.journal_entries += 1;
+        report.bytes_hashed += bytes.len() as u64;
+        let entry = match JournalEntry::decode(&key, &bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                report.problems.push(Problem::new(key, e.to_string()));
+                prev = None;
+                continue;
+            }
+        };
+        if entry.seq != seq {
+            report.problems.push(Problem::mismatch(
+                &key,
+                "entry carries another sequence number (moved or reordered)",
+                &seq.to_string(),
+                &entry.seq.to_string(),
+            ));
+        }
+        if let Some(p) = &prev
+            && *p != entry.prev_hash
+        {
+            report.problems.push(Problem::mismatch(
+                &key,
+                "prev_hash does not link to the previous entry",
+                p,
+                &entry.prev_hash,
+            ));
+        }
+        match entry.compute_hash() {
+            Ok(h) if h == entry.hash => {}
+            Ok(h) => report.problems.push(Problem::mismatch(
+                &key,
+                "entry hash does not match its content",
+                &h,
+                &entry.hash,
+            )),
+            Err(e) => report.problems.push(Problem::new(&key, e.to_string())),
+        }
+        for s in &entry.subjects {
+            if s.kind == "record"
+                && let (Some(rev), Some(d)) = (s.rev, &entry.payload_digest)
+            {
+                journaled.insert((s.id.clone(), rev), d.clone());
+            }
+        }
+        prev = Some(entry.hash);
+    }
+    Ok(journaled)
+}
+
+async fn check_record(
+    store: &Store,
+    id: &str,
+    revs: &[(u32, String)],
+    journaled: &HashMap<(String, u32), String>,
+    blob_sizes: &HashMap<String, u64>,
+    report: &mut Report,
+) -> Result<()> {
+    let mut prev_digest: Option<String> = None;
+    for (i, (rev, key)) in revs.iter().enumerate() {
+        report.revisions += 1;
+        let expected_rev = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        if *rev != expected_rev {
+            report.problems.push(Problem::mismatch(
+                keys::record_rev(id, expected_rev).to_string(),
+                "revision missing (gap in the chain)",
+                &expected_rev.to_string(),
+                &rev.to_string(),
+            ));
+        }
+        let bytes = match store.get(&keys::record_rev(id, *rev)).await {
+            Ok(b) => b,
+            Err(e) => {
+                report
+                    .problems
+                    .push(Problem::new(key, format!("cannot read: {e}")));
+                prev_digest = None;
+                continue;
+            }
+        };
+        report.bytes_hashed += bytes.len() as u64;
+        let digest = codec::sha256_hex(&bytes);
+        match journaled.get(&(id.to_string(), *rev)) {
+            Some(d) if *d == digest => {}
+            Some(d) => report.problems.push(Problem::mismatch(
+                key,
+                "revision differs from the digest its journal entry committed",
+                d,
+                &digest,
+            )),
+            None => {
+                if let Ok(r) = RecordRevision::decode(key, &bytes) {
+                    report.unjournaled.push(Unjournaled {
+                        id: r.id,
+                        rev: r.rev,
+                        key: key.clone(),
+                        digest: digest.clone(),
+                    });
+                }
+                report.problems.push(Problem::new(
+                    key,
+                    "revision has no journal entry (crash before commit, or journal truncated)",
+                ));
+            }
+        }
+        match RecordRevision::decode(key, &bytes) {
+            Err(e) => report.problems.push(Problem::new(key, e.to_string())),
+            Ok(r) => {
+                if r.id != id || r.rev != *rev {
+                    report.problems.push(Problem::mismatch(
+                        key,
+                        "revision names another record or number",
+                        &format!("{id}/{rev}"),
+                        &format!("{}/{}", r.id, r.rev),
+                    ));
+                }
+                if r.prev_hash.as_deref() != prev_digest.as_deref()
+                    && (i == 0 || prev_digest.is_some())
+                {
+                    report.problems.push(Problem::mismatch(
+                        key,
+                        "prev_hash does not match the predecessor revision",
+                        prev_digest.as_deref().unwrap_or("none"),
+                        r.prev_hash.as_deref().unwrap_or("none"),
+                    ));
+                }
+                match blob_sizes.get(&r.content.sha256) {
+                    None => report.problems.push(Problem::new(
+                        keys::blob(&r.content.sha256).to_string(),
+                        format!("content of {key} is missing"),
+                    )),
+                    Some(size) if *size != r.content.size => {
+                        report.problems.push(Problem::mismatch(
+                            keys::blob(&r.content.sha256).to_string(),
+                            format!("content size differs from {key}"),
+                            &r.content.size.to_string(),
+                            &size.to_string(),
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        prev_digest = Some(digest);
+    }
+    Ok(())
+}
+
+/// Completes revisions that were written but never journaled (a crash between the two
+/// writes): each is journaled as `record.recover`, oldest first. Returns the entries.
+pub async fn repair(
+    journal: &Journal,
+    actor: &str,
+    found: &[Unjournaled],
+) -> Result<Vec<JournalEntry>> {
+    let mut items = found.to_vec();
+    items.sort_by(|a, b| (&a.id, a.rev).cmp(&(&b.id, b.rev)));
+    let mut out = Vec::new();
+    for u in items {
+        out.push(
+            journal
+                .append(Draft {
+                    actor: actor.to_string(),
+                    action: "record.recover".into(),
+                    subjects: vec![Subject::record(&u.id, u.rev)],
+                    payload_digest: Some(u.digest.clone()),
+                    detail: Some(
+                        "revision written before a crash, journaled by verify --repair".into(),
+                    ),
+                })
+                .await?,
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,481 @@
+//! The `akte` command line: a thin front over the library.
+//!
+//! Every command takes `--json` for scripts. Errors are one line on stderr and a
+//! non-zero exit; `verify` exits 1 when anything is broken.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::archive::{Amendment, Archive, NewContent, NewRecord};
+use crate::audit::verify::{self, Progress};
+use crate::clock::SystemClock;
+use crate::record::RecordRevision;
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "akte",
+    version,
+    about = "Revision-safe archive for the Kundenakte"
+)]
+pub struct Cli {
+    /// Data directory of the embedded local store.
+    #[arg(long, global = true, env = "AKTE_DATA", default_value = "./akte-data")]
+    data: PathBuf,
+    /// Store URL instead of --data: a path, memory://, or s3://bucket/prefix.
+    #[arg(long, global = true, env = "AKTE_STORE")]
+    store: Option<String>,
+    /// Who is acting (recorded in the journal).
+    #[arg(long, global = true, env = "AKTE_ACTOR")]
+    actor: Option<String>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Archive files as new records.
+    Archive {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Record class (invoice, contract, business-letter, email, …).
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+        /// Document date, YYYY-MM-DD.
+        #[arg(long, value_parser = parse_date)]
+        date: Option<NaiveDate>,
+        /// Media type, when the guess from name and content would be wrong.
+        #[arg(long)]
+        media_type: Option<String>,
+    },
+    /// Show the latest revision of a record.
+    Show { id: String },
+    /// List every revision of a record.
+    History { id: String },
+    /// Write a record's original content to stdout, byte-exact.
+    Cat {
+        id: String,
+        /// Revision whose content to write (default: latest).
+        #[arg(long)]
+        rev: Option<u32>,
+    },
+    /// Amend metadata, or add a new content version, as a new revision.
+    Amend {
+        id: String,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long, value_parser = parse_date)]
+        date: Option<NaiveDate>,
+        /// Extend retention to this date (it can never be shortened).
+        #[arg(long, value_parser = parse_date)]
+        retain_until: Option<NaiveDate>,
+        /// A file whose bytes become the new content version.
+        #[arg(long)]
+        content: Option<PathBuf>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Print journal entries.
+    Journal {
+        /// Print entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Verify every blob, revision and journal entry.
+    Verify {
+        /// Journal revisions left unjournaled by a crash (only when nothing else is wrong).
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)"))
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn default_actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+pub fn open_store(data: &std::path::Path, store: Option<&str>) -> anyhow::Result<Store> {
+    let spec = match store {
+        Some(s) => s.to_string(),
+        None => data.display().to_string(),
+    };
+    Ok(Store::open(&spec)?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let store = open_store(&cli.data, cli.store.as_deref())?;
+    let archive = Archive::new(store, Arc::new(SystemClock));
+    let actor = cli.actor.clone().unwrap_or_else(default_actor);
+    let json = cli.json;
+    match cli.command {
+        Command::Archive {
+            files,
+            class,
+            title,
+            date,
+            media_type,
+        } => {
+            let mut failed = 0;
+            for f in &files {
+                let meta = NewRecord {
+                    class: class.clone(),
+                    title: title.clone(),
+                    document_date: date,
+                    media_type: media_type.clone(),
+                    ..Default::default()
+                };
+                match archive.archive_file(&actor, f, meta).await {
+                    Ok(a) => {
+                        if json {
+                            #[derive(Serialize)]
+                            struct Out<'a> {
+                                file: String,
+                                #[serde(flatten)]
+                                a: &'a crate::archive::Archived,
+                            }
+                            println!(
+                                "{}",
+                                serde_json::to_string(&Out {
+                                    file: f.display().to_string(),
+                                    a: &a
+                                })?
+                            );
+                        } else {
+                            println!(
+                                "{}  sha256:{}  {} bytes  retain until {}{}  {}",
+                                a.id,
+                                a.sha256,
+                                a.size,
+                                a.retain_until,
+                                if a.new_blob {
+                                    ""
+                                } else {
+                                    "  (content already stored)"
+                                },
+                                f.display()
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: {e}");
+                    }
+                }
+            }
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Show { id } => {
+            let r = archive.latest(&id).await?;
+            print_revision(&r, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History { id } => {
+            let revs = archive.history(&id).await?;
+            if json {
+                println!("{}", serde_json::to_string(&revs)?);
+            } else {
+                for r in &revs {
+                    println!(
+                        "rev {}  {}  {}  {}  content v{} sha256:{}{}",
+                        r.rev,
+                        r.revised_at.format("%Y-%m-%d %H:%M:%S"),
+                        r.actor,
+                        r.change,
+                        r.content.version,
+                        r.content.sha256,
+                        r.reason
+                            .as_ref()
+                            .map(|x| format!("  reason: {x}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cat { id, rev } => {
+            let (_, mut stream) = archive.open_content(&id, rev, None).await?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            while let Some(chunk) = stream.next().await {
+                out.write_all(&chunk?).context("writing to stdout")?;
+            }
+            out.flush().context("writing to stdout")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Amend {
+            id,
+            title,
+            class,
+            date,
+            retain_until,
+            content,
+            reason,
+        } => {
+            let mut last = None;
+            if let Some(path) = content {
+                let file = tokio::fs::File::open(&path)
+                    .await
+                    .with_context(|| path.display().to_string())?;
+                let stream = tokio_stream_of(file);
+                let meta = NewContent {
+                    file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                    reason: reason.clone(),
+                    ..Default::default()
+                };
+                last = Some(
+                    archive
+                        .amend_content(&actor, &id, Box::pin(stream), meta)
+                        .await?,
+                );
+            }
+            if title.is_some() || class.is_some() || date.is_some() || retain_until.is_some() {
+                let a = Amendment {
+                    title,
+                    class,
+                    document_date: date,
+                    retain_until,
+                    reason,
+                };
+                last = Some(archive.amend(&actor, &id, a).await?);
+            }
+            let Some(r) = last else {
+                anyhow::bail!(
+                    "nothing to amend: give --title, --class, --date, --retain-until or --content"
+                );
+            };
+            print_revision(&r, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Journal { since, limit } => {
+            let entries = archive.journal().entries(since, limit).await?;
+            for e in &entries {
+                if json {
+                    println!("{}", serde_json::to_string(e)?);
+                } else {
+                    let subjects: Vec<String> = e
+                        .subjects
+                        .iter()
+                        .map(|s| match s.rev {
+                            Some(r) => format!("{}:{}@{}", s.kind, s.id, r),
+                            None => format!("{}:{}", s.kind, s.id),
+                        })
+                        .collect();
+                    println!(
+                        "{:>8}  {}  {:<16} {:<20} {}  {}",
+                        e.seq,
+                        e.time.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                        e.actor,
+                        e.action,
+                        subjects.join(","),
+                        &e.hash[..16]
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { repair } => {
+            let bar: Arc<dyn Progress> = if !json && std::io::stderr().is_terminal() {
+                Arc::new(Bar(ProgressBar::new(0)))
+            } else {
+                Arc::new(verify::NoProgress)
+            };
+            let report = verify::verify(archive.store(), &verify::Options::default(), bar).await?;
+            let mut repaired = Vec::new();
+            if repair && !report.unjournaled.is_empty() {
+                if report.problems.len() != report.unjournaled.len() {
+                    anyhow::bail!(
+                        "refusing to repair: the store has problems other than unjournaled revisions"
+                    );
+                }
+                repaired = verify::repair(archive.journal(), &actor, &report.unjournaled).await?;
+            }
+            let ok =
+                report.ok() || (!repaired.is_empty() && report.problems.len() == repaired.len());
+            if json {
+                #[derive(Serialize)]
+                struct Out<'a> {
+                    ok: bool,
+                    mb_per_s: f64,
+                    repaired: usize,
+                    #[serde(flatten)]
+                    report: &'a verify::Report,
+                }
+                println!(
+                    "{}",
+                    serde_json::to_string(&Out {
+                        ok,
+                        mb_per_s: report.mb_per_s(),
+                        repaired: repaired.len(),
+                        report: &report
+                    })?
+                );
+            } else {
+                for p in &report.problems {
+                    println!("BROKEN {p}");
+                }
+                for e in &repaired {
+                    println!(
+                        "REPAIRED journaled {} as entry {}",
+                        e.subjects.first().map(|s| s.id.as_str()).unwrap_or(""),
+                        e.seq
+                    );
+                }
+                println!(
+                    "{}: {} objects checked ({} blobs, {} records with {} revisions, {} journal entries), {:.1} MB hashed in {:.2} s ({:.0} MB/s), {} problems",
+                    if ok { "OK" } else { "FAILED" },
+                    report.objects,
+                    report.blobs,
+                    report.records,
+                    report.revisions,
+                    report.journal_entries,
+                    report.bytes_hashed as f64 / 1e6,
+                    report.seconds,
+                    report.mb_per_s(),
+                    report.problems.len()
+                );
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn print_revision(r: &RecordRevision, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+        return Ok(());
+    }
+    println!("id:            {}", r.id);
+    println!(
+        "revision:      {} ({} by {} at {})",
+        r.rev,
+        r.change,
+        r.actor,
+        r.revised_at.to_rfc3339()
+    );
+    println!("class:         {}", r.class);
+    println!("title:         {}", r.title);
+    if let Some(d) = r.document_date {
+        println!("document date: {d}");
+    }
+    println!("archived at:   {}", r.archived_at.to_rfc3339());
+    println!(
+        "content:       v{} sha256:{} {} bytes {}{}",
+        r.content.version,
+        r.content.sha256,
+        r.content.size,
+        r.content.media_type,
+        r.content
+            .file_name
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "retention:     until {} ({}, {} years from {}; {})",
+        r.retention.retain_until,
+        r.retention.policy,
+        r.retention.period_years,
+        r.retention.start,
+        r.retention.legal_basis
+    );
+    for p in &r.parties {
+        println!("party:         {} as {}", p.party, p.role);
+    }
+    Ok(())
+}
+
+fn tokio_stream_of(
+    file: tokio::fs::File,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> {
+    futures::stream::try_unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 1 << 20];
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((bytes::Bytes::from(buf), file)))
+    })
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn start(&self, total: u64) {
+        self.0.set_length(total);
+        if let Ok(style) = ProgressStyle::with_template(
+            "verify {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ) {
+            self.0.set_style(style);
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}

@@ -1,0 +1,125 @@
+//! One error type for the library, and the small [`ErrorKind`] the edges translate.
+//!
+//! Variants are named for what happened and carry the object involved, so that a
+//! message on stderr or in a problem+json body names the key an operator must look at.
+
+use std::fmt;
+
+/// What a caller should do about an error: the edges (CLI exit codes, HTTP statuses)
+/// map this and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request was malformed; fix the input.
+    Invalid,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// Someone else changed the object first; re-read and retry.
+    Conflict,
+    /// Retention, a hold or write-once forbids the change.
+    Locked,
+    /// The store could not be reached or refused the operation; retry later.
+    Unavailable,
+    /// Stored data failed a hash or format check.
+    Corrupt,
+    /// A bug or an unexpected state.
+    Internal,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Locked => "locked",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Corrupt => "corrupt",
+            ErrorKind::Internal => "internal",
+        };
+        f.write_str(s)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("unknown record {id}")]
+    RecordNotFound { id: String },
+    #[error("record {id} has no revision {rev}")]
+    RevisionNotFound { id: String, rev: u32 },
+    #[error("object {key} not found")]
+    ObjectNotFound { key: String },
+    #[error("record {id}: revision {rev} was written by someone else first")]
+    RevisionConflict { id: String, rev: u32 },
+    #[error(
+        "record {id}: retention may only be extended (current {current}, requested {requested})"
+    )]
+    RetentionShortening {
+        id: String,
+        current: String,
+        requested: String,
+    },
+    #[error("record {id} is retained until {retain_until} and cannot be deleted")]
+    Retained { id: String, retain_until: String },
+    #[error("{key}: stored object is corrupt: {reason}")]
+    CorruptObject { key: String, reason: String },
+    #[error("{key}: hash mismatch (expected {expected}, found {found})")]
+    HashMismatch {
+        key: String,
+        expected: String,
+        found: String,
+    },
+    #[error("store {store}: {source}")]
+    Store {
+        store: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("cannot open store {spec}: {reason}")]
+    StoreConfig { spec: String, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::RecordNotFound { .. }
+            | Error::RevisionNotFound { .. }
+            | Error::ObjectNotFound { .. } => ErrorKind::NotFound,
+            Error::RevisionConflict { .. } => ErrorKind::Conflict,
+            Error::RetentionShortening { .. } | Error::Retained { .. } => ErrorKind::Locked,
+            Error::CorruptObject { .. } | Error::HashMismatch { .. } => ErrorKind::Corrupt,
+            Error::Store { .. } | Error::StoreConfig { .. } | Error::Io { .. } => {
+                ErrorKind::Unavailable
+            }
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_string(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,16 @@
+//! akte: a revision-safe archive for the Kundenakte.
+//!
+//! The object store is the source of truth ([`store`]); every state change is a
+//! revision plus a hash-chained journal entry ([`audit`]); [`archive`] ties them into
+//! records. See `ARCHITECTURE.md` for the codemap and the invariants.
+
+pub mod archive;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod error;
+pub mod record;
+pub mod retention;
+pub mod store;
+
+pub use error::{Error, ErrorKind, Result};

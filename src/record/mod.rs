@@ -1,0 +1,149 @@
+//! Record revisions: the persisted shape of one archived item (format v1).
+//!
+//! A record is a chain of revisions `records/<id>/<rev>.mpk`, each pointing to its
+//! predecessor by the SHA-256 of the predecessor's stored bytes. Amending metadata or
+//! adding a content version writes a new revision; nothing is edited in place.
+//! The layout is documented in `schemas/record-revision.md`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::retention::Retention;
+use crate::store::codec;
+
+/// Current format version of [`RecordRevision`].
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordRevision {
+    pub format: u32,
+    /// Record id (UUID v7, time-ordered).
+    pub id: String,
+    /// Revision number, starting at 1, gap-free.
+    pub rev: u32,
+    /// SHA-256 (hex) of the stored bytes of revision `rev - 1`; `None` for revision 1.
+    pub prev_hash: Option<String>,
+    pub class: String,
+    pub title: String,
+    /// Date the document bears (or was received/sent), if known.
+    pub document_date: Option<NaiveDate>,
+    /// When the record was first archived (same in every revision).
+    pub archived_at: DateTime<Utc>,
+    /// When this revision was written, and by whom.
+    pub revised_at: DateTime<Utc>,
+    pub actor: String,
+    /// What this revision changed, for humans (`created`, `title, class`, `content`).
+    pub change: String,
+    /// Free-text reason given for the change.
+    pub reason: Option<String>,
+    /// The original content as of this revision.
+    pub content: ContentRef,
+    /// Parties linked to this record, each with a role in this record.
+    pub parties: Vec<PartyLink>,
+    pub retention: Retention,
+    /// Names of legal holds covering this record.
+    pub holds: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentRef {
+    pub sha256: String,
+    pub size: u64,
+    pub media_type: String,
+    pub file_name: Option<String>,
+    /// Content version, starting at 1; a new content version increments it.
+    pub version: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartyLink {
+    pub party: String,
+    pub role: String,
+}
+
+impl RecordRevision {
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        codec::encode(self)
+    }
+
+    /// Decodes a revision read from `key`, checking format version and canonical bytes.
+    pub fn decode(key: &str, bytes: &[u8]) -> Result<RecordRevision> {
+        let r: RecordRevision = codec::decode(key, bytes)?;
+        if r.format != FORMAT {
+            return Err(Error::CorruptObject {
+                key: key.to_string(),
+                reason: format!("unsupported record format {}", r.format),
+            });
+        }
+        Ok(r)
+    }
+}
+
+/// Validates a class name: lower-case words joined by `-`, as in the retention catalogue.
+pub fn validate_class(class: &str) -> Result<()> {
+    let ok = !class.is_empty()
+        && class.len() <= 64
+        && class
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !class.starts_with('-')
+        && !class.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "class",
+            format!(
+                "{class:?} must be lower-case letters, digits and '-' (e.g. invoice, business-letter)"
+            ),
+        ))
+    }
+}
+
+pub fn validate_title(title: &str) -> Result<()> {
+    if title.len() > 1024 {
+        return Err(Error::invalid("title", "longer than 1024 bytes"));
+    }
+    if title.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid("title", "contains control characters"));
+    }
+    Ok(())
+}
+
+/// Guesses the media type from the first bytes and the file name.
+pub fn guess_media_type(file_name: Option<&str>, head: &[u8]) -> String {
+    if head.starts_with(b"%PDF-") {
+        return "application/pdf".into();
+    }
+    if let Some(name) = file_name
+        && let Some(m) = mime_guess::from_path(name).first()
+    {
+        return m.essence_str().to_string();
+    }
+    "application/octet-stream".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_names_are_validated() {
+        assert!(validate_class("invoice").is_ok());
+        assert!(validate_class("business-letter").is_ok());
+        assert!(validate_class("Invoice").is_err());
+        assert!(validate_class("").is_err());
+        assert!(validate_class("a/b").is_err());
+    }
+
+    #[test]
+    fn media_type_from_magic_then_name() {
+        assert_eq!(
+            guess_media_type(Some("x.bin"), b"%PDF-1.7"),
+            "application/pdf"
+        );
+        assert_eq!(guess_media_type(Some("a.txt"), b"hello"), "text/plain");
+        assert_eq!(guess_media_type(None, b"??"), "application/octet-stream");
+    }
+}

@@ -1,0 +1,153 @@
+//! Content-addressed blobs: `blobs/sha256/ab/abcdef…`, create-only, deduplicated.
+//!
+//! The hash is only known after the last byte, so content is streamed: small content is
+//! buffered and written with a conditional create straight to its key; larger content is
+//! streamed to `staging/` as a multipart upload while it is hashed, then published with a
+//! copy-if-not-exists (a hard link locally, a conditional multipart copy on S3). Memory use
+//! stays bounded by the part size, whatever the content size.
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use object_store::WriteMultipart;
+use sha2::{Digest, Sha256};
+
+use super::{Created, Store, keys};
+use crate::error::{Error, Result};
+
+/// Content up to this size is buffered and written in one conditional PUT.
+pub const INLINE_LIMIT: usize = 8 * 1024 * 1024;
+/// Part size of multipart uploads to staging.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts in flight at once.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// A stored blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRef {
+    pub sha256: String,
+    pub size: u64,
+    /// False when identical content was already stored (deduplicated).
+    pub new: bool,
+}
+
+/// Stores the bytes of `input` as a blob and returns its hash. `staging_name` must be
+/// unique per call (the caller's id source provides it).
+pub async fn put_stream<S, E>(store: &Store, staging_name: &str, input: S) -> Result<BlobRef>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: Into<Error>,
+{
+    let mut input = input;
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut head = BytesMut::new();
+
+    // Phase 1: buffer up to INLINE_LIMIT.
+    let mut spilled = None;
+    while let Some(chunk) = input.next().await {
+        let chunk = chunk.map_err(Into::into)?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        head.extend_from_slice(&chunk);
+        if head.len() > INLINE_LIMIT {
+            spilled = Some(head.split().freeze());
+            break;
+        }
+    }
+
+    let Some(first) = spilled else {
+        let sha256 = hex::encode(hasher.finalize());
+        let created = store.put_new(&keys::blob(&sha256), head.freeze()).await?;
+        return Ok(BlobRef {
+            sha256,
+            size,
+            new: created == Created::New,
+        });
+    };
+
+    // Phase 2: stream the rest through a staging object.
+    let staging = keys::staging(staging_name);
+    let upload = store.start_multipart(&staging).await?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let streamed: Result<()> = async {
+        writer.write(&first);
+        while let Some(chunk) = input.next().await {
+            let chunk = chunk.map_err(Into::into)?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            writer
+                .wait_for_capacity(PARTS_IN_FLIGHT)
+                .await
+                .map_err(|e| store.err(&staging, e))?;
+            writer.write(&chunk);
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = streamed {
+        let _ = writer.abort().await;
+        return Err(e);
+    }
+    writer.finish().await.map_err(|e| store.err(&staging, e))?;
+
+    let sha256 = hex::encode(hasher.finalize());
+    let published = store.copy_new(&staging, &keys::blob(&sha256)).await;
+    let cleaned = store.delete_staging(&staging).await;
+    let created = published?;
+    cleaned?;
+    Ok(BlobRef {
+        sha256,
+        size,
+        new: created == Created::New,
+    })
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::io("input", e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::codec::sha256_hex;
+
+    fn chunks(data: &[u8], size: usize) -> Vec<std::result::Result<Bytes, Error>> {
+        data.chunks(size.max(1))
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn small_and_large_blobs_round_trip_and_dedup() {
+        let store = Store::open("memory://").unwrap();
+        for len in [
+            0usize,
+            1,
+            1000,
+            INLINE_LIMIT,
+            INLINE_LIMIT + 1,
+            3 * INLINE_LIMIT + 7,
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let s = futures::stream::iter(chunks(&data, 65536));
+            let r = put_stream(&store, &format!("t{len}"), s).await.unwrap();
+            assert_eq!(r.sha256, sha256_hex(&data));
+            assert_eq!(r.size, len as u64);
+            assert!(r.new);
+            let back = store.get(&keys::blob(&r.sha256)).await.unwrap();
+            assert_eq!(back.as_ref(), &data[..]);
+            let again = put_stream(
+                &store,
+                &format!("u{len}"),
+                futures::stream::iter(chunks(&data, 4096)),
+            )
+            .await
+            .unwrap();
+            assert!(!again.new, "second put of {len} bytes must dedup");
+        }
+        let staged: Vec<_> = store.list_sorted(&keys::staging("")).await.unwrap();
+        assert!(staged.is_empty(), "staging must be cleaned up");
+    }
+}

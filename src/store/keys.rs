@@ -1,0 +1,141 @@
+//! The one module that builds and parses object keys (DESIGN §4).
+//!
+//! ```text
+//! blobs/sha256/ab/cdef…          content, create-only, deduplicated by hash
+//! records/<id>/<rev>.mpk         record revisions, create-only
+//! journal/<seq>.mpk              journal entries, create-only (commit point)
+//! staging/<uuid>                 large uploads in flight (not archive data)
+//! ```
+
+use object_store::path::Path;
+
+pub const BLOBS: &str = "blobs/sha256";
+pub const RECORDS: &str = "records";
+pub const JOURNAL: &str = "journal";
+pub const STAGING: &str = "staging";
+
+/// Width of the zero-padded sequence number: u64::MAX has 20 digits, so lexical
+/// order of keys equals numeric order.
+const SEQ_WIDTH: usize = 20;
+/// Width of the zero-padded revision number.
+const REV_WIDTH: usize = 8;
+
+pub fn blob(sha256_hex: &str) -> Path {
+    let (dir, _) = sha256_hex.split_at(2.min(sha256_hex.len()));
+    Path::from(format!("{BLOBS}/{dir}/{sha256_hex}"))
+}
+
+pub fn blobs_prefix() -> Path {
+    Path::from(BLOBS)
+}
+
+pub fn record_prefix(id: &str) -> Path {
+    Path::from(format!("{RECORDS}/{id}"))
+}
+
+pub fn records_prefix() -> Path {
+    Path::from(RECORDS)
+}
+
+pub fn record_rev(id: &str, rev: u32) -> Path {
+    Path::from(format!("{RECORDS}/{id}/{rev:0REV_WIDTH$}.mpk"))
+}
+
+pub fn journal(seq: u64) -> Path {
+    Path::from(format!("{JOURNAL}/{seq:0SEQ_WIDTH$}.mpk"))
+}
+
+pub fn journal_prefix() -> Path {
+    Path::from(JOURNAL)
+}
+
+pub fn staging(name: &str) -> Path {
+    Path::from(format!("{STAGING}/{name}"))
+}
+
+/// What a key names, as far as its shape tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind {
+    Blob { sha256: String },
+    RecordRevision { id: String, rev: u32 },
+    Journal { seq: u64 },
+    Staging,
+    Unknown,
+}
+
+pub fn classify(key: &Path) -> KeyKind {
+    let parts: Vec<&str> = key.as_ref().split('/').collect();
+    match parts.as_slice() {
+        ["blobs", "sha256", dir, name]
+            if name.len() == 64
+                && name.starts_with(dir)
+                && dir.len() == 2
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) =>
+        {
+            KeyKind::Blob {
+                sha256: (*name).to_string(),
+            }
+        }
+        ["records", id, file] => match file
+            .strip_suffix(".mpk")
+            .filter(|n| n.len() == REV_WIDTH)
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            Some(rev) if !id.is_empty() => KeyKind::RecordRevision {
+                id: (*id).to_string(),
+                rev,
+            },
+            _ => KeyKind::Unknown,
+        },
+        ["journal", file] => match file
+            .strip_suffix(".mpk")
+            .filter(|n| n.len() == SEQ_WIDTH)
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            Some(seq) => KeyKind::Journal { seq },
+            None => KeyKind::Unknown,
+        },
+        ["staging", _] => KeyKind::Staging,
+        _ => KeyKind::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_through_classify() {
+        let sha = "ab".repeat(32);
+        assert_eq!(
+            classify(&blob(&sha)),
+            KeyKind::Blob {
+                sha256: sha.clone()
+            }
+        );
+        assert_eq!(
+            classify(&record_rev("r1", 7)),
+            KeyKind::RecordRevision {
+                id: "r1".into(),
+                rev: 7
+            }
+        );
+        assert_eq!(classify(&journal(42)), KeyKind::Journal { seq: 42 });
+        assert_eq!(journal(42).as_ref(), "journal/00000000000000000042.mpk");
+    }
+
+    #[test]
+    fn journal_keys_sort_numerically() {
+        assert!(journal(9).as_ref() < journal(10).as_ref());
+        assert!(journal(99_999).as_ref() < journal(100_000).as_ref());
+    }
+
+    #[test]
+    fn misplaced_blob_is_unknown() {
+        let sha = "ab".repeat(32);
+        let wrong = Path::from(format!("blobs/sha256/cd/{sha}"));
+        assert_eq!(classify(&wrong), KeyKind::Unknown);
+    }
+}

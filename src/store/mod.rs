@@ -1,0 +1,341 @@
+//! Access to the object store: the source of truth (DESIGN §4).
+//!
+//! Everything persistent goes through [`Store`]. It offers create-only writes and reads;
+//! there is deliberately no method that overwrites or deletes a blob, a revision or a
+//! journal entry. The only deletion is of `staging/` objects, which are uploads in
+//! flight and never archive data.
+//!
+//! Backends: a local directory (`LocalFileSystem` with fsync of file and directory, the
+//! embedded default), `memory://` (tests), and `s3://bucket/prefix` (any S3-compatible
+//! store with conditional writes).
+
+pub mod blob;
+pub mod codec;
+pub mod keys;
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3Builder, S3CopyIfNotExists};
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{
+    CopyMode, CopyOptions, GetOptions, GetRange, GetResultPayload, MultipartUpload, ObjectMeta,
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Chunk size for streaming reads of local files (object_store's default is 8 KiB).
+const READ_CHUNK: usize = 256 * 1024;
+/// Buffer size when hashing a local file in one blocking task.
+const HASH_BUF: usize = 1024 * 1024;
+
+/// Whether a create-only write made a new object or found one already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    New,
+    Existed,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    desc: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.desc)
+    }
+}
+
+impl Store {
+    /// Opens a store from a spec: a directory path (or `file:///path`), `memory://`,
+    /// or `s3://bucket[/prefix]` (credentials and region from the usual `AWS_*`
+    /// variables; `AKTE_S3_ENDPOINT` or `AWS_ENDPOINT_URL` override the endpoint).
+    pub fn open(spec: &str) -> Result<Store> {
+        let config_err = |reason: String| Error::StoreConfig {
+            spec: spec.to_string(),
+            reason,
+        };
+        if spec == "memory://" || spec == "memory:" {
+            return Ok(Store::from_object_store(
+                Arc::new(InMemory::new()),
+                "memory://",
+            ));
+        }
+        if let Some(rest) = spec.strip_prefix("s3://") {
+            let (bucket, prefix) = match rest.split_once('/') {
+                Some((b, p)) => (b, p.trim_matches('/')),
+                None => (rest, ""),
+            };
+            if bucket.is_empty() {
+                return Err(config_err("no bucket name".into()));
+            }
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            let endpoint = std::env::var("AKTE_S3_ENDPOINT")
+                .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+                .ok();
+            if let Some(ep) = endpoint {
+                builder = builder
+                    .with_allow_http(ep.starts_with("http://"))
+                    .with_endpoint(ep);
+            }
+            if std::env::var("AWS_COPY_IF_NOT_EXISTS").is_err() {
+                // Native S3 offers copy-if-not-exists only through a conditional multipart
+                // completion; large blobs are published that way.
+                builder = builder.with_copy_if_not_exists(S3CopyIfNotExists::Multipart);
+            }
+            let s3 = builder.build().map_err(|e| config_err(e.to_string()))?;
+            let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                Arc::new(s3)
+            } else {
+                Arc::new(PrefixStore::new(s3, prefix))
+            };
+            return Ok(Store::from_object_store(inner, spec));
+        }
+        let path = match spec.strip_prefix("file://") {
+            Some(p) => PathBuf::from(p),
+            None if spec.contains("://") => {
+                return Err(config_err(
+                    "unknown scheme (use a path, file://, memory:// or s3://)".into(),
+                ));
+            }
+            None => PathBuf::from(spec),
+        };
+        std::fs::create_dir_all(&path).map_err(|e| config_err(e.to_string()))?;
+        let local = LocalFileSystem::new_with_prefix(&path)
+            .map_err(|e| config_err(e.to_string()))?
+            .with_fsync(true);
+        Ok(Store::from_object_store(
+            Arc::new(local),
+            path.display().to_string(),
+        ))
+    }
+
+    /// Wraps any object store (tests use this for fault injection).
+    pub fn from_object_store(inner: Arc<dyn ObjectStore>, desc: impl Into<String>) -> Store {
+        Store {
+            inner,
+            desc: desc.into(),
+        }
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.desc
+    }
+
+    fn err(&self, key: &Path, e: object_store::Error) -> Error {
+        match e {
+            object_store::Error::NotFound { .. } => Error::ObjectNotFound {
+                key: key.to_string(),
+            },
+            other => Error::Store {
+                store: self.desc.clone(),
+                source: other,
+            },
+        }
+    }
+
+    /// Writes `bytes` under `key` only if nothing is there yet. The write is durable
+    /// when this returns `Created::New`.
+    pub async fn put_new(&self, key: &Path, bytes: Bytes) -> Result<Created> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .inner
+            .put_opts(key, PutPayload::from_bytes(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(Created::New),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::Existed),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    pub async fn get(&self, key: &Path) -> Result<Bytes> {
+        let r = self.inner.get(key).await.map_err(|e| self.err(key, e))?;
+        r.bytes().await.map_err(|e| self.err(key, e))
+    }
+
+    pub async fn get_opt(&self, key: &Path) -> Result<Option<Bytes>> {
+        match self.get(key).await {
+            Ok(b) => Ok(Some(b)),
+            Err(Error::ObjectNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn head(&self, key: &Path) -> Result<Option<ObjectMeta>> {
+        match self.inner.head(key).await {
+            Ok(m) => Ok(Some(m)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    pub async fn exists(&self, key: &Path) -> Result<bool> {
+        Ok(self.head(key).await?.is_some())
+    }
+
+    /// Every object under `prefix`, in no particular order.
+    pub fn list(&self, prefix: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
+        let desc = self.desc.clone();
+        self.inner
+            .list(Some(prefix))
+            .map_err(move |e| Error::Store {
+                store: desc.clone(),
+                source: e,
+            })
+            .boxed()
+    }
+
+    /// Every object under `prefix`, sorted by key.
+    pub async fn list_sorted(&self, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+        let mut v: Vec<ObjectMeta> = self.list(prefix).try_collect().await?;
+        v.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(v)
+    }
+
+    /// A streaming read of `key`, optionally of a byte range.
+    pub async fn read_stream(
+        &self,
+        key: &Path,
+        range: Option<Range<u64>>,
+    ) -> Result<(ObjectMeta, BoxStream<'static, Result<Bytes>>)> {
+        let opts = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let r = self
+            .inner
+            .get_opts(key, opts)
+            .await
+            .map_err(|e| self.err(key, e))?;
+        let meta = r.meta.clone();
+        let range = r.range.clone();
+        let stream = match r.payload {
+            GetResultPayload::File(file, path) => file_stream(file, path, range),
+            GetResultPayload::Stream(s) => {
+                let desc = self.desc.clone();
+                s.map_err(move |e| Error::Store {
+                    store: desc.clone(),
+                    source: e,
+                })
+                .boxed()
+            }
+        };
+        Ok((meta, stream))
+    }
+
+    /// SHA-256 and length of the object under `key`, streamed (never held in memory).
+    pub async fn sha256_of(&self, key: &Path) -> Result<(String, u64)> {
+        let r = self.inner.get(key).await.map_err(|e| self.err(key, e))?;
+        match r.payload {
+            GetResultPayload::File(mut file, path) => tokio::task::spawn_blocking(move || {
+                use std::io::Read;
+                let mut h = Sha256::new();
+                let mut buf = vec![0u8; HASH_BUF];
+                let mut n: u64 = 0;
+                loop {
+                    let k = file
+                        .read(&mut buf)
+                        .map_err(|e| Error::io(path.display(), e))?;
+                    if k == 0 {
+                        break;
+                    }
+                    h.update(&buf[..k]);
+                    n += k as u64;
+                }
+                Ok((hex::encode(h.finalize()), n))
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("hash task: {e}")))?,
+            GetResultPayload::Stream(mut s) => {
+                let mut h = Sha256::new();
+                let mut n: u64 = 0;
+                while let Some(chunk) = s.next().await {
+                    let chunk = chunk.map_err(|e| self.err(key, e))?;
+                    h.update(&chunk);
+                    n += chunk.len() as u64;
+                }
+                Ok((hex::encode(h.finalize()), n))
+            }
+        }
+    }
+
+    pub(crate) async fn start_multipart(&self, key: &Path) -> Result<Box<dyn MultipartUpload>> {
+        self.inner
+            .put_multipart(key)
+            .await
+            .map_err(|e| self.err(key, e))
+    }
+
+    /// Publishes `from` under `to` only if `to` does not exist yet.
+    pub(crate) async fn copy_new(&self, from: &Path, to: &Path) -> Result<Created> {
+        let opts = CopyOptions {
+            mode: CopyMode::Create,
+            ..Default::default()
+        };
+        match self.inner.copy_opts(from, to, opts).await {
+            Ok(()) => Ok(Created::New),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::Existed),
+            Err(e) => Err(self.err(to, e)),
+        }
+    }
+
+    /// Removes an upload in flight. Refuses any key outside `staging/`.
+    pub(crate) async fn delete_staging(&self, key: &Path) -> Result<()> {
+        if keys::classify(key) != keys::KeyKind::Staging {
+            return Err(Error::Internal(format!(
+                "refusing to delete {key}: only staging objects may be deleted"
+            )));
+        }
+        match self.inner.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+}
+
+/// Reads a local file in [`READ_CHUNK`] pieces on the blocking pool.
+fn file_stream(
+    file: std::fs::File,
+    path: PathBuf,
+    range: Range<u64>,
+) -> BoxStream<'static, Result<Bytes>> {
+    futures::stream::try_unfold(
+        (Some(file), path, range.start, range.end),
+        |(file, path, pos, end)| async move {
+            let Some(file) = file else { return Ok(None) };
+            if pos >= end {
+                return Ok(None);
+            }
+            let want = usize::try_from((end - pos).min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK);
+            let (file, path, buf) = tokio::task::spawn_blocking(move || {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut file = file;
+                let mut buf = vec![0u8; want];
+                file.seek(SeekFrom::Start(pos))
+                    .map_err(|e| Error::io(path.display(), e))?;
+                file.read_exact(&mut buf)
+                    .map_err(|e| Error::io(path.display(), e))?;
+                Ok::<_, Error>((file, path, buf))
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("read task: {e}")))??;
+            let next = pos + buf.len() as u64;
+            Ok(Some((Bytes::from(buf), (Some(file), path, next, end))))
+        },
+    )
+    .boxed()
+}

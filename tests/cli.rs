@@ -1,0 +1,206 @@
+//! The `akte` binary: byte-exact round trips, JSON output, clear errors, verify exit codes.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+fn akte(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_akte"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("AKTE_STORE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn fails(out: &Output) -> String {
+    assert!(!out.status.success(), "expected failure, got success");
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line on stderr: {err}"
+    );
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+fn archive_json(data: &Path, file: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--json", "archive", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = ok(&akte(data, &args));
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+#[test]
+fn archive_then_cat_is_byte_exact_for_empty_small_and_large_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (name, len) in [
+        ("empty", 0usize),
+        ("small.txt", 1234),
+        ("large.bin", 100 * 1024 * 1024 + 17),
+    ] {
+        let src = dir.path().join(name);
+        let bytes = pseudo_random(len, len as u64 + 5);
+        std::fs::write(&src, &bytes).unwrap();
+        let v = archive_json(
+            &data,
+            &src,
+            &["--class", "contract", "--date", "2024-05-01"],
+        );
+        assert_eq!(v["sha256"], sha256_hex(&bytes));
+        assert_eq!(v["size"], len as u64);
+        assert_eq!(v["retain_until"], "2034-12-31");
+        let id = v["id"].as_str().unwrap();
+        let out_path = dir.path().join(format!("{name}.out"));
+        let out_file = std::fs::File::create(&out_path).unwrap();
+        let status = Command::new(env!("CARGO_BIN_EXE_akte"))
+            .arg("--data")
+            .arg(&data)
+            .args(["cat", id])
+            .stdout(out_file)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let back = std::fs::read(&out_path).unwrap();
+        assert_eq!(sha256_hex(&back), sha256_hex(&bytes), "{name}");
+    }
+    let out = ok(&akte(&data, &["--json", "verify"]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["blobs"], 3);
+}
+
+#[test]
+fn show_history_amend_and_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let src = dir.path().join("Rechnung-4711.txt");
+    std::fs::write(&src, "Rechnung 4711").unwrap();
+    let v = archive_json(&data, &src, &["--class", "invoice", "--date", "2025-02-03"]);
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(v["retain_until"], "2033-12-31");
+
+    let out = ok(&akte(&data, &["show", &id]));
+    assert!(out.contains("class:         invoice"), "{out}");
+    assert!(out.contains("Rechnung-4711.txt"));
+
+    ok(&akte(
+        &data,
+        &[
+            "amend",
+            &id,
+            "--title",
+            "Rechnung 4711 (Kopie)",
+            "--reason",
+            "typo",
+        ],
+    ));
+    let v2 = dir.path().join("v2.txt");
+    std::fs::write(&v2, "Rechnung 4711 korrigiert").unwrap();
+    ok(&akte(
+        &data,
+        &["amend", &id, "--content", v2.to_str().unwrap()],
+    ));
+
+    let hist: serde_json::Value =
+        serde_json::from_str(ok(&akte(&data, &["--json", "history", &id])).trim()).unwrap();
+    let revs = hist.as_array().unwrap();
+    assert_eq!(revs.len(), 3);
+    assert_eq!(revs[1]["title"], "Rechnung 4711 (Kopie)");
+    assert_eq!(revs[2]["content"]["version"], 2);
+
+    let old = ok(&akte(&data, &["cat", &id, "--rev", "1"]));
+    assert_eq!(old, "Rechnung 4711");
+    let new = ok(&akte(&data, &["cat", &id]));
+    assert_eq!(new, "Rechnung 4711 korrigiert");
+
+    let j = ok(&akte(&data, &["--json", "journal", "--since", "1"]));
+    let entries: Vec<serde_json::Value> = j
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["action"], "record.amend");
+    assert_eq!(entries[1]["action"], "record.content");
+
+    let err = fails(&akte(
+        &data,
+        &["amend", &id, "--retain-until", "2030-01-01"],
+    ));
+    assert!(err.contains("only be extended"), "{err}");
+}
+
+#[test]
+fn errors_are_one_line_with_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let err = fails(&akte(&data, &["archive", "/nonexistent/file.pdf"]));
+    assert!(err.contains("/nonexistent/file.pdf"), "{err}");
+    let err = fails(&akte(
+        &data,
+        &["show", "01900000-0000-7000-8000-000000000000"],
+    ));
+    assert!(err.contains("unknown record"), "{err}");
+    let err = fails(&akte(&data, &["show", "not-an-id"]));
+    assert!(err.contains("not a record id"), "{err}");
+    let err = fails(&akte(
+        &data,
+        &["archive", "--class", "Bad Class", "/etc/hostname"],
+    ));
+    assert!(err.contains("class"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_akte"))
+        .args(["--store", "ftp://nowhere", "journal"])
+        .output()
+        .unwrap();
+    let err = fails(&out);
+    assert!(err.contains("cannot open store"), "{err}");
+    // A data directory that is a file cannot be opened.
+    let file = dir.path().join("plain");
+    std::fs::write(&file, "x").unwrap();
+    fails(&akte(&file, &["journal"]));
+}
+
+#[test]
+fn corrupt_objects_are_named_by_show_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let src = dir.path().join("a.txt");
+    std::fs::write(&src, "Vertrag").unwrap();
+    let v = archive_json(&data, &src, &[]);
+    let id = v["id"].as_str().unwrap();
+    let rev = data.join("records").join(id).join("00000001.mpk");
+    let mut bytes = std::fs::read(&rev).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x20;
+    std::fs::write(&rev, bytes).unwrap();
+
+    let err = fails(&akte(&data, &["show", id]));
+    assert!(err.contains(&format!("records/{id}/00000001.mpk")), "{err}");
+
+    let out = akte(&data, &["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("BROKEN records/{id}/00000001.mpk")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("FAILED"), "{stdout}");
+}
