@@ -15,14 +15,18 @@ use bytes::Bytes;
 use chrono::NaiveDate;
 use futures::{Stream, StreamExt, TryStreamExt};
 
-use crate::audit::journal::{Draft, Journal, JournalEntry, Subject};
+use crate::audit::{
+    self,
+    journal::{Journal, JournalEntry},
+};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::record::{self, ContentRef, PartyLink, RecordRevision};
 use crate::retention;
+use crate::store::Store;
 use crate::store::blob::{self, BlobRef};
 use crate::store::codec;
-use crate::store::{Created, Store, keys};
+use crate::store::keys::{self, ObjectKind};
 
 /// Metadata for a new record.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +60,9 @@ pub struct Amendment {
     pub document_date: Option<NaiveDate>,
     pub retain_until: Option<NaiveDate>,
     pub reason: Option<String>,
+    /// The revision this amendment was made against; if a newer one exists the
+    /// amendment is refused as a conflict (no lost updates).
+    pub base_rev: Option<u32>,
 }
 
 /// A new content version.
@@ -73,6 +80,8 @@ pub struct Archive {
     store: Store,
     journal: Arc<Journal>,
     clock: Arc<dyn Clock>,
+    /// Commits in flight; see [`Archive::drain`].
+    commits: tokio_util::task::TaskTracker,
 }
 
 impl Archive {
@@ -82,6 +91,7 @@ impl Archive {
             store,
             journal,
             clock,
+            commits: tokio_util::task::TaskTracker::new(),
         }
     }
 
@@ -91,6 +101,11 @@ impl Archive {
 
     pub fn journal(&self) -> &Journal {
         &self.journal
+    }
+
+    /// The shared journal handle (one head per process avoids needless races).
+    pub fn journal_arc(&self) -> Arc<Journal> {
+        self.journal.clone()
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -174,6 +189,10 @@ impl Archive {
     }
 
     /// Writes `revision` create-only, then journals it. Returns the journal entry.
+    ///
+    /// The two writes run in their own task: if the caller is dropped (a client hangs up,
+    /// a request is cancelled) the commit still completes, so a revision is never left
+    /// without its journal entry by cancellation.
     async fn commit(
         &self,
         revision: RecordRevision,
@@ -181,23 +200,30 @@ impl Archive {
         detail: Option<String>,
     ) -> Result<JournalEntry> {
         let bytes = revision.encode()?;
-        let digest = codec::sha256_hex(&bytes);
-        let key = keys::record_rev(&revision.id, revision.rev);
-        if self.store.put_new(&key, Bytes::from(bytes)).await? == Created::Existed {
-            return Err(Error::RevisionConflict {
-                id: revision.id.clone(),
-                rev: revision.rev,
-            });
-        }
-        self.journal
-            .append(Draft {
-                actor: revision.actor.clone(),
-                action: action.to_string(),
-                subjects: vec![Subject::record(&revision.id, revision.rev)],
-                payload_digest: Some(digest),
+        let (store, journal) = (self.store.clone(), self.journal.clone());
+        let action = action.to_string();
+        let task = self.commits.spawn(async move {
+            audit::commit_revision(
+                &store,
+                &journal,
+                ObjectKind::Record,
+                &revision.id,
+                revision.rev,
+                bytes,
+                &revision.actor,
+                &action,
                 detail,
-            })
+            )
             .await
+        });
+        task.await
+            .map_err(|e| Error::Internal(format!("commit task: {e}")))?
+    }
+
+    /// Waits for every commit in flight (graceful shutdown).
+    pub async fn drain(&self) {
+        self.commits.close();
+        self.commits.wait().await;
     }
 
     /// All revisions of a record with their stored bytes, oldest first.
@@ -260,6 +286,14 @@ impl Archive {
     /// Amends metadata by writing a new revision.
     pub async fn amend(&self, actor: &str, id: &str, a: Amendment) -> Result<RecordRevision> {
         let (prev, prev_hash) = self.latest_raw(id).await?;
+        if let Some(base) = a.base_rev
+            && base != prev.rev
+        {
+            return Err(Error::RevisionConflict {
+                id: id.to_string(),
+                rev: prev.rev,
+            });
+        }
         let mut next = prev.clone();
         let mut changed = Vec::new();
         if let Some(t) = a.title

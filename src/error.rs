@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Unavailable,
     /// Stored data failed a hash or format check.
     Corrupt,
+    /// The input exceeds a configured limit.
+    TooLarge,
     /// A bug or an unexpected state.
     Internal,
 }
@@ -35,6 +37,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Locked => "locked",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Corrupt => "corrupt",
+            ErrorKind::TooLarge => "too-large",
             ErrorKind::Internal => "internal",
         };
         f.write_str(s)
@@ -52,7 +55,7 @@ pub enum Error {
     RevisionNotFound { id: String, rev: u32 },
     #[error("object {key} not found")]
     ObjectNotFound { key: String },
-    #[error("record {id}: revision {rev} was written by someone else first")]
+    #[error("record {id}: revision {rev} was written by someone else first (re-read and retry)")]
     RevisionConflict { id: String, rev: u32 },
     #[error(
         "record {id}: retention may only be extended (current {current}, requested {requested})"
@@ -86,6 +89,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("content exceeds the upload limit of {limit} bytes")]
+    TooLarge { limit: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -103,6 +108,7 @@ impl Error {
             Error::Store { .. } | Error::StoreConfig { .. } | Error::Io { .. } => {
                 ErrorKind::Unavailable
             }
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

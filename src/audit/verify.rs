@@ -16,8 +16,9 @@ use super::journal::{Draft, Journal, JournalEntry, Subject};
 use crate::error::{Error, Result};
 use crate::record::RecordRevision;
 use crate::store::Store;
+
 use crate::store::codec::{self, ZERO_HASH};
-use crate::store::keys::{self, KeyKind};
+use crate::store::keys::{self, KeyKind, ObjectKind};
 
 /// One broken object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,6 +71,8 @@ impl std::fmt::Display for Problem {
 /// A revision written but never journaled: the writer crashed before its commit point.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unjournaled {
+    /// Journal subject kind (`record`, `token`).
+    pub kind: String,
     pub id: String,
     pub rev: u32,
     pub key: String,
@@ -135,21 +138,19 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
 
     // 1. Inventory.
     let mut blobs: Vec<(String, u64)> = Vec::new();
-    let mut revisions: BTreeMap<String, Vec<(u32, String)>> = BTreeMap::new();
+    let mut revisions: BTreeMap<(ObjectKind, String), Vec<(u32, String)>> = BTreeMap::new();
     let mut journal: Vec<u64> = Vec::new();
-    for prefix in [
-        keys::blobs_prefix(),
-        keys::records_prefix(),
-        keys::journal_prefix(),
-    ] {
+    let mut prefixes = vec![keys::blobs_prefix(), keys::journal_prefix()];
+    prefixes.extend(ObjectKind::ALL.map(keys::kind_prefix));
+    for prefix in prefixes {
         let mut list = store.list(&prefix);
         while let Some(meta) = list.try_next().await? {
             report.objects += 1;
             let key = meta.location.to_string();
             match keys::classify(&meta.location) {
                 KeyKind::Blob { sha256 } => blobs.push((sha256, meta.size)),
-                KeyKind::RecordRevision { id, rev } => {
-                    revisions.entry(id).or_default().push((rev, key))
+                KeyKind::Revision { kind, id, rev } => {
+                    revisions.entry((kind, id)).or_default().push((rev, key))
                 }
                 KeyKind::Journal { seq } => journal.push(seq),
                 KeyKind::Staging | KeyKind::Unknown => report
@@ -166,20 +167,31 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
     let journaled = check_journal(store, &mut journal, &mut report).await?;
 
     // 3. Revision chains, and each revision against its journal entry.
-    let mut seen: std::collections::HashSet<(String, u32)> = std::collections::HashSet::new();
-    for (id, mut revs) in revisions {
-        report.records += 1;
+    let mut seen: std::collections::HashSet<RevKey> = std::collections::HashSet::new();
+    for ((kind, id), mut revs) in revisions {
+        if kind == ObjectKind::Record {
+            report.records += 1;
+        }
         revs.sort();
         for (rev, _) in &revs {
-            seen.insert((id.clone(), *rev));
+            seen.insert((kind, id.clone(), *rev));
         }
-        check_record(store, &id, &revs, &journaled, &blob_sizes, &mut report).await?;
+        check_chain(
+            store,
+            kind,
+            &id,
+            &revs,
+            &journaled,
+            &blob_sizes,
+            &mut report,
+        )
+        .await?;
     }
-    let mut lost: Vec<&(String, u32)> = journaled.keys().filter(|k| !seen.contains(*k)).collect();
+    let mut lost: Vec<&RevKey> = journaled.keys().filter(|k| !seen.contains(*k)).collect();
     lost.sort();
-    for (id, rev) in lost {
+    for (kind, id, rev) in lost {
         report.problems.push(Problem::new(
-            keys::record_rev(id, *rev).to_string(),
+            keys::revision(*kind, id, *rev).to_string(),
             "journaled revision is missing from the store",
         ));
     }
@@ -239,12 +251,15 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
     Ok(report)
 }
 
+/// A revision as journal subjects name it: kind, id, revision number.
+type RevKey = (ObjectKind, String, u32);
+
 /// Checks the journal and returns, for every journaled revision, the digest it committed.
 async fn check_journal(
     store: &Store,
     seqs: &mut [u64],
     report: &mut Report,
-) -> Result<HashMap<(String, u32), String>> {
+) -> Result<HashMap<RevKey, String>> {
     seqs.sort_unstable();
     let mut journaled = HashMap::new();
     let Some(&max) = seqs.last() else {
@@ -325,23 +340,48 @@ async fn check_journal(
             )),
             Err(e) => report.problems.push(Problem::new(&key, e.to_string())),
         }
-        for s in &entry.subjects {
-            if s.kind == "record"
-                && let (Some(rev), Some(d)) = (s.rev, &entry.payload_digest)
-            {
-                journaled.insert((s.id.clone(), rev), d.clone());
-            }
+        // An entry that wrote a revision names exactly that revision and carries the digest
+        // of its bytes; reads and other acts carry no payload digest.
+        if let ([s], Some(d)) = (entry.subjects.as_slice(), &entry.payload_digest)
+            && let (Some(kind), Some(rev)) = (ObjectKind::from_subject(&s.kind), s.rev)
+        {
+            journaled.insert((kind, s.id.clone(), rev), d.clone());
         }
         prev = Some(entry.hash);
     }
     Ok(journaled)
 }
 
-async fn check_record(
+/// The fields every revisioned object shares; the rest is ignored when decoding this.
+#[derive(serde::Deserialize)]
+struct RevHeader {
+    id: String,
+    rev: u32,
+    prev_hash: Option<String>,
+}
+
+/// Full, canonical decode of a revision of `kind`; for records, also the content reference.
+fn decode_full(
+    kind: ObjectKind,
+    key: &str,
+    bytes: &[u8],
+) -> Result<Option<crate::record::ContentRef>> {
+    match kind {
+        ObjectKind::Record => Ok(Some(RecordRevision::decode(key, bytes)?.content)),
+        ObjectKind::Token => {
+            crate::access::TokenRevision::decode(key, bytes)?;
+            Ok(None)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn check_chain(
     store: &Store,
+    kind: ObjectKind,
     id: &str,
     revs: &[(u32, String)],
-    journaled: &HashMap<(String, u32), String>,
+    journaled: &HashMap<RevKey, String>,
     blob_sizes: &HashMap<String, u64>,
     report: &mut Report,
 ) -> Result<()> {
@@ -351,13 +391,13 @@ async fn check_record(
         let expected_rev = u32::try_from(i + 1).unwrap_or(u32::MAX);
         if *rev != expected_rev {
             report.problems.push(Problem::mismatch(
-                keys::record_rev(id, expected_rev).to_string(),
+                keys::revision(kind, id, expected_rev).to_string(),
                 "revision missing (gap in the chain)",
                 &expected_rev.to_string(),
                 &rev.to_string(),
             ));
         }
-        let bytes = match store.get(&keys::record_rev(id, *rev)).await {
+        let bytes = match store.get(&keys::revision(kind, id, *rev)).await {
             Ok(b) => b,
             Err(e) => {
                 report
@@ -369,7 +409,8 @@ async fn check_record(
         };
         report.bytes_hashed += bytes.len() as u64;
         let digest = codec::sha256_hex(&bytes);
-        match journaled.get(&(id.to_string(), *rev)) {
+        let decoded = decode_full(kind, key, &bytes);
+        match journaled.get(&(kind, id.to_string(), *rev)) {
             Some(d) if *d == digest => {}
             Some(d) => report.problems.push(Problem::mismatch(
                 key,
@@ -378,10 +419,11 @@ async fn check_record(
                 &digest,
             )),
             None => {
-                if let Ok(r) = RecordRevision::decode(key, &bytes) {
+                if decoded.is_ok() {
                     report.unjournaled.push(Unjournaled {
-                        id: r.id,
-                        rev: r.rev,
+                        kind: kind.subject().to_string(),
+                        id: id.to_string(),
+                        rev: *rev,
                         key: key.clone(),
                         digest: digest.clone(),
                     });
@@ -392,41 +434,46 @@ async fn check_record(
                 ));
             }
         }
-        match RecordRevision::decode(key, &bytes) {
+        match decoded {
             Err(e) => report.problems.push(Problem::new(key, e.to_string())),
-            Ok(r) => {
-                if r.id != id || r.rev != *rev {
+            Ok(content) => {
+                let header: RevHeader =
+                    rmp_serde::from_slice(&bytes).map_err(|e| Error::CorruptObject {
+                        key: key.clone(),
+                        reason: e.to_string(),
+                    })?;
+                if header.id != id || header.rev != *rev {
                     report.problems.push(Problem::mismatch(
                         key,
-                        "revision names another record or number",
+                        "revision names another object or number",
                         &format!("{id}/{rev}"),
-                        &format!("{}/{}", r.id, r.rev),
+                        &format!("{}/{}", header.id, header.rev),
                     ));
                 }
-                if r.prev_hash.as_deref() != prev_digest.as_deref()
+                if header.prev_hash.as_deref() != prev_digest.as_deref()
                     && (i == 0 || prev_digest.is_some())
                 {
                     report.problems.push(Problem::mismatch(
                         key,
                         "prev_hash does not match the predecessor revision",
                         prev_digest.as_deref().unwrap_or("none"),
-                        r.prev_hash.as_deref().unwrap_or("none"),
+                        header.prev_hash.as_deref().unwrap_or("none"),
                     ));
                 }
-                match blob_sizes.get(&r.content.sha256) {
-                    None => report.problems.push(Problem::new(
-                        keys::blob(&r.content.sha256).to_string(),
-                        format!("content of {key} is missing"),
-                    )),
-                    Some(size) if *size != r.content.size => {
-                        report.problems.push(Problem::mismatch(
-                            keys::blob(&r.content.sha256).to_string(),
+                if let Some(c) = content {
+                    match blob_sizes.get(&c.sha256) {
+                        None => report.problems.push(Problem::new(
+                            keys::blob(&c.sha256).to_string(),
+                            format!("content of {key} is missing"),
+                        )),
+                        Some(size) if *size != c.size => report.problems.push(Problem::mismatch(
+                            keys::blob(&c.sha256).to_string(),
                             format!("content size differs from {key}"),
-                            &r.content.size.to_string(),
+                            &c.size.to_string(),
                             &size.to_string(),
-                        ))
+                        )),
+                        Some(_) => {}
                     }
-                    Some(_) => {}
                 }
             }
         }
@@ -443,15 +490,19 @@ pub async fn repair(
     found: &[Unjournaled],
 ) -> Result<Vec<JournalEntry>> {
     let mut items = found.to_vec();
-    items.sort_by(|a, b| (&a.id, a.rev).cmp(&(&b.id, b.rev)));
+    items.sort_by(|a, b| (&a.kind, &a.id, a.rev).cmp(&(&b.kind, &b.id, b.rev)));
     let mut out = Vec::new();
     for u in items {
         out.push(
             journal
                 .append(Draft {
                     actor: actor.to_string(),
-                    action: "record.recover".into(),
-                    subjects: vec![Subject::record(&u.id, u.rev)],
+                    action: format!("{}.recover", u.kind),
+                    subjects: vec![Subject {
+                        kind: u.kind.clone(),
+                        id: u.id.clone(),
+                        rev: Some(u.rev),
+                    }],
                     payload_digest: Some(u.digest.clone()),
                     detail: Some(
                         "revision written before a crash, journaled by verify --repair".into(),

@@ -105,6 +105,51 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Run the HTTP server.
+    Serve {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, env = "AKTE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Largest upload in bytes.
+        #[arg(long, env = "AKTE_MAX_UPLOAD", default_value_t = 4 * 1024 * 1024 * 1024)]
+        max_upload: u64,
+        /// Requests per second per token.
+        #[arg(long, env = "AKTE_RATE", default_value_t = 500.0)]
+        rate: f64,
+        /// Upload bytes per second per token.
+        #[arg(long, env = "AKTE_UPLOAD_RATE", default_value_t = 256.0 * 1024.0 * 1024.0)]
+        upload_rate: f64,
+        /// Concurrent requests per token.
+        #[arg(long, env = "AKTE_CONCURRENCY", default_value_t = 64)]
+        concurrency: usize,
+        /// Log format.
+        #[arg(long, env = "AKTE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
+    },
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token; it is printed once.
+    Create {
+        /// admin, archivist, clerk or auditor.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Last day the token is valid (YYYY-MM-DD).
+        #[arg(long, value_parser = parse_date)]
+        expires: Option<NaiveDate>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token.
+    Revoke { id: String },
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -154,6 +199,10 @@ pub fn open_store(data: &std::path::Path, store: Option<&str>) -> anyhow::Result
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Openapi = cli.command {
+        print!("{}", crate::api::openapi_json());
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = open_store(&cli.data, cli.store.as_deref())?;
     let archive = Archive::new(store, Arc::new(SystemClock));
     let actor = cli.actor.clone().unwrap_or_else(default_actor);
@@ -290,6 +339,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     document_date: date,
                     retain_until,
                     reason,
+                    base_rev: None,
                 };
                 last = Some(archive.amend(&actor, &id, a).await?);
             }
@@ -324,6 +374,92 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         subjects.join(","),
                         &e.hash[..16]
                     );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Openapi => Ok(ExitCode::SUCCESS),
+        Command::Serve {
+            listen,
+            max_upload,
+            rate,
+            upload_rate,
+            concurrency,
+            log_format,
+        } => {
+            init_logging(&log_format);
+            let config = crate::api::ServerConfig {
+                max_upload_bytes: max_upload,
+                limits: crate::api::auth::LimitConfig {
+                    requests_per_second: rate,
+                    burst: rate * 2.0,
+                    concurrent_requests: concurrency,
+                    upload_bytes_per_second: upload_rate,
+                },
+                ..Default::default()
+            };
+            serve(archive, config, &listen).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(cmd) => {
+            let tokens = crate::access::Tokens::new(
+                archive.store().clone(),
+                archive.journal_arc(),
+                archive.clock().clone(),
+            );
+            tokens.load().await?;
+            match cmd {
+                TokenCommand::Create {
+                    role,
+                    name,
+                    expires,
+                } => {
+                    let role: crate::access::Role = role.parse()?;
+                    let name = name.unwrap_or_else(|| role.to_string());
+                    let expires_at = expires.and_then(crate::api::tokens::end_of_day);
+                    let (t, secret) = tokens.create(&actor, role, &name, expires_at, None).await?;
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"id": t.id, "name": t.name, "role": t.role, "expires_at": t.expires_at, "token": secret})
+                        );
+                    } else {
+                        println!("{secret}");
+                        eprintln!(
+                            "token {} ({}, role {}) created; it is shown only now",
+                            t.id, t.name, t.role
+                        );
+                    }
+                }
+                TokenCommand::List => {
+                    for t in tokens.list().await {
+                        if json {
+                            println!(
+                                "{}",
+                                serde_json::json!({"id": t.id, "name": t.name, "role": t.role, "created_at": t.created_at, "created_by": t.created_by, "expires_at": t.expires_at, "revoked_at": t.revoked_at})
+                            );
+                        } else {
+                            let state = match (t.revoked_at, t.expires_at) {
+                                (Some(r), _) => format!("revoked {}", r.format("%Y-%m-%d")),
+                                (None, Some(e)) => {
+                                    format!("expires {}", e.format("%Y-%m-%d %H:%M"))
+                                }
+                                (None, None) => "active".into(),
+                            };
+                            println!("{}  {:<10} {:<20} {}", t.id, t.role, t.name, state);
+                        }
+                    }
+                }
+                TokenCommand::Revoke { id } => {
+                    let t = tokens.revoke(&actor, &id).await?;
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"id": t.id, "revoked_at": t.revoked_at})
+                        );
+                    } else {
+                        println!("revoked {} ({})", t.id, t.name);
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -396,6 +532,71 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AKTE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+async fn serve(
+    archive: Archive,
+    config: crate::api::ServerConfig,
+    listen: &str,
+) -> anyhow::Result<()> {
+    let admin = std::env::var("AKTE_ADMIN_TOKEN")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let store_desc = archive.store().describe().to_string();
+    let started = crate::api::start(archive, config, admin).await?;
+    if let Some(token) = &started.new_admin_token {
+        eprintln!("akte: first start on an empty store: created the admin token");
+        eprintln!("akte: admin token (shown only now, store it safely): {token}");
+    }
+    tracing::info!(store = %store_desc, "akte listening on http://{addr}");
+    eprintln!("akte: listening on http://{addr}");
+    crate::api::serve(listener, started.state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
 }
 
 fn print_revision(r: &RecordRevision, json: bool) -> anyhow::Result<()> {

@@ -4,6 +4,7 @@
 //! blobs/sha256/ab/cdef…          content, create-only, deduplicated by hash
 //! records/<id>/<rev>.mpk         record revisions, create-only
 //! journal/<seq>.mpk              journal entries, create-only (commit point)
+//! tokens/<id>/<rev>.mpk          API token revisions (hashes only), create-only
 //! staging/<uuid>                 large uploads in flight (not archive data)
 //! ```
 
@@ -13,6 +14,38 @@ pub const BLOBS: &str = "blobs/sha256";
 pub const RECORDS: &str = "records";
 pub const JOURNAL: &str = "journal";
 pub const STAGING: &str = "staging";
+pub const TOKENS: &str = "tokens";
+
+/// Kinds of revisioned objects: each lives under `<prefix>/<id>/<rev>.mpk` and each
+/// revision is committed by a journal entry whose subject has this kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    Record,
+    Token,
+}
+
+impl ObjectKind {
+    pub const ALL: [ObjectKind; 2] = [ObjectKind::Record, ObjectKind::Token];
+
+    pub fn prefix(self) -> &'static str {
+        match self {
+            ObjectKind::Record => RECORDS,
+            ObjectKind::Token => TOKENS,
+        }
+    }
+
+    /// The subject kind used in journal entries.
+    pub fn subject(self) -> &'static str {
+        match self {
+            ObjectKind::Record => "record",
+            ObjectKind::Token => "token",
+        }
+    }
+
+    pub fn from_subject(s: &str) -> Option<ObjectKind> {
+        ObjectKind::ALL.into_iter().find(|k| k.subject() == s)
+    }
+}
 
 /// Width of the zero-padded sequence number: u64::MAX has 20 digits, so lexical
 /// order of keys equals numeric order.
@@ -30,7 +63,7 @@ pub fn blobs_prefix() -> Path {
 }
 
 pub fn record_prefix(id: &str) -> Path {
-    Path::from(format!("{RECORDS}/{id}"))
+    revision_prefix(ObjectKind::Record, id)
 }
 
 pub fn records_prefix() -> Path {
@@ -38,7 +71,19 @@ pub fn records_prefix() -> Path {
 }
 
 pub fn record_rev(id: &str, rev: u32) -> Path {
-    Path::from(format!("{RECORDS}/{id}/{rev:0REV_WIDTH$}.mpk"))
+    revision(ObjectKind::Record, id, rev)
+}
+
+pub fn revision(kind: ObjectKind, id: &str, rev: u32) -> Path {
+    Path::from(format!("{}/{id}/{rev:0REV_WIDTH$}.mpk", kind.prefix()))
+}
+
+pub fn revision_prefix(kind: ObjectKind, id: &str) -> Path {
+    Path::from(format!("{}/{id}", kind.prefix()))
+}
+
+pub fn kind_prefix(kind: ObjectKind) -> Path {
+    Path::from(kind.prefix())
 }
 
 pub fn journal(seq: u64) -> Path {
@@ -56,9 +101,17 @@ pub fn staging(name: &str) -> Path {
 /// What a key names, as far as its shape tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyKind {
-    Blob { sha256: String },
-    RecordRevision { id: String, rev: u32 },
-    Journal { seq: u64 },
+    Blob {
+        sha256: String,
+    },
+    Revision {
+        kind: ObjectKind,
+        id: String,
+        rev: u32,
+    },
+    Journal {
+        seq: u64,
+    },
     Staging,
     Unknown,
 }
@@ -78,17 +131,21 @@ pub fn classify(key: &Path) -> KeyKind {
                 sha256: (*name).to_string(),
             }
         }
-        ["records", id, file] => match file
-            .strip_suffix(".mpk")
-            .filter(|n| n.len() == REV_WIDTH)
-            .and_then(|n| n.parse::<u32>().ok())
-        {
-            Some(rev) if !id.is_empty() => KeyKind::RecordRevision {
-                id: (*id).to_string(),
-                rev,
-            },
-            _ => KeyKind::Unknown,
-        },
+        [prefix, id, file] => {
+            let kind = ObjectKind::ALL.into_iter().find(|k| k.prefix() == *prefix);
+            let rev = file
+                .strip_suffix(".mpk")
+                .filter(|n| n.len() == REV_WIDTH && n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse::<u32>().ok());
+            match (kind, rev) {
+                (Some(kind), Some(rev)) if !id.is_empty() => KeyKind::Revision {
+                    kind,
+                    id: (*id).to_string(),
+                    rev,
+                },
+                _ => KeyKind::Unknown,
+            }
+        }
         ["journal", file] => match file
             .strip_suffix(".mpk")
             .filter(|n| n.len() == SEQ_WIDTH)
@@ -117,7 +174,8 @@ mod tests {
         );
         assert_eq!(
             classify(&record_rev("r1", 7)),
-            KeyKind::RecordRevision {
+            KeyKind::Revision {
+                kind: ObjectKind::Record,
                 id: "r1".into(),
                 rev: 7
             }

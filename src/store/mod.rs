@@ -206,6 +206,16 @@ impl Store {
         Ok(v)
     }
 
+    /// Number of immediate "directories" under `prefix` (e.g. records under `records/`).
+    pub async fn count_children(&self, prefix: &Path) -> Result<u64> {
+        let r = self
+            .inner
+            .list_with_delimiter(Some(prefix))
+            .await
+            .map_err(|e| self.err(prefix, e))?;
+        Ok(r.common_prefixes.len() as u64)
+    }
+
     /// A streaming read of `key`, optionally of a byte range.
     pub async fn read_stream(
         &self,

@@ -1,0 +1,428 @@
+//! Who may do what: API tokens and roles (DESIGN §9).
+//!
+//! A token is 32 random bytes shown once; the store keeps only its SHA-256, in a
+//! revisioned, journaled object `tokens/<id>/<rev>.mpk` (revision 1 creates, a later one
+//! revokes). The in-memory table is derived state: rebuilt from the store at start and
+//! whenever the journal moves (another process may have created or revoked a token).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::RwLock;
+
+use crate::audit::{self, journal::Journal};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::store::keys::{self, KeyKind, ObjectKind};
+use crate::store::{Store, codec};
+
+/// Current format version of [`TokenRevision`].
+pub const FORMAT: u32 = 1;
+const TOKEN_PREFIX: &str = "akte_";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Tokens and configuration; may do everything.
+    Admin,
+    /// Ingest, amend, holds; reads.
+    Archivist,
+    /// Reads; adds notes and links.
+    Clerk,
+    /// Reads everything including the journal and reports; changes nothing.
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Archivist, Role::Clerk, Role::Auditor];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Archivist => "archivist",
+            Role::Clerk => "clerk",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "role",
+                    format!("{s:?} is not one of admin, archivist, clerk, auditor"),
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRevision {
+    pub format: u32,
+    pub id: String,
+    pub rev: u32,
+    pub prev_hash: Option<String>,
+    pub name: String,
+    pub role: Role,
+    /// SHA-256 (hex) of the whole token string; the token itself is never stored.
+    pub secret_sha256: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<String>,
+}
+
+impl TokenRevision {
+    pub fn decode(key: &str, bytes: &[u8]) -> Result<TokenRevision> {
+        let t: TokenRevision = codec::decode(key, bytes)?;
+        if t.format != FORMAT {
+            return Err(Error::CorruptObject {
+                key: key.to_string(),
+                reason: format!("unsupported token format {}", t.format),
+            });
+        }
+        Ok(t)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub token_id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    /// How the caller appears in the journal.
+    pub fn actor(&self) -> String {
+        format!("token:{}:{}", self.name, self.token_id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Missing,
+    Invalid,
+    Expired,
+    Revoked,
+}
+
+impl std::fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AuthFailure::Missing => "no bearer token given",
+            AuthFailure::Invalid => "the token is not valid",
+            AuthFailure::Expired => "the token has expired",
+            AuthFailure::Revoked => "the token was revoked",
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    by_hash: HashMap<String, TokenRevision>,
+    by_id: HashMap<String, TokenRevision>,
+    journal_seq: u64,
+}
+
+#[derive(Debug)]
+pub struct Tokens {
+    store: Store,
+    journal: Arc<Journal>,
+    clock: Arc<dyn Clock>,
+    table: RwLock<Table>,
+}
+
+fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn new_secret() -> Result<String> {
+    let mut buf = [0u8; 32];
+    getrandom::fill(&mut buf).map_err(|e| Error::Internal(format!("no random source: {e}")))?;
+    Ok(format!("{TOKEN_PREFIX}{}", hex::encode(buf)))
+}
+
+impl Tokens {
+    pub fn new(store: Store, journal: Arc<Journal>, clock: Arc<dyn Clock>) -> Tokens {
+        Tokens {
+            store,
+            journal,
+            clock,
+            table: RwLock::new(Table::default()),
+        }
+    }
+
+    /// Rebuilds the table from the store.
+    pub async fn load(&self) -> Result<()> {
+        let seq = self.journal.head_seq().await?;
+        let metas = self
+            .store
+            .list_sorted(&keys::kind_prefix(ObjectKind::Token))
+            .await?;
+        let mut latest: HashMap<String, (u32, object_store::path::Path)> = HashMap::new();
+        for m in metas {
+            if let KeyKind::Revision { id, rev, .. } = keys::classify(&m.location) {
+                let e = latest.entry(id).or_insert((0, m.location.clone()));
+                if rev >= e.0 {
+                    *e = (rev, m.location);
+                }
+            }
+        }
+        let mut table = Table {
+            journal_seq: seq,
+            ..Default::default()
+        };
+        for (_, (_, key)) in latest {
+            let bytes = self.store.get(&key).await?;
+            let t = TokenRevision::decode(key.as_ref(), &bytes)?;
+            table.by_hash.insert(t.secret_sha256.clone(), t.clone());
+            table.by_id.insert(t.id.clone(), t);
+        }
+        *self.table.write().await = table;
+        Ok(())
+    }
+
+    /// Reloads when the journal has moved since the last load.
+    pub async fn refresh(&self) -> Result<()> {
+        let seq = self.journal.head_seq().await?;
+        if seq != self.table.read().await.journal_seq {
+            self.load().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn is_empty(&self) -> bool {
+        self.table.read().await.by_id.is_empty()
+    }
+
+    /// Creates a token; returns its record and the token string (shown once).
+    /// `secret` lets an operator supply the token (e.g. `AKTE_ADMIN_TOKEN`).
+    pub async fn create(
+        &self,
+        actor: &str,
+        role: Role,
+        name: &str,
+        expires_at: Option<DateTime<Utc>>,
+        secret: Option<String>,
+    ) -> Result<(TokenRevision, String)> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+        {
+            return Err(Error::invalid(
+                "name",
+                "1-64 characters of letters, digits and - _ . @",
+            ));
+        }
+        let now = self.clock.now();
+        if let Some(e) = expires_at
+            && e <= now
+        {
+            return Err(Error::invalid("expires", "lies in the past"));
+        }
+        let secret = match secret {
+            Some(s) if s.len() < 32 => {
+                return Err(Error::invalid(
+                    "token",
+                    "a supplied token must have at least 32 characters",
+                ));
+            }
+            Some(s) => s,
+            None => new_secret()?,
+        };
+        let t = TokenRevision {
+            format: FORMAT,
+            id: self.clock.new_id().to_string(),
+            rev: 1,
+            prev_hash: None,
+            name: name.to_string(),
+            role,
+            secret_sha256: hash_token(&secret),
+            created_at: now,
+            created_by: actor.to_string(),
+            expires_at,
+            revoked_at: None,
+            revoked_by: None,
+        };
+        audit::commit_revision(
+            &self.store,
+            &self.journal,
+            ObjectKind::Token,
+            &t.id,
+            1,
+            codec::encode(&t)?,
+            actor,
+            "token.create",
+            Some(format!("{} ({})", t.name, t.role)),
+        )
+        .await?;
+        let mut table = self.table.write().await;
+        table.by_hash.insert(t.secret_sha256.clone(), t.clone());
+        table.by_id.insert(t.id.clone(), t.clone());
+        Ok((t, secret))
+    }
+
+    pub async fn revoke(&self, actor: &str, id: &str) -> Result<TokenRevision> {
+        let key = keys::revision_prefix(ObjectKind::Token, id);
+        let metas = self.store.list_sorted(&key).await?;
+        let last = metas.last().ok_or_else(|| Error::ObjectNotFound {
+            key: format!("token {id}"),
+        })?;
+        let bytes = self.store.get(&last.location).await?;
+        let prev = TokenRevision::decode(last.location.as_ref(), &bytes)?;
+        if prev.revoked_at.is_some() {
+            return Ok(prev);
+        }
+        let mut t = prev.clone();
+        t.rev = prev.rev + 1;
+        t.prev_hash = Some(codec::sha256_hex(&bytes));
+        t.revoked_at = Some(self.clock.now());
+        t.revoked_by = Some(actor.to_string());
+        audit::commit_revision(
+            &self.store,
+            &self.journal,
+            ObjectKind::Token,
+            &t.id,
+            t.rev,
+            codec::encode(&t)?,
+            actor,
+            "token.revoke",
+            Some(t.name.clone()),
+        )
+        .await?;
+        let mut table = self.table.write().await;
+        table.by_hash.insert(t.secret_sha256.clone(), t.clone());
+        table.by_id.insert(t.id.clone(), t.clone());
+        Ok(t)
+    }
+
+    pub async fn list(&self) -> Vec<TokenRevision> {
+        let mut v: Vec<TokenRevision> = self.table.read().await.by_id.values().cloned().collect();
+        v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    /// Checks a presented token.
+    pub async fn authenticate(
+        &self,
+        presented: &str,
+    ) -> std::result::Result<Principal, AuthFailure> {
+        if presented.is_empty() {
+            return Err(AuthFailure::Missing);
+        }
+        let h = hash_token(presented);
+        let table = self.table.read().await;
+        let t = table.by_hash.get(&h).ok_or(AuthFailure::Invalid)?;
+        // The map lookup found it by hash; compare in constant time all the same.
+        if !bool::from(t.secret_sha256.as_bytes().ct_eq(h.as_bytes())) {
+            return Err(AuthFailure::Invalid);
+        }
+        if t.revoked_at.is_some() {
+            return Err(AuthFailure::Revoked);
+        }
+        if let Some(e) = t.expires_at
+            && e <= self.clock.now()
+        {
+            return Err(AuthFailure::Expired);
+        }
+        Ok(Principal {
+            token_id: t.id.clone(),
+            name: t.name.clone(),
+            role: t.role,
+        })
+    }
+
+    /// On a store without tokens, creates the first admin token (from `supplied`, or a
+    /// new random one) and returns it; otherwise `None`.
+    pub async fn bootstrap(&self, supplied: Option<String>) -> Result<Option<String>> {
+        self.load().await?;
+        if !self.is_empty().await {
+            return Ok(None);
+        }
+        let (_, secret) = self
+            .create("system:bootstrap", Role::Admin, "admin", None, supplied)
+            .await?;
+        Ok(Some(secret))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+
+    fn setup() -> (Tokens, Arc<FixedClock>) {
+        let store = Store::open("memory://").unwrap();
+        let clock = Arc::new(FixedClock::new(
+            chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, 0, 0, 0).unwrap(),
+        ));
+        let journal = Arc::new(Journal::new(store.clone(), clock.clone()));
+        (Tokens::new(store, journal, clock.clone()), clock)
+    }
+
+    #[tokio::test]
+    async fn created_token_authenticates_until_revoked() {
+        let (tokens, _) = setup();
+        let (t, secret) = tokens
+            .create("t", Role::Clerk, "anna", None, None)
+            .await
+            .unwrap();
+        assert!(secret.starts_with("akte_"));
+        assert_ne!(t.secret_sha256, secret);
+        let p = tokens.authenticate(&secret).await.unwrap();
+        assert_eq!(p.role, Role::Clerk);
+        assert_eq!(
+            tokens.authenticate("akte_wrong").await,
+            Err(AuthFailure::Invalid)
+        );
+        tokens.revoke("t", &t.id).await.unwrap();
+        assert_eq!(
+            tokens.authenticate(&secret).await,
+            Err(AuthFailure::Revoked)
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_tokens_are_refused() {
+        let (tokens, clock) = setup();
+        let soon = clock.now() + chrono::Duration::hours(1);
+        let (_, secret) = tokens
+            .create("t", Role::Auditor, "pruefer", Some(soon), None)
+            .await
+            .unwrap();
+        assert!(tokens.authenticate(&secret).await.is_ok());
+        clock.set(soon + chrono::Duration::seconds(1));
+        assert_eq!(
+            tokens.authenticate(&secret).await,
+            Err(AuthFailure::Expired)
+        );
+    }
+
+    #[tokio::test]
+    async fn bootstrap_creates_one_admin_token_only_once() {
+        let (tokens, _) = setup();
+        let first = tokens.bootstrap(None).await.unwrap().unwrap();
+        assert_eq!(tokens.authenticate(&first).await.unwrap().role, Role::Admin);
+        assert!(tokens.bootstrap(None).await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,245 @@
+//! Authentication (Bearer tokens) and per-token limits, as an extractor every
+//! protected handler takes: `caller: Caller`, then `caller.require(&[…])`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::AppState;
+use super::problem::{ApiError, ApiResult};
+use crate::access::{AuthFailure, Principal, Role};
+
+/// An authenticated caller holding one of its token's concurrency slots.
+#[derive(Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Caller {
+    /// Refuses with 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> ApiResult<()> {
+        if roles.contains(&self.principal.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "role {} may not do this (allowed: {})",
+                self.principal.role,
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    }
+
+    pub fn actor(&self) -> String {
+        self.principal.actor()
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = match parts.headers.get(AUTHORIZATION) {
+            None => return Err(ApiError::unauthorized(AuthFailure::Missing)),
+            Some(v) => {
+                let v = v
+                    .to_str()
+                    .map_err(|_| ApiError::unauthorized(AuthFailure::Invalid))?;
+                match v.split_once(' ') {
+                    Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => {
+                        t.trim().to_string()
+                    }
+                    _ => return Err(ApiError::unauthorized(AuthFailure::Invalid)),
+                }
+            }
+        };
+        let tokens = &state.tokens;
+        let principal = match tokens.authenticate(&presented).await {
+            // The token may have been created by another process since the last load.
+            Err(AuthFailure::Invalid) if state.may_refresh_tokens() => {
+                if let Err(e) = tokens.refresh().await {
+                    tracing::warn!("token refresh failed: {e}");
+                }
+                tokens.authenticate(&presented).await
+            }
+            r => r,
+        }
+        .map_err(ApiError::unauthorized)?;
+        let slot = state.limits.admit(&principal.token_id)?;
+        parts.extensions.insert(principal.clone());
+        Ok(Caller {
+            principal,
+            _slot: slot,
+        })
+    }
+}
+
+/// Limits per token: request rate (token bucket), concurrent requests, upload bandwidth.
+#[derive(Debug, Clone)]
+pub struct LimitConfig {
+    pub requests_per_second: f64,
+    pub burst: f64,
+    pub concurrent_requests: usize,
+    /// Bytes per second of upload per token.
+    pub upload_bytes_per_second: f64,
+}
+
+impl Default for LimitConfig {
+    fn default() -> Self {
+        LimitConfig {
+            requests_per_second: 500.0,
+            burst: 1000.0,
+            concurrent_requests: 64,
+            upload_bytes_per_second: 256.0 * 1024.0 * 1024.0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    capacity: f64,
+    rate: f64,
+    level: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(capacity: f64, rate: f64) -> Bucket {
+        Bucket {
+            capacity,
+            rate,
+            level: capacity,
+            last: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.level = (self.level + dt * self.rate).min(self.capacity);
+        self.last = now;
+    }
+
+    /// Takes `n` if available; otherwise says how long until it would be.
+    fn take(&mut self, n: f64) -> Result<(), Duration> {
+        self.refill();
+        if self.level >= n {
+            self.level -= n;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (n - self.level) / self.rate.max(1e-9),
+            ))
+        }
+    }
+
+    /// Takes `n` unconditionally (may go negative) and returns how long to wait to be even.
+    fn debit(&mut self, n: f64) -> Duration {
+        self.refill();
+        self.level -= n;
+        if self.level >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.level / self.rate.max(1e-9))
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TokenLimits {
+    requests: Mutex<Bucket>,
+    upload: Mutex<Bucket>,
+    slots: Arc<Semaphore>,
+}
+
+#[derive(Debug)]
+pub struct Limits {
+    cfg: LimitConfig,
+    per_token: Mutex<HashMap<String, Arc<TokenLimits>>>,
+}
+
+impl Limits {
+    pub fn new(cfg: LimitConfig) -> Limits {
+        Limits {
+            cfg,
+            per_token: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn of(&self, token: &str) -> Arc<TokenLimits> {
+        let mut map = match self.per_token.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        map.entry(token.to_string())
+            .or_insert_with(|| {
+                Arc::new(TokenLimits {
+                    requests: Mutex::new(Bucket::new(self.cfg.burst, self.cfg.requests_per_second)),
+                    upload: Mutex::new(Bucket::new(
+                        self.cfg.upload_bytes_per_second,
+                        self.cfg.upload_bytes_per_second,
+                    )),
+                    slots: Arc::new(Semaphore::new(self.cfg.concurrent_requests)),
+                })
+            })
+            .clone()
+    }
+
+    /// Admits one request of `token`, or refuses with 429.
+    pub fn admit(&self, token: &str) -> ApiResult<OwnedSemaphorePermit> {
+        let l = self.of(token);
+        {
+            let mut b = match l.requests.lock() {
+                Ok(b) => b,
+                Err(p) => p.into_inner(),
+            };
+            if let Err(wait) = b.take(1.0) {
+                return Err(ApiError::rate_limited(
+                    wait.as_secs().max(1),
+                    format!(
+                        "more than {} requests per second for this token",
+                        self.cfg.requests_per_second
+                    ),
+                ));
+            }
+        }
+        l.slots.clone().try_acquire_owned().map_err(|_| {
+            ApiError::rate_limited(
+                1,
+                format!(
+                    "more than {} concurrent requests for this token",
+                    self.cfg.concurrent_requests
+                ),
+            )
+        })
+    }
+
+    /// How long an upload of `token` should pause after `n` more bytes.
+    pub fn upload_pause(&self, token: &str, n: usize) -> Duration {
+        let l = self.of(token);
+        let mut b = match l.upload.lock() {
+            Ok(b) => b,
+            Err(p) => p.into_inner(),
+        };
+        b.debit(n as f64)
+    }
+}
+
+/// Allowed roles, named once so handlers read like the role table in the README.
+pub mod roles {
+    use crate::access::Role::{self, *};
+
+    pub const READ: &[Role] = &[Admin, Archivist, Clerk, Auditor];
+    pub const INGEST: &[Role] = &[Admin, Archivist];
+    pub const AUDIT: &[Role] = &[Admin, Auditor];
+    pub const ADMIN: &[Role] = &[Admin];
+}

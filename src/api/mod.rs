@@ -1,0 +1,323 @@
+//! The HTTP API (`/v1`, JSON, problem+json errors) and the server loop.
+//!
+//! Adding a resource is one file: a module with `routes() -> OpenApiRouter<AppState>`
+//! whose handlers carry `#[utoipa::path]`, merged in [`api_router`]. The OpenAPI document
+//! is generated from the same router, so code and `schemas/openapi.json` cannot drift
+//! apart unnoticed (a test compares them).
+
+pub mod auth;
+pub mod journal;
+pub mod ops;
+pub mod params;
+pub mod problem;
+pub mod records;
+pub mod tokens;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::access::Tokens;
+use crate::archive::Archive;
+use crate::audit::reads::ReadLog;
+use crate::error::Result;
+use crate::store::keys;
+use auth::{LimitConfig, Limits};
+use problem::ApiError;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest upload, enforced while streaming (default 4 GiB).
+    pub max_upload_bytes: u64,
+    /// An upload that sends nothing for this long is cut.
+    pub upload_idle_timeout: Duration,
+    /// Time to response headers for everything but uploads.
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    /// Largest request head (request line + headers).
+    pub max_header_bytes: usize,
+    /// How long a graceful shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+    pub limits: LimitConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_upload_bytes: 4 * 1024 * 1024 * 1024,
+            upload_idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_header_bytes: 64 * 1024,
+            shutdown_grace: Duration::from_secs(60),
+            limits: LimitConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Inner {
+    pub archive: Archive,
+    pub tokens: Arc<Tokens>,
+    pub reads: ReadLog,
+    pub limits: Limits,
+    pub metrics: ops::Metrics,
+    pub jobs: journal::Jobs,
+    pub config: ServerConfig,
+    /// Background work (verify jobs).
+    pub tasks: TaskTracker,
+    last_token_refresh: Mutex<Option<Instant>>,
+}
+
+/// Shared server state, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Token tables are refreshed on an unknown token at most once a second.
+    pub fn may_refresh_tokens(&self) -> bool {
+        let Ok(mut last) = self.last_token_refresh.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        match *last {
+            Some(t) if now.duration_since(t) < Duration::from_secs(1) => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+}
+
+/// What `start` hands back: the state, and the admin token if one was just created.
+pub struct Started {
+    pub state: AppState,
+    pub new_admin_token: Option<String>,
+}
+
+/// Prepares a server over `archive`: loads tokens (creating the first admin token on an
+/// empty store, from `admin_token` if given), starts the read log and background refresh.
+pub async fn start(
+    archive: Archive,
+    config: ServerConfig,
+    admin_token: Option<String>,
+) -> Result<Started> {
+    let tokens = Arc::new(Tokens::new(
+        archive.store().clone(),
+        archive.journal_arc(),
+        archive.clock().clone(),
+    ));
+    let new_admin_token = tokens.bootstrap(admin_token).await?;
+    let reads = ReadLog::start(archive.journal_arc());
+    let state = AppState(Arc::new(Inner {
+        limits: Limits::new(config.limits.clone()),
+        archive,
+        tokens,
+        reads,
+        metrics: ops::Metrics::default(),
+        jobs: journal::Jobs::default(),
+        config,
+        tasks: TaskTracker::new(),
+        last_token_refresh: Mutex::new(None),
+    }));
+    // Tokens created or revoked by another process show up within two seconds.
+    let st = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            if let Err(e) = st.tokens.refresh().await {
+                tracing::warn!("token refresh failed: {e}");
+            }
+        }
+    });
+    // Count records once, in the background (a list of the records/ prefix).
+    let st = state.clone();
+    tokio::spawn(async move {
+        match st
+            .archive
+            .store()
+            .count_children(&keys::records_prefix())
+            .await
+        {
+            Ok(n) => st.metrics.add_records(i64::try_from(n).unwrap_or(i64::MAX)),
+            Err(e) => tracing::warn!("counting records failed: {e}"),
+        }
+    });
+    Ok(Started {
+        state,
+        new_admin_token,
+    })
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "akte",
+        description = "Revision-safe archive for the Kundenakte. Every endpoint but /healthz needs `Authorization: Bearer <token>`. Errors are application/problem+json (RFC 9457).",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "records", description = "Archived records: upload, metadata, revisions, content"),
+        (name = "audit", description = "Journal and verification"),
+        (name = "tokens", description = "API tokens (admin)"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every route of the API with its OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(records::routes())
+        .merge(journal::routes())
+        .merge(tokens::routes())
+        .merge(ops::routes())
+}
+
+/// The OpenAPI document, as `schemas/openapi.json` holds it.
+pub fn openapi_json() -> String {
+    let (_, doc) = api_router().split_for_parts();
+    let mut s = doc.to_pretty_json().unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+async fn no_route() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn no_method() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this endpoint does not support the method",
+    )
+}
+
+/// The complete application: routes, fallbacks and middleware.
+pub fn app(state: AppState) -> Router {
+    let (router, _) = api_router().split_for_parts();
+    router
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
+        .layer(DefaultBodyLimit::disable())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            })
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then stops accepting, lets
+/// requests in flight finish (up to the grace period), waits for commits in flight and
+/// journals every queued read.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let app = app(state.clone());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(state.config.max_header_bytes.max(8192))
+        .header_read_timeout(Duration::from_secs(30))
+        .timer(TokioTimer::new());
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(state.config.max_header_bytes).unwrap_or(u32::MAX))
+        .timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(state.config.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer): (_, SocketAddr) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; refusing");
+            continue;
+        };
+        let svc = TowerToHyperService::new(app.clone());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for requests in flight");
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(state.config.shutdown_grace) => {
+            tracing::warn!("grace period over; unfinished uploads leave no record");
+        }
+    }
+    state.archive.drain().await;
+    state.reads.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}

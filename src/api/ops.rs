@@ -1,0 +1,236 @@
+//! Operations: `/healthz` (no token), `/readyz`, `/metrics` (Prometheus text), and the
+//! middleware that counts requests, latencies and bytes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::{Caller, roles};
+use super::problem::{ApiError, ApiResult, Problem};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    pub status: String,
+}
+
+/// Liveness: the process answers. The only endpoint without a token.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Status)))]
+async fn healthz() -> axum::Json<Status> {
+    axum::Json(Status {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: the store answers.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, body = Status),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn readyz(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Status>> {
+    caller.require(roles::READ)?;
+    state
+        .archive
+        .journal()
+        .head_seq()
+        .await
+        .map_err(ApiError::from)?;
+    Ok(axum::Json(Status {
+        status: "ready".into(),
+    }))
+}
+
+/// Prometheus metrics (admin, auditor).
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)),
+    security(("bearer" = []))
+)]
+async fn metrics(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(roles::AUDIT)?;
+    let journal = state.archive.journal().head_seq().await?;
+    let text = state.metrics.render(journal);
+    let mut resp = text.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(resp)
+}
+
+const BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    records: AtomicI64,
+}
+
+impl Metrics {
+    pub fn add_bytes_in(&self, n: u64) {
+        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn record_created(&self) {
+        self.records.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add_records(&self, n: i64) {
+        self.records.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn observe(&self, method: &str, route: &str, status: u16, secs: f64, out: u64) {
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((method.to_string(), route.to_string(), status))
+                .or_default() += 1;
+        }
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
+        self.bytes_out.fetch_add(out, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, journal_length: u64) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "# HELP akte_http_requests_total HTTP requests by method, route and status."
+        );
+        let _ = writeln!(s, "# TYPE akte_http_requests_total counter");
+        if let Ok(m) = self.requests.lock() {
+            for ((method, route, status), n) in m.iter() {
+                let _ = writeln!(
+                    s,
+                    "akte_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "# HELP akte_http_request_duration_seconds Time to response headers."
+        );
+        let _ = writeln!(s, "# TYPE akte_http_request_duration_seconds histogram");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "akte_http_request_duration_seconds_bucket{{le=\"{b}\"}} {}",
+                self.buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            s,
+            "akte_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            s,
+            "akte_http_request_duration_seconds_sum {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(s, "akte_http_request_duration_seconds_count {count}");
+        let _ = writeln!(
+            s,
+            "# HELP akte_http_received_bytes_total Upload bytes received."
+        );
+        let _ = writeln!(s, "# TYPE akte_http_received_bytes_total counter");
+        let _ = writeln!(
+            s,
+            "akte_http_received_bytes_total {}",
+            self.bytes_in.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP akte_http_sent_bytes_total Response bytes sent (by Content-Length)."
+        );
+        let _ = writeln!(s, "# TYPE akte_http_sent_bytes_total counter");
+        let _ = writeln!(
+            s,
+            "akte_http_sent_bytes_total {}",
+            self.bytes_out.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP akte_records Records in the store (counted at start, plus this node's creations)."
+        );
+        let _ = writeln!(s, "# TYPE akte_records gauge");
+        let _ = writeln!(s, "akte_records {}", self.records.load(Ordering::Relaxed));
+        let _ = writeln!(s, "# HELP akte_journal_length Entries in the journal.");
+        let _ = writeln!(s, "# TYPE akte_journal_length gauge");
+        let _ = writeln!(s, "akte_journal_length {journal_length}");
+        s
+    }
+}
+
+/// Counts every request; adds `X-Content-Type-Options: nosniff`; applies the request
+/// timeout to everything but uploads (which have their own idle timeout).
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let is_upload =
+        method == "POST" && (route == "/v1/records" || route == "/v1/records/{id}/revisions");
+    let mut resp = if is_upload {
+        next.run(req).await
+    } else {
+        match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
+            Ok(r) => r,
+            Err(_) => ApiError::timeout().into_response(),
+        }
+    };
+    let out = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    state.metrics.observe(
+        &method,
+        &route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+        out,
+    );
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}

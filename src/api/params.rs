@@ -1,0 +1,67 @@
+//! Query-string parsing with field-precise errors (400 naming the parameter).
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+
+use super::problem::{ApiError, ApiResult};
+
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    /// Parses the query of `uri`, refusing parameters not in `allowed`.
+    pub fn parse(query: Option<&str>, allowed: &[&str]) -> ApiResult<Params> {
+        let mut map = HashMap::new();
+        for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            if !allowed.contains(&k.as_ref()) {
+                return Err(ApiError::invalid(
+                    &k,
+                    format!("unknown query parameter (allowed: {})", allowed.join(", ")),
+                ));
+            }
+            if map.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(ApiError::invalid(&k, "given more than once"));
+            }
+        }
+        Ok(Params(map))
+    }
+
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+
+    pub fn date(&self, name: &str) -> ApiResult<Option<NaiveDate>> {
+        self.0
+            .get(name)
+            .map(|v| {
+                NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+                    ApiError::invalid(name, format!("{v:?} is not a date (YYYY-MM-DD)"))
+                })
+            })
+            .transpose()
+    }
+
+    pub fn number<T: std::str::FromStr>(&self, name: &str) -> ApiResult<Option<T>> {
+        self.0
+            .get(name)
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|_| ApiError::invalid(name, format!("{v:?} is not a valid number")))
+            })
+            .transpose()
+    }
+}
+
+/// Decodes a JSON body, naming the offending field on error.
+pub fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
+        ApiError::invalid(&field, e.inner().to_string())
+    })
+}

@@ -1,0 +1,730 @@
+//! `/v1/records`: upload, metadata, revisions, content download, amendment, deletion.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::{Stream, StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::{Caller, roles};
+use super::params::{self, Params};
+use super::problem::{ApiError, ApiResult, Problem};
+use crate::archive::{Amendment, NewContent, NewRecord};
+use crate::audit::reads::ReadEvent;
+use crate::error::Error;
+use crate::record::RecordRevision;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_record))
+        .routes(routes!(get_record, delete_record))
+        .routes(routes!(list_revisions, amend_record))
+        .routes(routes!(get_content))
+}
+
+/// A record revision as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordView {
+    pub id: String,
+    pub rev: u32,
+    pub class: String,
+    pub title: String,
+    pub document_date: Option<NaiveDate>,
+    pub archived_at: DateTime<Utc>,
+    pub revised_at: DateTime<Utc>,
+    pub actor: String,
+    pub change: String,
+    pub reason: Option<String>,
+    pub prev_hash: Option<String>,
+    pub content: ContentView,
+    pub parties: Vec<PartyLinkView>,
+    pub retention: RetentionView,
+    pub holds: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContentView {
+    pub sha256: String,
+    pub size: u64,
+    pub media_type: String,
+    pub file_name: Option<String>,
+    pub version: u32,
+    /// Where to download this revision's content.
+    pub href: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartyLinkView {
+    pub party: String,
+    pub role: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetentionView {
+    pub policy: String,
+    pub legal_basis: String,
+    pub catalogue: String,
+    pub period_years: u32,
+    pub start: NaiveDate,
+    pub retain_until: NaiveDate,
+}
+
+impl From<RecordRevision> for RecordView {
+    fn from(r: RecordRevision) -> Self {
+        RecordView {
+            content: ContentView {
+                href: format!("/v1/records/{}/content?rev={}", r.id, r.rev),
+                sha256: r.content.sha256,
+                size: r.content.size,
+                media_type: r.content.media_type,
+                file_name: r.content.file_name,
+                version: r.content.version,
+            },
+            parties: r
+                .parties
+                .into_iter()
+                .map(|p| PartyLinkView {
+                    party: p.party,
+                    role: p.role,
+                })
+                .collect(),
+            retention: RetentionView {
+                policy: r.retention.policy,
+                legal_basis: r.retention.legal_basis,
+                catalogue: r.retention.catalogue,
+                period_years: r.retention.period_years,
+                start: r.retention.start,
+                retain_until: r.retention.retain_until,
+            },
+            id: r.id,
+            rev: r.rev,
+            class: r.class,
+            title: r.title,
+            document_date: r.document_date,
+            archived_at: r.archived_at,
+            revised_at: r.revised_at,
+            actor: r.actor,
+            change: r.change,
+            reason: r.reason,
+            prev_hash: r.prev_hash,
+            holds: r.holds,
+        }
+    }
+}
+
+/// What an upload acknowledges: durable blob, revision and journal entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Archived {
+    pub id: String,
+    pub rev: u32,
+    pub sha256: String,
+    pub size: u64,
+    /// False when identical content was already stored.
+    pub new_blob: bool,
+    pub retain_until: NaiveDate,
+    pub journal_seq: u64,
+}
+
+/// Metadata of a new record (multipart `metadata` part, or query parameters).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordMeta {
+    pub class: Option<String>,
+    pub title: Option<String>,
+    /// `YYYY-MM-DD`
+    pub document_date: Option<NaiveDate>,
+    pub file_name: Option<String>,
+    pub media_type: Option<String>,
+}
+
+/// A metadata amendment; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmendRequest {
+    pub title: Option<String>,
+    pub class: Option<String>,
+    pub document_date: Option<NaiveDate>,
+    /// Extends retention; an earlier date is refused with 423.
+    pub retain_until: Option<NaiveDate>,
+    pub reason: Option<String>,
+    /// The revision the change was made against: 409 if a newer one exists.
+    pub base_rev: Option<u32>,
+}
+
+const META_PARAMS: &[&str] = &["class", "title", "date", "filename", "media_type"];
+
+fn meta_from_query(p: &Params) -> ApiResult<RecordMeta> {
+    Ok(RecordMeta {
+        class: p.string("class"),
+        title: p.string("title"),
+        document_date: p.date("date")?,
+        file_name: p.string("filename"),
+        media_type: p.string("media_type"),
+    })
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_ascii_lowercase())
+}
+
+fn essence(ct: &str) -> &str {
+    ct.split(';').next().unwrap_or("").trim()
+}
+
+/// The media type a raw upload declares, if it says anything: `application/octet-stream`
+/// and the form type that `curl --data-binary` sends by default say nothing.
+fn declared_media_type(ct: &str) -> Option<String> {
+    match essence(ct) {
+        "" | "application/octet-stream" | "application/x-www-form-urlencoded" => None,
+        m => Some(m.to_string()),
+    }
+}
+
+/// The body as a stream of bytes, refused past `limit`, paced by the token's upload rate,
+/// and cut when the client stalls.
+fn limited_body(
+    state: &AppState,
+    token: String,
+    stream: impl Stream<Item = Result<Bytes, Error>> + Send + Unpin + 'static,
+) -> impl Stream<Item = Result<Bytes, Error>> + Send + Unpin + 'static {
+    let limit = state.config.max_upload_bytes;
+    let idle = state.config.upload_idle_timeout;
+    let st = state.clone();
+    Box::pin(futures::stream::try_unfold(
+        (stream, 0u64),
+        move |(mut stream, seen)| {
+            let st = st.clone();
+            let token = token.clone();
+            async move {
+                let next = tokio::time::timeout(idle, stream.next())
+                    .await
+                    .map_err(|_| Error::invalid("body", "the upload stalled"))?;
+                let Some(chunk) = next else { return Ok(None) };
+                let chunk = chunk?;
+                let seen = seen + chunk.len() as u64;
+                if seen > limit {
+                    return Err(Error::TooLarge { limit });
+                }
+                st.metrics.add_bytes_in(chunk.len() as u64);
+                let pause = st.limits.upload_pause(&token, chunk.len());
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+                Ok(Some((chunk, (stream, seen))))
+            }
+        },
+    ))
+}
+
+fn check_declared_length(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > state.config.max_upload_bytes
+    {
+        return Err(ApiError::too_large(state.config.max_upload_bytes));
+    }
+    Ok(())
+}
+
+fn body_stream(body: Body) -> impl Stream<Item = Result<Bytes, Error>> + Send + Unpin + 'static {
+    body.into_data_stream()
+        .map_err(|e| Error::invalid("body", format!("reading the upload failed: {e}")))
+}
+
+/// Archive a new record.
+///
+/// Either the raw content as the body (metadata in query parameters; `Content-Type` is
+/// the media type), or `multipart/form-data` with a JSON part `metadata` followed by a
+/// part `file`. Acknowledged (201) only when content, revision and journal entry are durable.
+#[utoipa::path(
+    post, path = "/v1/records", tag = "records",
+    params(
+        ("class" = Option<String>, Query, description = "Record class, e.g. invoice, contract, business-letter"),
+        ("title" = Option<String>, Query, description = "Title (default: the file name)"),
+        ("date" = Option<String>, Query, description = "Document date, YYYY-MM-DD"),
+        ("filename" = Option<String>, Query, description = "Original file name"),
+        ("media_type" = Option<String>, Query, description = "Media type, if not the Content-Type"),
+    ),
+    request_body(content(
+        (Vec<u8> = "application/octet-stream"),
+        (RecordMeta = "multipart/form-data"),
+    ), description = "Raw content, or multipart with parts `metadata` (JSON) and `file`"),
+    responses(
+        (status = 201, description = "Archived", body = Archived, headers(("Location" = String, description = "The new record"))),
+        (status = 400, description = "Bad metadata", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Over the upload limit; nothing stored", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Multipart without a file part", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn create_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Response> {
+    caller.require(roles::INGEST)?;
+    let params = Params::parse(req.uri().query(), META_PARAMS)?;
+    check_declared_length(&state, req.headers())?;
+    let ct = content_type(req.headers()).unwrap_or_default();
+    let actor = caller.actor();
+    let token = caller.principal.token_id.clone();
+
+    let archived = if essence(&ct) == "multipart/form-data" {
+        let mut mp = Multipart::from_request(req, &state)
+            .await
+            .map_err(|e| ApiError::invalid("body", e.body_text()))?;
+        let mut meta: Option<RecordMeta> = None;
+        let mut result = None;
+        while let Some(field) = mp
+            .next_field()
+            .await
+            .map_err(|e| ApiError::invalid("body", e.body_text()))?
+        {
+            match field.name() {
+                Some("metadata") => {
+                    let bytes = field
+                        .bytes()
+                        .await
+                        .map_err(|e| ApiError::invalid("metadata", e.body_text()))?;
+                    meta = Some(params::json(&bytes).map_err(|mut e| {
+                        e.field = e.field.map(|f| format!("metadata.{f}"));
+                        e
+                    })?);
+                }
+                Some("file") => {
+                    let mut m = meta.take().unwrap_or_default();
+                    if m.file_name.is_none() {
+                        m.file_name = field.file_name().map(str::to_string);
+                    }
+                    if m.media_type.is_none() {
+                        m.media_type = field
+                            .content_type()
+                            .filter(|c| *c != "application/octet-stream")
+                            .map(str::to_string);
+                    }
+                    let stream = field.map_err(|e| Error::invalid("file", e.body_text()));
+                    // The field borrows the multipart reader; stream it through a channel so
+                    // the limited body is 'static.
+                    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Error>>(4);
+                    let rx_stream = tokio_stream_from(rx);
+                    let body = limited_body(&state, token.clone(), rx_stream);
+                    let archive = state.archive.clone();
+                    let meta = new_record(m);
+                    let actor = actor.clone();
+                    let ingest =
+                        tokio::spawn(async move { archive.archive(&actor, body, meta).await });
+                    let mut stream = stream;
+                    while let Some(chunk) = stream.next().await {
+                        let failed = chunk.is_err();
+                        if tx.send(chunk).await.is_err() || failed {
+                            break;
+                        }
+                    }
+                    drop(tx);
+                    result = Some(ingest.await.map_err(|e| {
+                        ApiError::from(Error::Internal(format!("ingest task: {e}")))
+                    })?);
+                    break;
+                }
+                Some(other) => {
+                    return Err(ApiError::invalid(
+                        other,
+                        "unknown part (expected `metadata`, then `file`)",
+                    ));
+                }
+                None => return Err(ApiError::invalid("body", "a part without a name")),
+            }
+        }
+        match result {
+            Some(r) => r?,
+            None => {
+                return Err(ApiError::unsupported_media_type(
+                    "multipart upload without a `file` part",
+                ));
+            }
+        }
+    } else {
+        let mut m = meta_from_query(&params)?;
+        if m.media_type.is_none() {
+            m.media_type = declared_media_type(&ct);
+        }
+        let body = limited_body(&state, token, body_stream(req.into_body()));
+        state.archive.archive(&actor, body, new_record(m)).await?
+    };
+    state.metrics.record_created();
+    let location = format!("/v1/records/{}", archived.id);
+    let body = Archived {
+        id: archived.id,
+        rev: archived.rev,
+        sha256: archived.sha256,
+        size: archived.size,
+        new_blob: archived.new_blob,
+        retain_until: archived.retain_until,
+        journal_seq: archived.journal_seq,
+    };
+    let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, Error>>,
+) -> impl Stream<Item = Result<Bytes, Error>> + Send + Unpin + 'static {
+    Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
+
+fn new_record(m: RecordMeta) -> NewRecord {
+    NewRecord {
+        class: m.class,
+        title: m.title,
+        document_date: m.document_date,
+        media_type: m.media_type,
+        file_name: m.file_name,
+        parties: vec![],
+    }
+}
+
+/// The latest revision of a record.
+#[utoipa::path(
+    get, path = "/v1/records/{id}", tag = "records",
+    params(("id" = String, Path, description = "Record id")),
+    responses(
+        (status = 200, body = RecordView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<RecordView>> {
+    caller.require(roles::READ)?;
+    let r = state.archive.latest(&id).await?;
+    state
+        .reads
+        .record(ReadEvent {
+            actor: caller.actor(),
+            record_id: r.id.clone(),
+            rev: r.rev,
+            what: "metadata",
+        })
+        .await;
+    Ok(axum::Json(r.into()))
+}
+
+/// Every revision of a record, oldest first.
+#[utoipa::path(
+    get, path = "/v1/records/{id}/revisions", tag = "records",
+    params(("id" = String, Path, description = "Record id")),
+    responses(
+        (status = 200, body = Vec<RecordView>),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn list_revisions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<RecordView>>> {
+    caller.require(roles::READ)?;
+    let revs = state.archive.history(&id).await?;
+    if let Some(last) = revs.last() {
+        state
+            .reads
+            .record(ReadEvent {
+                actor: caller.actor(),
+                record_id: last.id.clone(),
+                rev: last.rev,
+                what: "metadata",
+            })
+            .await;
+    }
+    Ok(axum::Json(revs.into_iter().map(RecordView::from).collect()))
+}
+
+/// Amend a record: a JSON body amends metadata; any other body is a new content version.
+#[utoipa::path(
+    post, path = "/v1/records/{id}/revisions", tag = "records",
+    params(
+        ("id" = String, Path, description = "Record id"),
+        ("filename" = Option<String>, Query, description = "File name of a new content version"),
+        ("reason" = Option<String>, Query, description = "Reason for a new content version"),
+    ),
+    request_body(content(
+        (AmendRequest = "application/json"),
+        (Vec<u8> = "application/octet-stream"),
+    )),
+    responses(
+        (status = 201, description = "The new revision", body = RecordView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another revision was written first", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Retention may only be extended", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn amend_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    caller.require(roles::INGEST)?;
+    let ct = content_type(req.headers()).unwrap_or_default();
+    let revision = if essence(&ct) == "application/json" {
+        Params::parse(req.uri().query(), &[])?;
+        let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+            .await
+            .map_err(|_| ApiError::invalid("body", "JSON body larger than 1 MiB"))?;
+        let a: AmendRequest = params::json(&bytes)?;
+        state
+            .archive
+            .amend(
+                &caller.actor(),
+                &id,
+                Amendment {
+                    title: a.title,
+                    class: a.class,
+                    document_date: a.document_date,
+                    retain_until: a.retain_until,
+                    reason: a.reason,
+                    base_rev: a.base_rev,
+                },
+            )
+            .await?
+    } else if essence(&ct) == "multipart/form-data" {
+        return Err(ApiError::unsupported_media_type(
+            "send a new content version as the raw body, metadata amendments as application/json",
+        ));
+    } else {
+        let p = Params::parse(req.uri().query(), &["filename", "reason"])?;
+        check_declared_length(&state, req.headers())?;
+        let media_type = declared_media_type(&ct);
+        let body = limited_body(
+            &state,
+            caller.principal.token_id.clone(),
+            body_stream(req.into_body()),
+        );
+        state
+            .archive
+            .amend_content(
+                &caller.actor(),
+                &id,
+                body,
+                NewContent {
+                    media_type,
+                    file_name: p.string("filename"),
+                    reason: p.string("reason"),
+                },
+            )
+            .await?
+    };
+    Ok((StatusCode::CREATED, axum::Json(RecordView::from(revision))).into_response())
+}
+
+/// Delete a record: refused while it is retained (always, until disposal exists).
+#[utoipa::path(
+    delete, path = "/v1/records/{id}", tag = "records",
+    params(("id" = String, Path, description = "Record id")),
+    responses(
+        (status = 423, description = "Retained; nothing is deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(roles::INGEST)?;
+    state.archive.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Parses a single `bytes=` range against `size`.
+fn parse_range(h: &str, size: u64) -> Option<std::result::Result<std::ops::Range<u64>, ()>> {
+    let spec = h.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None; // multiple ranges: serve the whole content
+    }
+    let (a, b) = spec.split_once('-')?;
+    let r = match (a.trim(), b.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().ok()?;
+            if n == 0 {
+                return Some(Err(()));
+            }
+            size.saturating_sub(n)..size
+        }
+        (start, "") => start.parse().ok()?..size,
+        (start, end) => {
+            let s: u64 = start.parse().ok()?;
+            let e: u64 = end.parse().ok()?;
+            if e < s {
+                return None;
+            }
+            s..(e + 1).min(size)
+        }
+    };
+    if r.start >= size || r.start >= r.end {
+        return Some(Err(()));
+    }
+    Some(Ok(r))
+}
+
+fn content_disposition(name: Option<&str>) -> String {
+    let Some(name) = name else {
+        return "attachment".into();
+    };
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Download the original content, byte-exact, streamed. `ETag` is the SHA-256;
+/// a single `Range` is honoured.
+#[utoipa::path(
+    get, path = "/v1/records/{id}/content", tag = "records",
+    params(
+        ("id" = String, Path, description = "Record id"),
+        ("rev" = Option<u32>, Query, description = "Revision (default: latest)"),
+    ),
+    responses(
+        (status = 200, description = "The content", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "Part of the content", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "Unchanged (If-None-Match)"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 416, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    caller.require(roles::READ)?;
+    let p = Params::parse(req.uri().query(), &["rev"])?;
+    let rev: Option<u32> = p.number("rev")?;
+    let r = match rev {
+        Some(n) => state.archive.revision(&id, n).await?,
+        None => state.archive.latest(&id).await?,
+    };
+    let etag = format!("\"{}\"", r.content.sha256);
+    if let Some(inm) = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        && inm.split(',').any(|t| t.trim() == etag || t.trim() == "*")
+    {
+        let mut resp = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            resp.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(resp);
+    }
+    let size = r.content.size;
+    let range = match req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(h) => match parse_range(h, size) {
+            Some(Ok(r)) => Some(r),
+            Some(Err(())) => return Err(ApiError::range_not_satisfiable(size)),
+            None => None,
+        },
+        None => None,
+    };
+    let (_, stream) = state
+        .archive
+        .open_content(&id, Some(r.rev), range.clone())
+        .await?;
+    state
+        .reads
+        .record(ReadEvent {
+            actor: caller.actor(),
+            record_id: r.id.clone(),
+            rev: r.rev,
+            what: "content",
+        })
+        .await;
+    let (status, len) = match &range {
+        Some(rg) => (StatusCode::PARTIAL_CONTENT, rg.end - rg.start),
+        None => (StatusCode::OK, size),
+    };
+    let mut resp = Response::new(Body::from_stream(stream));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    let mut set = |name: header::HeaderName, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    set(header::CONTENT_TYPE, r.content.media_type.clone());
+    set(header::CONTENT_LENGTH, len.to_string());
+    set(header::ETAG, etag);
+    set(header::ACCEPT_RANGES, "bytes".into());
+    set(
+        header::CONTENT_DISPOSITION,
+        content_disposition(r.content.file_name.as_deref()),
+    );
+    set(header::CACHE_CONTROL, "private, no-cache".into());
+    if let Some(rg) = &range {
+        set(
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{}", rg.start, rg.end - 1, size),
+        );
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_like_rfc_9110() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some(Ok(0..10)));
+        assert_eq!(parse_range("bytes=90-", 100), Some(Ok(90..100)));
+        assert_eq!(parse_range("bytes=-5", 100), Some(Ok(95..100)));
+        assert_eq!(parse_range("bytes=50-500", 100), Some(Ok(50..100)));
+        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+
+    #[test]
+    fn content_disposition_keeps_unicode_names() {
+        let d = content_disposition(Some("Rechnung Müller.pdf"));
+        assert!(d.contains("filename=\"Rechnung M_ller.pdf\""));
+        assert!(d.contains("filename*=UTF-8''Rechnung%20M%C3%BCller%2Epdf"));
+    }
+}
