@@ -555,6 +555,7 @@ async fn serve(
     let admin = std::env::var("AKTE_ADMIN_TOKEN")
         .ok()
         .filter(|s| !s.is_empty());
+    let supplied = admin.is_some();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -562,8 +563,14 @@ async fn serve(
     let store_desc = archive.store().describe().to_string();
     let started = crate::api::start(archive, config, admin).await?;
     if let Some(token) = &started.new_admin_token {
-        eprintln!("akte: first start on an empty store: created the admin token");
-        eprintln!("akte: admin token (shown only now, store it safely): {token}");
+        if supplied {
+            eprintln!(
+                "akte: first start on an empty store: admin token taken from AKTE_ADMIN_TOKEN"
+            );
+        } else {
+            eprintln!("akte: first start on an empty store: created the admin token");
+            eprintln!("akte: admin token (shown only now, store it safely): {token}");
+        }
     }
     tracing::info!(store = %store_desc, "akte listening on http://{addr}");
     eprintln!("akte: listening on http://{addr}");
