@@ -37,6 +37,19 @@ pub struct NewRecord {
     pub media_type: Option<String>,
     pub file_name: Option<String>,
     pub parties: Vec<PartyLink>,
+    pub cases: Vec<String>,
+    pub extra: std::collections::BTreeMap<String, String>,
+}
+
+/// Links to add to or remove from a record.
+#[derive(Debug, Clone, Default)]
+pub struct LinkChange {
+    pub add_parties: Vec<PartyLink>,
+    /// (party, role) pairs to remove; role `*` removes every link to the party.
+    pub remove_parties: Vec<(String, String)>,
+    pub add_cases: Vec<String>,
+    pub remove_cases: Vec<String>,
+    pub reason: Option<String>,
 }
 
 /// What an ingest acknowledges.
@@ -160,6 +173,8 @@ impl Archive {
             content: content_ref(&blob, media_type, meta.file_name, 1),
             parties: meta.parties,
             holds: vec![],
+            cases: meta.cases,
+            extra: meta.extra,
         };
         let entry = self.commit(revision.clone(), "record.create", None).await?;
         Ok(Archived {
@@ -353,6 +368,59 @@ impl Archive {
         next.change = changed.join(", ");
         next.reason = a.reason;
         self.commit(next.clone(), "record.amend", Some(next.change.clone()))
+            .await?;
+        Ok(next)
+    }
+
+    /// Adds or removes links to parties and cases, as a new revision.
+    pub async fn change_links(
+        &self,
+        actor: &str,
+        id: &str,
+        ch: LinkChange,
+    ) -> Result<RecordRevision> {
+        let (prev, prev_hash) = self.latest_raw(id).await?;
+        let mut next = prev.clone();
+        for l in &ch.add_parties {
+            validate_id(&l.party)
+                .map_err(|_| Error::invalid("party", format!("{:?} is not a party id", l.party)))?;
+            record::validate_class(&l.role)
+                .map_err(|_| Error::invalid("role", format!("{:?} is not a role name", l.role)))?;
+        }
+        next.parties.retain(|l| {
+            !ch.remove_parties
+                .iter()
+                .any(|(p, r)| *p == l.party && (r == "*" || *r == l.role))
+        });
+        for l in ch.add_parties {
+            if !next
+                .parties
+                .iter()
+                .any(|x| x.party == l.party && x.role == l.role)
+            {
+                next.parties.push(l);
+            }
+        }
+        for c in &ch.add_cases {
+            validate_id(c)
+                .map_err(|_| Error::invalid("case", format!("{c:?} is not a case id")))?;
+        }
+        next.cases.retain(|c| !ch.remove_cases.contains(c));
+        for c in ch.add_cases {
+            if !next.cases.contains(&c) {
+                next.cases.push(c);
+            }
+        }
+        if next.parties == prev.parties && next.cases == prev.cases {
+            return Err(Error::invalid("links", "nothing would change"));
+        }
+        next.rev = prev.rev + 1;
+        next.prev_hash = Some(prev_hash);
+        next.revised_at = self.clock.now();
+        next.actor = actor.to_string();
+        next.change = "links".into();
+        next.reason = ch.reason;
+        self.commit(next.clone(), "record.link", Some("links".into()))
             .await?;
         Ok(next)
     }

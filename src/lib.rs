@@ -8,11 +8,15 @@ pub mod access;
 pub mod api;
 pub mod archive;
 pub mod audit;
+pub mod case;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod error;
+pub mod party;
 pub mod record;
 pub mod retention;
+pub mod service;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result};

@@ -43,9 +43,12 @@ fn sample_revision() -> RecordRevision {
         parties: vec![PartyLink {
             party: "01959a3c-4e00-7000-8000-0000000000aa".into(),
             role: "invoice-issuer".into(),
+            reason: None,
         }],
         retention: retention::compute("invoice", date),
         holds: vec![],
+        cases: vec![],
+        extra: Default::default(),
     }
 }
 

@@ -267,6 +267,19 @@ const READ: &[&str] = &["admin", "archivist", "clerk", "auditor"];
 const INGEST: &[&str] = &["admin", "archivist"];
 const AUDIT: &[&str] = &["admin", "auditor"];
 const ADMIN_ONLY: &[&str] = &["admin"];
+const NOTE: &[&str] = &["admin", "archivist", "clerk"];
+
+async fn post_json(s: &Server, path: &str, body: Value) -> Value {
+    let r = client()
+        .post(s.url(path))
+        .header("authorization", bearer(ADMIN))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
 
 #[tokio::test]
 async fn every_endpoint_for_every_role() {
@@ -287,6 +300,20 @@ async fn every_endpoint_for_every_role() {
         .await
         .unwrap();
     let job = job["id"].as_str().unwrap().to_string();
+    let party = post_json(
+        &s,
+        "/v1/parties",
+        json!({"kind": "organisation", "name": "Müller GmbH"}),
+    )
+    .await;
+    let pid = party["id"].as_str().unwrap().to_string();
+    let case = post_json(
+        &s,
+        "/v1/cases",
+        json!({"kind": "complaint", "title": "Reklamation", "party": pid}),
+    )
+    .await;
+    let cid = case["id"].as_str().unwrap().to_string();
     let mut tokens = vec![("admin".to_string(), ADMIN.to_string())];
     for role in ["archivist", "clerk", "auditor"] {
         tokens.push((role.to_string(), new_token(&s, role).await.1));
@@ -343,6 +370,81 @@ async fn every_endpoint_for_every_role() {
             "/v1/tokens/{id}".into(),
             ADMIN_ONLY,
         ),
+        (
+            Method::POST,
+            "/v1/records/{id}/links",
+            format!("/v1/records/{rid}/links"),
+            NOTE,
+        ),
+        (Method::GET, "/v1/parties", "/v1/parties".into(), READ),
+        (Method::POST, "/v1/parties", "/v1/parties".into(), INGEST),
+        (
+            Method::GET,
+            "/v1/parties/{id}",
+            format!("/v1/parties/{pid}"),
+            READ,
+        ),
+        (
+            Method::GET,
+            "/v1/parties/{id}/revisions",
+            format!("/v1/parties/{pid}/revisions"),
+            READ,
+        ),
+        (
+            Method::POST,
+            "/v1/parties/{id}/revisions",
+            format!("/v1/parties/{pid}/revisions"),
+            INGEST,
+        ),
+        (
+            Method::POST,
+            "/v1/parties/{id}/roles",
+            format!("/v1/parties/{pid}/roles"),
+            INGEST,
+        ),
+        (
+            Method::POST,
+            "/v1/parties/{id}/merge",
+            "/v1/parties/{id}/merge".into(),
+            INGEST,
+        ),
+        (
+            Method::GET,
+            "/v1/parties/{id}/file",
+            format!("/v1/parties/{pid}/file"),
+            READ,
+        ),
+        (
+            Method::POST,
+            "/v1/parties/{id}/notes",
+            format!("/v1/parties/{pid}/notes"),
+            NOTE,
+        ),
+        (
+            Method::POST,
+            "/v1/parties/import",
+            "/v1/parties/import".into(),
+            INGEST,
+        ),
+        (
+            Method::GET,
+            "/v1/cases",
+            format!("/v1/cases?party={pid}"),
+            READ,
+        ),
+        (Method::POST, "/v1/cases", "/v1/cases".into(), NOTE),
+        (
+            Method::GET,
+            "/v1/cases/{id}",
+            format!("/v1/cases/{cid}"),
+            READ,
+        ),
+        (
+            Method::POST,
+            "/v1/cases/{id}/revisions",
+            format!("/v1/cases/{cid}/revisions"),
+            NOTE,
+        ),
     ];
 
     // The matrix covers every operation the OpenAPI document lists (but /healthz).
@@ -369,17 +471,35 @@ async fn every_endpoint_for_every_role() {
                 // Each allowed revocation revokes a fresh throwaway token.
                 path = format!("/v1/tokens/{}", new_token(&s, "clerk").await.0);
             }
+            if path == "/v1/parties/{id}/merge" {
+                // Each allowed merge absorbs a fresh party.
+                let fresh = post_json(
+                    &s,
+                    "/v1/parties",
+                    json!({"kind": "organisation", "name": format!("Dublette {role}")}),
+                )
+                .await;
+                path = format!("/v1/parties/{}/merge", fresh["id"].as_str().unwrap());
+            }
             let mut req = c
                 .request(method.clone(), s.url(&path))
                 .header("authorization", bearer(token));
             req = match (method.as_str(), path.as_str()) {
                 ("POST", "/v1/records") => req.body(format!("Brief von {role}")),
-                ("POST", "/v1/tokens") => {
-                    req.json(&json!({"role": "clerk", "name": format!("by-{role}")}))
+                ("POST", "/v1/tokens") => req.json(&json!({"role": "clerk", "name": format!("by-{role}")})),
+                ("POST", "/v1/parties") => req.json(&json!({"kind": "person", "name": format!("Kontakt {role}")})),
+                ("POST", "/v1/parties/import") => req
+                    .header("content-type", "text/csv")
+                    .body(format!("name,customer_number\nImport {role},K-{role}\n")),
+                ("POST", "/v1/cases") => req.json(&json!({"kind": "project", "title": format!("Projekt {role}"), "party": pid})),
+                ("POST", p) if p.starts_with("/v1/parties/") && p.ends_with("/revisions") => {
+                    req.json(&json!({"data": {"kind": "organisation", "name": format!("Müller GmbH ({role})")}}))
                 }
-                ("POST", p) if p.ends_with("/revisions") => {
-                    req.json(&json!({"title": format!("geändert von {role}")}))
-                }
+                ("POST", p) if p.ends_with("/roles") => req.json(&json!({"role": format!("partner-{role}")})),
+                ("POST", p) if p.ends_with("/merge") => req.json(&json!({"into": pid})),
+                ("POST", p) if p.ends_with("/notes") => req.json(&json!({"text": format!("Anruf von {role}")})),
+                ("POST", p) if p.ends_with("/links") => req.json(&json!({"add": [{"party": pid, "role": format!("copy-{role}")}]})),
+                ("POST", p) if p.ends_with("/revisions") => req.json(&json!({"title": format!("geändert von {role}")})),
                 _ => req,
             };
             let r = req.send().await.unwrap();

@@ -240,6 +240,8 @@ pub mod roles {
 
     pub const READ: &[Role] = &[Admin, Archivist, Clerk, Auditor];
     pub const INGEST: &[Role] = &[Admin, Archivist];
+    /// Notes, links and cases: the clerk's own work.
+    pub const NOTE: &[Role] = &[Admin, Archivist, Clerk];
     pub const AUDIT: &[Role] = &[Admin, Auditor];
     pub const ADMIN: &[Role] = &[Admin];
 }

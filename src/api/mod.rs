@@ -6,9 +6,11 @@
 //! apart unnoticed (a test compares them).
 
 pub mod auth;
+pub mod cases;
 pub mod journal;
 pub mod ops;
 pub mod params;
+pub mod parties;
 pub mod problem;
 pub mod records;
 pub mod tokens;
@@ -76,6 +78,8 @@ impl Default for ServerConfig {
 #[derive(Debug)]
 pub struct Inner {
     pub archive: Archive,
+    /// Records, parties, cases and the catalog joining them.
+    pub svc: crate::service::Services,
     pub tokens: Arc<Tokens>,
     pub reads: ReadLog,
     pub limits: Limits,
@@ -134,10 +138,13 @@ pub async fn start(
         archive.clock().clone(),
     ));
     let new_admin_token = tokens.bootstrap(admin_token).await?;
+    let svc = crate::service::Services::new(archive.clone());
+    svc.load().await?;
     let reads = ReadLog::start(archive.journal_arc());
     let state = AppState(Arc::new(Inner {
         limits: Limits::new(config.limits.clone()),
         archive,
+        svc,
         tokens,
         reads,
         metrics: ops::Metrics::default(),
@@ -154,6 +161,17 @@ pub async fn start(
             tick.tick().await;
             if let Err(e) = st.tokens.refresh().await {
                 tracing::warn!("token refresh failed: {e}");
+            }
+        }
+    });
+    // The catalog follows what other processes commit, within a second.
+    let st = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = st.svc.catalog.catch_up(st.archive.journal()).await {
+                tracing::warn!("catalog catch-up failed: {e}");
             }
         }
     });
@@ -186,6 +204,8 @@ pub async fn start(
     modifiers(&BearerAuth),
     tags(
         (name = "records", description = "Archived records: upload, metadata, revisions, content"),
+        (name = "parties", description = "Business partners and their file (Kundenakte)"),
+        (name = "cases", description = "Business events (Vorgänge) of a party"),
         (name = "audit", description = "Journal and verification"),
         (name = "tokens", description = "API tokens (admin)"),
         (name = "operations", description = "Health, readiness, metrics"),
@@ -209,6 +229,8 @@ impl utoipa::Modify for BearerAuth {
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(records::routes())
+        .merge(parties::routes())
+        .merge(cases::routes())
         .merge(journal::routes())
         .merge(tokens::routes())
         .merge(ops::routes())

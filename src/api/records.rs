@@ -76,6 +76,22 @@ pub struct RetentionView {
     pub retain_until: NaiveDate,
 }
 
+impl From<crate::archive::Archived> for Archived {
+    fn from(a: crate::archive::Archived) -> Self {
+        Archived {
+            id: a.id,
+            rev: a.rev,
+            sha256: a.sha256,
+            size: a.size,
+            new_blob: a.new_blob,
+            retain_until: a.retain_until,
+            journal_seq: a.journal_seq,
+            auto_links: vec![],
+            ambiguous: vec![],
+        }
+    }
+}
+
 impl From<RecordRevision> for RecordView {
     fn from(r: RecordRevision) -> Self {
         RecordView {
@@ -130,6 +146,12 @@ pub struct Archived {
     pub new_blob: bool,
     pub retain_until: NaiveDate,
     pub journal_seq: u64,
+    /// Links made automatically from evidence (sender/recipient addresses), with reasons.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub auto_links: Vec<crate::catalog::LinkBrief>,
+    /// Evidence that points to more than one party: not linked, left for a human.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ambiguous: Vec<crate::catalog::Match>,
 }
 
 /// Metadata of a new record (multipart `metadata` part, or query parameters).
@@ -142,6 +164,18 @@ pub struct RecordMeta {
     pub document_date: Option<NaiveDate>,
     pub file_name: Option<String>,
     pub media_type: Option<String>,
+    /// Parties to link, with their role in this record.
+    #[serde(default)]
+    pub parties: Vec<super::parties::LinkItem>,
+    /// Cases this record belongs to.
+    #[serde(default)]
+    pub cases: Vec<String>,
+    /// Sender address(es): linked to the party whose contact it is, when unambiguous.
+    #[serde(default)]
+    pub from: Vec<String>,
+    /// Recipient address(es), likewise.
+    #[serde(default)]
+    pub to: Vec<String>,
 }
 
 /// A metadata amendment; absent fields stay as they are.
@@ -158,16 +192,103 @@ pub struct AmendRequest {
     pub base_rev: Option<u32>,
 }
 
-const META_PARAMS: &[&str] = &["class", "title", "date", "filename", "media_type"];
+const META_PARAMS: &[&str] = &[
+    "class",
+    "title",
+    "date",
+    "filename",
+    "media_type",
+    "party",
+    "role",
+    "case",
+    "from",
+    "to",
+];
+
+fn list(p: &Params, name: &str) -> Vec<String> {
+    p.string(name)
+        .map(|v| {
+            v.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 fn meta_from_query(p: &Params) -> ApiResult<RecordMeta> {
+    let role = p.string("role").unwrap_or_else(|| "subject".into());
     Ok(RecordMeta {
         class: p.string("class"),
         title: p.string("title"),
         document_date: p.date("date")?,
         file_name: p.string("filename"),
         media_type: p.string("media_type"),
+        parties: list(p, "party")
+            .into_iter()
+            .map(|party| super::parties::LinkItem {
+                party,
+                role: role.clone(),
+            })
+            .collect(),
+        cases: list(p, "case"),
+        from: list(p, "from"),
+        to: list(p, "to"),
     })
+}
+
+/// Turns metadata into a new record, linking parties named outright and those the
+/// sender/recipient addresses point to unambiguously.
+async fn prepare(
+    state: &AppState,
+    m: RecordMeta,
+) -> (
+    NewRecord,
+    Vec<crate::catalog::LinkBrief>,
+    Vec<crate::catalog::Match>,
+) {
+    let mut parties: Vec<crate::record::PartyLink> = Vec::new();
+    for l in m.parties {
+        parties.push(crate::record::PartyLink {
+            party: state.svc.catalog.resolve(&l.party).await,
+            role: l.role,
+            reason: None,
+        });
+    }
+    let mut auto = Vec::new();
+    let mut ambiguous = Vec::new();
+    for (addrs, role) in [(&m.from, "sender"), (&m.to, "recipient")] {
+        for found in state.svc.catalog.match_emails(addrs).await {
+            match found.parties.as_slice() {
+                [one] => {
+                    if !parties.iter().any(|l| l.party == *one && l.role == role) {
+                        parties.push(crate::record::PartyLink {
+                            party: one.clone(),
+                            role: role.into(),
+                            reason: Some(found.reason.clone()),
+                        });
+                        auto.push(crate::catalog::LinkBrief {
+                            party: one.clone(),
+                            role: role.into(),
+                            reason: Some(found.reason),
+                        });
+                    }
+                }
+                _ => ambiguous.push(found),
+            }
+        }
+    }
+    let rec = NewRecord {
+        class: m.class,
+        title: m.title,
+        document_date: m.document_date,
+        media_type: m.media_type,
+        file_name: m.file_name,
+        parties,
+        cases: m.cases,
+        ..Default::default()
+    };
+    (rec, auto, ambiguous)
 }
 
 fn content_type(headers: &HeaderMap) -> Option<String> {
@@ -281,6 +402,7 @@ async fn create_record(
     let actor = caller.actor();
     let token = caller.principal.token_id.clone();
 
+    let mut linked = (Vec::new(), Vec::new());
     let archived = if essence(&ct) == "multipart/form-data" {
         let mut mp = Multipart::from_request(req, &state)
             .await
@@ -320,11 +442,11 @@ async fn create_record(
                     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Error>>(4);
                     let rx_stream = tokio_stream_from(rx);
                     let body = limited_body(&state, token.clone(), rx_stream);
-                    let archive = state.archive.clone();
-                    let meta = new_record(m);
+                    let svc = state.svc.clone();
+                    let (meta, auto, ambiguous) = prepare(&state, m).await;
+                    linked = (auto, ambiguous);
                     let actor = actor.clone();
-                    let ingest =
-                        tokio::spawn(async move { archive.archive(&actor, body, meta).await });
+                    let ingest = tokio::spawn(async move { svc.archive(&actor, body, meta).await });
                     let mut stream = stream;
                     while let Some(chunk) = stream.next().await {
                         let failed = chunk.is_err();
@@ -361,19 +483,15 @@ async fn create_record(
             m.media_type = declared_media_type(&ct);
         }
         let body = limited_body(&state, token, body_stream(req.into_body()));
-        state.archive.archive(&actor, body, new_record(m)).await?
+        let (meta, auto, ambiguous) = prepare(&state, m).await;
+        linked = (auto, ambiguous);
+        state.svc.archive(&actor, body, meta).await?
     };
     state.metrics.record_created();
     let location = format!("/v1/records/{}", archived.id);
-    let body = Archived {
-        id: archived.id,
-        rev: archived.rev,
-        sha256: archived.sha256,
-        size: archived.size,
-        new_blob: archived.new_blob,
-        retain_until: archived.retain_until,
-        journal_seq: archived.journal_seq,
-    };
+    let mut body = Archived::from(archived);
+    body.auto_links = linked.0;
+    body.ambiguous = linked.1;
     let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -387,15 +505,17 @@ fn tokio_stream_from(
     Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
-fn new_record(m: RecordMeta) -> NewRecord {
-    NewRecord {
-        class: m.class,
-        title: m.title,
-        document_date: m.document_date,
-        media_type: m.media_type,
-        file_name: m.file_name,
-        parties: vec![],
-    }
+/// Queues the journaling of a read (batched; see `audit::reads`).
+async fn audit_read(state: &AppState, caller: &Caller, r: &RecordRevision, what: &'static str) {
+    state
+        .reads
+        .record(ReadEvent {
+            actor: caller.actor(),
+            record_id: r.id.clone(),
+            rev: r.rev,
+            what,
+        })
+        .await;
 }
 
 /// The latest revision of a record.
@@ -415,15 +535,7 @@ async fn get_record(
 ) -> ApiResult<axum::Json<RecordView>> {
     caller.require(roles::READ)?;
     let r = state.archive.latest(&id).await?;
-    state
-        .reads
-        .record(ReadEvent {
-            actor: caller.actor(),
-            record_id: r.id.clone(),
-            rev: r.rev,
-            what: "metadata",
-        })
-        .await;
+    audit_read(&state, &caller, &r, "metadata").await;
     Ok(axum::Json(r.into()))
 }
 
@@ -445,15 +557,7 @@ async fn list_revisions(
     caller.require(roles::READ)?;
     let revs = state.archive.history(&id).await?;
     if let Some(last) = revs.last() {
-        state
-            .reads
-            .record(ReadEvent {
-                actor: caller.actor(),
-                record_id: last.id.clone(),
-                rev: last.rev,
-                what: "metadata",
-            })
-            .await;
+        audit_read(&state, &caller, last, "metadata").await;
     }
     Ok(axum::Json(revs.into_iter().map(RecordView::from).collect()))
 }
@@ -535,6 +639,7 @@ async fn amend_record(
             )
             .await?
     };
+    state.svc.catalog.put_record(&revision).await;
     Ok((StatusCode::CREATED, axum::Json(RecordView::from(revision))).into_response())
 }
 
@@ -667,15 +772,7 @@ async fn get_content(
         .archive
         .open_content(&id, Some(r.rev), range.clone())
         .await?;
-    state
-        .reads
-        .record(ReadEvent {
-            actor: caller.actor(),
-            record_id: r.id.clone(),
-            rev: r.rev,
-            what: "content",
-        })
-        .await;
+    audit_read(&state, &caller, &r, "content").await;
     let (status, len) = match &range {
         Some(rg) => (StatusCode::PARTIAL_CONTENT, rg.end - rg.start),
         None => (StatusCode::OK, size),

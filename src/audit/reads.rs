@@ -23,7 +23,7 @@ pub struct ReadEvent {
     pub actor: String,
     pub record_id: String,
     pub rev: u32,
-    /// `metadata` or `content`.
+    /// `metadata`, `content` or `party`.
     pub what: &'static str,
 }
 

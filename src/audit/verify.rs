@@ -153,7 +153,7 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
                     revisions.entry((kind, id)).or_default().push((rev, key))
                 }
                 KeyKind::Journal { seq } => journal.push(seq),
-                KeyKind::Staging | KeyKind::Unknown => report
+                KeyKind::Staging | KeyKind::PartyKey { .. } | KeyKind::Unknown => report
                     .problems
                     .push(Problem::new(key, "unexpected object in the archive")),
             }
@@ -186,6 +186,29 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
             &mut report,
         )
         .await?;
+    }
+    // Every party's data key must exist: personal data are sealed with it, and only a
+    // journaled erasure may remove it.
+    let mut with_key = std::collections::HashSet::new();
+    let mut list = store.list(&keys::keys_prefix());
+    while let Some(meta) = list.try_next().await? {
+        if let KeyKind::PartyKey { party } = keys::classify(&meta.location) {
+            with_key.insert(party);
+        }
+    }
+    let mut parties: Vec<&String> = seen
+        .iter()
+        .filter(|(k, _, _)| *k == ObjectKind::Party)
+        .map(|(_, id, _)| id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    parties.retain(|p| !with_key.contains(*p));
+    for p in parties {
+        report.problems.push(Problem::new(
+            keys::party_key(p).to_string(),
+            "data key of the party is missing (not removed by a journaled erasure)",
+        ));
     }
     let mut lost: Vec<&RevKey> = journaled.keys().filter(|k| !seen.contains(*k)).collect();
     lost.sort();
@@ -370,6 +393,14 @@ fn decode_full(
         ObjectKind::Record => Ok(Some(RecordRevision::decode(key, bytes)?.content)),
         ObjectKind::Token => {
             crate::access::TokenRevision::decode(key, bytes)?;
+            Ok(None)
+        }
+        ObjectKind::Party => {
+            crate::party::PartyRevision::decode(key, bytes)?;
+            Ok(None)
+        }
+        ObjectKind::Case => {
+            crate::case::CaseRevision::decode(key, bytes)?;
             Ok(None)
         }
     }

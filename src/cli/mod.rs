@@ -21,6 +21,8 @@ use crate::clock::SystemClock;
 use crate::record::RecordRevision;
 use crate::store::Store;
 
+mod parties;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "akte",
@@ -131,6 +133,42 @@ enum Command {
     Token(TokenCommand),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Parties (business partners) and their file.
+    #[command(subcommand)]
+    Party(parties::PartyCommand),
+    /// Cases (Vorgänge) of a party.
+    #[command(subcommand)]
+    Case(parties::CaseCommand),
+    /// Record a phone note or memo about a party.
+    Note {
+        #[arg(long)]
+        party: String,
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        case: Option<String>,
+        /// Duration of the call, e.g. 12m.
+        #[arg(long)]
+        duration: Option<String>,
+        /// memo instead of phone-note.
+        #[arg(long)]
+        memo: bool,
+    },
+    /// Link a record to parties or cases (or unlink with --remove).
+    Link {
+        record: String,
+        #[arg(long = "party")]
+        parties: Vec<String>,
+        /// The parties' role in this record.
+        #[arg(long, default_value = "subject")]
+        role: String,
+        #[arg(long = "case")]
+        cases: Vec<String>,
+        #[arg(long)]
+        remove: bool,
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,6 +417,46 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Openapi => Ok(ExitCode::SUCCESS),
+        Command::Party(cmd) => {
+            let svc = crate::service::Services::new(archive);
+            parties::party(&svc, &actor, json, cmd).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Case(cmd) => {
+            let svc = crate::service::Services::new(archive);
+            parties::case(&svc, &actor, json, cmd).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Note {
+            party,
+            text,
+            case,
+            duration,
+            memo,
+        } => {
+            let svc = crate::service::Services::new(archive);
+            let n = crate::service::NoteInput {
+                text,
+                kind: memo.then(|| "memo".to_string()),
+                case,
+                duration,
+                title: None,
+            };
+            parties::note(&svc, &actor, json, party, n).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Link {
+            record,
+            parties: ps,
+            role,
+            cases,
+            remove,
+            reason,
+        } => {
+            let svc = crate::service::Services::new(archive);
+            parties::link(&svc, &actor, json, record, ps, role, cases, remove, reason).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve {
             listen,
             max_upload,

@@ -44,6 +44,13 @@ pub struct RecordRevision {
     pub retention: Retention,
     /// Names of legal holds covering this record.
     pub holds: Vec<String>,
+    /// Cases (Vorgänge) this record belongs to. Added after format 1 was first written:
+    /// absent in older revisions, and omitted when empty so those stay canonical.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cases: Vec<String>,
+    /// Small free key/value facts (e.g. `duration` of a phone call). Omitted when empty.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extra: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +66,12 @@ pub struct ContentRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartyLink {
     pub party: String,
+    /// The party's role in this record: sender, recipient, contract-party, …
     pub role: String,
+    /// Why the link was made, for automatic links ("sender address a@b.de is a contact
+    /// of the party"). Omitted for manual links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl RecordRevision {

@@ -15,6 +15,10 @@ pub const RECORDS: &str = "records";
 pub const JOURNAL: &str = "journal";
 pub const STAGING: &str = "staging";
 pub const TOKENS: &str = "tokens";
+pub const PARTIES: &str = "parties";
+pub const CASES: &str = "cases";
+/// Per-party data keys: the one deliberate exception to write-once (DESIGN §2.9).
+pub const KEYS: &str = "keys";
 
 /// Kinds of revisioned objects: each lives under `<prefix>/<id>/<rev>.mpk` and each
 /// revision is committed by a journal entry whose subject has this kind.
@@ -22,15 +26,24 @@ pub const TOKENS: &str = "tokens";
 pub enum ObjectKind {
     Record,
     Token,
+    Party,
+    Case,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 2] = [ObjectKind::Record, ObjectKind::Token];
+    pub const ALL: [ObjectKind; 4] = [
+        ObjectKind::Record,
+        ObjectKind::Token,
+        ObjectKind::Party,
+        ObjectKind::Case,
+    ];
 
     pub fn prefix(self) -> &'static str {
         match self {
             ObjectKind::Record => RECORDS,
             ObjectKind::Token => TOKENS,
+            ObjectKind::Party => PARTIES,
+            ObjectKind::Case => CASES,
         }
     }
 
@@ -39,6 +52,8 @@ impl ObjectKind {
         match self {
             ObjectKind::Record => "record",
             ObjectKind::Token => "token",
+            ObjectKind::Party => "party",
+            ObjectKind::Case => "case",
         }
     }
 
@@ -94,6 +109,15 @@ pub fn journal_prefix() -> Path {
     Path::from(JOURNAL)
 }
 
+/// The data key of a party.
+pub fn party_key(party_id: &str) -> Path {
+    Path::from(format!("{KEYS}/{party_id}"))
+}
+
+pub fn keys_prefix() -> Path {
+    Path::from(KEYS)
+}
+
 pub fn staging(name: &str) -> Path {
     Path::from(format!("{STAGING}/{name}"))
 }
@@ -113,6 +137,9 @@ pub enum KeyKind {
         seq: u64,
     },
     Staging,
+    PartyKey {
+        party: String,
+    },
     Unknown,
 }
 
@@ -155,6 +182,9 @@ pub fn classify(key: &Path) -> KeyKind {
             None => KeyKind::Unknown,
         },
         ["staging", _] => KeyKind::Staging,
+        ["keys", party] if !party.is_empty() => KeyKind::PartyKey {
+            party: (*party).to_string(),
+        },
         _ => KeyKind::Unknown,
     }
 }

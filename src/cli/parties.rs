@@ -1,0 +1,551 @@
+//! `akte party …`, `akte case …`, `akte note`, `akte link`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::Subcommand;
+
+use super::parse_date;
+use crate::archive::LinkChange;
+use crate::case::{CaseChange, CaseStatus, NewCase};
+use crate::catalog::{PartyFile, PartyFilter};
+use crate::party::import;
+use crate::party::{PartyData, PartyKind, RoleEntry};
+use crate::record::PartyLink;
+use crate::service::{NoteInput, Services};
+
+#[derive(Debug, Subcommand)]
+pub enum PartyCommand {
+    /// Create a party.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// organisation or person
+        #[arg(long, default_value = "organisation")]
+        kind: String,
+        /// A role, optionally with its number: `customer:4711`, `supplier`, `prospect`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long = "email")]
+        emails: Vec<String>,
+        #[arg(long = "phone")]
+        phones: Vec<String>,
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+        #[arg(long)]
+        vat_id: Option<String>,
+        /// `works-for:PARTY` or `subsidiary-of:PARTY`.
+        #[arg(long = "relation")]
+        relations: Vec<String>,
+    },
+    /// Open a party's file: master data, roles, agreements in force, open cases,
+    /// communication, transactions by year.
+    Show {
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        page: usize,
+        /// The day for "in force" (default today).
+        #[arg(long, value_parser = parse_date)]
+        date: Option<NaiveDate>,
+    },
+    /// List parties by role, name prefix or identifier.
+    List {
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        identifier: Option<String>,
+    },
+    /// Every revision of a party.
+    History { id: String },
+    /// Import parties from an ERP/CRM export (CSV or JSON).
+    Import {
+        file: PathBuf,
+        /// Column mapping, `Kundennummer:customer_number,Firma:name`.
+        #[arg(long)]
+        map: Option<String>,
+    },
+    /// Merge a party into another.
+    Merge {
+        absorbed: String,
+        #[arg(long)]
+        into: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Add (or replace) a role of a party.
+    Role {
+        id: String,
+        role: String,
+        #[arg(long)]
+        number: Option<String>,
+        #[arg(long, value_parser = parse_date)]
+        since: Option<NaiveDate>,
+        #[arg(long, value_parser = parse_date)]
+        until: Option<NaiveDate>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaseCommand {
+    /// Open a case for a party.
+    Create {
+        #[arg(long)]
+        party: String,
+        /// complaint, service-case, order, project, special-agreement, framework-agreement, …
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long, value_parser = parse_date)]
+        from: Option<NaiveDate>,
+        #[arg(long, value_parser = parse_date)]
+        until: Option<NaiveDate>,
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    /// Close a case.
+    Close {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reopen a case.
+    Reopen {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Show a case.
+    Show { id: String },
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
+
+fn parse_kind(k: &str) -> anyhow::Result<PartyKind> {
+    match k {
+        "organisation" | "organization" => Ok(PartyKind::Organisation),
+        "person" => Ok(PartyKind::Person),
+        _ => anyhow::bail!("--kind must be organisation or person, not {k:?}"),
+    }
+}
+
+pub async fn party(
+    svc: &Services,
+    actor: &str,
+    json: bool,
+    cmd: PartyCommand,
+) -> anyhow::Result<()> {
+    match cmd {
+        PartyCommand::Create {
+            name,
+            kind,
+            roles,
+            emails,
+            phones,
+            domains,
+            vat_id,
+            relations,
+        } => {
+            let data = PartyData {
+                kind: parse_kind(&kind)?,
+                name,
+                addresses: vec![],
+                emails,
+                phones,
+                domains,
+                vat_id,
+                register_number: None,
+                identifiers: Default::default(),
+                roles: roles
+                    .iter()
+                    .map(|r| {
+                        let (role, number) = match r.split_once(':') {
+                            Some((a, b)) => (a.to_string(), Some(b.to_string())),
+                            None => (r.clone(), None),
+                        };
+                        RoleEntry {
+                            role,
+                            number,
+                            since: None,
+                            until: None,
+                            notes: None,
+                        }
+                    })
+                    .collect(),
+                relations: relations
+                    .iter()
+                    .map(|r| {
+                        let (kind, party) =
+                            r.split_once(':').context("--relation must be KIND:PARTY")?;
+                        Ok(crate::party::Relation {
+                            kind: kind.into(),
+                            party: party.into(),
+                        })
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+                notes: None,
+            };
+            let p = svc.parties.create(actor, data).await?;
+            if json {
+                print_json(&crate::catalog::PartyBrief::from(&p))?;
+            } else {
+                println!("{}  {}", p.revision.id, p.data.name);
+            }
+        }
+        PartyCommand::Show { id, page, date } => {
+            svc.load().await?;
+            let today = date.unwrap_or(svc.archive.clock().now().date_naive());
+            let file = svc
+                .catalog
+                .file(&id, today, page, 50)
+                .await
+                .with_context(|| format!("unknown party {id}"))?;
+            if json {
+                print_json(&file)?;
+            } else {
+                print_file(&file);
+            }
+        }
+        PartyCommand::List {
+            role,
+            name,
+            identifier,
+        } => {
+            svc.load().await?;
+            let list = svc
+                .catalog
+                .list(&PartyFilter {
+                    role,
+                    name_prefix: name,
+                    identifier,
+                    include_merged: false,
+                    limit: 1000,
+                })
+                .await;
+            for p in list {
+                if json {
+                    print_json(&p)?;
+                } else {
+                    let roles: Vec<String> = p
+                        .data
+                        .roles
+                        .iter()
+                        .map(|r| match &r.number {
+                            Some(n) => format!("{}:{n}", r.role),
+                            None => r.role.clone(),
+                        })
+                        .collect();
+                    println!("{}  {:<40} {}", p.id, p.data.name, roles.join(" "));
+                }
+            }
+        }
+        PartyCommand::History { id } => {
+            for p in svc.parties.history(&id).await? {
+                if json {
+                    print_json(&crate::catalog::PartyBrief::from(&p))?;
+                } else {
+                    println!(
+                        "rev {}  {}  {}  {}",
+                        p.revision.rev,
+                        p.revision.revised_at.format("%Y-%m-%d %H:%M:%S"),
+                        p.revision.actor,
+                        p.revision.change
+                    );
+                }
+            }
+        }
+        PartyCommand::Import { file, map } => {
+            svc.load().await?;
+            let bytes = std::fs::read(&file).with_context(|| file.display().to_string())?;
+            let mapping = crate::api::parties::parse_mapping(map.as_deref())
+                .map_err(|e| anyhow::anyhow!("--map: {}", e.detail))?;
+            let is_json = file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+            let (rows, errors) = if is_json {
+                import::parse_json(&bytes)?
+            } else {
+                import::parse_csv(&bytes, &mapping)
+            };
+            let report = import::import_rows(&svc.parties, &svc.catalog, actor, rows, errors).await;
+            if json {
+                print_json(&report)?;
+            } else {
+                for e in &report.errors {
+                    eprintln!("{}:{}: {}", file.display(), e.line, e.reason);
+                }
+                for u in &report.updated {
+                    println!("line {}: updated {} ({})", u.line, u.party, u.detail);
+                }
+                println!(
+                    "{} rows: {} created, {} updated, {} unchanged, {} errors",
+                    report.rows,
+                    report.created.len(),
+                    report.updated.len(),
+                    report.unchanged.len(),
+                    report.errors.len()
+                );
+            }
+            if !report.errors.is_empty() {
+                anyhow::bail!(
+                    "{} rows could not be imported (see above); the others were",
+                    report.errors.len()
+                );
+            }
+        }
+        PartyCommand::Merge {
+            absorbed,
+            into,
+            reason,
+        } => {
+            let p = svc.parties.merge(actor, &absorbed, &into, reason).await?;
+            if json {
+                print_json(&crate::catalog::PartyBrief::from(&p))?;
+            } else {
+                println!("{absorbed} merged into {} ({})", p.revision.id, p.data.name);
+            }
+        }
+        PartyCommand::Role {
+            id,
+            role,
+            number,
+            since,
+            until,
+        } => {
+            let cur = svc.parties.get(&id).await?;
+            let mut data = cur.data.clone();
+            data.roles.retain(|r| r.role != role);
+            data.roles.push(RoleEntry {
+                role,
+                number,
+                since,
+                until,
+                notes: None,
+            });
+            let p = svc
+                .parties
+                .update(
+                    actor,
+                    &id,
+                    data,
+                    Some("role".into()),
+                    Some(cur.revision.rev),
+                )
+                .await?;
+            if json {
+                print_json(&crate::catalog::PartyBrief::from(&p))?;
+            } else {
+                println!(
+                    "{} rev {}: {}",
+                    p.revision.id, p.revision.rev, p.revision.change
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_file(f: &PartyFile) {
+    let p = &f.party;
+    println!("{}  ({:?})  {}", p.data.name, p.data.kind, p.id);
+    if !f.merged_from.is_empty() {
+        println!("  merged from: {}", f.merged_from.join(", "));
+    }
+    for r in &p.data.roles {
+        println!(
+            "  role {:<10} {}{}{}",
+            r.role,
+            r.number.as_deref().unwrap_or(""),
+            r.since.map(|d| format!(" since {d}")).unwrap_or_default(),
+            r.until.map(|d| format!(" until {d}")).unwrap_or_default()
+        );
+    }
+    if let Some(v) = &p.data.vat_id {
+        println!("  VAT ID {v}");
+    }
+    for e in &p.data.emails {
+        println!("  email {e}");
+    }
+    for d in &p.data.domains {
+        println!("  domain {d}");
+    }
+    println!("Agreements in force on {}:", f.today);
+    for a in &f.agreements_in_force {
+        println!(
+            "  {} {} ({} – {})",
+            a.case.kind,
+            a.case.title,
+            a.case.valid_from.map(|d| d.to_string()).unwrap_or_default(),
+            a.case
+                .valid_until
+                .map(|d| d.to_string())
+                .unwrap_or_default()
+        );
+        for d in &a.key_documents {
+            println!("      {} {} {}", d.date, d.class, d.title);
+        }
+    }
+    println!("Open cases:");
+    for c in &f.open_cases {
+        println!("  {} {} ({} records)", c.kind, c.title, c.records);
+    }
+    println!(
+        "Communication ({} in all, newest first):",
+        f.communication.total
+    );
+    for r in &f.communication.items {
+        println!("  {} {:<14} {}", r.date, r.class, r.title);
+    }
+    println!("Transactions:");
+    for (year, docs) in f.transactions_by_year.iter().rev() {
+        println!("  {year}: {} documents", docs.len());
+    }
+    let counts: Vec<String> = f
+        .counts_by_class
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    println!("Records: {} ({})", f.records_total, counts.join(", "));
+    for r in &f.related {
+        println!("Related: {} {} ({})", r.relation, r.name, r.id);
+    }
+}
+
+pub async fn case(svc: &Services, actor: &str, json: bool, cmd: CaseCommand) -> anyhow::Result<()> {
+    let c = match cmd {
+        CaseCommand::Create {
+            party,
+            kind,
+            title,
+            from,
+            until,
+            reference,
+        } => {
+            let party = svc.parties.resolve(&party).await?.revision.id;
+            svc.cases
+                .create(
+                    actor,
+                    NewCase {
+                        kind,
+                        title,
+                        party,
+                        valid_from: from,
+                        valid_until: until,
+                        reference,
+                    },
+                )
+                .await?
+        }
+        CaseCommand::Close { id, reason } => {
+            svc.cases
+                .change(
+                    actor,
+                    &id,
+                    CaseChange {
+                        status: Some(CaseStatus::Closed),
+                        reason,
+                        ..Default::default()
+                    },
+                )
+                .await?
+        }
+        CaseCommand::Reopen { id, reason } => {
+            svc.cases
+                .change(
+                    actor,
+                    &id,
+                    CaseChange {
+                        status: Some(CaseStatus::Open),
+                        reason,
+                        ..Default::default()
+                    },
+                )
+                .await?
+        }
+        CaseCommand::Show { id } => svc.cases.get(&id).await?,
+    };
+    if json {
+        print_json(&serde_json::json!({
+            "id": c.id, "rev": c.rev, "kind": c.kind, "title": c.title, "party": c.party,
+            "status": c.status, "valid_from": c.valid_from, "valid_until": c.valid_until,
+            "status_changed_at": c.status_changed_at, "status_changed_by": c.status_changed_by,
+        }))?;
+    } else {
+        println!(
+            "{}  {} {:?}  {}  (party {})",
+            c.id, c.kind, c.status, c.title, c.party
+        );
+    }
+    Ok(())
+}
+
+pub async fn note(
+    svc: &Services,
+    actor: &str,
+    json: bool,
+    party: String,
+    n: NoteInput,
+) -> anyhow::Result<()> {
+    let party = svc.parties.resolve(&party).await?.revision.id;
+    let a = svc.note(actor, &party, n).await?;
+    if json {
+        print_json(&a)?;
+    } else {
+        println!("{}  note recorded for party {party}", a.id);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn link(
+    svc: &Services,
+    actor: &str,
+    json: bool,
+    record: String,
+    parties: Vec<String>,
+    role: String,
+    cases: Vec<String>,
+    remove: bool,
+    reason: Option<String>,
+) -> anyhow::Result<()> {
+    let mut ch = LinkChange {
+        reason,
+        ..Default::default()
+    };
+    if remove {
+        ch.remove_parties = parties.into_iter().map(|p| (p, role.clone())).collect();
+        ch.remove_cases = cases;
+    } else {
+        for p in parties {
+            let party = svc.parties.resolve(&p).await?.revision.id;
+            ch.add_parties.push(PartyLink {
+                party,
+                role: role.clone(),
+                reason: None,
+            });
+        }
+        ch.add_cases = cases;
+    }
+    let r = svc.link(actor, &record, ch).await?;
+    if json {
+        print_json(&r)?;
+    } else {
+        println!(
+            "{} rev {}: links now {}",
+            r.id,
+            r.rev,
+            r.parties
+                .iter()
+                .map(|l| format!("{} as {}", l.party, l.role))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}

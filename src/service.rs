@@ -1,0 +1,136 @@
+//! The domain services together: records, parties, cases and the catalog that joins
+//! them. The edges (API, CLI) hold one of these; every write goes through it so that the
+//! catalog sees each change the moment it is committed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::archive::{Archive, Archived, LinkChange, NewRecord};
+use crate::case::Cases;
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::party::Parties;
+use crate::record::{PartyLink, RecordRevision};
+
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub archive: Archive,
+    pub parties: Parties,
+    pub cases: Cases,
+    pub catalog: Arc<Catalog>,
+}
+
+/// A phone note or memo.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteInput {
+    pub text: String,
+    /// `phone-note` (default) or `memo`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub case: Option<String>,
+    /// Duration of a call, e.g. `12m`.
+    #[serde(default)]
+    pub duration: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+impl Services {
+    pub fn new(archive: Archive) -> Services {
+        let store = archive.store().clone();
+        let parties = Parties::new(
+            store.clone(),
+            archive.journal_arc(),
+            archive.clock().clone(),
+        );
+        let cases = Cases::new(
+            store.clone(),
+            archive.journal_arc(),
+            archive.clock().clone(),
+        );
+        let catalog = Arc::new(Catalog::new(store, parties.clone()));
+        Services {
+            archive,
+            parties,
+            cases,
+            catalog,
+        }
+    }
+
+    /// Builds the catalog from the store.
+    pub async fn load(&self) -> Result<()> {
+        self.catalog.rebuild(self.archive.journal()).await
+    }
+
+    /// Archives a record and enters it into the catalog.
+    pub async fn archive<S, E>(&self, actor: &str, input: S, meta: NewRecord) -> Result<Archived>
+    where
+        S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin,
+        E: Into<Error>,
+    {
+        for l in &meta.parties {
+            self.parties.get(&l.party).await?;
+        }
+        for c in &meta.cases {
+            self.cases.get(c).await?;
+        }
+        let a = self.archive.archive(actor, input, meta).await?;
+        if let Ok(r) = self.archive.latest(&a.id).await {
+            self.catalog.put_record(&r).await;
+        }
+        Ok(a)
+    }
+
+    /// Adds or removes links of a record (parties and cases must exist).
+    pub async fn link(&self, actor: &str, id: &str, ch: LinkChange) -> Result<RecordRevision> {
+        for l in &ch.add_parties {
+            self.parties.get(&l.party).await?;
+        }
+        for c in &ch.add_cases {
+            self.cases.get(c).await?;
+        }
+        let r = self.archive.change_links(actor, id, ch).await?;
+        self.catalog.put_record(&r).await;
+        Ok(r)
+    }
+
+    /// Records a phone note or memo about a party as a text record linked to it.
+    pub async fn note(&self, actor: &str, party: &str, n: NoteInput) -> Result<Archived> {
+        let text = n.text.trim();
+        if text.is_empty() {
+            return Err(Error::invalid("text", "a note needs text"));
+        }
+        let class = n.kind.unwrap_or_else(|| "phone-note".into());
+        if class != "phone-note" && class != "memo" {
+            return Err(Error::invalid("kind", "phone-note or memo"));
+        }
+        let title = n.title.unwrap_or_else(|| {
+            let first = text.lines().next().unwrap_or_default();
+            first.chars().take(120).collect()
+        });
+        let mut extra = BTreeMap::new();
+        if let Some(d) = n.duration {
+            extra.insert("duration".to_string(), d);
+        }
+        extra.insert("author".to_string(), actor.to_string());
+        let meta = NewRecord {
+            class: Some(class),
+            title: Some(title),
+            document_date: Some(self.archive.clock().now().date_naive()),
+            media_type: Some("text/plain".into()),
+            file_name: Some("note.txt".into()),
+            parties: vec![PartyLink {
+                party: party.to_string(),
+                role: "subject".into(),
+                reason: None,
+            }],
+            cases: n.case.into_iter().collect(),
+            extra,
+        };
+        let body =
+            futures::stream::iter(vec![Ok::<_, Error>(bytes::Bytes::from(text.to_string()))]);
+        self.archive(actor, body, meta).await
+    }
+}
