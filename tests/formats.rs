@@ -111,3 +111,68 @@ fn journal_entry_v1_fixture_decodes_and_its_hash_holds() {
         assert_eq!(pinned.trim(), e.hash);
     }
 }
+
+#[test]
+fn party_revision_v1_fixture_decodes() {
+    use akte::party::{PartyKind, PartyRevision, RoleEntry, crypt::Sealed};
+    let sample = PartyRevision {
+        format: 1,
+        id: "01959a3c-4e00-7000-8000-0000000000aa".into(),
+        rev: 1,
+        prev_hash: None,
+        revised_at: Utc.with_ymd_and_hms(2025, 3, 14, 9, 30, 0).unwrap(),
+        actor: "import".into(),
+        change: "created".into(),
+        reason: None,
+        kind: PartyKind::Organisation,
+        name: Some("Müller GmbH".into()),
+        addresses: vec![],
+        domains: vec!["mueller-gmbh.de".into()],
+        vat_id: Some("DE123456789".into()),
+        register_number: None,
+        identifiers: Default::default(),
+        roles: vec![RoleEntry {
+            role: "customer".into(),
+            number: Some("K-1001".into()),
+            since: None,
+            until: None,
+            notes: None,
+        }],
+        relations: vec![],
+        merged_into: None,
+        personal: Some(Sealed {
+            alg: "aes-256-gcm".into(),
+            nonce: "00".repeat(12),
+            data: "ab".repeat(40),
+        }),
+    };
+    let stored = golden("party-revision.v1.mpk", codec::encode(&sample).unwrap());
+    assert_eq!(PartyRevision::decode("fixture", &stored).unwrap(), sample);
+}
+
+#[test]
+fn case_revision_v1_fixture_decodes() {
+    use akte::case::{CaseRevision, CaseStatus};
+    let t = Utc.with_ymd_and_hms(2025, 3, 14, 9, 30, 0).unwrap();
+    let sample = CaseRevision {
+        format: 1,
+        id: "01959a3c-4e00-7000-8000-0000000000cc".into(),
+        rev: 2,
+        prev_hash: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
+        revised_at: t,
+        actor: "clerk".into(),
+        change: "closed".into(),
+        reason: Some("erledigt".into()),
+        kind: "complaint".into(),
+        title: "Reklamation Lieferung 4711".into(),
+        party: "01959a3c-4e00-7000-8000-0000000000aa".into(),
+        status: CaseStatus::Closed,
+        status_changed_at: t,
+        status_changed_by: "clerk".into(),
+        valid_from: None,
+        valid_until: None,
+        reference: Some("RMA-4711".into()),
+    };
+    let stored = golden("case-revision.v1.mpk", codec::encode(&sample).unwrap());
+    assert_eq!(CaseRevision::decode("fixture", &stored).unwrap(), sample);
+}

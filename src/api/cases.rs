@@ -39,6 +39,7 @@ async fn list_cases(
     req: Request,
 ) -> ApiResult<axum::Json<Vec<CaseBrief>>> {
     caller.require(roles::READ)?;
+    state.catalog_ready().await?;
     let p = Params::parse(req.uri().query(), &["party", "all"])?;
     let party = p
         .string("party")
@@ -64,6 +65,7 @@ async fn create_case(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::NOTE)?;
+    state.catalog_ready().await?;
     let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
         .await
         .map_err(|_| ApiError::too_large(64 * 1024))?;
@@ -100,6 +102,7 @@ async fn get_case(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<CaseBrief>> {
     caller.require(roles::READ)?;
+    state.catalog_ready().await?;
     state
         .svc
         .catalog
@@ -128,6 +131,7 @@ async fn change_case(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::NOTE)?;
+    state.catalog_ready().await?;
     let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
         .await
         .map_err(|_| ApiError::too_large(64 * 1024))?;

@@ -103,6 +103,23 @@ impl Deref for AppState {
 }
 
 impl AppState {
+    /// For requests that need the catalog: waits for its first build (up to 10 s), then
+    /// refuses with 503 and `Retry-After`.
+    pub async fn catalog_ready(&self) -> problem::ApiResult<()> {
+        if self.svc.catalog.wait_ready(Duration::from_secs(10)).await {
+            Ok(())
+        } else {
+            let mut e = ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "catalog-loading",
+                "Catalog is being built",
+                "the party catalog is still being built from the store; retry shortly",
+            );
+            e.retry_after = Some(5);
+            Err(e)
+        }
+    }
+
     /// Token tables are refreshed on an unknown token at most once a second.
     pub fn may_refresh_tokens(&self) -> bool {
         let Ok(mut last) = self.last_token_refresh.lock() else {
@@ -139,7 +156,6 @@ pub async fn start(
     ));
     let new_admin_token = tokens.bootstrap(admin_token).await?;
     let svc = crate::service::Services::new(archive.clone());
-    svc.load().await?;
     let reads = ReadLog::start(archive.journal_arc());
     let state = AppState(Arc::new(Inner {
         limits: Limits::new(config.limits.clone()),
@@ -164,9 +180,28 @@ pub async fn start(
             }
         }
     });
-    // The catalog follows what other processes commit, within a second.
+    // The catalog is built in the background (the server answers at once; requests that
+    // need it wait for it), then follows what other processes commit, within a second.
     let st = state.clone();
     tokio::spawn(async move {
+        let started = Instant::now();
+        loop {
+            match st.svc.load().await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!("building the catalog failed, retrying: {e}");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+        let (p, r, c) = st.svc.catalog.counts().await;
+        tracing::info!(
+            parties = p,
+            records = r,
+            cases = c,
+            "catalog ready in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;

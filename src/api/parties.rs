@@ -99,6 +99,7 @@ async fn list_parties(
     req: Request,
 ) -> ApiResult<axum::Json<Vec<PartyBrief>>> {
     caller.require(roles::READ)?;
+    state.catalog_ready().await?;
     let p = Params::parse(
         req.uri().query(),
         &["role", "name", "identifier", "merged", "limit"],
@@ -133,6 +134,7 @@ async fn create_party(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
+    state.catalog_ready().await?;
     let d: PartyData = params::json(&body_bytes(req, 1 << 20).await?)?;
     let p = state.svc.parties.create(&caller.actor(), d).await?;
     state.svc.catalog.put_party(&p).await;
@@ -228,6 +230,7 @@ async fn amend_party(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
+    state.catalog_ready().await?;
     let a: AmendParty = params::json(&body_bytes(req, 1 << 20).await?)?;
     let p = state
         .svc
@@ -257,6 +260,7 @@ async fn add_role(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
+    state.catalog_ready().await?;
     let r: RoleEntry = params::json(&body_bytes(req, 64 * 1024).await?)?;
     let current = state.svc.parties.get(&id).await?;
     let mut data = current.data.clone();
@@ -305,6 +309,7 @@ async fn merge_party(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
+    state.catalog_ready().await?;
     let m: MergeRequest = params::json(&body_bytes(req, 64 * 1024).await?)?;
     let survivor = state
         .svc
@@ -340,6 +345,7 @@ async fn party_file(
     req: Request,
 ) -> ApiResult<axum::Json<PartyFile>> {
     caller.require(roles::READ)?;
+    state.catalog_ready().await?;
     let p = Params::parse(req.uri().query(), &["page", "per_page", "date"])?;
     let today = p
         .date("date")?
@@ -386,6 +392,7 @@ async fn add_note(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::NOTE)?;
+    state.catalog_ready().await?;
     let n: NoteInput = params::json(&body_bytes(req, 256 * 1024).await?)?;
     let party = state.svc.catalog.resolve(&id).await;
     let a = state.svc.note(&caller.actor(), &party, n).await?;
@@ -415,6 +422,7 @@ async fn import_parties(
     req: Request,
 ) -> ApiResult<axum::Json<ImportReport>> {
     caller.require(roles::INGEST)?;
+    state.catalog_ready().await?;
     let p = Params::parse(req.uri().query(), &["map"])?;
     let mapping = parse_mapping(p.string("map").as_deref())?;
     let ct = req
@@ -508,6 +516,7 @@ async fn link_record(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::NOTE)?;
+    state.catalog_ready().await?;
     let l: LinkRequest = params::json(&body_bytes(req, 256 * 1024).await?)?;
     let ch = LinkChange {
         add_parties: l

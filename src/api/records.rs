@@ -396,6 +396,7 @@ async fn create_record(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
+    state.catalog_ready().await?;
     let params = Params::parse(req.uri().query(), META_PARAMS)?;
     check_declared_length(&state, req.headers())?;
     let ct = content_type(req.headers()).unwrap_or_default();
@@ -591,6 +592,7 @@ async fn amend_record(
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
     let ct = content_type(req.headers()).unwrap_or_default();
+    state.catalog_ready().await?;
     let revision = if essence(&ct) == "application/json" {
         Params::parse(req.uri().query(), &[])?;
         let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)

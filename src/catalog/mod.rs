@@ -203,6 +203,8 @@ struct State {
     index: HashMap<String, HashSet<String>>,
     cases: HashMap<String, CaseRevision>,
     cases_by_party: HashMap<String, HashSet<String>>,
+    /// Reverse relations: party → (other party, relation kind as the other states it).
+    related_to: HashMap<String, HashSet<(String, String)>>,
 }
 
 /// Folds a name for prefix search: lower case, umlauts and ß spelled out.
@@ -296,6 +298,17 @@ impl State {
             {
                 s.remove(&old.id);
             }
+            for rel in &old.data.relations {
+                if let Some(s) = self.related_to.get_mut(&rel.party) {
+                    s.remove(&(old.id.clone(), rel.kind.clone()));
+                }
+            }
+        }
+        for rel in &p.data.relations {
+            self.related_to
+                .entry(rel.party.clone())
+                .or_default()
+                .insert((p.id.clone(), rel.kind.clone()));
         }
         self.names.insert((fold(&p.data.name), p.id.clone()));
         for t in index_terms(&p) {
@@ -378,6 +391,8 @@ pub struct Catalog {
     store: Store,
     parties: Parties,
     state: RwLock<State>,
+    /// False until the first rebuild has finished.
+    ready: tokio::sync::watch::Sender<bool>,
 }
 
 impl Catalog {
@@ -386,7 +401,21 @@ impl Catalog {
             store,
             parties,
             state: RwLock::new(State::default()),
+            ready: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Waits until the first rebuild is done, at most `timeout`; says whether it is.
+    pub async fn wait_ready(&self, timeout: std::time::Duration) -> bool {
+        let mut rx = self.ready.subscribe();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|r| *r)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Rebuilds everything from the store, then applies what the journal holds beyond.
@@ -417,7 +446,9 @@ impl Catalog {
             }
         }
         *self.state.write().await = state;
-        self.catch_up(journal).await
+        self.catch_up(journal).await?;
+        self.ready.send_replace(true);
+        Ok(())
     }
 
     async fn load(&self, kind: ObjectKind, id: String, rev: u32) -> Result<Loaded> {
@@ -690,25 +721,30 @@ impl Catalog {
                 });
             }
         }
-        for p in st.parties.values() {
+        let mut inverse: Vec<&(String, String)> = family
+            .iter()
+            .filter_map(|f| st.related_to.get(f))
+            .flat_map(|s| s.iter())
+            .collect();
+        inverse.sort();
+        for (other, kind) in inverse {
+            let Some(p) = st.parties.get(other) else {
+                continue;
+            };
             if p.merged_into.is_some() || p.id == sid {
                 continue;
             }
-            for rel in &p.data.relations {
-                if family.contains(&rel.party) {
-                    let inverse = match rel.kind.as_str() {
-                        "works-for" => "has-contact".to_string(),
-                        "subsidiary-of" => "parent-of".to_string(),
-                        k => format!("inverse-of-{k}"),
-                    };
-                    related.push(RelatedParty {
-                        id: p.id.clone(),
-                        name: p.data.name.clone(),
-                        kind: p.data.kind,
-                        relation: inverse,
-                    });
-                }
-            }
+            let relation = match kind.as_str() {
+                "works-for" => "has-contact".to_string(),
+                "subsidiary-of" => "parent-of".to_string(),
+                k => format!("inverse-of-{k}"),
+            };
+            related.push(RelatedParty {
+                id: p.id.clone(),
+                name: p.data.name.clone(),
+                kind: p.data.kind,
+                relation,
+            });
         }
         Some(PartyFile {
             merged_from: family.into_iter().skip(1).collect(),
@@ -739,6 +775,16 @@ impl Catalog {
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
+    }
+
+    /// Records linked to `party`, counted by scanning every record summary: the naive
+    /// way, kept as the benchmark's baseline.
+    pub async fn scan_count_for_party(&self, party: &str) -> usize {
+        let st = self.state.read().await;
+        st.records
+            .values()
+            .filter(|r| r.parties.iter().any(|l| l.party == party))
+            .count()
     }
 
     pub async fn journal_seq(&self) -> u64 {
