@@ -700,3 +700,23 @@ async fn notes_and_links_are_revisions_with_who_and_why() {
     );
     verify_ok(&s).await;
 }
+
+#[tokio::test]
+async fn identifiers_in_metadata_point_to_their_party() {
+    let s = services("memory://").await;
+    import_csv(&s, CUSTOMERS).await;
+    let mueller = s.catalog.find("vat:DE123456789").await[0].clone();
+    let m = s
+        .catalog
+        .match_identifiers("Rechnung 2025-17 an Kd.-Nr. K-1001 (USt-IdNr. de123456789).pdf")
+        .await;
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert!(m.iter().all(|x| x.parties == vec![mueller.clone()]));
+    assert!(m[0].reason.contains("customer number K-1001"), "{m:?}");
+    assert!(
+        s.catalog
+            .match_identifiers("Rechnung 2025-17")
+            .await
+            .is_empty()
+    );
+}

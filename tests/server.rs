@@ -1099,3 +1099,27 @@ async fn parties_over_http_and_the_cli() {
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert!(cli(&s.data, &["verify"]).status.success());
 }
+
+#[tokio::test]
+async fn oversized_request_headers_are_refused() {
+    let s = Server::start(&[]);
+    let r = client()
+        .get(s.url("/healthz"))
+        .header("x-padding", "a".repeat(100 * 1024))
+        .send()
+        .await;
+    match r {
+        Ok(r) => assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(e) => assert!(e.is_request() || e.is_connect() || e.is_body(), "{e}"),
+    }
+    // The server is unharmed.
+    assert_eq!(
+        client()
+            .get(s.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}

@@ -278,6 +278,31 @@ async fn prepare(
             }
         }
     }
+    // Identifiers named in the title or file name (later: in the extracted text).
+    let text = format!(
+        "{} {}",
+        m.title.as_deref().unwrap_or(""),
+        m.file_name.as_deref().unwrap_or("")
+    );
+    for found in state.svc.catalog.match_identifiers(&text).await {
+        match found.parties.as_slice() {
+            [one] => {
+                if !parties.iter().any(|l| l.party == *one) {
+                    parties.push(crate::record::PartyLink {
+                        party: one.clone(),
+                        role: "mentioned".into(),
+                        reason: Some(found.reason.clone()),
+                    });
+                    auto.push(crate::catalog::LinkBrief {
+                        party: one.clone(),
+                        role: "mentioned".into(),
+                        reason: Some(found.reason),
+                    });
+                }
+            }
+            _ => ambiguous.push(found),
+        }
+    }
     let rec = NewRecord {
         class: m.class,
         title: m.title,

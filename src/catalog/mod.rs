@@ -625,6 +625,50 @@ impl Catalog {
         out
     }
 
+    /// Finds party identifiers (VAT IDs, customer/supplier numbers and other indexed
+    /// numbers) among the words of `text` (a title, a file name; later extracted text).
+    pub async fn match_identifiers(&self, text: &str) -> Vec<Match> {
+        let st = self.state.read().await;
+        let mut out: Vec<Match> = Vec::new();
+        let words = text
+            .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '/'))
+            .map(|w| w.trim_matches(|c| c == '-' || c == '/'))
+            .filter(|w| w.len() >= 3 && w.chars().any(|c| c.is_ascii_digit()));
+        for w in words {
+            let vat = w.to_ascii_uppercase();
+            let mut hits: BTreeMap<String, String> = BTreeMap::new();
+            if let Some(ids) = st.index.get(&format!("vat:{vat}")) {
+                for id in ids {
+                    hits.insert(st.resolve(id), format!("VAT ID {vat}"));
+                }
+            }
+            for role in ["customer", "supplier"] {
+                if let Some(ids) = st.index.get(&format!("{role}:{w}")) {
+                    for id in ids {
+                        hits.insert(st.resolve(id), format!("{role} number {w}"));
+                    }
+                }
+            }
+            if hits.is_empty() || out.iter().any(|m| m.evidence == w) {
+                continue;
+            }
+            let reason = if hits.len() == 1 {
+                format!(
+                    "{} found in the record's metadata",
+                    hits.values().next().map(String::as_str).unwrap_or_default()
+                )
+            } else {
+                format!("{w} names {} parties", hits.len())
+            };
+            out.push(Match {
+                evidence: w.to_string(),
+                parties: hits.into_keys().collect(),
+                reason,
+            });
+        }
+        out
+    }
+
     /// The party file. `page` counts from 0.
     pub async fn file(
         &self,
