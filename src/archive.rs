@@ -175,6 +175,7 @@ impl Archive {
             holds: vec![],
             cases: meta.cases,
             extra: meta.extra,
+            tombstone: None,
         };
         let entry = self.commit(revision.clone(), "record.create", None).await?;
         Ok(Archived {
@@ -257,6 +258,42 @@ impl Archive {
         Ok(out)
     }
 
+    /// The latest revision and its hash, refusing a disposed record (no change after
+    /// disposal).
+    async fn latest_live(&self, id: &str) -> Result<(RecordRevision, String)> {
+        let (r, h) = self.latest_raw(id).await?;
+        if r.tombstone.is_some() {
+            return Err(Error::Disposed { id: id.to_string() });
+        }
+        Ok((r, h))
+    }
+
+    /// Writes the tombstone revision of a disposed record (called by disposal only).
+    pub(crate) async fn write_tombstone(
+        &self,
+        actor: &str,
+        id: &str,
+        t: crate::record::Tombstone,
+    ) -> Result<RecordRevision> {
+        let (prev, prev_hash) = self.latest_live(id).await?;
+        let mut next = prev.clone();
+        next.rev = prev.rev + 1;
+        next.prev_hash = Some(prev_hash);
+        next.revised_at = self.clock.now();
+        next.actor = actor.to_string();
+        next.change = "disposed".into();
+        next.reason = Some(t.reason.clone());
+        // No personal data in the tombstone: title, file name, links and extras go.
+        next.title = String::new();
+        next.content.file_name = None;
+        next.parties = vec![];
+        next.extra = Default::default();
+        next.tombstone = Some(t);
+        self.commit(next.clone(), "record.dispose", Some("disposed".into()))
+            .await?;
+        Ok(next)
+    }
+
     /// The latest revision and the hash of its bytes.
     async fn latest_raw(&self, id: &str) -> Result<(RecordRevision, String)> {
         validate_id(id)?;
@@ -300,7 +337,7 @@ impl Archive {
 
     /// Amends metadata by writing a new revision.
     pub async fn amend(&self, actor: &str, id: &str, a: Amendment) -> Result<RecordRevision> {
-        let (prev, prev_hash) = self.latest_raw(id).await?;
+        let (prev, prev_hash) = self.latest_live(id).await?;
         if let Some(base) = a.base_rev
             && base != prev.rev
         {
@@ -437,7 +474,7 @@ impl Archive {
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: Into<Error>,
     {
-        let (prev, prev_hash) = self.latest_raw(id).await?;
+        let (prev, prev_hash) = self.latest_live(id).await?;
         let mut input = input;
         let first = input.try_next().await.map_err(Into::into)?;
         let file_name = meta.file_name.or(prev.content.file_name.clone());
@@ -482,6 +519,9 @@ impl Archive {
             Some(n) => self.revision(id, n).await?,
             None => self.latest(id).await?,
         };
+        if self.latest(id).await?.tombstone.is_some() {
+            return Err(Error::Disposed { id: id.to_string() });
+        }
         let key = keys::blob(&r.content.sha256);
         let (_, stream) = self.store.read_stream(&key, range).await?;
         Ok((r, stream))
@@ -490,10 +530,13 @@ impl Archive {
     /// Refuses deletion: every record is under retention here (disposal comes with the
     /// retention catalogue and four-eyes approval).
     pub async fn delete(&self, id: &str) -> Result<()> {
-        let r = self.latest(id).await?;
+        let (r, _) = self.latest_live(id).await?;
         Err(Error::Retained {
             id: id.to_string(),
-            retain_until: r.retention.retain_until.to_string(),
+            retain_until: format!(
+                "{} (records are removed only by an approved disposal request)",
+                r.retention.retain_until
+            ),
         })
     }
 }

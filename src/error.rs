@@ -89,6 +89,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("record {id} was disposed; only its tombstone remains")]
+    Disposed { id: String },
+    #[error(
+        "four-eyes rule: disposal request {id} must be approved by someone other than its requester"
+    )]
+    FourEyes { id: String },
+    #[error("not eligible for disposal: {reason}")]
+    NotEligible { reason: String },
+    #[error(
+        "the clock ({now}) is behind the last journal entry ({last}); refusing retention decisions"
+    )]
+    ClockBehind { now: String, last: String },
     #[error("content exceeds the upload limit of {limit} bytes")]
     TooLarge { limit: u64 },
     #[error("internal error: {0}")]
@@ -103,7 +115,12 @@ impl Error {
             | Error::RevisionNotFound { .. }
             | Error::ObjectNotFound { .. } => ErrorKind::NotFound,
             Error::RevisionConflict { .. } => ErrorKind::Conflict,
-            Error::RetentionShortening { .. } | Error::Retained { .. } => ErrorKind::Locked,
+            Error::RetentionShortening { .. }
+            | Error::Retained { .. }
+            | Error::Disposed { .. }
+            | Error::FourEyes { .. }
+            | Error::NotEligible { .. }
+            | Error::ClockBehind { .. } => ErrorKind::Locked,
             Error::CorruptObject { .. } | Error::HashMismatch { .. } => ErrorKind::Corrupt,
             Error::Store { .. } | Error::StoreConfig { .. } | Error::Io { .. } => {
                 ErrorKind::Unavailable

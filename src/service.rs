@@ -18,6 +18,8 @@ pub struct Services {
     pub parties: Parties,
     pub cases: Cases,
     pub catalog: Arc<Catalog>,
+    pub holds: crate::retention::hold::Holds,
+    pub disposals: crate::retention::disposal::Disposals,
 }
 
 /// A phone note or memo.
@@ -50,12 +52,24 @@ impl Services {
             archive.journal_arc(),
             archive.clock().clone(),
         );
-        let catalog = Arc::new(Catalog::new(store, parties.clone()));
+        let catalog = Arc::new(Catalog::new(store.clone(), parties.clone()));
+        let holds = crate::retention::hold::Holds::new(
+            store,
+            archive.journal_arc(),
+            archive.clock().clone(),
+        );
+        let disposals = crate::retention::disposal::Disposals::new(
+            archive.clone(),
+            holds.clone(),
+            parties.clone(),
+        );
         Services {
             archive,
             parties,
             cases,
             catalog,
+            holds,
+            disposals,
         }
     }
 

@@ -49,6 +49,7 @@ fn sample_revision() -> RecordRevision {
         holds: vec![],
         cases: vec![],
         extra: Default::default(),
+        tombstone: None,
     }
 }
 

@@ -268,6 +268,38 @@ const INGEST: &[&str] = &["admin", "archivist"];
 const AUDIT: &[&str] = &["admin", "auditor"];
 const ADMIN_ONLY: &[&str] = &["admin"];
 const NOTE: &[&str] = &["admin", "archivist", "clerk"];
+const RETENTION_READ: &[&str] = &["admin", "archivist", "auditor"];
+
+/// An old business letter (eligible for disposal) and a disposal request for it, made
+/// with `token`.
+async fn eligible_request(s: &Server, token: &str) -> String {
+    let r: Value = upload(
+        s,
+        ADMIN,
+        format!("alt {}", rand_suffix()).into_bytes(),
+        "?class=business-letter&date=2010-01-01",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let d = client()
+        .post(s.url("/v1/disposals"))
+        .header("authorization", bearer(token))
+        .json(&json!({"records": [r["id"]], "reason": "Frist abgelaufen"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.status(), StatusCode::CREATED);
+    let v: Value = d.json().await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
 
 async fn post_json(s: &Server, path: &str, body: Value) -> Value {
     let r = client()
@@ -314,6 +346,18 @@ async fn every_endpoint_for_every_role() {
     )
     .await;
     let cid = case["id"].as_str().unwrap().to_string();
+    let disposal = eligible_request(&s, ADMIN).await;
+    let old: Value = upload(
+        &s,
+        ADMIN,
+        b"alter Brief".to_vec(),
+        "?class=business-letter&date=2010-01-01",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let old_id = old["id"].as_str().unwrap().to_string();
     let mut tokens = vec![("admin".to_string(), ADMIN.to_string())];
     for role in ["archivist", "clerk", "auditor"] {
         tokens.push((role.to_string(), new_token(&s, role).await.1));
@@ -445,6 +489,38 @@ async fn every_endpoint_for_every_role() {
             format!("/v1/cases/{cid}/revisions"),
             NOTE,
         ),
+        (Method::GET, "/v1/holds", "/v1/holds".into(), RETENTION_READ),
+        (Method::POST, "/v1/holds", "/v1/holds".into(), INGEST),
+        (
+            Method::POST,
+            "/v1/holds/{id}/release",
+            "/v1/holds/{id}/release".into(),
+            INGEST,
+        ),
+        (
+            Method::GET,
+            "/v1/retention/eligible",
+            "/v1/retention/eligible".into(),
+            RETENTION_READ,
+        ),
+        (
+            Method::POST,
+            "/v1/disposals",
+            "/v1/disposals".into(),
+            INGEST,
+        ),
+        (
+            Method::GET,
+            "/v1/disposals/{id}",
+            format!("/v1/disposals/{disposal}"),
+            RETENTION_READ,
+        ),
+        (
+            Method::POST,
+            "/v1/disposals/{id}/approve",
+            "/v1/disposals/{id}/approve".into(),
+            INGEST,
+        ),
     ];
 
     // The matrix covers every operation the OpenAPI document lists (but /healthz).
@@ -470,6 +546,22 @@ async fn every_endpoint_for_every_role() {
             if path == "/v1/tokens/{id}" {
                 // Each allowed revocation revokes a fresh throwaway token.
                 path = format!("/v1/tokens/{}", new_token(&s, "clerk").await.0);
+            }
+            if path == "/v1/holds/{id}/release" {
+                let h = post_json(&s, "/v1/holds", json!({"name": format!("Hold {role}"), "reason": "Test", "scope": {"type": "records", "ids": [rid]}})).await;
+                path = format!("/v1/holds/{}/release", h["id"].as_str().unwrap());
+            }
+            if path == "/v1/disposals/{id}/approve" {
+                // Four eyes: the request comes from someone else than the approver.
+                let other = if role == "admin" {
+                    tokens[1].1.clone()
+                } else {
+                    ADMIN.to_string()
+                };
+                path = format!(
+                    "/v1/disposals/{}/approve",
+                    eligible_request(&s, &other).await
+                );
             }
             if path == "/v1/parties/{id}/merge" {
                 // Each allowed merge absorbs a fresh party.
@@ -500,6 +592,9 @@ async fn every_endpoint_for_every_role() {
                 ("POST", p) if p.ends_with("/notes") => req.json(&json!({"text": format!("Anruf von {role}")})),
                 ("POST", p) if p.ends_with("/links") => req.json(&json!({"add": [{"party": pid, "role": format!("copy-{role}")}]})),
                 ("POST", p) if p.ends_with("/revisions") => req.json(&json!({"title": format!("geändert von {role}")})),
+                ("POST", "/v1/holds") => req.json(&json!({"name": format!("Prüfung {role}"), "reason": "Betriebsprüfung", "scope": {"type": "records", "ids": [rid]}})),
+                ("POST", p) if p.ends_with("/release") => req.json(&json!({"reason": "erledigt"})),
+                ("POST", "/v1/disposals") => req.json(&json!({"records": [old_id], "reason": "Frist abgelaufen"})),
                 _ => req,
             };
             let r = req.send().await.unwrap();

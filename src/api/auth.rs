@@ -243,5 +243,7 @@ pub mod roles {
     /// Notes, links and cases: the clerk's own work.
     pub const NOTE: &[Role] = &[Admin, Archivist, Clerk];
     pub const AUDIT: &[Role] = &[Admin, Auditor];
+    /// Holds, eligibility and disposals: archivists work them, auditors read them.
+    pub const RETENTION_READ: &[Role] = &[Admin, Archivist, Auditor];
     pub const ADMIN: &[Role] = &[Admin];
 }

@@ -13,6 +13,7 @@ pub mod params;
 pub mod parties;
 pub mod problem;
 pub mod records;
+pub mod retention;
 pub mod tokens;
 
 use std::future::Future;
@@ -241,6 +242,7 @@ pub async fn start(
         (name = "records", description = "Archived records: upload, metadata, revisions, content"),
         (name = "parties", description = "Business partners and their file (Kundenakte)"),
         (name = "cases", description = "Business events (Vorgänge) of a party"),
+        (name = "retention", description = "Legal holds and four-eyes disposal"),
         (name = "audit", description = "Journal and verification"),
         (name = "tokens", description = "API tokens (admin)"),
         (name = "operations", description = "Health, readiness, metrics"),
@@ -266,6 +268,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(records::routes())
         .merge(parties::routes())
         .merge(cases::routes())
+        .merge(retention::routes())
         .merge(journal::routes())
         .merge(tokens::routes())
         .merge(ops::routes())

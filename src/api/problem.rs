@@ -150,6 +150,9 @@ impl From<Error> for ApiError {
         match (&e, e.kind()) {
             (Error::Invalid { field, .. }, _) => ApiError::invalid(field, detail),
             (Error::TooLarge { limit }, _) => ApiError::too_large(*limit),
+            (Error::Disposed { .. }, _) => {
+                ApiError::new(StatusCode::GONE, "disposed", "Disposed", detail)
+            }
             (_, ErrorKind::NotFound) => ApiError::not_found(detail),
             (_, ErrorKind::Conflict) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)

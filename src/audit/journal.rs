@@ -220,6 +220,11 @@ impl Journal {
         }
     }
 
+    /// Time of the last entry, if any.
+    pub async fn last_time(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.find_head().await?.time)
+    }
+
     /// Sequence number of the last entry (0 for an empty journal).
     pub async fn head_seq(&self) -> Result<u64> {
         Ok(self.find_head().await?.seq)

@@ -168,6 +168,7 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
 
     // 3. Revision chains, and each revision against its journal entry.
     let mut seen: std::collections::HashSet<RevKey> = std::collections::HashSet::new();
+    let mut absent = Absent::default();
     for ((kind, id), mut revs) in revisions {
         if kind == ObjectKind::Record {
             report.records += 1;
@@ -183,9 +184,18 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
             &revs,
             &journaled,
             &blob_sizes,
+            &mut absent,
             &mut report,
         )
         .await?;
+    }
+    for (sha, key, record) in std::mem::take(&mut absent.missing) {
+        if !(absent.disposed_records.contains(&record) && absent.deleted.contains(&sha)) {
+            report.problems.push(Problem::new(
+                keys::blob(&sha).to_string(),
+                format!("content of {key} is missing"),
+            ));
+        }
     }
     // Every party's data key must exist: personal data are sealed with it, and only a
     // journaled erasure may remove it.
@@ -383,27 +393,35 @@ struct RevHeader {
     prev_hash: Option<String>,
 }
 
-/// Full, canonical decode of a revision of `kind`; for records, also the content reference.
+/// Full, canonical decode of a revision of `kind`; for records, also the content
+/// reference and the tombstone, if any.
 fn decode_full(
     kind: ObjectKind,
     key: &str,
     bytes: &[u8],
-) -> Result<Option<crate::record::ContentRef>> {
+) -> Result<Option<(crate::record::ContentRef, Option<crate::record::Tombstone>)>> {
     match kind {
-        ObjectKind::Record => Ok(Some(RecordRevision::decode(key, bytes)?.content)),
-        ObjectKind::Token => {
-            crate::access::TokenRevision::decode(key, bytes)?;
-            Ok(None)
+        ObjectKind::Record => {
+            let r = RecordRevision::decode(key, bytes)?;
+            Ok(Some((r.content, r.tombstone)))
         }
-        ObjectKind::Party => {
-            crate::party::PartyRevision::decode(key, bytes)?;
-            Ok(None)
-        }
-        ObjectKind::Case => {
-            crate::case::CaseRevision::decode(key, bytes)?;
-            Ok(None)
+        ObjectKind::Token => crate::access::TokenRevision::decode(key, bytes).map(|_| None),
+        ObjectKind::Party => crate::party::PartyRevision::decode(key, bytes).map(|_| None),
+        ObjectKind::Case => crate::case::CaseRevision::decode(key, bytes).map(|_| None),
+        ObjectKind::Hold => crate::retention::hold::HoldRevision::decode(key, bytes).map(|_| None),
+        ObjectKind::Disposal => {
+            crate::retention::disposal::DisposalRevision::decode(key, bytes).map(|_| None)
         }
     }
+}
+
+/// Blob references that found no blob, settled once every record has been read: a blob
+/// is legitimately absent when a disposal deleted it and only disposed records use it.
+#[derive(Default)]
+struct Absent {
+    missing: Vec<(String, String, String)>,
+    disposed_records: std::collections::HashSet<String>,
+    deleted: std::collections::HashSet<String>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -414,6 +432,7 @@ async fn check_chain(
     revs: &[(u32, String)],
     journaled: &HashMap<RevKey, String>,
     blob_sizes: &HashMap<String, u64>,
+    absent: &mut Absent,
     report: &mut Report,
 ) -> Result<()> {
     let mut prev_digest: Option<String> = None;
@@ -491,12 +510,17 @@ async fn check_chain(
                         header.prev_hash.as_deref().unwrap_or("none"),
                     ));
                 }
-                if let Some(c) = content {
+                if let Some((c, tomb)) = content {
+                    if let Some(t) = tomb {
+                        absent.disposed_records.insert(id.to_string());
+                        absent.deleted.extend(t.blobs_deleted.iter().cloned());
+                    }
                     match blob_sizes.get(&c.sha256) {
-                        None => report.problems.push(Problem::new(
-                            keys::blob(&c.sha256).to_string(),
-                            format!("content of {key} is missing"),
-                        )),
+                        None => {
+                            absent
+                                .missing
+                                .push((c.sha256.clone(), key.clone(), id.to_string()))
+                        }
                         Some(size) if *size != c.size => report.problems.push(Problem::mismatch(
                             keys::blob(&c.sha256).to_string(),
                             format!("content size differs from {key}"),

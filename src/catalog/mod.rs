@@ -455,13 +455,15 @@ impl Catalog {
         let key = keys::revision(kind, &id, rev);
         let bytes = self.store.get(&key).await?;
         Ok(match kind {
-            ObjectKind::Record => Loaded::Record(RecordRevision::decode(key.as_ref(), &bytes)?),
+            ObjectKind::Record => {
+                Loaded::Record(Box::new(RecordRevision::decode(key.as_ref(), &bytes)?))
+            }
             ObjectKind::Party => {
                 let r = crate::party::PartyRevision::decode(key.as_ref(), &bytes)?;
                 Loaded::Party(Box::new(self.parties.open(&r).await?))
             }
-            ObjectKind::Case => Loaded::Case(CaseRevision::decode(key.as_ref(), &bytes)?),
-            ObjectKind::Token => Loaded::Nothing,
+            ObjectKind::Case => Loaded::Case(Box::new(CaseRevision::decode(key.as_ref(), &bytes)?)),
+            ObjectKind::Token | ObjectKind::Hold | ObjectKind::Disposal => Loaded::Nothing,
         })
     }
 
@@ -837,17 +839,17 @@ impl Catalog {
 }
 
 enum Loaded {
-    Record(RecordRevision),
+    Record(Box<RecordRevision>),
     Party(Box<Party>),
-    Case(CaseRevision),
+    Case(Box<CaseRevision>),
     Nothing,
 }
 
 fn apply(state: &mut State, l: Loaded) {
     match l {
-        Loaded::Record(r) => state.put_record(RecordBrief::from(&r)),
+        Loaded::Record(r) => state.put_record(RecordBrief::from(&*r)),
         Loaded::Party(p) => state.put_party(PartyBrief::from(&*p)),
-        Loaded::Case(c) => state.put_case(c),
+        Loaded::Case(c) => state.put_case(*c),
         Loaded::Nothing => {}
     }
 }

@@ -22,6 +22,7 @@ use crate::record::RecordRevision;
 use crate::store::Store;
 
 mod parties;
+mod retention;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -154,6 +155,15 @@ enum Command {
         #[arg(long)]
         memo: bool,
     },
+    /// Legal holds.
+    #[command(subcommand)]
+    Hold(retention::HoldCommand),
+    /// Retention: what is eligible for disposal.
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
+    /// Four-eyes disposal of records past retention.
+    #[command(subcommand)]
+    Dispose(retention::DisposeCommand),
     /// Link a record to parties or cases (or unlink with --remove).
     Link {
         record: String,
@@ -443,6 +453,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 title: None,
             };
             parties::note(&svc, &actor, json, party, n).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Hold(cmd) => {
+            let svc = crate::service::Services::new(archive);
+            retention::hold(&svc, &actor, json, cmd).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retention(cmd) => {
+            let svc = crate::service::Services::new(archive);
+            retention::retention(&svc, json, cmd).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dispose(cmd) => {
+            let svc = crate::service::Services::new(archive);
+            retention::dispose(&svc, &actor, json, cmd).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Link {

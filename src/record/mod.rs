@@ -51,8 +51,30 @@ pub struct RecordRevision {
     /// Small free key/value facts (e.g. `duration` of a phone call). Omitted when empty.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub extra: std::collections::BTreeMap<String, String>,
+    /// Set on the last revision of a disposed record: proof of what was destroyed, when
+    /// and why. Omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tombstone: Option<Tombstone>,
 }
 
+/// What remains of a disposed record: no content, no personal data — the hash, class,
+/// legal basis, dates and the two people who requested and approved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub disposal: String,
+    pub disposed_at: chrono::DateTime<chrono::Utc>,
+    pub requested_by: String,
+    pub approved_by: String,
+    pub reason: String,
+    pub class: String,
+    pub policy: String,
+    pub legal_basis: String,
+    pub retain_until: NaiveDate,
+    /// Every content version the record had: (sha256, size).
+    pub contents: Vec<(String, u64)>,
+    /// The blobs actually deleted (content still used by a live record stays).
+    pub blobs_deleted: Vec<String>,
+}
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContentRef {
     pub sha256: String,

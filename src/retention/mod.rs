@@ -5,6 +5,9 @@
 //! full, data-driven catalogue comes later; until then a small built-in table maps the
 //! three statutory groups. Pure functions: `now` is passed in.
 
+pub mod disposal;
+pub mod hold;
+
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 

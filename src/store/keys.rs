@@ -17,6 +17,8 @@ pub const STAGING: &str = "staging";
 pub const TOKENS: &str = "tokens";
 pub const PARTIES: &str = "parties";
 pub const CASES: &str = "cases";
+pub const HOLDS: &str = "holds";
+pub const DISPOSALS: &str = "disposals";
 /// Per-party data keys: the one deliberate exception to write-once (DESIGN §2.9).
 pub const KEYS: &str = "keys";
 
@@ -28,14 +30,18 @@ pub enum ObjectKind {
     Token,
     Party,
     Case,
+    Hold,
+    Disposal,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 4] = [
+    pub const ALL: [ObjectKind; 6] = [
         ObjectKind::Record,
         ObjectKind::Token,
         ObjectKind::Party,
         ObjectKind::Case,
+        ObjectKind::Hold,
+        ObjectKind::Disposal,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -44,6 +50,8 @@ impl ObjectKind {
             ObjectKind::Token => TOKENS,
             ObjectKind::Party => PARTIES,
             ObjectKind::Case => CASES,
+            ObjectKind::Hold => HOLDS,
+            ObjectKind::Disposal => DISPOSALS,
         }
     }
 
@@ -54,6 +62,8 @@ impl ObjectKind {
             ObjectKind::Token => "token",
             ObjectKind::Party => "party",
             ObjectKind::Case => "case",
+            ObjectKind::Hold => "hold",
+            ObjectKind::Disposal => "disposal",
         }
     }
 

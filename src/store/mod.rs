@@ -303,6 +303,16 @@ impl Store {
         }
     }
 
+    /// Deletes a blob. The one sanctioned deletion of archive content: only the disposal
+    /// of an approved request calls it, after the tombstones are committed.
+    pub(crate) async fn dispose_blob(&self, sha256: &str) -> Result<()> {
+        let key = keys::blob(sha256);
+        match self.inner.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(&key, e)),
+        }
+    }
+
     /// Removes an upload in flight. Refuses any key outside `staging/`.
     pub(crate) async fn delete_staging(&self, key: &Path) -> Result<()> {
         if keys::classify(key) != keys::KeyKind::Staging {

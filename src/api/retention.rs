@@ -1,0 +1,273 @@
+//! `/v1/holds`, `/v1/retention/eligible`, `/v1/disposals`: legal holds and four-eyes
+//! disposal.
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::{Caller, roles};
+use super::params;
+use super::problem::{ApiError, ApiResult, Problem};
+use super::records::RecordView;
+use crate::retention::disposal::{self, DisposalRevision};
+use crate::retention::hold::{HoldRevision, HoldScope};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_holds, place_hold))
+        .routes(routes!(release_hold))
+        .routes(routes!(eligible))
+        .routes(routes!(request_disposal))
+        .routes(routes!(get_disposal))
+        .routes(routes!(approve_disposal))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HoldView {
+    pub id: String,
+    pub rev: u32,
+    pub name: String,
+    pub reason: String,
+    pub authority: Option<String>,
+    pub scope: HoldScope,
+    pub active: bool,
+    pub placed_at: chrono::DateTime<chrono::Utc>,
+    pub placed_by: String,
+    pub released_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub released_by: Option<String>,
+    pub release_reason: Option<String>,
+}
+
+impl From<HoldRevision> for HoldView {
+    fn from(h: HoldRevision) -> Self {
+        HoldView {
+            id: h.id,
+            rev: h.rev,
+            name: h.name,
+            reason: h.reason,
+            authority: h.authority,
+            scope: h.scope,
+            active: h.active,
+            placed_at: h.placed_at,
+            placed_by: h.placed_by,
+            released_at: h.released_at,
+            released_by: h.released_by,
+            release_reason: h.release_reason,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceHold {
+    pub name: String,
+    pub reason: String,
+    pub authority: Option<String>,
+    pub scope: HoldScope,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisposalRequest {
+    pub records: Vec<String>,
+    pub reason: String,
+}
+
+async fn json_body<T: serde::de::DeserializeOwned>(req: Request) -> ApiResult<T> {
+    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .map_err(|_| ApiError::too_large(1 << 20))?;
+    params::json(&bytes)
+}
+
+/// Every legal hold, active and released.
+#[utoipa::path(get, path = "/v1/holds", tag = "retention", responses((status = 200, body = Vec<HoldView>)), security(("bearer" = [])))]
+async fn list_holds(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<HoldView>>> {
+    caller.require(roles::RETENTION_READ)?;
+    Ok(axum::Json(
+        state
+            .svc
+            .holds
+            .all()
+            .await?
+            .into_iter()
+            .map(HoldView::from)
+            .collect(),
+    ))
+}
+
+/// Place a legal hold on records, a party (covering records linked later too), a case,
+/// or a class within a date range.
+#[utoipa::path(
+    post, path = "/v1/holds", tag = "retention",
+    request_body = PlaceHold,
+    responses((status = 201, body = HoldView), (status = 400, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+async fn place_hold(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Response> {
+    caller.require(roles::INGEST)?;
+    let p: PlaceHold = json_body(req).await?;
+    let h = state
+        .svc
+        .holds
+        .place(&caller.actor(), &p.name, &p.reason, p.authority, p.scope)
+        .await?;
+    let mut resp = (StatusCode::CREATED, axum::Json(HoldView::from(h.clone()))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/holds/{}", h.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// Release a legal hold (with a reason).
+#[utoipa::path(
+    post, path = "/v1/holds/{id}/release", tag = "retention",
+    params(("id" = String, Path, description = "Hold id")),
+    request_body = Reason,
+    responses((status = 201, body = HoldView), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+async fn release_hold(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    caller.require(roles::INGEST)?;
+    let r: Reason = json_body(req).await?;
+    let h = state
+        .svc
+        .holds
+        .release(&caller.actor(), &id, &r.reason)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(HoldView::from(h))).into_response())
+}
+
+/// Records past their retention and under no hold: eligible for a disposal request.
+#[utoipa::path(get, path = "/v1/retention/eligible", tag = "retention", responses((status = 200, body = Vec<RecordView>)), security(("bearer" = [])))]
+async fn eligible(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<RecordView>>> {
+    caller.require(roles::RETENTION_READ)?;
+    Ok(axum::Json(
+        state
+            .svc
+            .disposals
+            .eligible()
+            .await?
+            .into_iter()
+            .map(RecordView::from)
+            .collect(),
+    ))
+}
+
+/// Request the disposal of eligible records; another person must approve it.
+#[utoipa::path(
+    post, path = "/v1/disposals", tag = "retention",
+    request_body = DisposalRequest,
+    responses(
+        (status = 201, body = DisposalRevision),
+        (status = 423, description = "A record is retained, held or already disposed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn request_disposal(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Response> {
+    caller.require(roles::INGEST)?;
+    let r: DisposalRequest = json_body(req).await?;
+    let d = state
+        .svc
+        .disposals
+        .request(&caller.actor(), &r.records, &r.reason)
+        .await?;
+    let mut resp = (StatusCode::CREATED, axum::Json(d.clone())).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/disposals/{}", d.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// A disposal request; with `Accept: text/html` its human-readable certificate.
+#[utoipa::path(
+    get, path = "/v1/disposals/{id}", tag = "retention",
+    params(("id" = String, Path, description = "Disposal request id")),
+    responses(
+        (status = 200, body = DisposalRevision),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_disposal(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    caller.require(roles::RETENTION_READ)?;
+    let d = state.svc.disposals.get(&id).await?;
+    let html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if html {
+        let mut resp = disposal::certificate_html(&d).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        resp.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+        );
+        return Ok(resp);
+    }
+    Ok(axum::Json(d).into_response())
+}
+
+/// Approve and execute a disposal request: only someone other than the requester.
+#[utoipa::path(
+    post, path = "/v1/disposals/{id}/approve", tag = "retention",
+    params(("id" = String, Path, description = "Disposal request id")),
+    responses(
+        (status = 201, description = "Executed", body = DisposalRevision),
+        (status = 423, description = "Four-eyes rule, a hold, retention or a clock behind the journal", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn approve_disposal(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(roles::INGEST)?;
+    let d = state.svc.disposals.approve(&caller.actor(), &id).await?;
+    for item in &d.items {
+        if let Ok(r) = state.archive.latest(&item.record).await {
+            state.svc.catalog.put_record(&r).await;
+        }
+    }
+    Ok((StatusCode::CREATED, axum::Json(d)).into_response())
+}

@@ -1,0 +1,183 @@
+//! `akte hold …`, `akte retention eligible`, `akte dispose …`.
+
+use chrono::NaiveDate;
+use clap::Subcommand;
+
+use super::parse_date;
+use crate::retention::disposal;
+use crate::retention::hold::HoldScope;
+use crate::service::Services;
+
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// Place a legal hold.
+    Place {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        authority: Option<String>,
+        #[arg(long = "record")]
+        records: Vec<String>,
+        #[arg(long)]
+        party: Option<String>,
+        #[arg(long)]
+        case: Option<String>,
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long, value_parser = parse_date)]
+        from: Option<NaiveDate>,
+        #[arg(long, value_parser = parse_date)]
+        to: Option<NaiveDate>,
+    },
+    /// Release a legal hold.
+    Release {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List holds.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Records past retention and under no hold.
+    Eligible,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DisposeCommand {
+    /// Request the disposal of eligible records.
+    Request {
+        #[arg(required = true)]
+        records: Vec<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Approve and execute a request (not by its requester).
+    Approve { request: String },
+    /// Show a request; `--html` prints its disposal certificate.
+    Show {
+        request: String,
+        #[arg(long)]
+        html: bool,
+    },
+}
+
+pub async fn hold(svc: &Services, actor: &str, json: bool, cmd: HoldCommand) -> anyhow::Result<()> {
+    let holds = match cmd {
+        HoldCommand::Place {
+            name,
+            reason,
+            authority,
+            records,
+            party,
+            case,
+            class,
+            from,
+            to,
+        } => {
+            let scope = match (records.is_empty(), party, case, class) {
+                (false, None, None, None) => HoldScope::Records { ids: records },
+                (true, Some(id), None, None) => HoldScope::Party { id },
+                (true, None, Some(id), None) => HoldScope::Case { id },
+                (true, None, None, Some(class)) => HoldScope::Class { class, from, to },
+                _ => anyhow::bail!(
+                    "name exactly one scope: --record ID…, --party P, --case C or --class C [--from D --to D]"
+                ),
+            };
+            vec![
+                svc.holds
+                    .place(actor, &name, &reason, authority, scope)
+                    .await?,
+            ]
+        }
+        HoldCommand::Release { id, reason } => vec![svc.holds.release(actor, &id, &reason).await?],
+        HoldCommand::List => svc.holds.all().await?,
+    };
+    for h in holds {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"id": h.id, "name": h.name, "reason": h.reason, "scope": h.scope, "active": h.active, "placed_by": h.placed_by, "released_by": h.released_by})
+            );
+        } else {
+            println!(
+                "{}  {}  {}  {}",
+                h.id,
+                if h.active { "active  " } else { "released" },
+                h.name,
+                serde_json::to_string(&h.scope)?
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn retention(svc: &Services, json: bool, cmd: RetentionCommand) -> anyhow::Result<()> {
+    match cmd {
+        RetentionCommand::Eligible => {
+            for r in svc.disposals.eligible().await? {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"id": r.id, "class": r.class, "retain_until": r.retention.retain_until, "policy": r.retention.policy})
+                    );
+                } else {
+                    println!(
+                        "{}  {:<16} retained until {}  {}",
+                        r.id, r.class, r.retention.retain_until, r.title
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn dispose(
+    svc: &Services,
+    actor: &str,
+    json: bool,
+    cmd: DisposeCommand,
+) -> anyhow::Result<()> {
+    let d = match cmd {
+        DisposeCommand::Request { records, reason } => {
+            svc.disposals.request(actor, &records, &reason).await?
+        }
+        DisposeCommand::Approve { request } => svc.disposals.approve(actor, &request).await?,
+        DisposeCommand::Show { request, html } => {
+            let d = svc.disposals.get(&request).await?;
+            if html {
+                print!("{}", disposal::certificate_html(&d));
+                return Ok(());
+            }
+            d
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string(&d)?);
+    } else {
+        println!(
+            "{}  {:?}  {} records  requested by {}{}",
+            d.id,
+            d.state,
+            d.records.len(),
+            d.requested_by,
+            d.approved_by
+                .map(|a| format!(", approved by {a}"))
+                .unwrap_or_default()
+        );
+        for i in &d.items {
+            println!(
+                "  {} {} disposed ({} blobs deleted)",
+                i.record,
+                i.class,
+                i.blobs_deleted.len()
+            );
+        }
+    }
+    Ok(())
+}

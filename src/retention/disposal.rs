@@ -1,0 +1,516 @@
+//! Disposal (DESIGN §2.5): expiry makes a record *eligible*, nothing more. Destroying it
+//! needs a request by one person and the approval of another (four-eyes), a trusted
+//! clock, and no hold. Execution writes a tombstone revision per record (hash, class,
+//! legal basis, dates, requester, approver — no personal data), deletes the content blobs
+//! that no live record references any more, and journals every step. Refused attempts
+//! are journaled too.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+
+use super::hold::Holds;
+use crate::archive::Archive;
+use crate::audit::{
+    self,
+    journal::{Draft, Journal, Subject},
+};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::party::Parties;
+use crate::record::{RecordRevision, Tombstone};
+use crate::store::keys::{self, KeyKind, ObjectKind};
+use crate::store::{Store, codec};
+
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DisposalState {
+    Requested,
+    Executed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DisposedItem {
+    pub record: String,
+    pub class: String,
+    pub policy: String,
+    pub legal_basis: String,
+    pub retain_until: NaiveDate,
+    /// (sha256, size) of every content version.
+    pub contents: Vec<(String, u64)>,
+    pub blobs_deleted: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DisposalRevision {
+    pub format: u32,
+    pub id: String,
+    pub rev: u32,
+    pub prev_hash: Option<String>,
+    pub revised_at: DateTime<Utc>,
+    pub actor: String,
+    pub records: Vec<String>,
+    pub reason: String,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub state: DisposalState,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub items: Vec<DisposedItem>,
+}
+
+impl DisposalRevision {
+    pub fn decode(key: &str, bytes: &[u8]) -> Result<DisposalRevision> {
+        let d: DisposalRevision = codec::decode(key, bytes)?;
+        if d.format != FORMAT {
+            return Err(Error::CorruptObject {
+                key: key.into(),
+                reason: format!("unsupported disposal format {}", d.format),
+            });
+        }
+        Ok(d)
+    }
+}
+
+/// Why a record is not eligible for disposal now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct NotEligible {
+    pub record: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Disposals {
+    store: Store,
+    journal: Arc<Journal>,
+    clock: Arc<dyn Clock>,
+    archive: Archive,
+    holds: Holds,
+    parties: Parties,
+}
+
+/// The person behind an actor string: a token's name and id, or a CLI user.
+fn person(actor: &str) -> &str {
+    actor
+}
+
+impl Disposals {
+    pub fn new(archive: Archive, holds: Holds, parties: Parties) -> Disposals {
+        Disposals {
+            store: archive.store().clone(),
+            journal: archive.journal_arc(),
+            clock: archive.clock().clone(),
+            archive,
+            holds,
+            parties,
+        }
+    }
+
+    /// Today, by a clock that has not moved back behind the journal.
+    pub async fn trusted_today(&self) -> Result<NaiveDate> {
+        let now = self.clock.now();
+        if let Some(last) = self.journal.last_time().await?
+            && now < last
+        {
+            return Err(Error::ClockBehind {
+                now: now.to_rfc3339(),
+                last: last.to_rfc3339(),
+            });
+        }
+        Ok(now.date_naive())
+    }
+
+    /// Names of active holds covering `r`.
+    pub async fn held_by(&self, r: &RecordRevision) -> Result<Vec<String>> {
+        let holds = self.holds.all().await?;
+        let mut ids: BTreeSet<String> = r.parties.iter().map(|l| l.party.clone()).collect();
+        for h in &holds {
+            if let super::hold::HoldScope::Party { id } = &h.scope {
+                ids.insert(id.clone());
+            }
+        }
+        let mut resolved: HashMap<String, String> = HashMap::new();
+        for id in ids {
+            let s = match self.parties.resolve(&id).await {
+                Ok(p) => p.revision.id,
+                Err(_) => id.clone(),
+            };
+            resolved.insert(id, s);
+        }
+        let resolve = |id: &str| resolved.get(id).cloned().unwrap_or_else(|| id.to_string());
+        Ok(holds
+            .iter()
+            .filter(|h| h.covers(r, &resolve))
+            .map(|h| h.name.clone())
+            .collect())
+    }
+
+    /// Checks one record; `Ok(revision)` if it may be disposed on `today`.
+    pub async fn check(
+        &self,
+        id: &str,
+        today: NaiveDate,
+    ) -> Result<std::result::Result<RecordRevision, NotEligible>> {
+        let r = self.archive.latest(id).await?;
+        let no = |reason: String| {
+            Ok(Err(NotEligible {
+                record: id.to_string(),
+                reason,
+            }))
+        };
+        if r.tombstone.is_some() {
+            return no("already disposed".into());
+        }
+        if r.retention.retain_until >= today {
+            return no(format!(
+                "retained until {} ({})",
+                r.retention.retain_until, r.retention.legal_basis
+            ));
+        }
+        let holds = self.held_by(&r).await?;
+        if !holds.is_empty() {
+            return no(format!("on legal hold: {}", holds.join(", ")));
+        }
+        Ok(Ok(r))
+    }
+
+    /// Records past retention and under no hold.
+    pub async fn eligible(&self) -> Result<Vec<RecordRevision>> {
+        let today = self.trusted_today().await?;
+        let metas = self.store.list_sorted(&keys::records_prefix()).await?;
+        let mut ids: Vec<String> = metas
+            .iter()
+            .filter_map(|m| match keys::classify(&m.location) {
+                KeyKind::Revision { id, .. } => Some(id),
+                _ => None,
+            })
+            .collect();
+        ids.dedup();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Ok(r) = self.check(&id, today).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn refused(&self, actor: &str, what: &str, subjects: Vec<Subject>, why: &str) {
+        let _ = self
+            .journal
+            .append(Draft {
+                actor: actor.into(),
+                action: "retention.refused".into(),
+                subjects,
+                payload_digest: None,
+                detail: Some(format!("{what}: {why}")),
+            })
+            .await;
+    }
+
+    fn subjects(ids: &[String]) -> Vec<Subject> {
+        ids.iter()
+            .map(|i| Subject {
+                kind: "record".into(),
+                id: i.clone(),
+                rev: None,
+            })
+            .collect()
+    }
+
+    /// Requests disposal of records; refused whole if any is not eligible.
+    pub async fn request(
+        &self,
+        actor: &str,
+        ids: &[String],
+        reason: &str,
+    ) -> Result<DisposalRevision> {
+        if reason.trim().is_empty() {
+            return Err(Error::invalid(
+                "reason",
+                "a disposal request needs a reason",
+            ));
+        }
+        let mut ids: Vec<String> = ids.to_vec();
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            return Err(Error::invalid("records", "no records named"));
+        }
+        let today = match self.trusted_today().await {
+            Ok(t) => t,
+            Err(e) => {
+                self.refused(
+                    actor,
+                    "disposal request",
+                    Self::subjects(&ids),
+                    &e.to_string(),
+                )
+                .await;
+                return Err(e);
+            }
+        };
+        let mut not = Vec::new();
+        for id in &ids {
+            if let Err(n) = self.check(id, today).await? {
+                not.push(format!("{}: {}", n.record, n.reason));
+            }
+        }
+        if !not.is_empty() {
+            let why = not.join("; ");
+            self.refused(actor, "disposal request", Self::subjects(&ids), &why)
+                .await;
+            return Err(Error::NotEligible { reason: why });
+        }
+        let now = self.clock.now();
+        let d = DisposalRevision {
+            format: FORMAT,
+            id: self.clock.new_id().to_string(),
+            rev: 1,
+            prev_hash: None,
+            revised_at: now,
+            actor: actor.into(),
+            records: ids,
+            reason: reason.trim().into(),
+            requested_by: actor.into(),
+            requested_at: now,
+            state: DisposalState::Requested,
+            approved_by: None,
+            approved_at: None,
+            items: vec![],
+        };
+        audit::commit_revision(
+            &self.store,
+            &self.journal,
+            ObjectKind::Disposal,
+            &d.id,
+            1,
+            codec::encode(&d)?,
+            actor,
+            "disposal.request",
+            Some(format!("{} records", d.records.len())),
+        )
+        .await?;
+        Ok(d)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<DisposalRevision> {
+        Ok(self.latest_raw(id).await?.0)
+    }
+
+    async fn latest_raw(&self, id: &str) -> Result<(DisposalRevision, String)> {
+        crate::archive::validate_id(id)?;
+        let metas = self
+            .store
+            .list_sorted(&keys::revision_prefix(ObjectKind::Disposal, id))
+            .await?;
+        let last = metas.last().ok_or_else(|| Error::ObjectNotFound {
+            key: format!("disposal request {id}"),
+        })?;
+        let bytes = self.store.get(&last.location).await?;
+        Ok((
+            DisposalRevision::decode(last.location.as_ref(), &bytes)?,
+            codec::sha256_hex(&bytes),
+        ))
+    }
+
+    /// Every content hash referenced by any revision of a record that is not disposed
+    /// and not among `disposing`.
+    async fn live_blobs(&self, disposing: &HashSet<String>) -> Result<HashSet<String>> {
+        let metas = self.store.list_sorted(&keys::records_prefix()).await?;
+        let mut by_record: Vec<(String, Vec<object_store::path::Path>)> = Vec::new();
+        for m in metas {
+            if let KeyKind::Revision { id, .. } = keys::classify(&m.location) {
+                match by_record.last_mut() {
+                    Some((last, v)) if *last == id => v.push(m.location),
+                    _ => by_record.push((id, vec![m.location])),
+                }
+            }
+        }
+        let mut live = HashSet::new();
+        for (id, revs) in by_record {
+            if disposing.contains(&id) {
+                continue;
+            }
+            let loaded: Vec<RecordRevision> = futures::stream::iter(revs)
+                .map(|k| {
+                    let store = self.store.clone();
+                    async move {
+                        let b = store.get(&k).await?;
+                        RecordRevision::decode(k.as_ref(), &b)
+                    }
+                })
+                .buffered(16)
+                .try_collect()
+                .await?;
+            if loaded.last().is_some_and(|r| r.tombstone.is_some()) {
+                continue;
+            }
+            live.extend(loaded.into_iter().map(|r| r.content.sha256));
+        }
+        Ok(live)
+    }
+
+    /// Approves and executes a request. The approver must be another person.
+    pub async fn approve(&self, actor: &str, id: &str) -> Result<DisposalRevision> {
+        let (req, hash) = self.latest_raw(id).await?;
+        let subjects = vec![Subject {
+            kind: "disposal".into(),
+            id: id.into(),
+            rev: Some(req.rev),
+        }];
+        if req.state != DisposalState::Requested {
+            return Err(Error::invalid(
+                "disposal",
+                format!("request {id} was already executed"),
+            ));
+        }
+        if person(actor) == person(&req.requested_by) {
+            let e = Error::FourEyes { id: id.into() };
+            self.refused(actor, "disposal approval", subjects, &e.to_string())
+                .await;
+            return Err(e);
+        }
+        let today = match self.trusted_today().await {
+            Ok(t) => t,
+            Err(e) => {
+                self.refused(actor, "disposal approval", subjects, &e.to_string())
+                    .await;
+                return Err(e);
+            }
+        };
+        // Re-check: a hold may have been placed since the request.
+        let mut records = Vec::new();
+        let mut not = Vec::new();
+        for rid in &req.records {
+            match self.check(rid, today).await? {
+                Ok(r) => records.push(r),
+                Err(n) => not.push(format!("{}: {}", n.record, n.reason)),
+            }
+        }
+        if !not.is_empty() {
+            let why = not.join("; ");
+            self.refused(actor, "disposal approval", subjects, &why)
+                .await;
+            return Err(Error::NotEligible { reason: why });
+        }
+        // Which blobs go: those no live record (in any revision) still references.
+        let disposing: HashSet<String> = req.records.iter().cloned().collect();
+        let live = self.live_blobs(&disposing).await?;
+        let now = self.clock.now();
+        let mut items = Vec::new();
+        let mut to_delete = BTreeSet::new();
+        for r in &records {
+            let history = self.archive.history(&r.id).await?;
+            let mut contents: Vec<(String, u64)> = Vec::new();
+            for h in &history {
+                if !contents.iter().any(|(s, _)| *s == h.content.sha256) {
+                    contents.push((h.content.sha256.clone(), h.content.size));
+                }
+            }
+            let deleted: Vec<String> = contents
+                .iter()
+                .filter(|(s, _)| !live.contains(s))
+                .map(|(s, _)| s.clone())
+                .collect();
+            to_delete.extend(deleted.iter().cloned());
+            let tomb = Tombstone {
+                disposal: id.into(),
+                disposed_at: now,
+                requested_by: req.requested_by.clone(),
+                approved_by: actor.into(),
+                reason: req.reason.clone(),
+                class: r.class.clone(),
+                policy: r.retention.policy.clone(),
+                legal_basis: r.retention.legal_basis.clone(),
+                retain_until: r.retention.retain_until,
+                contents: contents.clone(),
+                blobs_deleted: deleted.clone(),
+            };
+            self.archive.write_tombstone(actor, &r.id, tomb).await?;
+            items.push(DisposedItem {
+                record: r.id.clone(),
+                class: r.class.clone(),
+                policy: r.retention.policy.clone(),
+                legal_basis: r.retention.legal_basis.clone(),
+                retain_until: r.retention.retain_until,
+                contents,
+                blobs_deleted: deleted,
+            });
+        }
+        for sha in &to_delete {
+            self.store.dispose_blob(sha).await?;
+        }
+        let mut d = req.clone();
+        d.rev += 1;
+        d.prev_hash = Some(hash);
+        d.revised_at = now;
+        d.actor = actor.into();
+        d.state = DisposalState::Executed;
+        d.approved_by = Some(actor.into());
+        d.approved_at = Some(now);
+        d.items = items;
+        audit::commit_revision(
+            &self.store,
+            &self.journal,
+            ObjectKind::Disposal,
+            &d.id,
+            d.rev,
+            codec::encode(&d)?,
+            actor,
+            "disposal.execute",
+            Some(format!(
+                "{} records, {} blobs deleted",
+                d.records.len(),
+                to_delete.len()
+            )),
+        )
+        .await?;
+        Ok(d)
+    }
+}
+
+/// A human-readable disposal certificate.
+pub fn certificate_html(d: &DisposalRevision) -> String {
+    fn esc(s: &str) -> String {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    }
+    let mut rows = String::new();
+    for i in &d.items {
+        let hashes: Vec<String> = i
+            .contents
+            .iter()
+            .map(|(s, n)| format!("{s} ({n} bytes)"))
+            .collect();
+        rows.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
+            esc(&i.record),
+            esc(&i.class),
+            esc(&i.legal_basis),
+            i.retain_until,
+            esc(&hashes.join(", ")),
+            i.blobs_deleted.len()
+        ));
+    }
+    format!(
+        "<!doctype html>\n<html lang=\"de\"><head><meta charset=\"utf-8\"><title>Löschprotokoll / Disposal certificate {id}</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px;text-align:left}}</style></head>\n<body>\n<h1>Löschprotokoll / Disposal certificate</h1>\n<p>Request <code>{id}</code>, state <b>{state:?}</b>.</p>\n<p>Requested by {req} at {req_at}; approved by {appr} at {appr_at}.</p>\n<p>Reason: {reason}</p>\n<table><tr><th>Record</th><th>Class</th><th>Legal basis</th><th>Retained until</th><th>Content (SHA-256)</th><th>Blobs deleted</th></tr>\n{rows}</table>\n<p>Each record keeps a tombstone revision with these facts; the journal entries <code>record.dispose</code> and <code>disposal.execute</code> prove when this happened. No personal data are recorded here.</p>\n</body></html>\n",
+        id = esc(&d.id),
+        state = d.state,
+        req = esc(&d.requested_by),
+        req_at = d.requested_at.to_rfc3339(),
+        appr = esc(d.approved_by.as_deref().unwrap_or("-")),
+        appr_at = d
+            .approved_at
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "-".into()),
+        reason = esc(&d.reason),
+    )
+}

@@ -1,0 +1,240 @@
+//! Legal holds (DESIGN §3): named, with reason and authority, scoped to records, a
+//! party (covering records linked later too), a case, or a class within a date range.
+//! Placed and released by journaled acts. A held record cannot be disposed.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, journal::Journal};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::record::RecordRevision;
+use crate::store::keys::{self, KeyKind, ObjectKind};
+use crate::store::{Store, codec};
+
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum HoldScope {
+    Records {
+        ids: Vec<String>,
+    },
+    Party {
+        id: String,
+    },
+    Case {
+        id: String,
+    },
+    Class {
+        class: String,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldRevision {
+    pub format: u32,
+    pub id: String,
+    pub rev: u32,
+    pub prev_hash: Option<String>,
+    pub revised_at: DateTime<Utc>,
+    pub actor: String,
+    pub name: String,
+    pub reason: String,
+    pub authority: Option<String>,
+    pub scope: HoldScope,
+    pub active: bool,
+    pub placed_at: DateTime<Utc>,
+    pub placed_by: String,
+    pub released_at: Option<DateTime<Utc>>,
+    pub released_by: Option<String>,
+    pub release_reason: Option<String>,
+}
+
+impl HoldRevision {
+    pub fn decode(key: &str, bytes: &[u8]) -> Result<HoldRevision> {
+        let h: HoldRevision = codec::decode(key, bytes)?;
+        if h.format != FORMAT {
+            return Err(Error::CorruptObject {
+                key: key.into(),
+                reason: format!("unsupported hold format {}", h.format),
+            });
+        }
+        Ok(h)
+    }
+
+    /// Whether this (active) hold covers `r`. `resolve` maps a party id to its survivor.
+    pub fn covers(&self, r: &RecordRevision, resolve: &dyn Fn(&str) -> String) -> bool {
+        if !self.active {
+            return false;
+        }
+        match &self.scope {
+            HoldScope::Records { ids } => ids.contains(&r.id),
+            HoldScope::Party { id } => {
+                let target = resolve(id);
+                r.parties.iter().any(|l| resolve(&l.party) == target)
+            }
+            HoldScope::Case { id } => r.cases.contains(id),
+            HoldScope::Class { class, from, to } => {
+                let d = r.document_date.unwrap_or(r.archived_at.date_naive());
+                r.class == *class && from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Holds {
+    store: Store,
+    journal: Arc<Journal>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Holds {
+    pub fn new(store: Store, journal: Arc<Journal>, clock: Arc<dyn Clock>) -> Holds {
+        Holds {
+            store,
+            journal,
+            clock,
+        }
+    }
+
+    pub async fn place(
+        &self,
+        actor: &str,
+        name: &str,
+        reason: &str,
+        authority: Option<String>,
+        scope: HoldScope,
+    ) -> Result<HoldRevision> {
+        if name.trim().is_empty() || name.len() > 200 {
+            return Err(Error::invalid("name", "required, at most 200 characters"));
+        }
+        if reason.trim().is_empty() {
+            return Err(Error::invalid("reason", "a hold needs a reason"));
+        }
+        match &scope {
+            HoldScope::Records { ids } if ids.is_empty() => {
+                return Err(Error::invalid("scope", "no records named"));
+            }
+            HoldScope::Records { ids } => {
+                for id in ids {
+                    crate::archive::validate_id(id)?;
+                }
+            }
+            HoldScope::Party { id } | HoldScope::Case { id } => crate::archive::validate_id(id)?,
+            HoldScope::Class { class, .. } => crate::record::validate_class(class)?,
+        }
+        let now = self.clock.now();
+        let h = HoldRevision {
+            format: FORMAT,
+            id: self.clock.new_id().to_string(),
+            rev: 1,
+            prev_hash: None,
+            revised_at: now,
+            actor: actor.into(),
+            name: name.trim().into(),
+            reason: reason.trim().into(),
+            authority,
+            scope,
+            active: true,
+            placed_at: now,
+            placed_by: actor.into(),
+            released_at: None,
+            released_by: None,
+            release_reason: None,
+        };
+        audit::commit_revision(
+            &self.store,
+            &self.journal,
+            ObjectKind::Hold,
+            &h.id,
+            1,
+            codec::encode(&h)?,
+            actor,
+            "hold.place",
+            Some(h.name.clone()),
+        )
+        .await?;
+        Ok(h)
+    }
+
+    pub async fn release(&self, actor: &str, id: &str, reason: &str) -> Result<HoldRevision> {
+        if reason.trim().is_empty() {
+            return Err(Error::invalid("reason", "releasing a hold needs a reason"));
+        }
+        let (prev, hash) = self.latest_raw(id).await?;
+        if !prev.active {
+            return Err(Error::invalid(
+                "hold",
+                format!("hold {id} is already released"),
+            ));
+        }
+        let now = self.clock.now();
+        let mut h = prev.clone();
+        h.rev += 1;
+        h.prev_hash = Some(hash);
+        h.revised_at = now;
+        h.actor = actor.into();
+        h.active = false;
+        h.released_at = Some(now);
+        h.released_by = Some(actor.into());
+        h.release_reason = Some(reason.trim().into());
+        audit::commit_revision(
+            &self.store,
+            &self.journal,
+            ObjectKind::Hold,
+            &h.id,
+            h.rev,
+            codec::encode(&h)?,
+            actor,
+            "hold.release",
+            Some(h.name.clone()),
+        )
+        .await?;
+        Ok(h)
+    }
+
+    async fn latest_raw(&self, id: &str) -> Result<(HoldRevision, String)> {
+        crate::archive::validate_id(id)?;
+        let metas = self
+            .store
+            .list_sorted(&keys::revision_prefix(ObjectKind::Hold, id))
+            .await?;
+        let last = metas.last().ok_or_else(|| Error::ObjectNotFound {
+            key: format!("hold {id}"),
+        })?;
+        let bytes = self.store.get(&last.location).await?;
+        Ok((
+            HoldRevision::decode(last.location.as_ref(), &bytes)?,
+            codec::sha256_hex(&bytes),
+        ))
+    }
+
+    /// Every hold, latest revision each (active and released).
+    pub async fn all(&self) -> Result<Vec<HoldRevision>> {
+        let metas = self
+            .store
+            .list_sorted(&keys::kind_prefix(ObjectKind::Hold))
+            .await?;
+        let mut latest: Vec<(String, object_store::path::Path)> = Vec::new();
+        for m in metas {
+            if let KeyKind::Revision { id, .. } = keys::classify(&m.location) {
+                match latest.last_mut() {
+                    Some((last, key)) if *last == id => *key = m.location,
+                    _ => latest.push((id, m.location)),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (_, key) in latest {
+            let bytes = self.store.get(&key).await?;
+            out.push(HoldRevision::decode(key.as_ref(), &bytes)?);
+        }
+        Ok(out)
+    }
+}

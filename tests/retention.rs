@@ -1,0 +1,362 @@
+//! Holds, four-eyes disposal, tombstones, clock safety.
+
+mod common;
+
+use std::sync::Arc;
+
+use akte::ErrorKind;
+use akte::archive::{Amendment, Archive, NewRecord};
+use akte::audit::verify::{self, NoProgress};
+use akte::clock::{Clock, FixedClock};
+use akte::record::PartyLink;
+use akte::retention::hold::HoldScope;
+use akte::service::Services;
+use akte::store::{Store, keys};
+use chrono::{NaiveDate, TimeZone, Utc};
+use common::*;
+
+fn at(y: i32, m: u32, d: u32) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap()
+}
+
+async fn setup() -> (Services, Arc<FixedClock>) {
+    let clock = Arc::new(FixedClock::new(at(2026, 11, 26)));
+    let s = Services::new(Archive::new(
+        Store::open("memory://").unwrap(),
+        clock.clone(),
+    ));
+    s.load().await.unwrap();
+    (s, clock)
+}
+
+async fn archive(s: &Services, body: &[u8], class: &str, date: &str) -> String {
+    let meta = NewRecord {
+        class: Some(class.into()),
+        title: Some("Brief an Erika Mustermann".into()),
+        document_date: Some(NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap()),
+        ..Default::default()
+    };
+    s.archive("alice", once(body.to_vec()), meta)
+        .await
+        .unwrap()
+        .id
+}
+
+async fn verify_report(s: &Services) -> verify::Report {
+    verify::verify(
+        s.archive.store(),
+        &verify::Options::default(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap()
+}
+
+async fn refusals(s: &Services) -> usize {
+    s.archive
+        .journal()
+        .entries(0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == "retention.refused")
+        .count()
+}
+
+#[tokio::test]
+async fn disposal_end_to_end_with_four_eyes_tombstone_and_shared_blob() {
+    let (s, _) = setup().await;
+    // Business letters from 2015: six years from end of 2015 → eligible since 2022.
+    let old = archive(&s, b"Brief 2015", "business-letter", "2015-03-01").await;
+    let shared_old = archive(&s, b"gemeinsamer Inhalt", "business-letter", "2015-04-01").await;
+    let shared_live = archive(&s, b"gemeinsamer Inhalt", "contract", "2025-04-01").await;
+    let young = archive(&s, b"Brief 2025", "business-letter", "2025-03-01").await;
+
+    let eligible: Vec<String> = s
+        .disposals
+        .eligible()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert!(eligible.contains(&old) && eligible.contains(&shared_old));
+    assert!(!eligible.contains(&young) && !eligible.contains(&shared_live));
+
+    // An unexpired record cannot even be requested.
+    let e = s
+        .disposals
+        .request("alice", std::slice::from_ref(&young), "Aufräumen")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Locked);
+    assert!(e.to_string().contains("retained until 2031-12-31"), "{e}");
+
+    let req = s
+        .disposals
+        .request(
+            "alice",
+            &[old.clone(), shared_old.clone()],
+            "Aufbewahrungsfrist abgelaufen",
+        )
+        .await
+        .unwrap();
+    // The requester cannot approve.
+    let e = s.disposals.approve("alice", &req.id).await.unwrap_err();
+    assert!(matches!(e, akte::Error::FourEyes { .. }));
+    let done = s.disposals.approve("bob", &req.id).await.unwrap();
+    assert_eq!(done.approved_by.as_deref(), Some("bob"));
+    assert_eq!(done.items.len(), 2);
+
+    let sha_old = sha256_hex(b"Brief 2015");
+    let sha_shared = sha256_hex(b"gemeinsamer Inhalt");
+    assert!(
+        !s.archive
+            .store()
+            .exists(&keys::blob(&sha_old))
+            .await
+            .unwrap(),
+        "the blob is gone"
+    );
+    assert!(
+        s.archive
+            .store()
+            .exists(&keys::blob(&sha_shared))
+            .await
+            .unwrap(),
+        "a live record still uses the shared blob"
+    );
+    let t = s.archive.latest(&old).await.unwrap();
+    let tomb = t.tombstone.as_ref().unwrap();
+    assert_eq!(
+        (tomb.requested_by.as_str(), tomb.approved_by.as_str()),
+        ("alice", "bob")
+    );
+    assert_eq!(tomb.contents[0].0, sha_old);
+    assert_eq!(tomb.legal_basis, t.retention.legal_basis);
+    assert!(
+        t.title.is_empty() && t.content.file_name.is_none(),
+        "no personal data in the tombstone"
+    );
+    // The disposed record cannot be read, changed or disposed again; its history stays.
+    assert_eq!(
+        s.archive
+            .open_content(&old, None, None)
+            .await
+            .err()
+            .map(|e| e.kind()),
+        Some(ErrorKind::Locked)
+    );
+    assert!(
+        s.archive
+            .amend(
+                "x",
+                &old,
+                Amendment {
+                    title: Some("neu".into()),
+                    ..Default::default()
+                }
+            )
+            .await
+            .is_err()
+    );
+    assert_eq!(s.archive.history(&old).await.unwrap().len(), 2);
+    // The live record sharing the blob is intact.
+    let (_, stream) = s
+        .archive
+        .open_content(&shared_live, None, None)
+        .await
+        .unwrap();
+    let bytes: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(stream).await.unwrap();
+    assert_eq!(bytes.concat(), b"gemeinsamer Inhalt");
+    // Verify: tombstoned content is legitimately absent.
+    let r = verify_report(&s).await;
+    assert!(r.ok(), "{:?}", r.problems);
+    let cert =
+        akte::retention::disposal::certificate_html(&s.disposals.get(&req.id).await.unwrap());
+    assert!(cert.contains(&sha_old) && cert.contains("bob") && cert.contains("Löschprotokoll"));
+    assert!(
+        !cert.contains("Mustermann"),
+        "no personal data in the certificate"
+    );
+}
+
+#[tokio::test]
+async fn holds_block_disposal_and_a_party_hold_covers_later_links() {
+    let (s, _) = setup().await;
+    let party = s
+        .parties
+        .create(
+            "alice",
+            akte::party::PartyData {
+                kind: akte::party::PartyKind::Organisation,
+                name: "Streitfall GmbH".into(),
+                addresses: vec![],
+                emails: vec![],
+                phones: vec![],
+                domains: vec![],
+                vat_id: None,
+                register_number: None,
+                identifiers: Default::default(),
+                roles: vec![],
+                relations: vec![],
+                notes: None,
+            },
+        )
+        .await
+        .unwrap();
+    let pid = party.revision.id.clone();
+    let hold = s
+        .holds
+        .place(
+            "alice",
+            "Rechtsstreit 2026",
+            "Klage LG München",
+            Some("Rechtsabteilung".into()),
+            HoldScope::Party { id: pid.clone() },
+        )
+        .await
+        .unwrap();
+    // A record linked to the party *after* the hold was placed is covered.
+    let meta = NewRecord {
+        class: Some("business-letter".into()),
+        document_date: Some(NaiveDate::from_ymd_opt(2015, 1, 1).unwrap()),
+        parties: vec![PartyLink {
+            party: pid.clone(),
+            role: "recipient".into(),
+            reason: None,
+        }],
+        ..Default::default()
+    };
+    let linked = s
+        .archive("alice", once(b"Schriftsatz".to_vec()), meta)
+        .await
+        .unwrap()
+        .id;
+    let class_hold = s
+        .holds
+        .place(
+            "alice",
+            "Betriebsprüfung",
+            "Prüfung 2014-2016",
+            None,
+            HoldScope::Class {
+                class: "invoice".into(),
+                from: NaiveDate::from_ymd_opt(2014, 1, 1),
+                to: NaiveDate::from_ymd_opt(2016, 12, 31),
+            },
+        )
+        .await
+        .unwrap();
+    let invoice = archive(&s, b"RE 2015", "invoice", "2015-06-30").await;
+    let before = refusals(&s).await;
+    for id in [&linked, &invoice] {
+        let e = s
+            .disposals
+            .request("alice", std::slice::from_ref(id), "alt")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("on legal hold"), "{e}");
+    }
+    assert_eq!(
+        refusals(&s).await,
+        before + 2,
+        "refused attempts are journaled"
+    );
+    // Released holds stop blocking.
+    s.holds
+        .release("bob", &hold.id, "Verfahren beendet")
+        .await
+        .unwrap();
+    s.holds
+        .release("bob", &class_hold.id, "Prüfung abgeschlossen")
+        .await
+        .unwrap();
+    let req = s
+        .disposals
+        .request(
+            "alice",
+            &[linked.clone(), invoice.clone()],
+            "Frist abgelaufen",
+        )
+        .await
+        .unwrap();
+    // A hold placed between request and approval blocks the approval.
+    let late = s
+        .holds
+        .place(
+            "carol",
+            "Neue Anfrage",
+            "Auskunftsersuchen",
+            None,
+            HoldScope::Records {
+                ids: vec![invoice.clone()],
+            },
+        )
+        .await
+        .unwrap();
+    let e = s.disposals.approve("bob", &req.id).await.unwrap_err();
+    assert!(e.to_string().contains("Neue Anfrage"), "{e}");
+    assert!(
+        s.archive
+            .latest(&invoice)
+            .await
+            .unwrap()
+            .tombstone
+            .is_none(),
+        "nothing was disposed"
+    );
+    s.holds
+        .release("carol", &late.id, "erledigt")
+        .await
+        .unwrap();
+    s.disposals.approve("bob", &req.id).await.unwrap();
+    assert!(verify_report(&s).await.ok());
+}
+
+#[tokio::test]
+async fn a_clock_moved_back_refuses_retention_decisions() {
+    let (s, clock) = setup().await;
+    let id = archive(&s, b"alt", "business-letter", "2015-03-01").await;
+    clock.set(at(2026, 11, 1));
+    let e = s
+        .disposals
+        .request("alice", std::slice::from_ref(&id), "alt")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, akte::Error::ClockBehind { .. }), "{e}");
+    clock.set(at(2026, 11, 27));
+    let req = s
+        .disposals
+        .request("alice", std::slice::from_ref(&id), "alt")
+        .await
+        .unwrap();
+    clock.set(at(2026, 11, 20));
+    assert!(matches!(
+        s.disposals.approve("bob", &req.id).await.unwrap_err(),
+        akte::Error::ClockBehind { .. }
+    ));
+    assert!(s.archive.latest(&id).await.unwrap().tombstone.is_none());
+    assert_eq!(clock.now(), at(2026, 11, 20));
+}
+
+#[tokio::test]
+async fn deleting_a_blob_without_disposal_is_reported() {
+    let mem: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let store = Store::from_object_store(mem.clone(), "mem");
+    let clock = Arc::new(FixedClock::new(at(2026, 11, 26)));
+    let s = Services::new(Archive::new(store, clock));
+    archive(&s, b"weg", "business-letter", "2015-03-01").await;
+    let sha = sha256_hex(b"weg");
+    object_store::ObjectStoreExt::delete(&*mem, &keys::blob(&sha))
+        .await
+        .unwrap();
+    let r = verify_report(&s).await;
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.key == keys::blob(&sha).as_ref()),
+        "{:?}",
+        r.problems
+    );
+}
