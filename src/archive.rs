@@ -95,6 +95,8 @@ pub struct Archive {
     clock: Arc<dyn Clock>,
     /// Commits in flight; see [`Archive::drain`].
     commits: tokio_util::task::TaskTracker,
+    /// The retention catalogue in force.
+    catalogue: Arc<retention::catalogue::Catalogue>,
 }
 
 impl Archive {
@@ -105,7 +107,18 @@ impl Archive {
             journal,
             clock,
             commits: tokio_util::task::TaskTracker::new(),
+            catalogue: Arc::new(retention::catalogue::Catalogue::shipped()),
         }
+    }
+
+    /// The same archive with another retention catalogue in force.
+    pub fn with_catalogue(mut self, c: retention::catalogue::Catalogue) -> Archive {
+        self.catalogue = Arc::new(c);
+        self
+    }
+
+    pub fn catalogue(&self) -> &retention::catalogue::Catalogue {
+        &self.catalogue
     }
 
     pub fn store(&self) -> &Store {
@@ -161,7 +174,7 @@ impl Archive {
             id: id.clone(),
             rev: 1,
             prev_hash: None,
-            retention: retention::compute(&class, trigger),
+            retention: self.catalogue.compute(&class, trigger),
             class,
             title,
             document_date: meta.document_date,
@@ -373,7 +386,9 @@ impl Archive {
             .any(|c| *c == "class" || *c == "document_date")
         {
             let trigger = next.document_date.unwrap_or(next.archived_at.date_naive());
-            next.retention = retention::recompute(&prev.retention, &next.class, trigger);
+            next.retention = self
+                .catalogue
+                .recompute(&prev.retention, &next.class, trigger);
         }
         if let Some(until) = a.retain_until {
             if until < next.retention.retain_until {
@@ -407,6 +422,79 @@ impl Archive {
         self.commit(next.clone(), "record.amend", Some(next.change.clone()))
             .await?;
         Ok(next)
+    }
+
+    /// Records the event an event-triggered retention waits for (contract end, case
+    /// closed): the period then runs from the end of the event's year. Only extends.
+    pub async fn record_event(
+        &self,
+        actor: &str,
+        id: &str,
+        date: NaiveDate,
+        reason: Option<String>,
+    ) -> Result<RecordRevision> {
+        let (prev, prev_hash) = self.latest_live(id).await?;
+        if !self.catalogue.entry(&prev.class).is_event() {
+            return Err(Error::invalid(
+                "class",
+                format!(
+                    "retention of class {} does not wait for an event",
+                    prev.class
+                ),
+            ));
+        }
+        let mut next = prev.clone();
+        next.retention = self
+            .catalogue
+            .apply_event(&prev.retention, &prev.class, date);
+        next.rev = prev.rev + 1;
+        next.prev_hash = Some(prev_hash);
+        next.revised_at = self.clock.now();
+        next.actor = actor.to_string();
+        next.change = format!("retention event {date}");
+        next.reason = reason;
+        self.commit(
+            next.clone(),
+            "record.retention",
+            Some(format!(
+                "event {date}: retained until {}",
+                next.retention.retain_until
+            )),
+        )
+        .await?;
+        Ok(next)
+    }
+
+    /// Recomputes a record's retention with the catalogue in force (after a catalogue
+    /// change). Writes a revision only when the period grows; never shortens.
+    pub async fn recompute_retention(
+        &self,
+        actor: &str,
+        id: &str,
+    ) -> Result<Option<RecordRevision>> {
+        let (prev, prev_hash) = self.latest_live(id).await?;
+        let trigger = prev.document_date.unwrap_or(prev.archived_at.date_naive());
+        let r = self
+            .catalogue
+            .recompute(&prev.retention, &prev.class, trigger);
+        if r.retain_until <= prev.retention.retain_until {
+            return Ok(None);
+        }
+        let mut next = prev.clone();
+        next.retention = r;
+        next.rev = prev.rev + 1;
+        next.prev_hash = Some(prev_hash);
+        next.revised_at = self.clock.now();
+        next.actor = actor.to_string();
+        next.change = "retention".into();
+        next.reason = Some(format!("catalogue {}", self.catalogue.version));
+        self.commit(
+            next.clone(),
+            "record.retention",
+            Some(format!("retained until {}", next.retention.retain_until)),
+        )
+        .await?;
+        Ok(Some(next))
     }
 
     /// Adds or removes links to parties and cases, as a new revision.

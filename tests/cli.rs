@@ -63,7 +63,7 @@ fn archive_then_cat_is_byte_exact_for_empty_small_and_large_files() {
         let v = archive_json(
             &data,
             &src,
-            &["--class", "contract", "--date", "2024-05-01"],
+            &["--class", "annual-statement", "--date", "2024-05-01"],
         );
         assert_eq!(v["sha256"], sha256_hex(&bytes));
         assert_eq!(v["size"], len as u64);

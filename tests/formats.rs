@@ -45,7 +45,16 @@ fn sample_revision() -> RecordRevision {
             role: "invoice-issuer".into(),
             reason: None,
         }],
-        retention: retention::compute("invoice", date),
+        // Historical data: the retention block as the first catalogue wrote it.
+        retention: retention::Retention {
+            policy: "booking-voucher-8y".into(),
+            legal_basis: "§ 147 (3) AO, § 257 (4) HGB, § 14b UStG (as amended by BEG IV)".into(),
+            catalogue: "builtin-2025.1".into(),
+            period_years: 8,
+            start: NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
+            retain_until: NaiveDate::from_ymd_opt(2033, 12, 31).unwrap(),
+            awaiting_event: None,
+        },
         holds: vec![],
         cases: vec![],
         extra: Default::default(),

@@ -360,3 +360,74 @@ async fn deleting_a_blob_without_disposal_is_reported() {
         r.problems
     );
 }
+
+#[tokio::test]
+async fn events_and_catalogue_changes_only_extend_and_are_journaled() {
+    let (s, clock) = setup().await;
+    let contract = archive(&s, b"Rahmenvertrag", "contract", "2020-03-01").await;
+    let r = s.archive.latest(&contract).await.unwrap();
+    assert_eq!(
+        r.retention.retain_until,
+        NaiveDate::from_ymd_opt(2026, 12, 31).unwrap()
+    );
+    assert_eq!(r.retention.awaiting_event.as_deref(), Some("contract end"));
+    let ended = s
+        .archive
+        .record_event(
+            "alice",
+            &contract,
+            NaiveDate::from_ymd_opt(2029, 6, 30).unwrap(),
+            Some("gekündigt".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ended.retention.retain_until,
+        NaiveDate::from_ymd_opt(2035, 12, 31).unwrap()
+    );
+    assert!(ended.retention.awaiting_event.is_none());
+    // A company catalogue keeps emails ten years: recomputation extends, once.
+    let mail = archive(&s, b"Mail", "email", "2024-02-01").await;
+    let company = akte::retention::catalogue::Catalogue::parse("version = \"acme-1\"\n[[class]]\nid = \"email\"\nyears = 10\nbasis = \"Konzernrichtlinie 7.3\"\n").unwrap();
+    let archive2 = Archive::new(s.archive.store().clone(), clock.clone())
+        .with_catalogue(akte::retention::catalogue::Catalogue::shipped().with_company(company));
+    let r = archive2
+        .recompute_retention("alice", &mail)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r.retention.retain_until,
+        NaiveDate::from_ymd_opt(2034, 12, 31).unwrap()
+    );
+    assert_eq!(r.retention.catalogue, "de-2025.1+acme-1");
+    assert!(
+        archive2
+            .recompute_retention("alice", &mail)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Back to the shipped catalogue: nothing shortens.
+    assert!(
+        s.archive
+            .recompute_retention("alice", &mail)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let actions: Vec<String> = s
+        .archive
+        .journal()
+        .entries(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "record.retention").count(),
+        2
+    );
+    assert!(verify_report(&s).await.ok());
+}

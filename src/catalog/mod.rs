@@ -823,6 +823,13 @@ impl Catalog {
         v
     }
 
+    /// Every record id the catalog knows.
+    pub async fn record_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.state.read().await.records.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
     /// Records linked to `party`, counted by scanning every record summary: the naive
     /// way, kept as the benchmark's baseline.
     pub async fn scan_count_for_party(&self, party: &str) -> usize {

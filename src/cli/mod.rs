@@ -43,6 +43,9 @@ pub struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
+    /// A company retention catalogue (TOML) adding to or overriding the shipped one.
+    #[arg(long, global = true, env = "AKTE_CATALOGUE")]
+    catalogue: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -252,7 +255,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let store = open_store(&cli.data, cli.store.as_deref())?;
-    let archive = Archive::new(store, Arc::new(SystemClock));
+    let mut archive = Archive::new(store, Arc::new(SystemClock));
+    if let Some(path) = &cli.catalogue {
+        let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+        let company = crate::retention::catalogue::Catalogue::parse(&text)
+            .with_context(|| format!("{}: not a retention catalogue", path.display()))?;
+        archive = archive.with_catalogue(
+            crate::retention::catalogue::Catalogue::shipped().with_company(company),
+        );
+    }
     let actor = cli.actor.clone().unwrap_or_else(default_actor);
     let json = cli.json;
     match cli.command {
@@ -462,7 +473,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Retention(cmd) => {
             let svc = crate::service::Services::new(archive);
-            retention::retention(&svc, json, cmd).await?;
+            retention::retention(&svc, &actor, json, cmd).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dispose(cmd) => {

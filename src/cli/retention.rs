@@ -45,6 +45,18 @@ pub enum HoldCommand {
 pub enum RetentionCommand {
     /// Records past retention and under no hold.
     Eligible,
+    /// Record the event an event-triggered retention waits for (contract end, …).
+    Event {
+        record: String,
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Recompute every record's retention with the catalogue in force (only extends).
+    Recompute,
+    /// Print the catalogue in force.
+    Catalogue,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,8 +128,77 @@ pub async fn hold(svc: &Services, actor: &str, json: bool, cmd: HoldCommand) -> 
     Ok(())
 }
 
-pub async fn retention(svc: &Services, json: bool, cmd: RetentionCommand) -> anyhow::Result<()> {
+pub async fn retention(
+    svc: &Services,
+    actor: &str,
+    json: bool,
+    cmd: RetentionCommand,
+) -> anyhow::Result<()> {
     match cmd {
+        RetentionCommand::Event {
+            record,
+            date,
+            reason,
+        } => {
+            let r = svc
+                .archive
+                .record_event(actor, &record, date, reason)
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{}: retained until {} ({})",
+                    r.id, r.retention.retain_until, r.retention.legal_basis
+                );
+            }
+        }
+        RetentionCommand::Recompute => {
+            svc.load().await?;
+            let (mut changed, mut total) = (0, 0);
+            for id in svc.catalog.record_ids().await {
+                total += 1;
+                match svc.archive.recompute_retention(actor, &id).await {
+                    Ok(Some(r)) => {
+                        changed += 1;
+                        println!("{}: retained until {}", r.id, r.retention.retain_until);
+                    }
+                    Ok(None) | Err(crate::Error::Disposed { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            println!(
+                "{total} records checked against catalogue {}, {changed} extended",
+                svc.archive.catalogue().version
+            );
+        }
+        RetentionCommand::Catalogue => {
+            let c = svc.archive.catalogue();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"version": c.version, "law": c.law, "default": c.default, "classes": c.classes})
+                );
+            } else {
+                println!("catalogue {} — {}", c.version, c.law);
+                for e in c.classes.values() {
+                    println!(
+                        "  {:<26} {:>2} years{}  {}",
+                        e.id,
+                        e.years,
+                        e.event
+                            .as_ref()
+                            .map(|x| format!(" after {x}"))
+                            .unwrap_or_default(),
+                        e.basis
+                    );
+                }
+                println!(
+                    "  {:<26} {:>2} years  {}",
+                    "(any other class)", c.default.years, c.default.basis
+                );
+            }
+        }
         RetentionCommand::Eligible => {
             for r in svc.disposals.eligible().await? {
                 if json {

@@ -2,18 +2,15 @@
 //!
 //! German commercial and tax law (§ 257 (5) HGB, § 147 (4) AO) starts a retention period at
 //! the end of the calendar year in which a document was received, sent or created. The
-//! full, data-driven catalogue comes later; until then a small built-in table maps the
-//! three statutory groups. Pure functions: `now` is passed in.
+//! periods come from a versioned catalogue (`catalogue`, data in `schemas/retention-de.toml`);
+//! holds and four-eyes disposal live in `hold` and `disposal`. Pure functions take `now`.
 
+pub mod catalogue;
 pub mod disposal;
 pub mod hold;
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
-
-/// Version label of the built-in table, stored with every computation so that a change of
-/// law can be traced.
-pub const BUILTIN_CATALOGUE: &str = "builtin-2025.1";
 
 /// The retention block of a record revision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,51 +27,10 @@ pub struct Retention {
     pub start: NaiveDate,
     /// Last day the record must be kept.
     pub retain_until: NaiveDate,
-}
-
-struct Policy {
-    name: &'static str,
-    years: u32,
-    basis: &'static str,
-    classes: &'static [&'static str],
-}
-
-const POLICIES: &[Policy] = &[
-    Policy {
-        name: "booking-voucher-8y",
-        years: 8,
-        basis: "§ 147 (3) AO, § 257 (4) HGB, § 14b UStG (as amended by BEG IV)",
-        classes: &["invoice", "credit-note", "booking-voucher", "receipt"],
-    },
-    Policy {
-        name: "business-letter-6y",
-        years: 6,
-        basis: "§ 257 (1) nos. 2-3 HGB, § 147 (1) nos. 2-3 AO",
-        classes: &[
-            "email",
-            "business-letter",
-            "letter",
-            "order",
-            "offer",
-            "delivery-note",
-            "complaint",
-            "phone-note",
-        ],
-    },
-];
-
-const DEFAULT_POLICY: Policy = Policy {
-    name: "books-10y",
-    years: 10,
-    basis: "§ 257 (1) no. 1 HGB, § 147 (1) no. 1 AO (conservative default)",
-    classes: &[],
-};
-
-fn policy_for(class: &str) -> &'static Policy {
-    POLICIES
-        .iter()
-        .find(|p| p.classes.contains(&class))
-        .unwrap_or(&DEFAULT_POLICY)
+    /// For event-triggered classes: the event (e.g. `contract end`) not yet recorded;
+    /// until it is, `retain_until` is a lower bound counted from the document date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_event: Option<String>,
 }
 
 /// Last day of the year `date` falls in.
@@ -82,32 +38,9 @@ pub fn end_of_year(date: NaiveDate) -> NaiveDate {
     NaiveDate::from_ymd_opt(date.year(), 12, 31).unwrap_or(date)
 }
 
-/// Retention for a record of `class` whose trigger date (document date, or the day it
-/// was archived) is `trigger`.
+/// Retention for a record of `class` by the shipped catalogue.
 pub fn compute(class: &str, trigger: NaiveDate) -> Retention {
-    let p = policy_for(class);
-    let start = end_of_year(trigger);
-    let until_year = start.year().saturating_add(p.years as i32);
-    let retain_until = NaiveDate::from_ymd_opt(until_year, 12, 31).unwrap_or(NaiveDate::MAX);
-    Retention {
-        policy: p.name.to_string(),
-        legal_basis: p.basis.to_string(),
-        catalogue: BUILTIN_CATALOGUE.to_string(),
-        period_years: p.years,
-        start,
-        retain_until,
-    }
-}
-
-/// The retention that results from recomputing `current` for a new class or date:
-/// never shorter than `current` (retention can be extended, never shortened).
-pub fn recompute(current: &Retention, class: &str, trigger: NaiveDate) -> Retention {
-    let next = compute(class, trigger);
-    if next.retain_until >= current.retain_until {
-        next
-    } else {
-        current.clone()
-    }
+    catalogue::Catalogue::shipped().compute(class, trigger)
 }
 
 #[cfg(test)]
@@ -128,21 +61,22 @@ mod tests {
     }
 
     #[test]
-    fn email_six_years_contract_ten_years() {
+    fn email_six_years_annual_statement_ten_years() {
         assert_eq!(
             compute("email", d(2024, 12, 31)).retain_until,
             d(2030, 12, 31)
         );
         assert_eq!(
-            compute("contract", d(2024, 1, 1)).retain_until,
+            compute("annual-statement", d(2024, 1, 1)).retain_until,
             d(2034, 12, 31)
         );
     }
 
     #[test]
     fn recompute_never_shortens() {
-        let ten = compute("contract", d(2024, 2, 29));
-        let again = recompute(&ten, "email", d(2024, 2, 29));
+        let c = catalogue::Catalogue::shipped();
+        let ten = compute("annual-statement", d(2024, 2, 29));
+        let again = c.recompute(&ten, "email", d(2024, 2, 29));
         assert_eq!(again.retain_until, ten.retain_until);
     }
 
