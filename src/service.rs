@@ -110,6 +110,61 @@ impl Services {
         Ok(r)
     }
 
+    /// Erases a party's personal data (GDPR Art. 17) — refused while any of its records is
+    /// still retained or held (Art. 17 (3) (b): a legal retention duty comes first), or a
+    /// hold names the party.
+    pub async fn erase_party(
+        &self,
+        actor: &str,
+        id: &str,
+        reason: &str,
+    ) -> Result<crate::party::Party> {
+        let today = self.disposals.trusted_today().await?;
+        let party = self.parties.get(id).await?;
+        let mut blockers = Vec::new();
+        for h in self.holds.all().await? {
+            if h.active
+                && let crate::retention::hold::HoldScope::Party { id: held } = &h.scope
+                && self
+                    .parties
+                    .resolve(held)
+                    .await
+                    .map(|p| p.revision.id)
+                    .ok()
+                    .as_deref()
+                    == Some(party.revision.id.as_str())
+            {
+                blockers.push(format!("legal hold {}", h.name));
+            }
+        }
+        for rid in self.catalog.records_of(id).await {
+            let r = self.archive.latest(&rid).await?;
+            if r.tombstone.is_some() {
+                continue;
+            }
+            if r.retention.retain_until >= today {
+                blockers.push(format!(
+                    "record {rid} is retained until {}",
+                    r.retention.retain_until
+                ));
+            } else {
+                let held = self.disposals.held_by(&r).await?;
+                if !held.is_empty() {
+                    blockers.push(format!("record {rid} is on hold ({})", held.join(", ")));
+                }
+            }
+        }
+        if !blockers.is_empty() {
+            blockers.truncate(5);
+            return Err(Error::NotEligible {
+                reason: format!("personal data are still needed: {}", blockers.join("; ")),
+            });
+        }
+        let p = self.parties.erase(actor, id, reason).await?;
+        self.catalog.put_party(&p).await;
+        Ok(p)
+    }
+
     /// Records a phone note or memo about a party as a text record linked to it.
     pub async fn note(&self, actor: &str, party: &str, n: NoteInput) -> Result<Archived> {
         let text = n.text.trim();

@@ -155,6 +155,7 @@ fn party_revision_v1_fixture_decodes() {
             nonce: "00".repeat(12),
             data: "ab".repeat(40),
         }),
+        erased_at: None,
     };
     let stored = golden("party-revision.v1.mpk", codec::encode(&sample).unwrap());
     assert_eq!(PartyRevision::decode("fixture", &stored).unwrap(), sample);

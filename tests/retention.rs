@@ -431,3 +431,191 @@ async fn events_and_catalogue_changes_only_extend_and_are_journaled() {
     );
     assert!(verify_report(&s).await.ok());
 }
+
+fn person(name: &str, email: &str, notes: &str) -> akte::party::PartyData {
+    akte::party::PartyData {
+        kind: akte::party::PartyKind::Person,
+        name: name.into(),
+        addresses: vec![akte::party::Address {
+            street: Some(format!("{name}weg 1")),
+            postcode: None,
+            city: Some("Köln".into()),
+            country: None,
+        }],
+        emails: vec![email.into()],
+        phones: vec!["+49 221 4711".into()],
+        domains: vec![],
+        vat_id: None,
+        register_number: None,
+        identifiers: Default::default(),
+        roles: vec![akte::party::RoleEntry {
+            role: "customer".into(),
+            number: Some("K-77".into()),
+            since: None,
+            until: None,
+            notes: None,
+        }],
+        relations: vec![],
+        notes: Some(notes.into()),
+    }
+}
+
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
+                hits.push(p.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test]
+async fn erasure_waits_for_retention_then_leaves_no_trace_of_the_canary() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FixedClock::new(at(2026, 11, 26)));
+    let s = Services::new(Archive::new(
+        Store::open(dir.path().to_str().unwrap()).unwrap(),
+        clock.clone(),
+    ));
+    s.load().await.unwrap();
+    let canary = "Xylophonquetzal";
+    let p = s
+        .parties
+        .create(
+            "alice",
+            person(
+                &format!("Erika {canary}"),
+                "xylophonquetzal@example.org",
+                &format!("mag {canary}-Tee"),
+            ),
+        )
+        .await
+        .unwrap();
+    s.catalog.put_party(&p).await;
+    let pid = p.revision.id.clone();
+    let link = |d: &str, class: &str| NewRecord {
+        class: Some(class.into()),
+        title: Some("Schreiben".into()),
+        document_date: Some(NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()),
+        parties: vec![PartyLink {
+            party: pid.clone(),
+            role: "recipient".into(),
+            reason: None,
+        }],
+        ..Default::default()
+    };
+    let old = s
+        .archive(
+            "alice",
+            once(b"Brief 2015".to_vec()),
+            link("2015-01-10", "business-letter"),
+        )
+        .await
+        .unwrap()
+        .id;
+    let young = s
+        .archive(
+            "alice",
+            once(b"Brief 2025".to_vec()),
+            link("2025-01-10", "business-letter"),
+        )
+        .await
+        .unwrap()
+        .id;
+
+    // While a record is retained, the duty to keep it comes first (Art. 17 (3) (b)).
+    let e = s
+        .erase_party("alice", &pid, "Löschersuchen")
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("record {young} is retained until 2031-12-31")),
+        "{e}"
+    );
+    // Unlink the young record (a mistaken link) and dispose of the old one.
+    s.link(
+        "alice",
+        &young,
+        akte::archive::LinkChange {
+            remove_parties: vec![(pid.clone(), "*".into())],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let req = s
+        .disposals
+        .request("alice", std::slice::from_ref(&old), "Frist abgelaufen")
+        .await
+        .unwrap();
+    s.disposals.approve("bob", &req.id).await.unwrap();
+    let before = files_containing(dir.path(), canary.as_bytes());
+    assert!(
+        before.is_empty(),
+        "personal data are never stored in clear: {before:?}"
+    );
+
+    let erased = s
+        .erase_party("alice", &pid, "Löschersuchen nach Ablauf der Fristen")
+        .await
+        .unwrap();
+    assert!(erased.erased);
+    assert_eq!(erased.data.name, "(erased)");
+    assert!(
+        erased.data.emails.is_empty()
+            && erased.data.notes.is_none()
+            && erased.data.addresses.is_empty()
+    );
+    assert_eq!(
+        erased.data.roles[0].number.as_deref(),
+        Some("K-77"),
+        "non-personal facts stay"
+    );
+    assert!(
+        !dir.path().join(keys::party_key(&pid).as_ref()).exists(),
+        "the key is destroyed"
+    );
+    // Every earlier revision is now unreadable: no revision yields the canary any more.
+    for rev in s.parties.history(&pid).await.unwrap() {
+        assert!(!format!("{:?}", rev.data).contains(canary));
+    }
+    // Nowhere in the store, and not in a catalog rebuilt from it.
+    assert!(files_containing(dir.path(), canary.as_bytes()).is_empty());
+    let fresh = Services::new(Archive::new(
+        Store::open(dir.path().to_str().unwrap()).unwrap(),
+        clock.clone(),
+    ));
+    fresh.load().await.unwrap();
+    let view = serde_json::to_string(
+        &fresh
+            .catalog
+            .file(&pid, NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(), 0, 50)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(!view.contains(canary) && !view.to_lowercase().contains(&canary.to_lowercase()));
+    // The store still verifies: the key's absence is covered by the journaled erasure.
+    let r = verify::verify(
+        fresh.archive.store(),
+        &verify::Options::default(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    // An erased party cannot be erased again.
+    assert!(s.erase_party("alice", &pid, "nochmal").await.is_err());
+}

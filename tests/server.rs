@@ -521,6 +521,12 @@ async fn every_endpoint_for_every_role() {
             "/v1/disposals/{id}/approve".into(),
             INGEST,
         ),
+        (
+            Method::POST,
+            "/v1/parties/{id}/erase",
+            "/v1/parties/{id}/erase".into(),
+            INGEST,
+        ),
     ];
 
     // The matrix covers every operation the OpenAPI document lists (but /healthz).
@@ -546,6 +552,16 @@ async fn every_endpoint_for_every_role() {
             if path == "/v1/tokens/{id}" {
                 // Each allowed revocation revokes a fresh throwaway token.
                 path = format!("/v1/tokens/{}", new_token(&s, "clerk").await.0);
+            }
+            if path == "/v1/parties/{id}/erase" {
+                // Each allowed erasure erases a fresh person without records.
+                let fresh = post_json(
+                    &s,
+                    "/v1/parties",
+                    json!({"kind": "person", "name": format!("Löschung {role}")}),
+                )
+                .await;
+                path = format!("/v1/parties/{}/erase", fresh["id"].as_str().unwrap());
             }
             if path == "/v1/holds/{id}/release" {
                 let h = post_json(&s, "/v1/holds", json!({"name": format!("Hold {role}"), "reason": "Test", "scope": {"type": "records", "ids": [rid]}})).await;
@@ -594,6 +610,7 @@ async fn every_endpoint_for_every_role() {
                 ("POST", p) if p.ends_with("/revisions") => req.json(&json!({"title": format!("geändert von {role}")})),
                 ("POST", "/v1/holds") => req.json(&json!({"name": format!("Prüfung {role}"), "reason": "Betriebsprüfung", "scope": {"type": "records", "ids": [rid]}})),
                 ("POST", p) if p.ends_with("/release") => req.json(&json!({"reason": "erledigt"})),
+                ("POST", p) if p.ends_with("/erase") => req.json(&json!({"reason": "Löschersuchen"})),
                 ("POST", "/v1/disposals") => req.json(&json!({"records": [old_id], "reason": "Frist abgelaufen"})),
                 _ => req,
             };

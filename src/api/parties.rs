@@ -27,6 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(party_revisions, amend_party))
         .routes(routes!(add_role))
         .routes(routes!(merge_party))
+        .routes(routes!(erase_party))
         .routes(routes!(party_file))
         .routes(routes!(add_note))
         .routes(routes!(import_parties))
@@ -320,6 +321,41 @@ async fn merge_party(
     state.svc.catalog.put_party(&survivor).await;
     state.svc.catalog.put_party(&absorbed).await;
     Ok((StatusCode::CREATED, axum::Json(PartyView::from(survivor))).into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseRequest {
+    pub reason: String,
+}
+
+/// Erase a party's personal data (GDPR Art. 17) once none of its records is retained or
+/// held any more: a last revision keeps only non-personal facts and the party's key is
+/// destroyed, so no earlier revision's personal fields can be read again.
+#[utoipa::path(
+    post, path = "/v1/parties/{id}/erase", tag = "parties",
+    params(("id" = String, Path, description = "Party id")),
+    request_body = EraseRequest,
+    responses(
+        (status = 201, body = PartyView),
+        (status = 423, description = "A record is still retained or held", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn erase_party(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    caller.require(roles::INGEST)?;
+    state.catalog_ready().await?;
+    let e: EraseRequest = params::json(&body_bytes(req, 64 * 1024).await?)?;
+    let p = state
+        .svc
+        .erase_party(&caller.actor(), &id, &e.reason)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(PartyView::from(p))).into_response())
 }
 
 /// The party file: master data and roles, agreements in force, open cases, the

@@ -164,7 +164,7 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
     progress.start(total);
 
     // 2. Journal chain.
-    let journaled = check_journal(store, &mut journal, &mut report).await?;
+    let (journaled, erased) = check_journal(store, &mut journal, &mut report).await?;
 
     // 3. Revision chains, and each revision against its journal entry.
     let mut seen: std::collections::HashSet<RevKey> = std::collections::HashSet::new();
@@ -213,7 +213,7 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    parties.retain(|p| !with_key.contains(*p));
+    parties.retain(|p| !with_key.contains(*p) && !erased.contains(*p));
     for p in parties {
         report.problems.push(Problem::new(
             keys::party_key(p).to_string(),
@@ -292,11 +292,12 @@ async fn check_journal(
     store: &Store,
     seqs: &mut [u64],
     report: &mut Report,
-) -> Result<HashMap<RevKey, String>> {
+) -> Result<(HashMap<RevKey, String>, std::collections::HashSet<String>)> {
     seqs.sort_unstable();
     let mut journaled = HashMap::new();
+    let mut erased = std::collections::HashSet::new();
     let Some(&max) = seqs.last() else {
-        return Ok(journaled);
+        return Ok((journaled, erased));
     };
     let present: std::collections::HashSet<u64> = seqs.iter().copied().collect();
     let reads = futures::stream::iter(1..=max)
@@ -373,6 +374,9 @@ async fn check_journal(
             )),
             Err(e) => report.problems.push(Problem::new(&key, e.to_string())),
         }
+        if entry.action == "party.erase" {
+            erased.extend(entry.subjects.iter().map(|s| s.id.clone()));
+        }
         // An entry that wrote a revision names exactly that revision and carries the digest
         // of its bytes; reads and other acts carry no payload digest.
         if let ([s], Some(d)) = (entry.subjects.as_slice(), &entry.payload_digest)
@@ -382,7 +386,7 @@ async fn check_journal(
         }
         prev = Some(entry.hash);
     }
-    Ok(journaled)
+    Ok((journaled, erased))
 }
 
 /// The fields every revisioned object shares; the rest is ignored when decoding this.

@@ -823,6 +823,22 @@ impl Catalog {
         v
     }
 
+    /// Records linked to a party or to any party merged into it.
+    pub async fn records_of(&self, party: &str) -> Vec<String> {
+        let st = self.state.read().await;
+        let sid = st.resolve(party);
+        let mut v: Vec<String> = st
+            .family(&sid)
+            .iter()
+            .filter_map(|p| st.by_party.get(p))
+            .flat_map(|s| s.iter().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Every record id the catalog knows.
     pub async fn record_ids(&self) -> Vec<String> {
         let mut v: Vec<String> = self.state.read().await.records.keys().cloned().collect();

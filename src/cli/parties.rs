@@ -75,6 +75,12 @@ pub enum PartyCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Erase a party's personal data once no retention duty or hold needs them (GDPR).
+    Erase {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Add (or replace) a role of a party.
     Role {
         id: String,
@@ -309,6 +315,18 @@ pub async fn party(
                 print_json(&crate::catalog::PartyBrief::from(&p))?;
             } else {
                 println!("{absorbed} merged into {} ({})", p.revision.id, p.data.name);
+            }
+        }
+        PartyCommand::Erase { id, reason } => {
+            svc.load().await?;
+            let p = svc.erase_party(actor, &id, &reason).await?;
+            if json {
+                print_json(&crate::catalog::PartyBrief::from(&p))?;
+            } else {
+                println!(
+                    "{}: personal data erased (key destroyed); rev {} keeps only non-personal facts",
+                    p.revision.id, p.revision.rev
+                );
             }
         }
         PartyCommand::Role {

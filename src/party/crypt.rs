@@ -8,7 +8,8 @@
 //! their hashes — stay as they were.
 //!
 //! The key store is the one deliberate exception to write-once: keys are created with a
-//! conditional create and never overwritten; this module offers no deletion at all.
+//! conditional create and never overwritten; the only deletion is `destroy`, called by a
+//! journaled erasure.
 
 use std::collections::HashMap;
 
@@ -133,6 +134,13 @@ impl KeyStore {
                 .await?
                 .ok_or_else(|| Error::Internal(format!("key of party {party} vanished"))),
         }
+    }
+
+    /// Destroys a party's key: crypto-shredding. Only `Parties::erase` calls this, after
+    /// the erasure revision is journaled.
+    pub(crate) async fn destroy(&self, party: &str) -> Result<()> {
+        self.cache.lock().await.remove(party);
+        self.store.destroy_key(party).await
     }
 
     /// The party's key, or `None` if it has none (never created, or erased).

@@ -138,6 +138,10 @@ pub struct PartyRevision {
     pub merged_into: Option<String>,
     /// Personal fields, sealed with the party's key.
     pub personal: Option<Sealed>,
+    /// Set by an erasure (GDPR Art. 17 once no retention duty remains): the key that
+    /// sealed every earlier revision's personal fields was destroyed at this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 impl PartyRevision {
@@ -359,6 +363,7 @@ impl Parties {
             relations: d.relations.clone(),
             merged_into,
             personal: Some(sealed),
+            erased_at: None,
         })
     }
 
@@ -562,6 +567,44 @@ impl Parties {
         ))
     }
 
+    /// Erases a party's personal data: a last revision keeps only non-personal facts
+    /// (kind, an organisation's name and address, roles, identifiers), then the party's
+    /// key is destroyed, which makes the personal fields of every earlier revision
+    /// unreadable. The caller checks that no retention duty or hold still needs them.
+    pub async fn erase(&self, actor: &str, id: &str, reason: &str) -> Result<Party> {
+        if reason.trim().is_empty() {
+            return Err(Error::invalid("reason", "an erasure needs a reason"));
+        }
+        let (prev, prev_hash) = self.latest_raw(id).await?;
+        if prev.erased_at.is_some() {
+            return Err(Error::invalid(
+                "party",
+                format!("party {id} was already erased"),
+            ));
+        }
+        let mut next = prev.clone();
+        next.rev = prev.rev + 1;
+        next.prev_hash = Some(prev_hash);
+        next.revised_at = self.clock.now();
+        next.actor = actor.to_string();
+        next.change = "erased".into();
+        next.reason = Some(reason.trim().to_string());
+        next.personal = None;
+        next.erased_at = Some(next.revised_at);
+        if next.kind == PartyKind::Person {
+            next.name = None;
+            next.addresses = vec![];
+        }
+        self.commit(
+            &next,
+            "party.erase",
+            Some("personal data erased; key destroyed".into()),
+        )
+        .await?;
+        self.keys.destroy(id).await?;
+        self.open(&next).await
+    }
+
     /// Decrypts a revision's personal part.
     pub async fn open(&self, r: &PartyRevision) -> Result<Party> {
         let key = self.keys.get(&r.id).await?;
@@ -571,7 +614,7 @@ impl Parties {
                 false,
             ),
             (Some(_), None) => (Personal::default(), true),
-            (None, _) => (Personal::default(), false),
+            (None, _) => (Personal::default(), r.erased_at.is_some()),
         };
         let name = match r.kind {
             PartyKind::Organisation => r.name.clone().unwrap_or_default(),

@@ -313,6 +313,16 @@ impl Store {
         }
     }
 
+    /// Deletes a party's data key (crypto-shredding; the key store is the one exception
+    /// to write-once). Only a journaled erasure calls it.
+    pub(crate) async fn destroy_key(&self, party: &str) -> Result<()> {
+        let key = keys::party_key(party);
+        match self.inner.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(&key, e)),
+        }
+    }
+
     /// Removes an upload in flight. Refuses any key outside `staging/`.
     pub(crate) async fn delete_staging(&self, key: &Path) -> Result<()> {
         if keys::classify(key) != keys::KeyKind::Staging {
