@@ -619,3 +619,58 @@ async fn erasure_waits_for_retention_then_leaves_no_trace_of_the_canary() {
     // An erased party cannot be erased again.
     assert!(s.erase_party("alice", &pid, "nochmal").await.is_err());
 }
+
+#[tokio::test]
+async fn the_retention_report_counts_what_the_auditor_asks_for() {
+    let (s, _) = setup().await;
+    let old = archive(&s, b"alt", "business-letter", "2015-03-01").await;
+    let held = archive(&s, b"gehalten", "business-letter", "2015-03-02").await;
+    let soon = archive(&s, b"bald", "business-letter", "2020-06-01").await; // until 2026-12-31
+    archive(&s, b"neu", "invoice", "2025-06-01").await;
+    archive(&s, b"vertrag", "contract", "2025-01-01").await;
+    archive(&s, b"was auch immer", "widget-spec", "2025-01-01").await;
+    let gone = archive(&s, b"weg", "business-letter", "2015-03-03").await;
+    s.holds
+        .place(
+            "alice",
+            "Prüfung",
+            "Betriebsprüfung",
+            None,
+            HoldScope::Records {
+                ids: vec![held.clone()],
+            },
+        )
+        .await
+        .unwrap();
+    let req = s
+        .disposals
+        .request("alice", std::slice::from_ref(&gone), "Frist")
+        .await
+        .unwrap();
+    s.disposals.approve("bob", &req.id).await.unwrap();
+    let r = akte::retention::report::build(&s.archive, &s.holds, &s.disposals)
+        .await
+        .unwrap();
+    assert_eq!(r.records_total, 7);
+    assert_eq!(r.eligible_now, 1, "{:?}", r.records);
+    assert_eq!(r.on_hold, 1);
+    assert_eq!(r.disposed, 1);
+    assert_eq!(r.awaiting_event, 1);
+    assert_eq!(r.without_policy, 1);
+    assert_eq!((r.expiring_30_days, r.expiring_90_days), (0, 1));
+    assert_eq!(r.holds[0].records, 1);
+    assert_eq!(r.disposals[0].approved_by.as_deref(), Some("bob"));
+    let state = |id: &str| r.records.iter().find(|x| x.id == id).unwrap().state.clone();
+    assert_eq!(
+        (state(&old), state(&held), state(&soon), state(&gone)),
+        (
+            "eligible".into(),
+            "held".into(),
+            "retained".into(),
+            "disposed".into()
+        )
+    );
+    let csv = akte::retention::report::to_csv(&r);
+    assert_eq!(csv.lines().count(), 8);
+    assert!(akte::retention::report::to_html(&r).contains("Prüfung"));
+}

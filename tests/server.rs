@@ -527,6 +527,12 @@ async fn every_endpoint_for_every_role() {
             "/v1/parties/{id}/erase".into(),
             INGEST,
         ),
+        (
+            Method::GET,
+            "/v1/retention/report",
+            "/v1/retention/report".into(),
+            RETENTION_READ,
+        ),
     ];
 
     // The matrix covers every operation the OpenAPI document lists (but /healthz).

@@ -22,6 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_holds, place_hold))
         .routes(routes!(release_hold))
         .routes(routes!(eligible))
+        .routes(routes!(report))
         .routes(routes!(request_disposal))
         .routes(routes!(get_disposal))
         .routes(routes!(approve_disposal))
@@ -178,6 +179,55 @@ async fn eligible(
             .map(RecordView::from)
             .collect(),
     ))
+}
+
+/// The retention audit report (`format` json, csv or html). Read-only.
+#[utoipa::path(
+    get, path = "/v1/retention/report", tag = "retention",
+    params(("format" = Option<String>, Query, description = "json (default), csv or html")),
+    responses(
+        (status = 200, body = crate::retention::report::RetentionReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn report(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Response> {
+    caller.require(roles::RETENTION_READ)?;
+    let p = super::params::Params::parse(req.uri().query(), &["format"])?;
+    let r = crate::retention::report::build(&state.archive, &state.svc.holds, &state.svc.disposals)
+        .await?;
+    let text = |body: String, ct: &'static str| {
+        let mut resp = body.into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        resp
+    };
+    match p.string("format").as_deref() {
+        None | Some("json") => Ok(axum::Json(r).into_response()),
+        Some("csv") => Ok(text(
+            crate::retention::report::to_csv(&r),
+            "text/csv; charset=utf-8",
+        )),
+        Some("html") => {
+            let mut resp = text(
+                crate::retention::report::to_html(&r),
+                "text/html; charset=utf-8",
+            );
+            resp.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+            );
+            Ok(resp)
+        }
+        Some(f) => Err(ApiError::invalid(
+            "format",
+            format!("{f:?}: json, csv or html"),
+        )),
+    }
 }
 
 /// Request the disposal of eligible records; another person must approve it.

@@ -57,6 +57,11 @@ pub enum RetentionCommand {
     Recompute,
     /// Print the catalogue in force.
     Catalogue,
+    /// The retention audit report.
+    Report {
+        #[arg(long, default_value = "text", value_parser = ["text", "json", "csv", "html"])]
+        format: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +176,61 @@ pub async fn retention(
                 "{total} records checked against catalogue {}, {changed} extended",
                 svc.archive.catalogue().version
             );
+        }
+        RetentionCommand::Report { format } => {
+            let r =
+                crate::retention::report::build(&svc.archive, &svc.holds, &svc.disposals).await?;
+            let format = if json { "json".to_string() } else { format };
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string(&r)?),
+                "csv" => print!("{}", crate::retention::report::to_csv(&r)),
+                "html" => print!("{}", crate::retention::report::to_html(&r)),
+                _ => {
+                    println!(
+                        "retention report {} (catalogue {}): {} records",
+                        r.today, r.catalogue, r.records_total
+                    );
+                    for p in &r.by_policy {
+                        println!(
+                            "  {:<22} {:<28} {:>6}  {}",
+                            p.class, p.policy, p.records, p.legal_basis
+                        );
+                    }
+                    println!(
+                        "  expiring in 30/90/365 days: {}/{}/{}; eligible now {}; on hold {}; awaiting event {}; without policy {}; disposed {}",
+                        r.expiring_30_days,
+                        r.expiring_90_days,
+                        r.expiring_365_days,
+                        r.eligible_now,
+                        r.on_hold,
+                        r.awaiting_event,
+                        r.without_policy,
+                        r.disposed
+                    );
+                    for h in &r.holds {
+                        println!(
+                            "  hold {} ({}): {} records",
+                            h.name,
+                            if h.active { "active" } else { "released" },
+                            h.records
+                        );
+                    }
+                    for d in &r.disposals {
+                        println!(
+                            "  disposal {} {}: {} records, requested by {}, approved by {}",
+                            d.id,
+                            d.state,
+                            d.records,
+                            d.requested_by,
+                            d.approved_by.as_deref().unwrap_or("-")
+                        );
+                    }
+                    println!(
+                        "  last verification: {}",
+                        r.last_verify.as_deref().unwrap_or("never")
+                    );
+                }
+            }
         }
         RetentionCommand::Catalogue => {
             let c = svc.archive.catalogue();

@@ -8,6 +8,7 @@
 pub mod catalogue;
 pub mod disposal;
 pub mod hold;
+pub mod report;
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
