@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod error;
+pub mod export;
 pub mod party;
 pub mod record;
 pub mod retention;

@@ -204,3 +204,110 @@ fn corrupt_objects_are_named_by_show_and_verify() {
     );
     assert!(stdout.contains("FAILED"), "{stdout}");
 }
+
+fn rezip_with(src: &Path, dst: &Path, change: &str) {
+    use std::io::{Read, Write};
+    let mut zin = zip::ZipArchive::new(std::fs::File::open(src).unwrap()).unwrap();
+    let mut zout = zip::ZipWriter::new(std::fs::File::create(dst).unwrap());
+    for i in 0..zin.len() {
+        let mut f = zin.by_index(i).unwrap();
+        let name = f.name().to_string();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        if name.starts_with(change) {
+            bytes.push(b'!');
+        }
+        zout.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zout.write_all(&bytes).unwrap();
+    }
+    zout.finish().unwrap();
+}
+
+#[test]
+fn party_and_tax_exports_verify_offline_and_tampering_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = ok(&akte(
+        &data,
+        &[
+            "--json",
+            "party",
+            "create",
+            "--name",
+            "Müller GmbH",
+            "--role",
+            "customer:K-1",
+            "--domain",
+            "mueller.de",
+        ],
+    ));
+    let party: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let pid = party["id"].as_str().unwrap();
+    for (name, class, date) in [
+        ("RE-1.pdf", "invoice", "2024-03-01"),
+        ("Brief.txt", "business-letter", "2024-05-02"),
+        ("Angebot.txt", "offer", "2023-01-02"),
+    ] {
+        let f = dir.path().join(name);
+        std::fs::write(&f, format!("Inhalt von {name}")).unwrap();
+        let v = archive_json(&data, &f, &["--class", class, "--date", date]);
+        ok(&akte(
+            &data,
+            &[
+                "link",
+                v["id"].as_str().unwrap(),
+                "--party",
+                pid,
+                "--role",
+                "recipient",
+            ],
+        ));
+    }
+    ok(&akte(&data, &["note", "--party", pid, "--text", "Rückruf"]));
+    let zip_path = dir.path().join("party.zip");
+    ok(&akte(
+        &data,
+        &["export", "party", pid, "--out", zip_path.to_str().unwrap()],
+    ));
+    let out = ok(&akte(&data, &["verify-export", zip_path.to_str().unwrap()]));
+    assert!(out.starts_with("OK: "), "{out}");
+    assert!(out.contains("4 originals"), "{out}");
+
+    let tax = dir.path().join("tax-2024.zip");
+    ok(&akte(
+        &data,
+        &[
+            "export",
+            "tax",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-12-31",
+            "--out",
+            tax.to_str().unwrap(),
+        ],
+    ));
+    let out = ok(&akte(&data, &["verify-export", tax.to_str().unwrap()]));
+    assert!(out.contains("2 originals"), "{out}");
+    let mut z = zip::ZipArchive::new(std::fs::File::open(&tax).unwrap()).unwrap();
+    let mut index = String::new();
+    std::io::Read::read_to_string(&mut z.by_name("index.xml").unwrap(), &mut index).unwrap();
+    assert!(index.contains("<URL>belege.csv</URL>") && index.contains("<From>01.01.2024</From>"));
+    let mut csv = String::new();
+    std::io::Read::read_to_string(&mut z.by_name("belege.csv").unwrap(), &mut csv).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains("invoice;") && csv.contains(";01.03.2024;"));
+
+    // Any changed original, revision or journal entry is caught.
+    for part in ["originals/", "records/", "journal/"] {
+        let bad = dir.path().join("bad.zip");
+        rezip_with(&zip_path, &bad, part);
+        let out = akte(&data, &["verify-export", bad.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{part}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("BROKEN"),
+            "{part}"
+        );
+    }
+}

@@ -167,6 +167,11 @@ enum Command {
     /// Four-eyes disposal of records past retention.
     #[command(subcommand)]
     Dispose(retention::DisposeCommand),
+    /// Exports an auditor can verify offline.
+    #[command(subcommand)]
+    Export(retention::ExportCommand),
+    /// Verify an export zip using nothing but its contents.
+    VerifyExport { file: PathBuf },
     /// Link a record to parties or cases (or unlink with --remove).
     Link {
         record: String,
@@ -250,6 +255,14 @@ pub fn open_store(data: &std::path::Path, store: Option<&str>) -> anyhow::Result
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::VerifyExport { file } = &cli.command {
+        let ok = retention::verify_export(file, cli.json)?;
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     if let Command::Openapi = cli.command {
         print!("{}", crate::api::openapi_json());
         return Ok(ExitCode::SUCCESS);
@@ -474,6 +487,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retention(cmd) => {
             let svc = crate::service::Services::new(archive);
             retention::retention(&svc, &actor, json, cmd).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::VerifyExport { .. } => Ok(ExitCode::SUCCESS),
+        Command::Export(cmd) => {
+            let svc = crate::service::Services::new(archive);
+            retention::export(&svc, &actor, cmd).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dispose(cmd) => {

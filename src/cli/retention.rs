@@ -65,6 +65,95 @@ pub enum RetentionCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// A party's complete file (GDPR access request), verifiable offline.
+    Party {
+        party: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Tax-audit data access (GDPdU index.xml + CSV + originals) for a date range.
+    Tax {
+        #[arg(long, value_parser = parse_date)]
+        from: NaiveDate,
+        #[arg(long, value_parser = parse_date)]
+        to: NaiveDate,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+}
+
+pub async fn export(svc: &Services, actor: &str, cmd: ExportCommand) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let (out, what) = match &cmd {
+        ExportCommand::Party { out, party } => (out.clone(), format!("party {party}")),
+        ExportCommand::Tax { out, from, to } => (out.clone(), format!("tax data {from}..{to}")),
+    };
+    // Write to a temporary file beside the target and rename: never a half-written export.
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| dir.display().to_string())?;
+    let file = tmp.reopen().context("temporary file")?;
+    match cmd {
+        ExportCommand::Party { party, .. } => {
+            svc.load().await?;
+            crate::export::party(svc, actor, &party, file).await?
+        }
+        ExportCommand::Tax { from, to, .. } => {
+            crate::export::tax(svc, actor, from, to, file).await?
+        }
+    }
+    tmp.persist(&out)
+        .with_context(|| out.display().to_string())?;
+    let _ = svc
+        .archive
+        .journal()
+        .append(crate::audit::journal::Draft {
+            actor: actor.into(),
+            action: "export".into(),
+            subjects: vec![],
+            payload_digest: None,
+            detail: Some(what.clone()),
+        })
+        .await?;
+    println!(
+        "exported {what} to {}; check it with: akte verify-export {}",
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+pub fn verify_export(path: &std::path::Path, json: bool) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    let f = std::fs::File::open(path).with_context(|| path.display().to_string())?;
+    let c = crate::export::verify(f)?;
+    if json {
+        println!("{}", serde_json::to_string(&c)?);
+    } else {
+        for p in &c.problems {
+            println!("BROKEN {p}");
+        }
+        println!(
+            "{}: {} files, {} journal entries, {} revisions, {} originals checked, {} problems",
+            if c.problems.is_empty() {
+                "OK"
+            } else {
+                "FAILED"
+            },
+            c.files,
+            c.journal_entries,
+            c.revisions,
+            c.originals,
+            c.problems.len()
+        );
+    }
+    Ok(c.problems.is_empty())
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DisposeCommand {
     /// Request the disposal of eligible records.
     Request {

@@ -1,0 +1,497 @@
+//! Exports that an auditor can verify offline (DESIGN §8): a party's complete file for a
+//! GDPR access request, and tax-audit data access (GDPdU description standard:
+//! `index.xml` + CSV, plus the originals).
+//!
+//! Every export is a zip with the originals, the raw record revisions as stored, the
+//! contiguous journal segment that commits them, a `manifest.json` naming every file's
+//! SHA-256, and `VERIFY.txt`. `akte verify-export FILE.zip` checks it with nothing but
+//! the zip: file hashes, the journal chain, each revision against the digest its journal
+//! entry committed, each original against its revision.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Seek, Write};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::audit::journal::JournalEntry;
+use crate::error::{Error, Result};
+use crate::record::RecordRevision;
+use crate::service::Services;
+use crate::store::codec;
+use crate::store::keys::{self, KeyKind, ObjectKind};
+
+pub const FORMAT: &str = "akte-export-1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    /// `party` or `tax`.
+    pub kind: String,
+    pub generated_at: DateTime<Utc>,
+    pub generated_by: String,
+    pub description: String,
+    /// Journal segment included: first and last sequence number.
+    pub journal_from: u64,
+    pub journal_to: u64,
+    /// Every file in the export but the manifest: path → sha256.
+    pub files: BTreeMap<String, String>,
+    pub records: Vec<ManifestRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestRecord {
+    pub id: String,
+    /// Paths of the raw revision files.
+    pub revisions: Vec<String>,
+    /// Path of each original content version in the export (absent if disposed).
+    pub originals: Vec<String>,
+}
+
+struct Writer<W: Write + Seek> {
+    zip: zip::ZipWriter<W>,
+    files: BTreeMap<String, String>,
+}
+
+impl<W: Write + Seek> Writer<W> {
+    fn add(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        self.zip
+            .start_file(path, opts)
+            .map_err(|e| Error::Internal(format!("zip: {e}")))?;
+        self.zip.write_all(bytes).map_err(|e| Error::io(path, e))?;
+        self.files
+            .insert(path.to_string(), codec::sha256_hex(bytes));
+        Ok(())
+    }
+}
+
+fn safe_name(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || ".-_ ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let s = s.trim_matches(|c| c == '.' || c == ' ').to_string();
+    if s.is_empty() {
+        "content".into()
+    } else {
+        s.chars().take(120).collect()
+    }
+}
+
+/// Writes the records (revisions, originals) and the journal segment that commits them.
+async fn write_records<W: Write + Seek>(
+    svc: &Services,
+    w: &mut Writer<W>,
+    ids: &[String],
+) -> Result<(Vec<ManifestRecord>, u64, u64)> {
+    let store = svc.archive.store();
+    let mut manifest = Vec::new();
+    let mut wanted: BTreeSet<(String, u32)> = BTreeSet::new();
+    for id in ids {
+        let metas = store.list_sorted(&keys::record_prefix(id)).await?;
+        let mut m = ManifestRecord {
+            id: id.clone(),
+            revisions: vec![],
+            originals: vec![],
+        };
+        let mut seen_content = BTreeSet::new();
+        let mut last: Option<RecordRevision> = None;
+        for meta in metas {
+            let bytes = store.get(&meta.location).await?;
+            let r = RecordRevision::decode(meta.location.as_ref(), &bytes)?;
+            let path = meta.location.to_string();
+            w.add(&path, &bytes)?;
+            m.revisions.push(path);
+            wanted.insert((r.id.clone(), r.rev));
+            if r.tombstone.is_none() && seen_content.insert(r.content.sha256.clone()) {
+                let name = r
+                    .content
+                    .file_name
+                    .clone()
+                    .unwrap_or_else(|| "content".into());
+                let path = format!(
+                    "originals/{}/v{}-{}",
+                    r.id,
+                    r.content.version,
+                    safe_name(&name)
+                );
+                let (_, stream) = store
+                    .read_stream(&keys::blob(&r.content.sha256), None)
+                    .await?;
+                let chunks: Vec<bytes::Bytes> = stream.try_collect().await?;
+                w.add(&path, &chunks.concat())?;
+                m.originals.push(path);
+            }
+            last = Some(r);
+        }
+        if last.is_some_and(|r| r.tombstone.is_some()) {
+            m.originals.clear();
+        }
+        manifest.push(m);
+    }
+    // The journal segment from the first to the last entry committing these revisions.
+    let head = svc.archive.journal().head_seq().await?;
+    let entries = svc
+        .archive
+        .journal()
+        .entries(0, usize::try_from(head).unwrap_or(usize::MAX))
+        .await?;
+    let seqs: Vec<u64> = entries
+        .iter()
+        .filter(|e| {
+            e.payload_digest.is_some()
+                && e.subjects.iter().any(|s| {
+                    s.kind == "record" && s.rev.is_some_and(|r| wanted.contains(&(s.id.clone(), r)))
+                })
+        })
+        .map(|e| e.seq)
+        .collect();
+    let (from, to) = match (seqs.first(), seqs.last()) {
+        (Some(a), Some(b)) => (*a, *b),
+        _ => (0, 0),
+    };
+    if from > 0 {
+        for seq in from..=to {
+            let key = keys::journal(seq);
+            let bytes = store.get(&key).await?;
+            w.add(key.as_ref(), &bytes)?;
+        }
+    }
+    Ok((manifest, from, to))
+}
+
+const VERIFY_TXT: &str = "How to verify this export
+=========================
+
+With akte:   akte verify-export THIS-FILE.zip
+
+By hand:
+1. manifest.json lists every file with its SHA-256: `sha256sum <file>` must match.
+2. journal/<seq>.mpk are consecutive journal entries (MessagePack). Each entry's `hash`
+   is sha256(bytes(prev_hash) || body), body = the entry's MessagePack map without the
+   `hash` pair; each entry's prev_hash is the previous entry's hash.
+3. records/<id>/<rev>.mpk are record revisions exactly as stored. The SHA-256 of each
+   file equals the `payload_digest` of the journal entry whose subject is that record
+   and revision.
+4. originals/<id>/v<N>-<name>: the SHA-256 of each original equals `content.sha256` of
+   the revisions that reference it.
+";
+
+fn finish<W: Write + Seek>(mut w: Writer<W>, mut manifest: Manifest) -> Result<()> {
+    w.add("VERIFY.txt", VERIFY_TXT.as_bytes())?;
+    manifest.files = w.files.clone();
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
+    let opts = zip::write::SimpleFileOptions::default();
+    w.zip
+        .start_file("manifest.json", opts)
+        .map_err(|e| Error::Internal(format!("zip: {e}")))?;
+    w.zip
+        .write_all(&json)
+        .map_err(|e| Error::io("manifest.json", e))?;
+    w.zip
+        .finish()
+        .map_err(|e| Error::Internal(format!("zip: {e}")))?;
+    Ok(())
+}
+
+/// A party's complete file (GDPR Art. 15 access request).
+pub async fn party<W: Write + Seek>(
+    svc: &Services,
+    actor: &str,
+    party: &str,
+    out: W,
+) -> Result<()> {
+    let p = svc.parties.resolve(party).await?;
+    let mut w = Writer {
+        zip: zip::ZipWriter::new(out),
+        files: BTreeMap::new(),
+    };
+    for rev in svc.parties.history(&p.revision.id).await? {
+        let view = crate::catalog::PartyBrief::from(&rev);
+        let json = serde_json::to_vec_pretty(&view).map_err(|e| Error::Internal(e.to_string()))?;
+        w.add(
+            &format!("party/{}/{:08}.json", rev.revision.id, rev.revision.rev),
+            &json,
+        )?;
+    }
+    let today = svc.archive.clock().now().date_naive();
+    if let Some(file) = svc.catalog.file(&p.revision.id, today, 0, 500).await {
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::Internal(e.to_string()))?;
+        w.add("party/file.json", &json)?;
+    }
+    let ids = svc.catalog.records_of(&p.revision.id).await;
+    let (records, from, to) = write_records(svc, &mut w, &ids).await?;
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        kind: "party".into(),
+        generated_at: svc.archive.clock().now(),
+        generated_by: actor.into(),
+        description: format!("Complete file of party {} (GDPR Art. 15)", p.revision.id),
+        journal_from: from,
+        journal_to: to,
+        files: BTreeMap::new(),
+        records,
+    };
+    finish(w, manifest)
+}
+
+/// Tax-audit data access for documents dated `from..=to` (GDPdU: index.xml + CSV).
+pub async fn tax<W: Write + Seek>(
+    svc: &Services,
+    actor: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+    out: W,
+) -> Result<()> {
+    if to < from {
+        return Err(Error::invalid("to", "before from"));
+    }
+    let store = svc.archive.store();
+    let metas = store
+        .list_sorted(&keys::kind_prefix(ObjectKind::Record))
+        .await?;
+    let mut ids: Vec<String> = metas
+        .iter()
+        .filter_map(|m| match keys::classify(&m.location) {
+            KeyKind::Revision { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    ids.dedup();
+    let mut selected = Vec::new();
+    for id in ids {
+        let r = svc.archive.latest(&id).await?;
+        let d = r.document_date.unwrap_or(r.archived_at.date_naive());
+        if r.tombstone.is_none() && d >= from && d <= to {
+            selected.push(r);
+        }
+    }
+    let mut w = Writer {
+        zip: zip::ZipWriter::new(out),
+        files: BTreeMap::new(),
+    };
+    let ids: Vec<String> = selected.iter().map(|r| r.id.clone()).collect();
+    let (records, jfrom, jto) = write_records(svc, &mut w, &ids).await?;
+    let mut csv = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    for (r, m) in selected.iter().zip(&records) {
+        let d = r.document_date.unwrap_or(r.archived_at.date_naive());
+        let parties: Vec<&str> = r.parties.iter().map(|l| l.party.as_str()).collect();
+        let row = [
+            r.id.clone(),
+            r.class.clone(),
+            r.title.clone(),
+            d.format("%d.%m.%Y").to_string(),
+            r.archived_at.format("%d.%m.%Y").to_string(),
+            r.content.file_name.clone().unwrap_or_default(),
+            r.content.media_type.clone(),
+            r.content.size.to_string(),
+            r.content.sha256.clone(),
+            r.retention.retain_until.format("%d.%m.%Y").to_string(),
+            r.retention.legal_basis.clone(),
+            parties.join(","),
+            m.originals.last().cloned().unwrap_or_default(),
+        ];
+        csv.write_record(&row)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+    }
+    let csv = csv
+        .into_inner()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    w.add("belege.csv", &csv)?;
+    w.add("index.xml", gdpdu_index(from, to).as_bytes())?;
+    w.add("gdpdu-01-09-2004.dtd", GDPDU_DTD_NOTE.as_bytes())?;
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        kind: "tax".into(),
+        generated_at: svc.archive.clock().now(),
+        generated_by: actor.into(),
+        description: format!("Tax-audit data access (GDPdU) for documents dated {from} to {to}"),
+        journal_from: jfrom,
+        journal_to: jto,
+        files: BTreeMap::new(),
+        records,
+    };
+    finish(w, manifest)
+}
+
+const GDPDU_DTD_NOTE: &str = "<!-- index.xml follows the GDPdU description standard, DTD version 01-09-2004,\n     published by the Bundesministerium der Finanzen / Bundeszentralamt für Steuern.\n     Obtain the official DTD from there; it is not redistributed here. -->\n";
+
+fn gdpdu_index(from: NaiveDate, to: NaiveDate) -> String {
+    let col = |name: &str, kind: &str| {
+        format!("        <VariableColumn><Name>{name}</Name>{kind}</VariableColumn>\n")
+    };
+    let mut cols = String::new();
+    cols.push_str(&col("Klasse", "<AlphaNumeric/>"));
+    cols.push_str(&col("Titel", "<AlphaNumeric/>"));
+    cols.push_str(&col(
+        "Belegdatum",
+        "<Date><Format>DD.MM.YYYY</Format></Date>",
+    ));
+    cols.push_str(&col(
+        "Archiviert_am",
+        "<Date><Format>DD.MM.YYYY</Format></Date>",
+    ));
+    cols.push_str(&col("Dateiname", "<AlphaNumeric/>"));
+    cols.push_str(&col("Medientyp", "<AlphaNumeric/>"));
+    cols.push_str(&col("Groesse_Bytes", "<Numeric/>"));
+    cols.push_str(&col("SHA256", "<AlphaNumeric/>"));
+    cols.push_str(&col(
+        "Aufbewahrung_bis",
+        "<Date><Format>DD.MM.YYYY</Format></Date>",
+    ));
+    cols.push_str(&col("Rechtsgrundlage", "<AlphaNumeric/>"));
+    cols.push_str(&col("Parteien", "<AlphaNumeric/>"));
+    cols.push_str(&col("Datei", "<AlphaNumeric/>"));
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE DataSet SYSTEM \"gdpdu-01-09-2004.dtd\">\n<DataSet>\n  <Version>1.0</Version>\n  <DataSupplier>\n    <Name>akte</Name>\n    <Location>export</Location>\n    <Comment>Datenüberlassung nach § 147 (6) AO (GDPdU/GoBD)</Comment>\n  </DataSupplier>\n  <Media>\n    <Name>Belege {f} bis {t}</Name>\n    <Table>\n      <URL>belege.csv</URL>\n      <Name>Belege</Name>\n      <Description>Archivierte Belege und Dokumente mit Hashwert, Aufbewahrungsfrist und Datei im Export</Description>\n      <Validity><Range><From>{f}</From><To>{t}</To></Range></Validity>\n      <UTF8/>\n      <DecimalSymbol>,</DecimalSymbol>\n      <DigitGroupingSymbol>.</DigitGroupingSymbol>\n      <VariableLength>\n        <ColumnDelimiter>;</ColumnDelimiter>\n        <RecordDelimiter>&#13;&#10;</RecordDelimiter>\n        <TextEncapsulator>\"</TextEncapsulator>\n        <VariablePrimaryKey><Name>Beleg_ID</Name><AlphaNumeric/></VariablePrimaryKey>\n{cols}      </VariableLength>\n    </Table>\n  </Media>\n</DataSet>\n",
+        f = from.format("%d.%m.%Y"),
+        t = to.format("%d.%m.%Y"),
+    )
+}
+
+/// The outcome of checking an export.
+#[derive(Debug, Default, Serialize)]
+pub struct ExportCheck {
+    pub files: usize,
+    pub journal_entries: usize,
+    pub revisions: usize,
+    pub originals: usize,
+    pub problems: Vec<String>,
+}
+
+/// Verifies an export using nothing but its own contents.
+pub fn verify<R: Read + Seek>(input: R) -> Result<ExportCheck> {
+    let mut zip = zip::ZipArchive::new(input)
+        .map_err(|e| Error::invalid("export", format!("not a zip: {e}")))?;
+    let mut read = |name: &str| -> Result<Vec<u8>> {
+        let mut f = zip
+            .by_name(name)
+            .map_err(|e| Error::invalid("export", format!("{name}: {e}")))?;
+        let mut v = Vec::new();
+        f.read_to_end(&mut v).map_err(|e| Error::io(name, e))?;
+        Ok(v)
+    };
+    let manifest: Manifest = serde_json::from_slice(&read("manifest.json")?)
+        .map_err(|e| Error::invalid("manifest.json", e.to_string()))?;
+    let mut check = ExportCheck::default();
+    if manifest.format != FORMAT {
+        check
+            .problems
+            .push(format!("unknown export format {}", manifest.format));
+    }
+    let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (path, sha) in &manifest.files {
+        match read(path) {
+            Ok(bytes) => {
+                let found = hex::encode(Sha256::digest(&bytes));
+                if &found != sha {
+                    check
+                        .problems
+                        .push(format!("{path}: sha256 {found}, manifest says {sha}"));
+                }
+                check.files += 1;
+                contents.insert(path.clone(), bytes);
+            }
+            Err(e) => check.problems.push(format!("{path}: missing ({e})")),
+        }
+    }
+    // The journal segment: consecutive, chained, each hash recomputed.
+    let mut committed: BTreeMap<(String, u32), String> = BTreeMap::new();
+    let mut prev: Option<String> = None;
+    if manifest.journal_from > 0 {
+        for seq in manifest.journal_from..=manifest.journal_to {
+            let path = keys::journal(seq).to_string();
+            let Some(bytes) = contents.get(&path) else {
+                check
+                    .problems
+                    .push(format!("{path}: journal entry missing from the segment"));
+                prev = None;
+                continue;
+            };
+            match JournalEntry::decode(&path, bytes) {
+                Err(e) => check.problems.push(e.to_string()),
+                Ok(e) => {
+                    check.journal_entries += 1;
+                    if e.seq != seq {
+                        check
+                            .problems
+                            .push(format!("{path}: carries seq {}", e.seq));
+                    }
+                    match e.compute_hash() {
+                        Ok(h) if h == e.hash => {}
+                        _ => check
+                            .problems
+                            .push(format!("{path}: hash does not match its content")),
+                    }
+                    if let Some(p) = &prev
+                        && *p != e.prev_hash
+                    {
+                        check
+                            .problems
+                            .push(format!("{path}: does not link to the previous entry"));
+                    }
+                    if let ([s], Some(d)) = (e.subjects.as_slice(), &e.payload_digest)
+                        && s.kind == "record"
+                        && let Some(rev) = s.rev
+                    {
+                        committed.insert((s.id.clone(), rev), d.clone());
+                    }
+                    prev = Some(e.hash);
+                }
+            }
+        }
+    }
+    // Revisions against the journal; originals against their revisions.
+    for m in &manifest.records {
+        let mut shas = BTreeSet::new();
+        for path in &m.revisions {
+            let Some(bytes) = contents.get(path) else {
+                continue;
+            };
+            check.revisions += 1;
+            match RecordRevision::decode(path, bytes) {
+                Err(e) => check.problems.push(e.to_string()),
+                Ok(r) => {
+                    let digest = codec::sha256_hex(bytes);
+                    match committed.get(&(r.id.clone(), r.rev)) {
+                        Some(d) if *d == digest => {}
+                        Some(_) => check
+                            .problems
+                            .push(format!("{path}: differs from what the journal committed")),
+                        None => check.problems.push(format!(
+                            "{path}: no journal entry in the segment commits it"
+                        )),
+                    }
+                    shas.insert(r.content.sha256);
+                }
+            }
+        }
+        for path in &m.originals {
+            let Some(bytes) = contents.get(path) else {
+                continue;
+            };
+            check.originals += 1;
+            let sha = hex::encode(Sha256::digest(bytes));
+            if !shas.contains(&sha) {
+                check.problems.push(format!(
+                    "{path}: no revision of record {} has this content",
+                    m.id
+                ));
+            }
+        }
+    }
+    Ok(check)
+}
