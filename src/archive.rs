@@ -392,11 +392,14 @@ impl Archive {
         }
         if let Some(until) = a.retain_until {
             if until < next.retention.retain_until {
-                return Err(Error::RetentionShortening {
+                let e = Error::RetentionShortening {
                     id: id.to_string(),
                     current: next.retention.retain_until.to_string(),
                     requested: until.to_string(),
-                });
+                };
+                self.journal_refusal(actor, id, "shorten retention", &e)
+                    .await;
+                return Err(e);
             }
             if until != next.retention.retain_until {
                 next.retention.retain_until = until;
@@ -617,15 +620,36 @@ impl Archive {
 
     /// Refuses deletion: every record is under retention here (disposal comes with the
     /// retention catalogue and four-eyes approval).
-    pub async fn delete(&self, id: &str) -> Result<()> {
+    pub async fn delete(&self, actor: &str, id: &str) -> Result<()> {
         let (r, _) = self.latest_live(id).await?;
-        Err(Error::Retained {
+        let e = Error::Retained {
             id: id.to_string(),
             retain_until: format!(
                 "{} (records are removed only by an approved disposal request)",
                 r.retention.retain_until
             ),
-        })
+        };
+        self.journal_refusal(actor, id, "delete", &e).await;
+        Err(e)
+    }
+
+    /// Journals a refused attempt to remove or shorten the retention of a record: an
+    /// auditor sees the attempt, not only its absence of effect.
+    async fn journal_refusal(&self, actor: &str, id: &str, what: &str, e: &Error) {
+        let draft = crate::audit::journal::Draft {
+            actor: actor.to_string(),
+            action: "retention.refused".into(),
+            subjects: vec![crate::audit::journal::Subject {
+                kind: "record".into(),
+                id: id.to_string(),
+                rev: None,
+            }],
+            payload_digest: None,
+            detail: Some(format!("{what}: {e}")),
+        };
+        if let Err(err) = self.journal.append(draft).await {
+            tracing::error!("could not journal a refused {what} of {id}: {err}");
+        }
     }
 }
 

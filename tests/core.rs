@@ -165,7 +165,7 @@ async fn retention_can_be_extended_but_never_shortened() {
         .unwrap();
     assert_eq!(r.retention.retain_until, longer);
     assert_eq!(
-        archive.delete(&a.id).await.unwrap_err().kind(),
+        archive.delete("t", &a.id).await.unwrap_err().kind(),
         ErrorKind::Locked
     );
 }

@@ -686,7 +686,7 @@ async fn delete_record(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(roles::INGEST)?;
-    state.archive.delete(&id).await?;
+    state.archive.delete(&caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
