@@ -311,3 +311,31 @@ fn party_and_tax_exports_verify_offline_and_tampering_is_caught() {
         );
     }
 }
+
+#[test]
+fn procedure_documentation_reflects_the_live_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&akte(
+        &data,
+        &["token", "create", "--role", "auditor", "--name", "pruefer"],
+    ));
+    let company = dir.path().join("acme.toml");
+    std::fs::write(&company, "version = \"acme-2\"\n[[class]]\nid = \"quality-record\"\nyears = 15\nbasis = \"ISO 9001 Handbuch\"\n").unwrap();
+    let out = ok(&akte(
+        &data,
+        &[
+            "--catalogue",
+            company.to_str().unwrap(),
+            "docs",
+            "procedure",
+        ],
+    ));
+    assert!(out.contains("de-2025.1+acme-2"), "{out}");
+    assert!(out.contains("| quality-record () | 15 |"), "{out}");
+    assert!(out.contains("| pruefer | auditor |"), "{out}");
+    assert!(out.contains("Entries: 1;"), "{out}");
+    assert!(out.contains("Local file system"));
+    let html = ok(&akte(&data, &["docs", "procedure", "--html"]));
+    assert!(html.starts_with("<!doctype html>"));
+}

@@ -21,6 +21,7 @@ use crate::clock::SystemClock;
 use crate::record::RecordRevision;
 use crate::store::Store;
 
+mod docs;
 mod parties;
 mod retention;
 
@@ -170,6 +171,14 @@ enum Command {
     /// Exports an auditor can verify offline.
     #[command(subcommand)]
     Export(retention::ExportCommand),
+    /// Generated documentation: `akte docs procedure [--html]`.
+    Docs {
+        /// What to generate: procedure (Verfahrensdokumentation facts).
+        #[arg(value_parser = ["procedure"])]
+        what: String,
+        #[arg(long)]
+        html: bool,
+    },
     /// Verify an export zip using nothing but its contents.
     VerifyExport { file: PathBuf },
     /// Link a record to parties or cases (or unlink with --remove).
@@ -490,6 +499,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::VerifyExport { .. } => Ok(ExitCode::SUCCESS),
+        Command::Docs { what: _, html } => {
+            let svc = crate::service::Services::new(archive);
+            print!("{}", docs::procedure(&svc, html).await?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export(cmd) => {
             let svc = crate::service::Services::new(archive);
             retention::export(&svc, &actor, cmd).await?;

@@ -1,0 +1,161 @@
+//! `akte docs procedure`: the facts of the Verfahrensdokumentation (GoBD procedure
+//! documentation) generated from the live configuration, so they cannot drift from it.
+
+use std::fmt::Write as _;
+
+use crate::access::Tokens;
+use crate::service::Services;
+
+pub async fn procedure(svc: &Services, html: bool) -> anyhow::Result<String> {
+    let a = &svc.archive;
+    let cat = a.catalogue();
+    let store = a.store().describe().to_string();
+    let head = a.journal().head_seq().await?;
+    let last = if head > 0 {
+        a.journal().read(head).await?
+    } else {
+        None
+    };
+    let tokens = Tokens::new(a.store().clone(), a.journal_arc(), a.clock().clone());
+    tokens.load().await?;
+    let holds = svc.holds.all().await?;
+    let now = a.clock().now();
+    let backend = if store.starts_with("s3://") {
+        "S3-compatible object storage. Write-once is enforced by akte (conditional create, `If-None-Match: *`; no overwrite or delete path except the per-party key store and approved disposals). A storage-level guarantee exists only if the bucket has Object Lock in compliance mode with a default retention — check the bucket configuration; akte does not change it."
+    } else if store == "memory://" {
+        "In-memory store (tests only; not durable)."
+    } else {
+        "Local file system. Write-once is enforced by akte (objects created with a hard link that fails if the name exists; no overwrite or delete path except the per-party key store and approved disposals); every write is fsynced with its directory before it is acknowledged. The file system itself offers no WORM guarantee: protect the directory by permissions and back it up."
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Verfahrensdokumentation — technische Fakten / procedure documentation facts\n"
+    );
+    let _ = writeln!(
+        s,
+        "Generated {} from the live configuration by akte {}.\n",
+        now.to_rfc3339(),
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(
+        s,
+        "## Storage\n\n- Store: `{store}`\n- {backend}\n- Originals are stored byte-exact, addressed by SHA-256; every change is a new revision; history is never rewritten.\n"
+    );
+    let _ = writeln!(
+        s,
+        "## Journal\n\n- Entries: {head}; hash-chained (`hash = sha256(prev_hash ‖ canonical entry)`)."
+    );
+    if let Some(e) = last {
+        let _ = writeln!(
+            s,
+            "- Last entry: #{} at {} — hash `{}` (record it externally as an anchor).",
+            e.seq,
+            e.time.to_rfc3339(),
+            e.hash
+        );
+    }
+    let _ = writeln!(
+        s,
+        "- Reads of records and parties are journaled (batched, flushed on shutdown).\n- `akte verify` re-hashes every object and recomputes the chain.\n"
+    );
+    let _ = writeln!(
+        s,
+        "## Retention catalogue `{}`\n\n{}\n\n| class | years | trigger | legal basis |\n|---|---|---|---|",
+        cat.version, cat.law
+    );
+    for e in cat.classes.values() {
+        let _ = writeln!(
+            s,
+            "| {} ({}) | {} | {} | {} |",
+            e.id,
+            e.label_de.as_deref().unwrap_or(""),
+            e.years,
+            e.event
+                .as_deref()
+                .unwrap_or("end of the year of the document date"),
+            e.basis
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| any other class | {} | end of the year of the document date | {} |\n",
+        cat.default.years, cat.default.basis
+    );
+    let _ = writeln!(
+        s,
+        "Nothing is deleted at expiry. Disposal needs a request and the approval of a different person, no legal hold, and a clock not behind the journal; it leaves a tombstone revision.\n"
+    );
+    let _ = writeln!(
+        s,
+        "## Roles and token holders\n\n| name | role | created | by | expires | state |\n|---|---|---|---|---|---|"
+    );
+    for t in tokens.list().await {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            t.name,
+            t.role,
+            t.created_at.format("%Y-%m-%d"),
+            t.created_by,
+            t.expires_at
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_else(|| "-".into()),
+            if t.revoked_at.is_some() {
+                "revoked"
+            } else {
+                "active"
+            }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nadmin: tokens and configuration; archivist: ingest, amend, holds, disposal requests and approvals; clerk: read, notes, links, cases; auditor: read everything incl. journal and reports, change nothing.\n"
+    );
+    let active: Vec<&str> = holds
+        .iter()
+        .filter(|h| h.active)
+        .map(|h| h.name.as_str())
+        .collect();
+    let _ = writeln!(
+        s,
+        "## Legal holds\n\n{} active{}\n",
+        active.len(),
+        if active.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", active.join(", "))
+        }
+    );
+    let _ = writeln!(
+        s,
+        "## Personal data\n\nPersonal fields of parties are sealed with a per-party key (AES-256-GCM) kept under `keys/`; erasure after retention destroys the key (journaled). The key store must be backed up with the archive and kept outside any Object Lock retention."
+    );
+    if html {
+        let body = s
+            .lines()
+            .map(|l| {
+                let esc = l
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;");
+                if let Some(h) = esc.strip_prefix("## ") {
+                    format!("<h2>{h}</h2>")
+                } else if let Some(h) = esc.strip_prefix("# ") {
+                    format!("<h1>{h}</h1>")
+                } else if esc.starts_with('|') {
+                    format!("<pre>{esc}</pre>")
+                } else if esc.is_empty() {
+                    String::new()
+                } else {
+                    format!("<p>{esc}</p>")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Ok(format!(
+            "<!doctype html>\n<html lang=\"de\"><head><meta charset=\"utf-8\"><title>Verfahrensdokumentation</title></head><body>\n{body}\n</body></html>\n"
+        ));
+    }
+    Ok(s)
+}
