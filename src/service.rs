@@ -165,6 +165,45 @@ impl Services {
         Ok(p)
     }
 
+    /// Changes a case, and applies the retention event it may be: closing a case, or the
+    /// end of an agreement's validity, starts the period of its event-triggered records
+    /// (service reports after the case is closed, contracts after they end).
+    pub async fn change_case(
+        &self,
+        actor: &str,
+        id: &str,
+        ch: crate::case::CaseChange,
+    ) -> Result<crate::case::CaseRevision> {
+        let c = self.cases.change(actor, id, ch).await?;
+        self.catalog.put_case(&c).await;
+        let event = if c.status == crate::case::CaseStatus::Closed {
+            Some(c.valid_until.unwrap_or(c.status_changed_at.date_naive()))
+        } else {
+            c.valid_until
+        };
+        if let Some(date) = event {
+            for rid in self.catalog.records_in_case(&c.id).await {
+                let r = self.archive.latest(&rid).await?;
+                if r.tombstone.is_none()
+                    && r.retention.awaiting_event.is_some()
+                    && self.archive.catalogue().entry(&r.class).is_event()
+                {
+                    let next = self
+                        .archive
+                        .record_event(
+                            actor,
+                            &rid,
+                            date,
+                            Some(format!("case {} {}", c.id, c.change)),
+                        )
+                        .await?;
+                    self.catalog.put_record(&next).await;
+                }
+            }
+        }
+        Ok(c)
+    }
+
     /// Records a phone note or memo about a party as a text record linked to it.
     pub async fn note(&self, actor: &str, party: &str, n: NoteInput) -> Result<Archived> {
         let text = n.text.trim();

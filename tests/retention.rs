@@ -674,3 +674,79 @@ async fn the_retention_report_counts_what_the_auditor_asks_for() {
     assert_eq!(csv.lines().count(), 8);
     assert!(akte::retention::report::to_html(&r).contains("Prüfung"));
 }
+
+#[tokio::test]
+async fn closing_a_case_starts_the_period_of_its_service_reports() {
+    let (s, clock) = setup().await;
+    let p = s
+        .parties
+        .create(
+            "alice",
+            akte::party::PartyData {
+                kind: akte::party::PartyKind::Organisation,
+                name: "Kunde".into(),
+                addresses: vec![],
+                emails: vec![],
+                phones: vec![],
+                domains: vec![],
+                vat_id: None,
+                register_number: None,
+                identifiers: Default::default(),
+                roles: vec![],
+                relations: vec![],
+                notes: None,
+            },
+        )
+        .await
+        .unwrap();
+    s.catalog.put_party(&p).await;
+    let case = s
+        .cases
+        .create(
+            "alice",
+            akte::case::NewCase {
+                kind: "service-case".into(),
+                title: "Wartung".into(),
+                party: p.revision.id.clone(),
+                valid_from: None,
+                valid_until: None,
+                reference: None,
+            },
+        )
+        .await
+        .unwrap();
+    s.catalog.put_case(&case).await;
+    let meta = NewRecord {
+        class: Some("service-report".into()),
+        document_date: Some(NaiveDate::from_ymd_opt(2024, 5, 1).unwrap()),
+        cases: vec![case.id.clone()],
+        ..Default::default()
+    };
+    let id = s
+        .archive("alice", once(b"Bericht".to_vec()), meta)
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        s.archive.latest(&id).await.unwrap().retention.retain_until,
+        NaiveDate::from_ymd_opt(2030, 12, 31).unwrap()
+    );
+    clock.set(at(2028, 2, 1));
+    s.change_case(
+        "bob",
+        &case.id,
+        akte::case::CaseChange {
+            status: Some(akte::case::CaseStatus::Closed),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let r = s.archive.latest(&id).await.unwrap();
+    assert_eq!(
+        r.retention.retain_until,
+        NaiveDate::from_ymd_opt(2034, 12, 31).unwrap(),
+        "six years from the end of 2028"
+    );
+    assert!(r.retention.awaiting_event.is_none());
+}

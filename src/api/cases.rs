@@ -136,8 +136,7 @@ async fn change_case(
         .await
         .map_err(|_| ApiError::too_large(64 * 1024))?;
     let ch: CaseChange = params::json(&bytes)?;
-    let c = state.svc.cases.change(&caller.actor(), &id, ch).await?;
-    state.svc.catalog.put_case(&c).await;
+    let c = state.svc.change_case(&caller.actor(), &id, ch).await?;
     let brief = state
         .svc
         .catalog

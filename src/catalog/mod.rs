@@ -839,6 +839,18 @@ impl Catalog {
         v
     }
 
+    /// Records grouped in a case.
+    pub async fn records_in_case(&self, case: &str) -> Vec<String> {
+        let st = self.state.read().await;
+        let mut v: Vec<String> = st
+            .by_case
+            .get(case)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
     /// Every record id the catalog knows.
     pub async fn record_ids(&self) -> Vec<String> {
         let mut v: Vec<String> = self.state.read().await.records.keys().cloned().collect();

@@ -461,17 +461,17 @@ pub async fn case(svc: &Services, actor: &str, json: bool, cmd: CaseCommand) -> 
                 .await?
         }
         CaseCommand::Close { id, reason } => {
-            svc.cases
-                .change(
-                    actor,
-                    &id,
-                    CaseChange {
-                        status: Some(CaseStatus::Closed),
-                        reason,
-                        ..Default::default()
-                    },
-                )
-                .await?
+            svc.load().await?;
+            svc.change_case(
+                actor,
+                &id,
+                CaseChange {
+                    status: Some(CaseStatus::Closed),
+                    reason,
+                    ..Default::default()
+                },
+            )
+            .await?
         }
         CaseCommand::Reopen { id, reason } => {
             svc.cases
