@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::store::keys::{self, ObjectKind};
 use crate::store::{Created, Store, codec};
 use journal::{Draft, Journal, JournalEntry, Subject};
+use object_store::path::Path;
 
 /// Writes revision `rev` of object `id` create-only, then journals it with the digest of
 /// its bytes. The journal entry is the commit point; its return means "durable".
@@ -47,4 +48,39 @@ pub async fn commit_revision(
             detail,
         })
         .await
+}
+
+/// The latest revision of object `id` of `kind`, decoded, with the SHA-256 of its bytes
+/// (the `prev_hash` its successor will carry).
+pub async fn latest_revision<T>(
+    store: &Store,
+    kind: ObjectKind,
+    id: &str,
+    decode: fn(&str, &[u8]) -> Result<T>,
+) -> Result<(T, String)> {
+    crate::archive::validate_id(id)?;
+    let metas = store.list_sorted(&keys::revision_prefix(kind, id)).await?;
+    let last = metas.last().ok_or_else(|| Error::ObjectNotFound {
+        key: format!("{} {id}", kind.subject()),
+    })?;
+    let bytes = store.get(&last.location).await?;
+    Ok((
+        decode(last.location.as_ref(), &bytes)?,
+        codec::sha256_hex(&bytes),
+    ))
+}
+
+/// The key of the latest revision of every object of `kind`, in id order.
+pub async fn latest_keys(store: &Store, kind: ObjectKind) -> Result<Vec<Path>> {
+    let metas = store.list_sorted(&keys::kind_prefix(kind)).await?;
+    let mut latest: Vec<(String, Path)> = Vec::new();
+    for m in metas {
+        if let keys::KeyKind::Revision { id, .. } = keys::classify(&m.location) {
+            match latest.last_mut() {
+                Some((last, k)) if *last == id => *k = m.location,
+                _ => latest.push((id, m.location)),
+            }
+        }
+    }
+    Ok(latest.into_iter().map(|(_, k)| k).collect())
 }

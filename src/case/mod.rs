@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, journal::Journal};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::store::keys::{self, ObjectKind};
+use crate::store::keys::ObjectKind;
 use crate::store::{Store, codec};
 
 pub const FORMAT: u32 = 1;
@@ -243,19 +243,7 @@ impl Cases {
     }
 
     async fn latest_raw(&self, id: &str) -> Result<(CaseRevision, String)> {
-        crate::archive::validate_id(id)?;
-        let metas = self
-            .store
-            .list_sorted(&keys::revision_prefix(ObjectKind::Case, id))
-            .await?;
-        let last = metas.last().ok_or_else(|| Error::ObjectNotFound {
-            key: format!("case {id}"),
-        })?;
-        let bytes = self.store.get(&last.location).await?;
-        Ok((
-            CaseRevision::decode(last.location.as_ref(), &bytes)?,
-            codec::sha256_hex(&bytes),
-        ))
+        audit::latest_revision(&self.store, ObjectKind::Case, id, CaseRevision::decode).await
     }
 
     pub async fn get(&self, id: &str) -> Result<CaseRevision> {

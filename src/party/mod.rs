@@ -552,19 +552,7 @@ impl Parties {
     }
 
     async fn latest_raw(&self, id: &str) -> Result<(PartyRevision, String)> {
-        crate::archive::validate_id(id)?;
-        let metas = self
-            .store
-            .list_sorted(&keys::revision_prefix(ObjectKind::Party, id))
-            .await?;
-        let last = metas.last().ok_or_else(|| Error::ObjectNotFound {
-            key: format!("party {id}"),
-        })?;
-        let bytes = self.store.get(&last.location).await?;
-        Ok((
-            PartyRevision::decode(last.location.as_ref(), &bytes)?,
-            codec::sha256_hex(&bytes),
-        ))
+        audit::latest_revision(&self.store, ObjectKind::Party, id, PartyRevision::decode).await
     }
 
     /// Erases a party's personal data: a last revision keeps only non-personal facts

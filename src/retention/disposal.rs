@@ -304,19 +304,13 @@ impl Disposals {
     }
 
     async fn latest_raw(&self, id: &str) -> Result<(DisposalRevision, String)> {
-        crate::archive::validate_id(id)?;
-        let metas = self
-            .store
-            .list_sorted(&keys::revision_prefix(ObjectKind::Disposal, id))
-            .await?;
-        let last = metas.last().ok_or_else(|| Error::ObjectNotFound {
-            key: format!("disposal request {id}"),
-        })?;
-        let bytes = self.store.get(&last.location).await?;
-        Ok((
-            DisposalRevision::decode(last.location.as_ref(), &bytes)?,
-            codec::sha256_hex(&bytes),
-        ))
+        audit::latest_revision(
+            &self.store,
+            ObjectKind::Disposal,
+            id,
+            DisposalRevision::decode,
+        )
+        .await
     }
 
     /// Every content hash referenced by any revision of a record that is not disposed

@@ -11,7 +11,7 @@ use crate::audit::{self, journal::Journal};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::record::RecordRevision;
-use crate::store::keys::{self, KeyKind, ObjectKind};
+use crate::store::keys::ObjectKind;
 use crate::store::{Store, codec};
 
 pub const FORMAT: u32 = 1;
@@ -200,38 +200,13 @@ impl Holds {
     }
 
     async fn latest_raw(&self, id: &str) -> Result<(HoldRevision, String)> {
-        crate::archive::validate_id(id)?;
-        let metas = self
-            .store
-            .list_sorted(&keys::revision_prefix(ObjectKind::Hold, id))
-            .await?;
-        let last = metas.last().ok_or_else(|| Error::ObjectNotFound {
-            key: format!("hold {id}"),
-        })?;
-        let bytes = self.store.get(&last.location).await?;
-        Ok((
-            HoldRevision::decode(last.location.as_ref(), &bytes)?,
-            codec::sha256_hex(&bytes),
-        ))
+        audit::latest_revision(&self.store, ObjectKind::Hold, id, HoldRevision::decode).await
     }
 
     /// Every hold, latest revision each (active and released).
     pub async fn all(&self) -> Result<Vec<HoldRevision>> {
-        let metas = self
-            .store
-            .list_sorted(&keys::kind_prefix(ObjectKind::Hold))
-            .await?;
-        let mut latest: Vec<(String, object_store::path::Path)> = Vec::new();
-        for m in metas {
-            if let KeyKind::Revision { id, .. } = keys::classify(&m.location) {
-                match latest.last_mut() {
-                    Some((last, key)) if *last == id => *key = m.location,
-                    _ => latest.push((id, m.location)),
-                }
-            }
-        }
         let mut out = Vec::new();
-        for (_, key) in latest {
+        for key in audit::latest_keys(&self.store, ObjectKind::Hold).await? {
             let bytes = self.store.get(&key).await?;
             out.push(HoldRevision::decode(key.as_ref(), &bytes)?);
         }

@@ -13,7 +13,7 @@ use super::hold::Holds;
 use crate::archive::Archive;
 use crate::error::Result;
 use crate::record::RecordRevision;
-use crate::store::keys::{self, KeyKind, ObjectKind};
+use crate::store::keys::ObjectKind;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PolicyRow {
@@ -77,20 +77,7 @@ pub struct RetentionReport {
 }
 
 async fn latest_of(archive: &Archive, kind: ObjectKind) -> Result<Vec<object_store::path::Path>> {
-    let metas = archive
-        .store()
-        .list_sorted(&keys::kind_prefix(kind))
-        .await?;
-    let mut latest: Vec<(String, object_store::path::Path)> = Vec::new();
-    for m in metas {
-        if let KeyKind::Revision { id, .. } = keys::classify(&m.location) {
-            match latest.last_mut() {
-                Some((last, k)) if *last == id => *k = m.location,
-                _ => latest.push((id, m.location)),
-            }
-        }
-    }
-    Ok(latest.into_iter().map(|(_, k)| k).collect())
+    crate::audit::latest_keys(archive.store(), kind).await
 }
 
 pub async fn build(
