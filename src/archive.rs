@@ -97,12 +97,15 @@ pub struct Archive {
     commits: tokio_util::task::TaskTracker,
     /// The retention catalogue in force.
     catalogue: Arc<retention::catalogue::Catalogue>,
+    /// Per-record keys sealing titles and file names (destroyed at disposal).
+    keys: Arc<crate::party::crypt::KeyStore>,
 }
 
 impl Archive {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Archive {
         let journal = Arc::new(Journal::new(store.clone(), clock.clone()));
         Archive {
+            keys: Arc::new(crate::party::crypt::KeyStore::new(store.clone())),
             store,
             journal,
             clock,
@@ -119,6 +122,57 @@ impl Archive {
 
     pub fn catalogue(&self) -> &retention::catalogue::Catalogue {
         &self.catalogue
+    }
+
+    fn record_key_id(id: &str) -> String {
+        format!("record-{id}")
+    }
+
+    /// Moves title, file name and extras into the block sealed with the record's key.
+    async fn seal_meta(&self, mut r: RecordRevision) -> Result<RecordRevision> {
+        if r.tombstone.is_some() {
+            r.sealed = None;
+            return Ok(r);
+        }
+        let meta = record::SealedMeta {
+            title: std::mem::take(&mut r.title),
+            file_name: r.content.file_name.take(),
+            extra: std::mem::take(&mut r.extra),
+        };
+        let kid = Self::record_key_id(&r.id);
+        let key = self.keys.get_or_create(&kid).await?;
+        r.sealed = Some(crate::party::crypt::seal(
+            &key,
+            &kid,
+            &codec::encode(&meta)?,
+        )?);
+        Ok(r)
+    }
+
+    /// A stored revision as readers see it: sealed metadata opened (or, once the record's
+    /// key is destroyed by disposal, gone).
+    pub async fn open_meta(&self, mut r: RecordRevision) -> Result<RecordRevision> {
+        if let Some(s) = r.sealed.take() {
+            let kid = Self::record_key_id(&r.id);
+            if let Some(key) = self.keys.get(&kid).await? {
+                let corrupt = |_| Error::CorruptObject {
+                    key: keys::record_rev(&r.id, r.rev).to_string(),
+                    reason: "sealed metadata do not authenticate with the record's key".into(),
+                };
+                let plain = crate::party::crypt::open(&key, &kid, &s).map_err(corrupt)?;
+                let meta: record::SealedMeta =
+                    codec::decode("record metadata", &plain).map_err(corrupt)?;
+                r.title = meta.title;
+                r.content.file_name = meta.file_name;
+                r.extra = meta.extra;
+            }
+        }
+        Ok(r)
+    }
+
+    /// Destroys a disposed record's metadata key (called by disposal only).
+    pub(crate) async fn destroy_record_key(&self, id: &str) -> Result<()> {
+        self.keys.destroy(&Self::record_key_id(id)).await
     }
 
     pub fn store(&self) -> &Store {
@@ -189,6 +243,7 @@ impl Archive {
             cases: meta.cases,
             extra: meta.extra,
             tombstone: None,
+            sealed: None,
         };
         let entry = self.commit(revision.clone(), "record.create", None).await?;
         Ok(Archived {
@@ -228,6 +283,7 @@ impl Archive {
         action: &str,
         detail: Option<String>,
     ) -> Result<JournalEntry> {
+        let revision = self.seal_meta(revision).await?;
         let bytes = revision.encode()?;
         let (store, journal) = (self.store.clone(), self.journal.clone());
         let action = action.to_string();
@@ -265,7 +321,9 @@ impl Archive {
         let mut out = Vec::with_capacity(metas.len());
         for m in metas {
             let bytes = self.store.get(&m.location).await?;
-            let r = RecordRevision::decode(m.location.as_ref(), &bytes)?;
+            let r = self
+                .open_meta(RecordRevision::decode(m.location.as_ref(), &bytes)?)
+                .await?;
             out.push((r, bytes));
         }
         Ok(out)
@@ -315,7 +373,9 @@ impl Archive {
             .last()
             .ok_or_else(|| Error::RecordNotFound { id: id.to_string() })?;
         let bytes = self.store.get(&last.location).await?;
-        let r = RecordRevision::decode(last.location.as_ref(), &bytes)?;
+        let r = self
+            .open_meta(RecordRevision::decode(last.location.as_ref(), &bytes)?)
+            .await?;
         Ok((r, codec::sha256_hex(&bytes)))
     }
 
@@ -336,7 +396,10 @@ impl Archive {
         validate_id(id)?;
         let key = keys::record_rev(id, rev);
         match self.store.get_opt(&key).await? {
-            Some(bytes) => RecordRevision::decode(key.as_ref(), &bytes),
+            Some(bytes) => {
+                self.open_meta(RecordRevision::decode(key.as_ref(), &bytes)?)
+                    .await
+            }
             None => {
                 // Distinguish an unknown record from an unknown revision.
                 self.latest_raw(id).await?;

@@ -52,7 +52,7 @@ impl Services {
             archive.journal_arc(),
             archive.clock().clone(),
         );
-        let catalog = Arc::new(Catalog::new(store.clone(), parties.clone()));
+        let catalog = Arc::new(Catalog::new(archive.clone(), parties.clone()));
         let holds = crate::retention::hold::Holds::new(
             store,
             archive.journal_arc(),

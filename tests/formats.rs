@@ -59,6 +59,7 @@ fn sample_revision() -> RecordRevision {
         cases: vec![],
         extra: Default::default(),
         tombstone: None,
+        sealed: None,
     }
 }
 

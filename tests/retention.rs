@@ -504,9 +504,10 @@ async fn erasure_waits_for_retention_then_leaves_no_trace_of_the_canary() {
         .unwrap();
     s.catalog.put_party(&p).await;
     let pid = p.revision.id.clone();
-    let link = |d: &str, class: &str| NewRecord {
+    let link = |d: &str, class: &str, title: String| NewRecord {
         class: Some(class.into()),
-        title: Some("Schreiben".into()),
+        title: Some(title),
+        file_name: Some(format!("{}.txt", d)),
         document_date: Some(NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()),
         parties: vec![PartyLink {
             party: pid.clone(),
@@ -519,16 +520,24 @@ async fn erasure_waits_for_retention_then_leaves_no_trace_of_the_canary() {
         .archive(
             "alice",
             once(b"Brief 2015".to_vec()),
-            link("2015-01-10", "business-letter"),
+            link(
+                "2015-01-10",
+                "business-letter",
+                format!("Brief an Erika {canary}"),
+            ),
         )
         .await
         .unwrap()
         .id;
+    assert_eq!(
+        s.archive.latest(&old).await.unwrap().title,
+        format!("Brief an Erika {canary}")
+    );
     let young = s
         .archive(
             "alice",
             once(b"Brief 2025".to_vec()),
-            link("2025-01-10", "business-letter"),
+            link("2025-01-10", "business-letter", "Rundschreiben".into()),
         )
         .await
         .unwrap()
@@ -590,6 +599,13 @@ async fn erasure_waits_for_retention_then_leaves_no_trace_of_the_canary() {
     // Every earlier revision is now unreadable: no revision yields the canary any more.
     for rev in s.parties.history(&pid).await.unwrap() {
         assert!(!format!("{:?}", rev.data).contains(canary));
+    }
+    for rev in s.archive.history(&old).await.unwrap() {
+        assert!(
+            !rev.title.contains(canary),
+            "record revision {} still readable",
+            rev.rev
+        );
     }
     // Nowhere in the store, and not in a catalog rebuilt from it.
     assert!(files_containing(dir.path(), canary.as_bytes()).is_empty());

@@ -169,6 +169,31 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
     // 3. Revision chains, and each revision against its journal entry.
     let mut seen: std::collections::HashSet<RevKey> = std::collections::HashSet::new();
     let mut absent = Absent::default();
+    let mut key_list = store.list(&keys::keys_prefix());
+    while let Some(meta) = key_list.try_next().await? {
+        report.objects += 1;
+        let path = meta.location.to_string();
+        match store.get(&meta.location).await {
+            Ok(bytes) => {
+                report.bytes_hashed += bytes.len() as u64;
+                match crate::party::crypt::parse_key_file(&path, &bytes) {
+                    Ok((id, k)) if keys::party_key(&id) == meta.location => {
+                        absent.keys.insert(id, k);
+                    }
+                    Ok((id, _)) => report.problems.push(Problem::mismatch(
+                        &path,
+                        "key file names another owner",
+                        &path,
+                        &id,
+                    )),
+                    Err(e) => report.problems.push(Problem::new(&path, e.to_string())),
+                }
+            }
+            Err(e) => report
+                .problems
+                .push(Problem::new(&path, format!("cannot read: {e}"))),
+        }
+    }
     for ((kind, id), mut revs) in revisions {
         if kind == ObjectKind::Record {
             report.records += 1;
@@ -188,6 +213,14 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
             &mut report,
         )
         .await?;
+    }
+    for (record, key) in std::mem::take(&mut absent.keyless) {
+        if !absent.disposed_records.contains(&record) {
+            report.problems.push(Problem::new(
+                keys::party_key(&format!("record-{record}")).to_string(),
+                format!("key sealing the metadata of {key} is missing (only disposal removes it)"),
+            ));
+        }
     }
     for (sha, key, record) in std::mem::take(&mut absent.missing) {
         if !(absent.disposed_records.contains(&record) && absent.deleted.contains(&sha)) {
@@ -397,32 +430,54 @@ struct RevHeader {
     prev_hash: Option<String>,
 }
 
-/// Full, canonical decode of a revision of `kind`; for records, also the content
-/// reference and the tombstone, if any.
-fn decode_full(
-    kind: ObjectKind,
-    key: &str,
-    bytes: &[u8],
-) -> Result<Option<(crate::record::ContentRef, Option<crate::record::Tombstone>)>> {
-    match kind {
+/// What verification needs from a decoded revision beyond its chain fields.
+#[derive(Default)]
+struct Decoded {
+    /// Records: the content reference and the tombstone, if any.
+    content: Option<(crate::record::ContentRef, Option<crate::record::Tombstone>)>,
+    /// A sealed block and the id of the key that should open it.
+    sealed: Option<(String, crate::party::crypt::Sealed)>,
+}
+
+/// Full, canonical decode of a revision of `kind`.
+fn decode_full(kind: ObjectKind, key: &str, bytes: &[u8]) -> Result<Decoded> {
+    Ok(match kind {
         ObjectKind::Record => {
             let r = RecordRevision::decode(key, bytes)?;
-            Ok(Some((r.content, r.tombstone)))
+            Decoded {
+                sealed: r.sealed.map(|s| (format!("record-{}", r.id), s)),
+                content: Some((r.content, r.tombstone)),
+            }
         }
-        ObjectKind::Token => crate::access::TokenRevision::decode(key, bytes).map(|_| None),
-        ObjectKind::Party => crate::party::PartyRevision::decode(key, bytes).map(|_| None),
-        ObjectKind::Case => crate::case::CaseRevision::decode(key, bytes).map(|_| None),
-        ObjectKind::Hold => crate::retention::hold::HoldRevision::decode(key, bytes).map(|_| None),
-        ObjectKind::Disposal => {
-            crate::retention::disposal::DisposalRevision::decode(key, bytes).map(|_| None)
+        ObjectKind::Party => {
+            let p = crate::party::PartyRevision::decode(key, bytes)?;
+            Decoded {
+                sealed: p.personal.map(|s| (p.id, s)),
+                content: None,
+            }
         }
-    }
+        ObjectKind::Token => {
+            crate::access::TokenRevision::decode(key, bytes).map(|_| Decoded::default())?
+        }
+        ObjectKind::Case => {
+            crate::case::CaseRevision::decode(key, bytes).map(|_| Decoded::default())?
+        }
+        ObjectKind::Hold => {
+            crate::retention::hold::HoldRevision::decode(key, bytes).map(|_| Decoded::default())?
+        }
+        ObjectKind::Disposal => crate::retention::disposal::DisposalRevision::decode(key, bytes)
+            .map(|_| Decoded::default())?,
+    })
 }
 
 /// Blob references that found no blob, settled once every record has been read: a blob
 /// is legitimately absent when a disposal deleted it and only disposed records use it.
 #[derive(Default)]
 struct Absent {
+    /// Data keys by id (`<party-id>`, `record-<record-id>`).
+    keys: HashMap<String, [u8; 32]>,
+    /// Record revisions sealed with a key that is absent: (record, revision key).
+    keyless: Vec<(String, String)>,
     missing: Vec<(String, String, String)>,
     disposed_records: std::collections::HashSet<String>,
     deleted: std::collections::HashSet<String>,
@@ -490,7 +545,23 @@ async fn check_chain(
         }
         match decoded {
             Err(e) => report.problems.push(Problem::new(key, e.to_string())),
-            Ok(content) => {
+            Ok(Decoded { content, sealed }) => {
+                if let Some((kid, block)) = &sealed {
+                    match absent.keys.get(kid) {
+                        Some(k) => {
+                            if crate::party::crypt::open(k, kid, block).is_err() {
+                                report.problems.push(Problem::new(
+                                    keys::party_key(kid).to_string(),
+                                    format!("data key does not open the sealed data of {key}"),
+                                ));
+                            }
+                        }
+                        None if kind == ObjectKind::Record => {
+                            absent.keyless.push((id.to_string(), key.clone()))
+                        }
+                        None => {}
+                    }
+                }
                 let header: RevHeader =
                     rmp_serde::from_slice(&bytes).map_err(|e| Error::CorruptObject {
                         key: key.clone(),

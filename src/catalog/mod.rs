@@ -389,6 +389,7 @@ impl State {
 #[derive(Debug)]
 pub struct Catalog {
     store: Store,
+    archive: crate::archive::Archive,
     parties: Parties,
     state: RwLock<State>,
     /// False until the first rebuild has finished.
@@ -396,9 +397,10 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn new(store: Store, parties: Parties) -> Catalog {
+    pub fn new(archive: crate::archive::Archive, parties: Parties) -> Catalog {
         Catalog {
-            store,
+            store: archive.store().clone(),
+            archive,
             parties,
             state: RwLock::new(State::default()),
             ready: tokio::sync::watch::Sender::new(false),
@@ -455,9 +457,11 @@ impl Catalog {
         let key = keys::revision(kind, &id, rev);
         let bytes = self.store.get(&key).await?;
         Ok(match kind {
-            ObjectKind::Record => {
-                Loaded::Record(Box::new(RecordRevision::decode(key.as_ref(), &bytes)?))
-            }
+            ObjectKind::Record => Loaded::Record(Box::new(
+                self.archive
+                    .open_meta(RecordRevision::decode(key.as_ref(), &bytes)?)
+                    .await?,
+            )),
             ObjectKind::Party => {
                 let r = crate::party::PartyRevision::decode(key.as_ref(), &bytes)?;
                 Loaded::Party(Box::new(self.parties.open(&r).await?))

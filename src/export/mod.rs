@@ -108,7 +108,10 @@ async fn write_records<W: Write + Seek>(
         let mut last: Option<RecordRevision> = None;
         for meta in metas {
             let bytes = store.get(&meta.location).await?;
-            let r = RecordRevision::decode(meta.location.as_ref(), &bytes)?;
+            let r = svc
+                .archive
+                .open_meta(RecordRevision::decode(meta.location.as_ref(), &bytes)?)
+                .await?;
             let path = meta.location.to_string();
             w.add(&path, &bytes)?;
             m.revisions.push(path);

@@ -41,6 +41,19 @@ struct KeyFile {
     key: String,
 }
 
+/// Parses a stored key file: the id it belongs to and the key.
+pub fn parse_key_file(path: &str, bytes: &[u8]) -> Result<(String, [u8; 32])> {
+    let file: KeyFile = codec::decode(path, bytes)?;
+    let key: [u8; 32] = hex::decode(&file.key)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| Error::CorruptObject {
+            key: path.to_string(),
+            reason: "not a 256-bit key".into(),
+        })?;
+    Ok((file.party, key))
+}
+
 fn random<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| Error::Internal(format!("no random source: {e}")))?;

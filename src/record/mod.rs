@@ -55,6 +55,20 @@ pub struct RecordRevision {
     /// and why. Omitted otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tombstone: Option<Tombstone>,
+    /// Title, file name and extras sealed with the record's own key (`keys/record-<id>`),
+    /// which disposal destroys: then no revision's metadata can be read any more. As
+    /// stored, `title`, `content.file_name` and `extra` are empty when this is set;
+    /// readers get them back in clear from `Archive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<crate::party::crypt::Sealed>,
+}
+
+/// The part of a record revision that may name people, sealed per record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedMeta {
+    pub title: String,
+    pub file_name: Option<String>,
+    pub extra: std::collections::BTreeMap<String, String>,
 }
 
 /// What remains of a disposed record: no content, no personal data — the hash, class,

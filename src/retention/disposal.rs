@@ -440,6 +440,10 @@ impl Disposals {
         for sha in &to_delete {
             self.store.dispose_blob(sha).await?;
         }
+        // Crypto-shred the records' titles and file names in every earlier revision.
+        for r in &records {
+            self.archive.destroy_record_key(&r.id).await?;
+        }
         let mut d = req.clone();
         d.rev += 1;
         d.prev_hash = Some(hash);
