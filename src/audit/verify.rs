@@ -548,14 +548,13 @@ async fn check_chain(
             Ok(Decoded { content, sealed }) => {
                 if let Some((kid, block)) = &sealed {
                     match absent.keys.get(kid) {
-                        Some(k) => {
-                            if crate::party::crypt::open(k, kid, block).is_err() {
-                                report.problems.push(Problem::new(
-                                    keys::party_key(kid).to_string(),
-                                    format!("data key does not open the sealed data of {key}"),
-                                ));
-                            }
+                        Some(k) if crate::party::crypt::open(k, kid, block).is_err() => {
+                            report.problems.push(Problem::new(
+                                keys::party_key(kid).to_string(),
+                                format!("data key does not open the sealed data of {key}"),
+                            ));
                         }
+                        Some(_) => {}
                         None if kind == ObjectKind::Record => {
                             absent.keyless.push((id.to_string(), key.clone()))
                         }

@@ -44,6 +44,19 @@ struct KeyFile {
 /// Parses a stored key file: the id it belongs to and the key.
 pub fn parse_key_file(path: &str, bytes: &[u8]) -> Result<(String, [u8; 32])> {
     let file: KeyFile = codec::decode(path, bytes)?;
+    // Key files are not covered by any digest: accept only their one exact spelling.
+    if file.format != 1
+        || file.key.len() != 64
+        || !file
+            .key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(Error::CorruptObject {
+            key: path.to_string(),
+            reason: "not a valid key file".into(),
+        });
+    }
     let key: [u8; 32] = hex::decode(&file.key)
         .ok()
         .and_then(|k| k.try_into().ok())
@@ -165,15 +178,13 @@ impl KeyStore {
         let Some(bytes) = self.store.get_opt(&key_path).await? else {
             return Ok(None);
         };
-        let file: KeyFile = codec::decode(key_path.as_ref(), &bytes)?;
-        let key: [u8; 32] = hex::decode(&file.key)
-            .ok()
-            .and_then(|k| k.try_into().ok())
-            .filter(|_| file.party == party)
-            .ok_or_else(|| Error::CorruptObject {
+        let (owner, key) = parse_key_file(key_path.as_ref(), &bytes)?;
+        if owner != party {
+            return Err(Error::CorruptObject {
                 key: key_path.to_string(),
                 reason: "not a valid key for this party".into(),
-            })?;
+            });
+        }
         self.cache.lock().await.insert(party.to_string(), key);
         Ok(Some(key))
     }
