@@ -247,3 +247,41 @@ fn journal_key_list_is_complete() {
     let (_, keys_) = base();
     assert_eq!(journal_keys(&keys_).len(), 5);
 }
+
+#[test]
+fn cutting_entries_off_the_journal_is_caught_by_a_checkpoint() {
+    let (mem, _) = base();
+    let inner = Arc::new(mem.fork());
+    let store = Store::from_object_store(inner.clone(), "mem");
+    let journal = akte::audit::journal::Journal::new(store.clone(), Arc::new(SystemClock));
+    // Two entries that commit no revision (e.g. read audits): without a checkpoint,
+    // deleting them would leave no trace.
+    for i in 0..2 {
+        block(journal.append(akte::audit::journal::Draft {
+            actor: "t".into(),
+            action: "record.read".into(),
+            subjects: vec![],
+            payload_digest: None,
+            detail: Some(format!("read {i}")),
+        }))
+        .unwrap();
+    }
+    let cp = block(journal.checkpoint()).unwrap().unwrap();
+    assert_eq!(cp.seq, 7);
+    let r = block(verify::verify(
+        &store,
+        &verify::Options::default(),
+        Arc::new(NoProgress),
+    ))
+    .unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    delete(&inner, &keys::journal(7));
+    delete(&inner, &keys::journal(6));
+    let r = block(verify::verify(
+        &store,
+        &verify::Options::default(),
+        Arc::new(NoProgress),
+    ))
+    .unwrap();
+    assert!(names(&r, &keys::journal(7)), "{:?}", r.problems);
+}

@@ -112,6 +112,21 @@ impl JournalEntry {
     }
 }
 
+/// Every this many entries the journal writes a checkpoint of its head.
+pub const CHECKPOINT_EVERY: u64 = 1000;
+
+/// A checkpoint (format 1): the hash of entry `seq`, which by the chain commits to every
+/// entry before it. Verification finds a journal cut short or rewritten before the latest
+/// checkpoint. (Signing checkpoints, and publishing them outside the store, is the next
+/// step; today they guard against accidental truncation and careless tampering.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub format: u32,
+    pub seq: u64,
+    pub hash: String,
+    pub time: DateTime<Utc>,
+}
+
 /// An entry to append; the journal fills in sequence, time and the chain.
 #[derive(Debug, Clone, Default)]
 pub struct Draft {
@@ -199,6 +214,11 @@ impl Journal {
                         hash: entry.hash.clone(),
                         time: Some(entry.time),
                     });
+                    if entry.seq % CHECKPOINT_EVERY == 0
+                        && let Err(e) = self.write_checkpoint(&entry).await
+                    {
+                        tracing::warn!("checkpoint at {} not written: {e}", entry.seq);
+                    }
                     return Ok(entry);
                 }
                 Ok(Created::Existed) => {
@@ -218,6 +238,35 @@ impl Journal {
                 }
             }
         }
+    }
+
+    async fn write_checkpoint(&self, e: &JournalEntry) -> Result<()> {
+        let c = Checkpoint {
+            format: 1,
+            seq: e.seq,
+            hash: e.hash.clone(),
+            time: e.time,
+        };
+        self.store
+            .put_new(&keys::checkpoint(e.seq), Bytes::from(codec::encode(&c)?))
+            .await?;
+        Ok(())
+    }
+
+    /// Writes a checkpoint of the current head now (`akte checkpoint`); `None` when the
+    /// journal is empty.
+    pub async fn checkpoint(&self) -> Result<Option<Checkpoint>> {
+        let head = self.find_head().await?;
+        let Some(e) = self.read(head.seq).await? else {
+            return Ok(None);
+        };
+        self.write_checkpoint(&e).await?;
+        Ok(Some(Checkpoint {
+            format: 1,
+            seq: e.seq,
+            hash: e.hash,
+            time: e.time,
+        }))
     }
 
     /// Time of the last entry, if any.

@@ -153,7 +153,10 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
                     revisions.entry((kind, id)).or_default().push((rev, key))
                 }
                 KeyKind::Journal { seq } => journal.push(seq),
-                KeyKind::Staging | KeyKind::PartyKey { .. } | KeyKind::Unknown => report
+                KeyKind::Staging
+                | KeyKind::PartyKey { .. }
+                | KeyKind::Checkpoint { .. }
+                | KeyKind::Unknown => report
                     .problems
                     .push(Problem::new(key, "unexpected object in the archive")),
             }
@@ -163,8 +166,56 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
     let total: u64 = blobs.iter().map(|(_, s)| *s).sum();
     progress.start(total);
 
-    // 2. Journal chain.
+    // 2. Journal chain, and the checkpoints it must still reach.
     let (journaled, erased) = check_journal(store, &mut journal, &mut report).await?;
+    let mut cps = store.list(&keys::checkpoints_prefix());
+    while let Some(meta) = cps.try_next().await? {
+        report.objects += 1;
+        let path = meta.location.to_string();
+        let KeyKind::Checkpoint { seq } = keys::classify(&meta.location) else {
+            report
+                .problems
+                .push(Problem::new(path, "unexpected object in the archive"));
+            continue;
+        };
+        let cp: super::journal::Checkpoint = match store
+            .get(&meta.location)
+            .await
+            .and_then(|b| codec::decode(&path, &b))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                report.problems.push(Problem::new(path, e.to_string()));
+                continue;
+            }
+        };
+        if cp.seq != seq {
+            report.problems.push(Problem::mismatch(
+                &path,
+                "checkpoint names another entry",
+                &seq.to_string(),
+                &cp.seq.to_string(),
+            ));
+            continue;
+        }
+        let entry_key = keys::journal(seq);
+        match store.get_opt(&entry_key).await? {
+            None => report.problems.push(Problem::new(
+                entry_key.to_string(),
+                format!("journal entry missing: the journal was cut short before checkpoint {seq}"),
+            )),
+            Some(b) => match JournalEntry::decode(entry_key.as_ref(), &b) {
+                Ok(e) if e.hash == cp.hash => {}
+                Ok(e) => report.problems.push(Problem::mismatch(
+                    entry_key.to_string(),
+                    "journal entry differs from its checkpoint",
+                    &cp.hash,
+                    &e.hash,
+                )),
+                Err(_) => {} // already reported by the chain check
+            },
+        }
+    }
 
     // 3. Revision chains, and each revision against its journal entry.
     let mut seen: std::collections::HashSet<RevKey> = std::collections::HashSet::new();

@@ -179,6 +179,8 @@ enum Command {
         #[arg(long)]
         html: bool,
     },
+    /// Write a checkpoint of the journal's head now (one is also written every 1000 entries).
+    Checkpoint,
     /// Verify an export zip using nothing but its contents.
     VerifyExport { file: PathBuf },
     /// Link a record to parties or cases (or unlink with --remove).
@@ -499,6 +501,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::VerifyExport { .. } => Ok(ExitCode::SUCCESS),
+        Command::Checkpoint => {
+            match archive.journal().checkpoint().await? {
+                Some(c) if json => println!("{}", serde_json::to_string(&c)?),
+                Some(c) => println!("checkpoint at entry {}: {}", c.seq, c.hash),
+                None => println!("the journal is empty; nothing to checkpoint"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Docs { what: _, html } => {
             let svc = crate::service::Services::new(archive);
             print!("{}", docs::procedure(&svc, html).await?);

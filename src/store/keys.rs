@@ -14,6 +14,7 @@ pub const BLOBS: &str = "blobs/sha256";
 pub const RECORDS: &str = "records";
 pub const JOURNAL: &str = "journal";
 pub const STAGING: &str = "staging";
+pub const CHECKPOINTS: &str = "checkpoints";
 pub const TOKENS: &str = "tokens";
 pub const PARTIES: &str = "parties";
 pub const CASES: &str = "cases";
@@ -115,6 +116,15 @@ pub fn journal(seq: u64) -> Path {
     Path::from(format!("{JOURNAL}/{seq:0SEQ_WIDTH$}.mpk"))
 }
 
+/// A checkpoint: the journal's head hash at `seq`, written create-only.
+pub fn checkpoint(seq: u64) -> Path {
+    Path::from(format!("{CHECKPOINTS}/{seq:0SEQ_WIDTH$}.mpk"))
+}
+
+pub fn checkpoints_prefix() -> Path {
+    Path::from(CHECKPOINTS)
+}
+
 pub fn journal_prefix() -> Path {
     Path::from(JOURNAL)
 }
@@ -149,6 +159,9 @@ pub enum KeyKind {
     Staging,
     PartyKey {
         party: String,
+    },
+    Checkpoint {
+        seq: u64,
     },
     Unknown,
 }
@@ -192,6 +205,14 @@ pub fn classify(key: &Path) -> KeyKind {
             None => KeyKind::Unknown,
         },
         ["staging", _] => KeyKind::Staging,
+        ["checkpoints", file] => match file
+            .strip_suffix(".mpk")
+            .filter(|n| n.len() == SEQ_WIDTH)
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            Some(seq) => KeyKind::Checkpoint { seq },
+            None => KeyKind::Unknown,
+        },
         ["keys", party] if !party.is_empty() => KeyKind::PartyKey {
             party: (*party).to_string(),
         },
