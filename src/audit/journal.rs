@@ -214,7 +214,7 @@ impl Journal {
                         hash: entry.hash.clone(),
                         time: Some(entry.time),
                     });
-                    if entry.seq % CHECKPOINT_EVERY == 0
+                    if entry.seq.is_multiple_of(CHECKPOINT_EVERY)
                         && let Err(e) = self.write_checkpoint(&entry).await
                     {
                         tracing::warn!("checkpoint at {} not written: {e}", entry.seq);
