@@ -63,6 +63,9 @@ pub struct Archived {
     pub new_blob: bool,
     pub retain_until: NaiveDate,
     pub journal_seq: u64,
+    /// The revision written, in clear (for derived state such as the catalog).
+    #[serde(skip)]
+    pub revision: RecordRevision,
 }
 
 /// A metadata change; `None` leaves a field as it is.
@@ -254,6 +257,7 @@ impl Archive {
             new_blob: blob.new,
             retain_until: revision.retention.retain_until,
             journal_seq: entry.seq,
+            revision,
         })
     }
 
@@ -669,20 +673,39 @@ impl Archive {
         RecordRevision,
         futures::stream::BoxStream<'static, Result<Bytes>>,
     )> {
-        let r = match rev {
-            Some(n) => self.revision(id, n).await?,
-            None => self.latest(id).await?,
-        };
-        if self.latest(id).await?.tombstone.is_some() {
-            return Err(Error::Disposed { id: id.to_string() });
-        }
-        let key = keys::blob(&r.content.sha256);
-        let (_, stream) = self.store.read_stream(&key, range).await?;
+        let r = self.content_revision(id, rev).await?;
+        let stream = self.content_stream(&r, range).await?;
         Ok((r, stream))
     }
 
-    /// Refuses deletion: every record is under retention here (disposal comes with the
-    /// retention catalogue and four-eyes approval).
+    /// The revision whose content a reader asks for (latest, or `rev`); refused once the
+    /// record is disposed.
+    pub async fn content_revision(&self, id: &str, rev: Option<u32>) -> Result<RecordRevision> {
+        let latest = self.latest(id).await?;
+        if latest.tombstone.is_some() {
+            return Err(Error::Disposed { id: id.to_string() });
+        }
+        match rev {
+            Some(n) if n != latest.rev => self.revision(id, n).await,
+            _ => Ok(latest),
+        }
+    }
+
+    /// Streams the content of `r`, optionally a byte range.
+    pub async fn content_stream(
+        &self,
+        r: &RecordRevision,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Bytes>>> {
+        let (_, stream) = self
+            .store
+            .read_stream(&keys::blob(&r.content.sha256), range)
+            .await?;
+        Ok(stream)
+    }
+
+    /// Refuses deletion, always: records leave only through an approved disposal request.
+    /// The attempt is journaled.
     pub async fn delete(&self, actor: &str, id: &str) -> Result<()> {
         let (r, _) = self.latest_live(id).await?;
         let e = Error::Retained {

@@ -91,9 +91,7 @@ impl Services {
             self.cases.get(c).await?;
         }
         let a = self.archive.archive(actor, input, meta).await?;
-        if let Ok(r) = self.archive.latest(&a.id).await {
-            self.catalog.put_record(&r).await;
-        }
+        self.catalog.put_record(&a.revision).await;
         Ok(a)
     }
 
@@ -122,7 +120,8 @@ impl Services {
         let today = self.disposals.trusted_today().await?;
         let party = self.parties.get(id).await?;
         let mut blockers = Vec::new();
-        for h in self.holds.all().await? {
+        let holds = self.holds.all().await?;
+        for h in &holds {
             if h.active
                 && let crate::retention::hold::HoldScope::Party { id: held } = &h.scope
                 && self
@@ -148,7 +147,7 @@ impl Services {
                     r.retention.retain_until
                 ));
             } else {
-                let held = self.disposals.held_by(&r).await?;
+                let held = self.disposals.held_by(&holds, &r).await?;
                 if !held.is_empty() {
                     blockers.push(format!("record {rid} is on hold ({})", held.join(", ")));
                 }

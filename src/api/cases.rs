@@ -1,7 +1,7 @@
 //! `/v1/cases`: business events (Vorgänge) of a party.
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -66,10 +66,7 @@ async fn create_case(
 ) -> ApiResult<Response> {
     caller.require(roles::NOTE)?;
     state.catalog_ready().await?;
-    let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
-        .await
-        .map_err(|_| ApiError::too_large(64 * 1024))?;
-    let mut n: NewCase = params::json(&bytes)?;
+    let mut n: NewCase = params::json_body(req, 64 * 1024).await?;
     n.party = state.svc.parties.resolve(&n.party).await?.revision.id;
     let c = state.svc.cases.create(&caller.actor(), n).await?;
     state.svc.catalog.put_case(&c).await;
@@ -79,11 +76,11 @@ async fn create_case(
         .case(&c.id)
         .await
         .ok_or_else(|| ApiError::not_found("case vanished"))?;
-    let mut resp = (StatusCode::CREATED, axum::Json(brief)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/cases/{}", c.id)) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+    Ok(super::located(
+        StatusCode::CREATED,
+        &format!("/v1/cases/{}", c.id),
+        brief,
+    ))
 }
 
 /// A case.
@@ -132,10 +129,7 @@ async fn change_case(
 ) -> ApiResult<Response> {
     caller.require(roles::NOTE)?;
     state.catalog_ready().await?;
-    let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
-        .await
-        .map_err(|_| ApiError::too_large(64 * 1024))?;
-    let ch: CaseChange = params::json(&bytes)?;
+    let ch: CaseChange = params::json_body(req, 64 * 1024).await?;
     let c = state.svc.change_case(&caller.actor(), &id, ch).await?;
     let brief = state
         .svc

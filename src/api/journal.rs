@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -282,11 +282,11 @@ async fn start_verify(State(state): State<AppState>, caller: Caller) -> ApiResul
             v.error = error;
         }
     });
-    let mut resp = (StatusCode::ACCEPTED, axum::Json(job.snapshot())).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/verify/{id}")) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+    Ok(super::located(
+        StatusCode::ACCEPTED,
+        &format!("/v1/verify/{id}"),
+        job.snapshot(),
+    ))
 }
 
 /// State and, when done, the report of a verification run.

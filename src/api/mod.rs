@@ -282,6 +282,20 @@ pub fn openapi_json() -> String {
     s
 }
 
+/// A response with `status`, a JSON body and a `Location` header.
+pub(crate) fn located(
+    status: axum::http::StatusCode,
+    location: &str,
+    body: impl serde::Serialize,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut resp = (status, axum::Json(body)).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(location) {
+        resp.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    resp
+}
+
 async fn no_route() -> ApiError {
     ApiError::not_found("no such endpoint")
 }

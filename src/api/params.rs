@@ -52,6 +52,21 @@ impl Params {
     }
 }
 
+/// Reads a request body of at most `limit` bytes (413 beyond).
+pub async fn body_bytes(req: axum::extract::Request, limit: usize) -> ApiResult<bytes::Bytes> {
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::too_large(limit as u64))
+}
+
+/// Reads a request body of at most `limit` bytes (413 beyond) and decodes it as JSON.
+pub async fn json_body<T: serde::de::DeserializeOwned>(
+    req: axum::extract::Request,
+    limit: usize,
+) -> ApiResult<T> {
+    json(&body_bytes(req, limit).await?)
+}
+
 /// Decodes a JSON body, naming the offending field on error.
 pub fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);

@@ -1,7 +1,7 @@
 //! `/v1/parties`: business partners, their file (Kundenakte), roles, merge, notes, import.
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use super::problem::{ApiError, ApiResult, Problem};
 use crate::archive::LinkChange;
 use crate::catalog::{PartyBrief, PartyFile, PartyFilter};
 use crate::party::import::{self, ImportReport};
-use crate::party::{Party, PartyData, PartyKind, RoleEntry};
+use crate::party::{Party, PartyData, RoleEntry};
 use crate::record::PartyLink;
 use crate::service::NoteInput;
 
@@ -64,20 +64,6 @@ impl From<Party> for PartyView {
             data: p.data,
         }
     }
-}
-
-async fn body_bytes(req: Request, limit: usize) -> ApiResult<bytes::Bytes> {
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| ApiError::too_large(limit as u64))
-}
-
-fn created(location: String, body: impl Serialize) -> Response {
-    let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp
 }
 
 /// List parties: by role, name prefix (umlaut-folded) or identifier
@@ -136,11 +122,12 @@ async fn create_party(
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
     state.catalog_ready().await?;
-    let d: PartyData = params::json(&body_bytes(req, 1 << 20).await?)?;
+    let d: PartyData = params::json_body(req, 1 << 20).await?;
     let p = state.svc.parties.create(&caller.actor(), d).await?;
     state.svc.catalog.put_party(&p).await;
-    Ok(created(
-        format!("/v1/parties/{}", p.revision.id),
+    Ok(super::located(
+        StatusCode::CREATED,
+        &format!("/v1/parties/{}", p.revision.id),
         PartyView::from(p),
     ))
 }
@@ -162,17 +149,18 @@ async fn get_party(
 ) -> ApiResult<axum::Json<PartyView>> {
     caller.require(roles::READ)?;
     let p = state.svc.parties.get(&id).await?;
-    audit_party_read(&state, &caller, &p).await;
+    audit_party_read(&state, &caller, &p.revision.id, p.revision.rev).await;
     Ok(axum::Json(p.into()))
 }
 
-async fn audit_party_read(state: &AppState, caller: &Caller, p: &Party) {
+/// Queues the journaling of a read of a party's (personal) data.
+async fn audit_party_read(state: &AppState, caller: &Caller, id: &str, rev: u32) {
     state
         .reads
         .record(crate::audit::reads::ReadEvent {
             actor: caller.actor(),
-            record_id: p.revision.id.clone(),
-            rev: p.revision.rev,
+            record_id: id.to_string(),
+            rev,
             what: "party",
         })
         .await;
@@ -196,7 +184,7 @@ async fn party_revisions(
     caller.require(roles::READ)?;
     let h = state.svc.parties.history(&id).await?;
     if let Some(last) = h.last() {
-        audit_party_read(&state, &caller, last).await;
+        audit_party_read(&state, &caller, &last.revision.id, last.revision.rev).await;
     }
     Ok(axum::Json(h.into_iter().map(PartyView::from).collect()))
 }
@@ -232,7 +220,7 @@ async fn amend_party(
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
     state.catalog_ready().await?;
-    let a: AmendParty = params::json(&body_bytes(req, 1 << 20).await?)?;
+    let a: AmendParty = params::json_body(req, 1 << 20).await?;
     let p = state
         .svc
         .parties
@@ -262,7 +250,7 @@ async fn add_role(
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
     state.catalog_ready().await?;
-    let r: RoleEntry = params::json(&body_bytes(req, 64 * 1024).await?)?;
+    let r: RoleEntry = params::json_body(req, 64 * 1024).await?;
     let current = state.svc.parties.get(&id).await?;
     let mut data = current.data.clone();
     data.roles
@@ -311,7 +299,7 @@ async fn merge_party(
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
     state.catalog_ready().await?;
-    let m: MergeRequest = params::json(&body_bytes(req, 64 * 1024).await?)?;
+    let m: MergeRequest = params::json_body(req, 64 * 1024).await?;
     let survivor = state
         .svc
         .parties
@@ -350,7 +338,7 @@ async fn erase_party(
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
     state.catalog_ready().await?;
-    let e: EraseRequest = params::json(&body_bytes(req, 64 * 1024).await?)?;
+    let e: EraseRequest = params::json_body(req, 64 * 1024).await?;
     let p = state
         .svc
         .erase_party(&caller.actor(), &id, &e.reason)
@@ -397,15 +385,7 @@ async fn party_file(
         )
         .await
         .ok_or_else(|| ApiError::not_found(format!("no party {id}")))?;
-    state
-        .reads
-        .record(crate::audit::reads::ReadEvent {
-            actor: caller.actor(),
-            record_id: file.party.id.clone(),
-            rev: file.party.rev,
-            what: "party",
-        })
-        .await;
+    audit_party_read(&state, &caller, &file.party.id, file.party.rev).await;
     Ok(axum::Json(file))
 }
 
@@ -429,11 +409,12 @@ async fn add_note(
 ) -> ApiResult<Response> {
     caller.require(roles::NOTE)?;
     state.catalog_ready().await?;
-    let n: NoteInput = params::json(&body_bytes(req, 256 * 1024).await?)?;
+    let n: NoteInput = params::json_body(req, 256 * 1024).await?;
     let party = state.svc.catalog.resolve(&id).await;
     let a = state.svc.note(&caller.actor(), &party, n).await?;
-    Ok(created(
-        format!("/v1/records/{}", a.id),
+    Ok(super::located(
+        StatusCode::CREATED,
+        &format!("/v1/records/{}", a.id),
         super::records::Archived::from(a),
     ))
 }
@@ -471,7 +452,7 @@ async fn import_parties(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let bytes = body_bytes(req, 64 << 20).await?;
+    let bytes = params::body_bytes(req, 64 << 20).await?;
     let (rows, errors) = match ct.as_str() {
         "text/csv" => import::parse_csv(&bytes, &mapping),
         "application/json" => import::parse_json(&bytes)?,
@@ -553,7 +534,7 @@ async fn link_record(
 ) -> ApiResult<Response> {
     caller.require(roles::NOTE)?;
     state.catalog_ready().await?;
-    let l: LinkRequest = params::json(&body_bytes(req, 256 * 1024).await?)?;
+    let l: LinkRequest = params::json_body(req, 256 * 1024).await?;
     let ch = LinkChange {
         add_parties: l
             .add
@@ -575,12 +556,4 @@ async fn link_record(
         axum::Json(super::records::RecordView::from(r)),
     )
         .into_response())
-}
-
-/// Kind names for docs and checks.
-pub fn kind_name(k: PartyKind) -> &'static str {
-    match k {
-        PartyKind::Organisation => "organisation",
-        PartyKind::Person => "person",
-    }
 }

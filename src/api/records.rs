@@ -518,11 +518,7 @@ async fn create_record(
     let mut body = Archived::from(archived);
     body.auto_links = linked.0;
     body.ambiguous = linked.1;
-    let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+    Ok(super::located(StatusCode::CREATED, &location, body))
 }
 
 fn tokio_stream_from(
@@ -620,10 +616,7 @@ async fn amend_record(
     state.catalog_ready().await?;
     let revision = if essence(&ct) == "application/json" {
         Params::parse(req.uri().query(), &[])?;
-        let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
-            .await
-            .map_err(|_| ApiError::invalid("body", "JSON body larger than 1 MiB"))?;
-        let a: AmendRequest = params::json(&bytes)?;
+        let a: AmendRequest = params::json_body(req, 1 << 20).await?;
         state
             .archive
             .amend(
@@ -765,10 +758,7 @@ async fn get_content(
     caller.require(roles::READ)?;
     let p = Params::parse(req.uri().query(), &["rev"])?;
     let rev: Option<u32> = p.number("rev")?;
-    let r = match rev {
-        Some(n) => state.archive.revision(&id, n).await?,
-        None => state.archive.latest(&id).await?,
-    };
+    let r = state.archive.content_revision(&id, rev).await?;
     let etag = format!("\"{}\"", r.content.sha256);
     if let Some(inm) = req
         .headers()
@@ -795,10 +785,7 @@ async fn get_content(
         },
         None => None,
     };
-    let (_, stream) = state
-        .archive
-        .open_content(&id, Some(r.rev), range.clone())
-        .await?;
+    let stream = state.archive.content_stream(&r, range.clone()).await?;
     audit_read(&state, &caller, &r, "content").await;
     let (status, len) = match &range {
         Some(rg) => (StatusCode::PARTIAL_CONTENT, rg.end - rg.start),

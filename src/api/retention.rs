@@ -85,13 +85,6 @@ pub struct DisposalRequest {
     pub reason: String,
 }
 
-async fn json_body<T: serde::de::DeserializeOwned>(req: Request) -> ApiResult<T> {
-    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
-        .await
-        .map_err(|_| ApiError::too_large(1 << 20))?;
-    params::json(&bytes)
-}
-
 /// Every legal hold, active and released.
 #[utoipa::path(get, path = "/v1/holds", tag = "retention", responses((status = 200, body = Vec<HoldView>)), security(("bearer" = [])))]
 async fn list_holds(
@@ -125,17 +118,17 @@ async fn place_hold(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
-    let p: PlaceHold = json_body(req).await?;
+    let p: PlaceHold = params::json_body(req, 1 << 20).await?;
     let h = state
         .svc
         .holds
         .place(&caller.actor(), &p.name, &p.reason, p.authority, p.scope)
         .await?;
-    let mut resp = (StatusCode::CREATED, axum::Json(HoldView::from(h.clone()))).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/holds/{}", h.id)) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+    Ok(super::located(
+        StatusCode::CREATED,
+        &format!("/v1/holds/{}", h.id),
+        HoldView::from(h.clone()),
+    ))
 }
 
 /// Release a legal hold (with a reason).
@@ -153,7 +146,7 @@ async fn release_hold(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
-    let r: Reason = json_body(req).await?;
+    let r: Reason = params::json_body(req, 1 << 20).await?;
     let h = state
         .svc
         .holds
@@ -246,17 +239,17 @@ async fn request_disposal(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
-    let r: DisposalRequest = json_body(req).await?;
+    let r: DisposalRequest = params::json_body(req, 1 << 20).await?;
     let d = state
         .svc
         .disposals
         .request(&caller.actor(), &r.records, &r.reason)
         .await?;
-    let mut resp = (StatusCode::CREATED, axum::Json(d.clone())).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/disposals/{}", d.id)) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+    Ok(super::located(
+        StatusCode::CREATED,
+        &format!("/v1/disposals/{}", d.id),
+        d.clone(),
+    ))
 }
 
 /// A disposal request; with `Accept: text/html` its human-readable certificate.

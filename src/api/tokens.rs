@@ -86,10 +86,7 @@ async fn create_token(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::ADMIN)?;
-    let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
-        .await
-        .map_err(|_| ApiError::invalid("body", "larger than 64 KiB"))?;
-    let c: CreateToken = params::json(&bytes)?;
+    let c: CreateToken = params::json_body(req, 64 * 1024).await?;
     let expires = c.expires.and_then(end_of_day);
     let (t, secret) = state
         .tokens

@@ -473,21 +473,30 @@ async fn check_journal(
     Ok((journaled, erased))
 }
 
-/// The fields every revisioned object shares; the rest is ignored when decoding this.
-#[derive(serde::Deserialize)]
+/// The fields every revisioned object shares (the chain).
 struct RevHeader {
     id: String,
     rev: u32,
     prev_hash: Option<String>,
 }
 
-/// What verification needs from a decoded revision beyond its chain fields.
-#[derive(Default)]
+/// What verification needs from a decoded revision.
 struct Decoded {
+    header: RevHeader,
     /// Records: the content reference and the tombstone, if any.
     content: Option<(crate::record::ContentRef, Option<crate::record::Tombstone>)>,
     /// A sealed block and the id of the key that should open it.
     sealed: Option<(String, crate::party::crypt::Sealed)>,
+}
+
+impl Decoded {
+    fn chain(id: String, rev: u32, prev_hash: Option<String>) -> Decoded {
+        Decoded {
+            header: RevHeader { id, rev, prev_hash },
+            content: None,
+            sealed: None,
+        }
+    }
 }
 
 /// Full, canonical decode of a revision of `kind`.
@@ -498,26 +507,41 @@ fn decode_full(kind: ObjectKind, key: &str, bytes: &[u8]) -> Result<Decoded> {
             Decoded {
                 sealed: r.sealed.map(|s| (format!("record-{}", r.id), s)),
                 content: Some((r.content, r.tombstone)),
+                header: RevHeader {
+                    id: r.id,
+                    rev: r.rev,
+                    prev_hash: r.prev_hash,
+                },
             }
         }
         ObjectKind::Party => {
             let p = crate::party::PartyRevision::decode(key, bytes)?;
             Decoded {
-                sealed: p.personal.map(|s| (p.id, s)),
+                sealed: p.personal.map(|s| (p.id.clone(), s)),
                 content: None,
+                header: RevHeader {
+                    id: p.id,
+                    rev: p.rev,
+                    prev_hash: p.prev_hash,
+                },
             }
         }
         ObjectKind::Token => {
-            crate::access::TokenRevision::decode(key, bytes).map(|_| Decoded::default())?
+            let t = crate::access::TokenRevision::decode(key, bytes)?;
+            Decoded::chain(t.id, t.rev, t.prev_hash)
         }
         ObjectKind::Case => {
-            crate::case::CaseRevision::decode(key, bytes).map(|_| Decoded::default())?
+            let c = crate::case::CaseRevision::decode(key, bytes)?;
+            Decoded::chain(c.id, c.rev, c.prev_hash)
         }
         ObjectKind::Hold => {
-            crate::retention::hold::HoldRevision::decode(key, bytes).map(|_| Decoded::default())?
+            let h = crate::retention::hold::HoldRevision::decode(key, bytes)?;
+            Decoded::chain(h.id, h.rev, h.prev_hash)
         }
-        ObjectKind::Disposal => crate::retention::disposal::DisposalRevision::decode(key, bytes)
-            .map(|_| Decoded::default())?,
+        ObjectKind::Disposal => {
+            let d = crate::retention::disposal::DisposalRevision::decode(key, bytes)?;
+            Decoded::chain(d.id, d.rev, d.prev_hash)
+        }
     })
 }
 
@@ -596,7 +620,11 @@ async fn check_chain(
         }
         match decoded {
             Err(e) => report.problems.push(Problem::new(key, e.to_string())),
-            Ok(Decoded { content, sealed }) => {
+            Ok(Decoded {
+                header,
+                content,
+                sealed,
+            }) => {
                 if let Some((kid, block)) = &sealed {
                     match absent.keys.get(kid) {
                         Some(k) if crate::party::crypt::open(k, kid, block).is_err() => {
@@ -612,11 +640,6 @@ async fn check_chain(
                         None => {}
                     }
                 }
-                let header: RevHeader =
-                    rmp_serde::from_slice(&bytes).map_err(|e| Error::CorruptObject {
-                        key: key.clone(),
-                        reason: e.to_string(),
-                    })?;
                 if header.id != id || header.rev != *rev {
                     report.problems.push(Problem::mismatch(
                         key,

@@ -7,7 +7,6 @@
 //! form decrypted with keys that still exist, so an erased party is rebuilt without them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -892,6 +891,3 @@ fn apply(state: &mut State, l: Loaded) {
         Loaded::Nothing => {}
     }
 }
-
-/// Shared handle.
-pub type SharedCatalog = Arc<Catalog>;

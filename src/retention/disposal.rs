@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::hold::Holds;
+use super::hold::{HoldRevision, Holds};
 use crate::archive::Archive;
 use crate::audit::{
     self,
@@ -94,11 +94,6 @@ pub struct Disposals {
     parties: Parties,
 }
 
-/// The person behind an actor string: a token's name and id, or a CLI user.
-fn person(actor: &str) -> &str {
-    actor
-}
-
 impl Disposals {
     pub fn new(archive: Archive, holds: Holds, parties: Parties) -> Disposals {
         Disposals {
@@ -126,10 +121,10 @@ impl Disposals {
     }
 
     /// Names of active holds covering `r`.
-    pub async fn held_by(&self, r: &RecordRevision) -> Result<Vec<String>> {
-        let holds = self.holds.all().await?;
+    /// `holds` is every hold (`Holds::all`), loaded once by the caller for a whole batch.
+    pub async fn held_by(&self, holds: &[HoldRevision], r: &RecordRevision) -> Result<Vec<String>> {
         let mut ids: BTreeSet<String> = r.parties.iter().map(|l| l.party.clone()).collect();
-        for h in &holds {
+        for h in holds {
             if let super::hold::HoldScope::Party { id } = &h.scope {
                 ids.insert(id.clone());
             }
@@ -155,6 +150,7 @@ impl Disposals {
         &self,
         id: &str,
         today: NaiveDate,
+        holds: &[HoldRevision],
     ) -> Result<std::result::Result<RecordRevision, NotEligible>> {
         let r = self.archive.latest(id).await?;
         let no = |reason: String| {
@@ -172,9 +168,9 @@ impl Disposals {
                 r.retention.retain_until, r.retention.legal_basis
             ));
         }
-        let holds = self.held_by(&r).await?;
-        if !holds.is_empty() {
-            return no(format!("on legal hold: {}", holds.join(", ")));
+        let held = self.held_by(holds, &r).await?;
+        if !held.is_empty() {
+            return no(format!("on legal hold: {}", held.join(", ")));
         }
         Ok(Ok(r))
     }
@@ -182,6 +178,7 @@ impl Disposals {
     /// Records past retention and under no hold.
     pub async fn eligible(&self) -> Result<Vec<RecordRevision>> {
         let today = self.trusted_today().await?;
+        let holds = self.holds.all().await?;
         let metas = self.store.list_sorted(&keys::records_prefix()).await?;
         let mut ids: Vec<String> = metas
             .iter()
@@ -193,7 +190,7 @@ impl Disposals {
         ids.dedup();
         let mut out = Vec::new();
         for id in ids {
-            if let Ok(r) = self.check(&id, today).await? {
+            if let Ok(r) = self.check(&id, today, &holds).await? {
                 out.push(r);
             }
         }
@@ -255,9 +252,10 @@ impl Disposals {
                 return Err(e);
             }
         };
+        let holds = self.holds.all().await?;
         let mut not = Vec::new();
         for id in &ids {
-            if let Err(n) = self.check(id, today).await? {
+            if let Err(n) = self.check(id, today, &holds).await? {
                 not.push(format!("{}: {}", n.record, n.reason));
             }
         }
@@ -364,7 +362,7 @@ impl Disposals {
                 format!("request {id} was already executed"),
             ));
         }
-        if person(actor) == person(&req.requested_by) {
+        if actor == req.requested_by {
             let e = Error::FourEyes { id: id.into() };
             self.refused(actor, "disposal approval", subjects, &e.to_string())
                 .await;
@@ -378,11 +376,12 @@ impl Disposals {
                 return Err(e);
             }
         };
+        let holds = self.holds.all().await?;
         // Re-check: a hold may have been placed since the request.
         let mut records = Vec::new();
         let mut not = Vec::new();
         for rid in &req.records {
-            match self.check(rid, today).await? {
+            match self.check(rid, today, &holds).await? {
                 Ok(r) => records.push(r),
                 Err(n) => not.push(format!("{}: {}", n.record, n.reason)),
             }

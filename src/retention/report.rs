@@ -116,7 +116,7 @@ pub async fn build(
     ) = (0, 0, 0, 0, 0, 0, 0, 0);
     for r in &records {
         let names = if r.tombstone.is_none() {
-            disposals.held_by(r).await?
+            disposals.held_by(&all_holds, r).await?
         } else {
             vec![]
         };
