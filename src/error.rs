@@ -103,6 +103,8 @@ pub enum Error {
     ClockBehind { now: String, last: String },
     #[error("content exceeds the upload limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    #[error("search index: {0}")]
+    Index(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -126,6 +128,7 @@ impl Error {
                 ErrorKind::Unavailable
             }
             Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::Index(_) => ErrorKind::Unavailable,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

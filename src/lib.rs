@@ -14,9 +14,11 @@ pub mod cli;
 pub mod clock;
 pub mod error;
 pub mod export;
+pub mod extract;
 pub mod party;
 pub mod record;
 pub mod retention;
+pub mod search;
 pub mod service;
 pub mod store;
 

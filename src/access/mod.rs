@@ -86,6 +86,10 @@ pub struct TokenRevision {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoked_by: Option<String>,
+    /// When set, the token sees only these parties' files and records (and searches only
+    /// them). Omitted when empty (unrestricted), so older revisions stay canonical.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parties: Vec<String>,
 }
 
 impl TokenRevision {
@@ -107,6 +111,8 @@ pub struct Principal {
     pub token_id: String,
     pub name: String,
     pub role: Role,
+    /// Parties this caller is restricted to; empty: no restriction.
+    pub parties: Vec<String>,
 }
 
 impl Principal {
@@ -222,7 +228,12 @@ impl Tokens {
         name: &str,
         expires_at: Option<DateTime<Utc>>,
         secret: Option<String>,
+        parties: Vec<String>,
     ) -> Result<(TokenRevision, String)> {
+        for p in &parties {
+            crate::archive::validate_id(p)
+                .map_err(|_| Error::invalid("parties", format!("{p:?} is not a party id")))?;
+        }
         if name.is_empty()
             || name.len() > 64
             || !name
@@ -263,6 +274,7 @@ impl Tokens {
             expires_at,
             revoked_at: None,
             revoked_by: None,
+            parties,
         };
         audit::commit_revision(
             &self.store,
@@ -349,6 +361,7 @@ impl Tokens {
             token_id: t.id.clone(),
             name: t.name.clone(),
             role: t.role,
+            parties: t.parties.clone(),
         })
     }
 
@@ -360,7 +373,14 @@ impl Tokens {
             return Ok(None);
         }
         let (_, secret) = self
-            .create("system:bootstrap", Role::Admin, "admin", None, supplied)
+            .create(
+                "system:bootstrap",
+                Role::Admin,
+                "admin",
+                None,
+                supplied,
+                vec![],
+            )
             .await?;
         Ok(Some(secret))
     }
@@ -384,7 +404,7 @@ mod tests {
     async fn created_token_authenticates_until_revoked() {
         let (tokens, _) = setup();
         let (t, secret) = tokens
-            .create("t", Role::Clerk, "anna", None, None)
+            .create("t", Role::Clerk, "anna", None, None, vec![])
             .await
             .unwrap();
         assert!(secret.starts_with("akte_"));
@@ -407,7 +427,7 @@ mod tests {
         let (tokens, clock) = setup();
         let soon = clock.now() + chrono::Duration::hours(1);
         let (_, secret) = tokens
-            .create("t", Role::Auditor, "pruefer", Some(soon), None)
+            .create("t", Role::Auditor, "pruefer", Some(soon), None, vec![])
             .await
             .unwrap();
         assert!(tokens.authenticate(&secret).await.is_ok());

@@ -22,8 +22,20 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Refuses with 403 unless the caller has one of `roles`.
+    /// Refuses with 403 unless the caller has one of `roles` and is not restricted to
+    /// parties (a restricted token may only use endpoints that check [`Caller::require_scoped`]).
     pub fn require(&self, roles: &[Role]) -> ApiResult<()> {
+        if !self.principal.parties.is_empty() {
+            return Err(ApiError::forbidden(
+                "this token is restricted to parties: it may only open their files, their records and search them",
+            ));
+        }
+        self.require_scoped(roles)
+    }
+
+    /// Like [`Caller::require`], but admits a party-restricted token: for endpoints that
+    /// check what they show against [`Caller::restriction`].
+    pub fn require_scoped(&self, roles: &[Role]) -> ApiResult<()> {
         if roles.contains(&self.principal.role) {
             Ok(())
         } else {
@@ -41,6 +53,11 @@ impl Caller {
 
     pub fn actor(&self) -> String {
         self.principal.actor()
+    }
+
+    /// The parties this caller is restricted to, or `None` when unrestricted.
+    pub fn restriction(&self) -> Option<&[String]> {
+        (!self.principal.parties.is_empty()).then_some(self.principal.parties.as_slice())
     }
 }
 

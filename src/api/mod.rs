@@ -14,6 +14,7 @@ pub mod parties;
 pub mod problem;
 pub mod records;
 pub mod retention;
+pub mod search;
 pub mod tokens;
 
 use std::future::Future;
@@ -60,6 +61,10 @@ pub struct ServerConfig {
     /// How long a graceful shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
     pub limits: LimitConfig,
+    /// Directory of the search index; `None` serves without search (503 on /search).
+    pub index_dir: Option<std::path::PathBuf>,
+    /// How often the index follows the journal (and commits).
+    pub index_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +77,8 @@ impl Default for ServerConfig {
             max_header_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(60),
             limits: LimitConfig::default(),
+            index_dir: None,
+            index_interval: Duration::from_millis(500),
         }
     }
 }
@@ -89,6 +96,8 @@ pub struct Inner {
     pub config: ServerConfig,
     /// Background work (verify jobs).
     pub tasks: TaskTracker,
+    /// Full-text search, when an index directory is configured.
+    pub search: Option<crate::search::indexer::Indexer>,
     last_token_refresh: Mutex<Option<Instant>>,
 }
 
@@ -118,6 +127,59 @@ impl AppState {
             );
             e.retry_after = Some(5);
             Err(e)
+        }
+    }
+
+    /// The party ids a restricted caller may see (each allowed party with everything
+    /// merged into it); `None` for an unrestricted caller.
+    pub async fn visible_parties(&self, caller: &auth::Caller) -> Option<Vec<String>> {
+        let allowed = caller.restriction()?;
+        let mut out = Vec::new();
+        for p in allowed {
+            match self.svc.catalog.scope(p, false).await {
+                Some(ids) => out.extend(ids),
+                None => out.push(p.clone()),
+            }
+        }
+        out.sort();
+        out.dedup();
+        Some(out)
+    }
+
+    /// Refuses (as 404, revealing nothing) a record a restricted caller may not open.
+    pub async fn check_record_visible(
+        &self,
+        caller: &auth::Caller,
+        r: &crate::record::RecordRevision,
+    ) -> problem::ApiResult<()> {
+        if caller.restriction().is_none() {
+            return Ok(());
+        }
+        self.catalog_ready().await?;
+        let visible = self.visible_parties(caller).await.unwrap_or_default();
+        if r.parties.iter().any(|l| visible.contains(&l.party)) {
+            Ok(())
+        } else {
+            Err(crate::error::Error::RecordNotFound { id: r.id.clone() }.into())
+        }
+    }
+
+    /// Refuses (as 404) a party a restricted caller may not open.
+    pub async fn check_party_visible(
+        &self,
+        caller: &auth::Caller,
+        id: &str,
+    ) -> problem::ApiResult<()> {
+        if caller.restriction().is_none() {
+            return Ok(());
+        }
+        self.catalog_ready().await?;
+        let visible = self.visible_parties(caller).await.unwrap_or_default();
+        let sid = self.svc.catalog.resolve(id).await;
+        if visible.contains(&sid) || visible.iter().any(|v| v == id) {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(format!("no party {id}")))
         }
     }
 
@@ -157,6 +219,16 @@ pub async fn start(
     ));
     let new_admin_token = tokens.bootstrap(admin_token).await?;
     let svc = crate::service::Services::new(archive.clone());
+    let search = match &config.index_dir {
+        Some(dir) => {
+            let index = crate::search::SearchIndex::open(dir, false)?;
+            Some(crate::search::indexer::Indexer::new(
+                Arc::new(index),
+                svc.clone(),
+            ))
+        }
+        None => None,
+    };
     let reads = ReadLog::start(archive.journal_arc());
     let state = AppState(Arc::new(Inner {
         limits: Limits::new(config.limits.clone()),
@@ -168,6 +240,7 @@ pub async fn start(
         jobs: journal::Jobs::default(),
         config,
         tasks: TaskTracker::new(),
+        search,
         last_token_refresh: Mutex::new(None),
     }));
     // Tokens created or revoked by another process show up within two seconds.
@@ -211,6 +284,24 @@ pub async fn start(
             }
         }
     });
+    // The search index follows the journal once the catalog (party names) is ready: it
+    // first indexes whatever the journal holds beyond its last commit, then keeps up.
+    if let Some(indexer) = state.search.clone() {
+        let st = state.clone();
+        tokio::spawn(async move {
+            while !st.svc.catalog.wait_ready(Duration::from_secs(60)).await {}
+            let mut tick = tokio::time::interval(st.config.index_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match indexer.catch_up().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(records = n, "search index updated"),
+                    Err(e) => tracing::warn!("search index catch-up failed: {e}"),
+                }
+            }
+        });
+    }
     // Count records once, in the background (a list of the records/ prefix).
     let st = state.clone();
     tokio::spawn(async move {
@@ -242,6 +333,7 @@ pub async fn start(
         (name = "records", description = "Archived records: upload, metadata, revisions, content"),
         (name = "parties", description = "Business partners and their file (Kundenakte)"),
         (name = "cases", description = "Business events (Vorgänge) of a party"),
+        (name = "search", description = "Full-text search, over everything or one party's file"),
         (name = "retention", description = "Legal holds and four-eyes disposal"),
         (name = "audit", description = "Journal and verification"),
         (name = "tokens", description = "API tokens (admin)"),
@@ -268,6 +360,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(records::routes())
         .merge(parties::routes())
         .merge(cases::routes())
+        .merge(search::routes())
         .merge(retention::routes())
         .merge(journal::routes())
         .merge(tokens::routes())

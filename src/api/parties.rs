@@ -147,7 +147,8 @@ async fn get_party(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<PartyView>> {
-    caller.require(roles::READ)?;
+    caller.require_scoped(roles::READ)?;
+    state.check_party_visible(&caller, &id).await?;
     let p = state.svc.parties.get(&id).await?;
     audit_party_read(&state, &caller, &p.revision.id, p.revision.rev).await;
     Ok(axum::Json(p.into()))
@@ -368,8 +369,9 @@ async fn party_file(
     Path(id): Path<String>,
     req: Request,
 ) -> ApiResult<axum::Json<PartyFile>> {
-    caller.require(roles::READ)?;
+    caller.require_scoped(roles::READ)?;
     state.catalog_ready().await?;
+    state.check_party_visible(&caller, &id).await?;
     let p = Params::parse(req.uri().query(), &["page", "per_page", "date"])?;
     let today = p
         .date("date")?

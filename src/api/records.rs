@@ -555,8 +555,9 @@ async fn get_record(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<RecordView>> {
-    caller.require(roles::READ)?;
+    caller.require_scoped(roles::READ)?;
     let r = state.archive.latest(&id).await?;
+    state.check_record_visible(&caller, &r).await?;
     audit_read(&state, &caller, &r, "metadata").await;
     Ok(axum::Json(r.into()))
 }
@@ -576,9 +577,10 @@ async fn list_revisions(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vec<RecordView>>> {
-    caller.require(roles::READ)?;
+    caller.require_scoped(roles::READ)?;
     let revs = state.archive.history(&id).await?;
     if let Some(last) = revs.last() {
+        state.check_record_visible(&caller, last).await?;
         audit_read(&state, &caller, last, "metadata").await;
     }
     Ok(axum::Json(revs.into_iter().map(RecordView::from).collect()))
@@ -755,10 +757,14 @@ async fn get_content(
     Path(id): Path<String>,
     req: Request,
 ) -> ApiResult<Response> {
-    caller.require(roles::READ)?;
+    caller.require_scoped(roles::READ)?;
     let p = Params::parse(req.uri().query(), &["rev"])?;
     let rev: Option<u32> = p.number("rev")?;
     let r = state.archive.content_revision(&id, rev).await?;
+    // Visibility follows the latest links, whichever revision's content is asked for.
+    state
+        .check_record_visible(&caller, &state.archive.latest(&id).await?)
+        .await?;
     let etag = format!("\"{}\"", r.content.sha256);
     if let Some(inm) = req
         .headers()

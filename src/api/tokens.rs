@@ -28,6 +28,10 @@ pub struct CreateToken {
     pub name: String,
     /// Last day the token is valid (`YYYY-MM-DD`, through the end of that day, UTC).
     pub expires: Option<NaiveDate>,
+    /// Restrict the token to these parties: it then sees only their files and records
+    /// (and searches only them), and every other endpoint refuses it.
+    #[serde(default)]
+    pub parties: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,6 +43,9 @@ pub struct TokenView {
     pub created_by: String,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The parties the token is restricted to (absent: unrestricted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parties: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,6 +66,7 @@ impl From<TokenRevision> for TokenView {
             created_by: t.created_by,
             expires_at: t.expires_at,
             revoked_at: t.revoked_at,
+            parties: t.parties,
         }
     }
 }
@@ -90,7 +98,7 @@ async fn create_token(
     let expires = c.expires.and_then(end_of_day);
     let (t, secret) = state
         .tokens
-        .create(&caller.actor(), c.role, &c.name, expires, None)
+        .create(&caller.actor(), c.role, &c.name, expires, None, c.parties)
         .await?;
     Ok((
         StatusCode::CREATED,

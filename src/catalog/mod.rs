@@ -842,6 +842,36 @@ impl Catalog {
         v
     }
 
+    /// The summary of one record.
+    pub async fn record(&self, id: &str) -> Option<RecordBrief> {
+        self.state.read().await.records.get(id).cloned()
+    }
+
+    /// The party ids whose records make up `party`'s file: the party and everything
+    /// merged into it, and with `related` also the parties it relates to (and that relate
+    /// to it) with their merged ones. `None` for an unknown party.
+    pub async fn scope(&self, party: &str, related: bool) -> Option<Vec<String>> {
+        let st = self.state.read().await;
+        let sid = st.resolve(party);
+        let p = st.parties.get(&sid)?;
+        let mut heads = vec![sid.clone()];
+        if related {
+            for rel in &p.data.relations {
+                heads.push(st.resolve(&rel.party));
+            }
+            for f in st.family(&sid) {
+                for (other, _) in st.related_to.get(&f).into_iter().flatten() {
+                    heads.push(st.resolve(other));
+                }
+            }
+        }
+        let mut out: BTreeSet<String> = BTreeSet::new();
+        for h in heads {
+            out.extend(st.family(&h));
+        }
+        Some(out.into_iter().collect())
+    }
+
     /// Records grouped in a case.
     pub async fn records_in_case(&self, case: &str) -> Vec<String> {
         let st = self.state.read().await;

@@ -24,6 +24,7 @@ use crate::store::Store;
 mod docs;
 mod parties;
 mod retention;
+mod search;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +48,9 @@ pub struct Cli {
     /// A company retention catalogue (TOML) adding to or overriding the shipped one.
     #[arg(long, global = true, env = "AKTE_CATALOGUE")]
     catalogue: Option<PathBuf>,
+    /// Directory of the search index (default: `index` under --data).
+    #[arg(long, global = true, env = "AKTE_INDEX")]
+    index: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -132,6 +136,9 @@ enum Command {
         /// Log format.
         #[arg(long, env = "AKTE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
+        /// How often the search index takes up new journal entries (milliseconds).
+        #[arg(long, env = "AKTE_INDEX_INTERVAL_MS", default_value_t = 500)]
+        index_interval_ms: u64,
     },
     /// Manage API tokens.
     #[command(subcommand)]
@@ -181,6 +188,10 @@ enum Command {
     },
     /// Write a checkpoint of the journal's head now (one is also written every 1000 entries).
     Checkpoint,
+    /// Full-text search over the records (or one party's file with --party).
+    Search(search::SearchArgs),
+    /// Rebuild the search index from the store (stop the server first).
+    Reindex,
     /// Verify an export zip using nothing but its contents.
     VerifyExport { file: PathBuf },
     /// Link a record to parties or cases (or unlink with --remove).
@@ -212,6 +223,9 @@ enum TokenCommand {
         /// Last day the token is valid (YYYY-MM-DD).
         #[arg(long, value_parser = parse_date)]
         expires: Option<NaiveDate>,
+        /// Restrict the token to this party's file, records and search (repeatable).
+        #[arg(long = "party")]
+        parties: Vec<String>,
     },
     /// List tokens (never their secrets).
     List,
@@ -290,6 +304,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let actor = cli.actor.clone().unwrap_or_else(default_actor);
     let json = cli.json;
+    let index_dir = cli.index.clone().unwrap_or_else(|| cli.data.join("index"));
     match cli.command {
         Command::Archive {
             files,
@@ -509,6 +524,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Search(a) => {
+            search::search(crate::service::Services::new(archive), &index_dir, json, a).await
+        }
+        Command::Reindex => {
+            search::reindex(crate::service::Services::new(archive), &index_dir, json).await
+        }
         Command::Docs { what: _, html } => {
             let svc = crate::service::Services::new(archive);
             print!("{}", docs::procedure(&svc, html).await?);
@@ -543,6 +564,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             upload_rate,
             concurrency,
             log_format,
+            index_interval_ms,
         } => {
             init_logging(&log_format);
             let config = crate::api::ServerConfig {
@@ -553,6 +575,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     concurrent_requests: concurrency,
                     upload_bytes_per_second: upload_rate,
                 },
+                index_dir: Some(index_dir.clone()),
+                index_interval: std::time::Duration::from_millis(index_interval_ms.max(10)),
                 ..Default::default()
             };
             serve(archive, config, &listen).await?;
@@ -570,11 +594,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     role,
                     name,
                     expires,
+                    parties,
                 } => {
                     let role: crate::access::Role = role.parse()?;
                     let name = name.unwrap_or_else(|| role.to_string());
                     let expires_at = expires.and_then(crate::api::tokens::end_of_day);
-                    let (t, secret) = tokens.create(&actor, role, &name, expires_at, None).await?;
+                    let (t, secret) = tokens
+                        .create(&actor, role, &name, expires_at, None, parties)
+                        .await?;
                     if json {
                         println!(
                             "{}",

@@ -1,0 +1,105 @@
+//! Text of a record's content, for the search index and snippets.
+//!
+//! Today: text-like media types (plain, CSV, Markdown, JSON, XML, HTML with tags
+//! stripped, raw email), read up to [`MAX_SOURCE`] bytes, decoded as UTF-8 with
+//! replacement. Everything else yields no text (still archived, never rejected).
+
+use futures::TryStreamExt;
+
+use crate::archive::Archive;
+use crate::error::Result;
+use crate::record::RecordRevision;
+
+/// Content larger than this is indexed by its first `MAX_SOURCE` bytes only.
+pub const MAX_SOURCE: u64 = 8 * 1024 * 1024;
+
+/// Whether a media type has text we can read directly.
+pub fn is_text_like(media_type: &str) -> bool {
+    let m = media_type.to_ascii_lowercase();
+    m.starts_with("text/")
+        || m == "message/rfc822"
+        || m == "application/json"
+        || m == "application/xml"
+        || m.ends_with("+xml")
+        || m.ends_with("+json")
+}
+
+/// The text of `r`'s content (empty when the type has no extractor).
+pub async fn record_text(archive: &Archive, r: &RecordRevision) -> Result<String> {
+    if !is_text_like(&r.content.media_type) || r.content.size == 0 {
+        return Ok(String::new());
+    }
+    let end = r.content.size.min(MAX_SOURCE);
+    let stream = archive.content_stream(r, Some(0..end)).await?;
+    let chunks: Vec<bytes::Bytes> = stream.try_collect().await?;
+    let bytes = chunks.concat();
+    Ok(text_of(&r.content.media_type, &bytes))
+}
+
+/// Text of bytes of a given media type.
+pub fn text_of(media_type: &str, bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    if media_type.eq_ignore_ascii_case("text/html") {
+        strip_tags(&s)
+    } else {
+        s.into_owned()
+    }
+}
+
+/// Drops tags, `<script>`/`<style>` bodies and decodes the common entities.
+pub fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let lower = html.to_ascii_lowercase();
+    let mut i = 0;
+    let b = html.as_bytes();
+    while i < b.len() {
+        if b[i] == b'<' {
+            let rest = &lower[i..];
+            let skip_to = if rest.starts_with("<script") {
+                rest.find("</script>").map(|p| p + 9)
+            } else if rest.starts_with("<style") {
+                rest.find("</style>").map(|p| p + 8)
+            } else {
+                rest.find('>').map(|p| p + 1)
+            };
+            match skip_to {
+                Some(n) => {
+                    i += n;
+                    out.push(' ');
+                }
+                None => break,
+            }
+        } else {
+            let next = html[i..].find('<').map_or(html.len(), |p| i + p);
+            out.push_str(&html[i..next]);
+            i = next;
+        }
+    }
+    out.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&auml;", "ä")
+        .replace("&ouml;", "ö")
+        .replace("&uuml;", "ü")
+        .replace("&Auml;", "Ä")
+        .replace("&Ouml;", "Ö")
+        .replace("&Uuml;", "Ü")
+        .replace("&szlig;", "ß")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_loses_tags_and_scripts() {
+        let t = strip_tags("<p>Sehr <b>geehrte</b> Frau M&uuml;ller</p><script>x()</script>ok");
+        assert!(t.contains("Sehr"));
+        assert!(t.contains("geehrte"));
+        assert!(t.contains("Müller"));
+        assert!(!t.contains("x()"));
+        assert!(t.contains("ok"));
+    }
+}

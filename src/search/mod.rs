@@ -1,0 +1,932 @@
+//! Full-text search (DESIGN §7): a tantivy index over every record's latest revision.
+//!
+//! The index is derived state. Its commits carry the last journal sequence they cover
+//! (`{"seq":N}` as the commit payload); [`indexer`] follows the journal from there, and
+//! `akte reindex` rebuilds it from the store alone.
+//!
+//! Language: each record is detected as German or English (whatlang, restricted to
+//! those two; German when unsure) and its title and text go into `title_de`/`body_de`
+//! or `title_en`/`body_en`, each with its own analyzer ([`analysis`]). Queries search
+//! both; users write `title:` and `body:` and the parser expands them to both fields.
+//! The index stores no text: hit summaries come from the catalog, snippets from the
+//! record's content, read again for the hits of one page.
+
+pub mod analysis;
+mod facets;
+pub mod indexer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query_grammar::{UserInputAst, UserInputBound, UserInputLeaf};
+use tantivy::schema::{
+    DateOptions, DateTimePrecision, Field, IndexRecordOption, NumericOptions, STORED, STRING,
+    Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::TokenizerManager;
+use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
+
+use crate::error::{Error, Result};
+
+pub use facets::Facets;
+
+/// Heap for the index writer (split across its threads).
+const WRITER_HEAP: usize = 96 * 1024 * 1024;
+
+/// The language a record's text was analysed as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    De,
+    En,
+}
+
+impl Lang {
+    /// Detects German or English from a sample of `text`; German when unsure.
+    pub fn detect(text: &str) -> Lang {
+        let mut end = text.len().min(4096);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let d = whatlang::Detector::with_allowlist(vec![whatlang::Lang::Deu, whatlang::Lang::Eng]);
+        match d.detect_lang(&text[..end]) {
+            Some(whatlang::Lang::Eng) => Lang::En,
+            _ => Lang::De,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Lang::De => "de",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// Everything the index knows about one record.
+#[derive(Debug, Clone, Default)]
+pub struct IndexDoc {
+    pub id: String,
+    pub title: String,
+    /// Extracted text of the content (body, attachments).
+    pub body: String,
+    /// Detected from title and body when `None`.
+    pub lang: Option<Lang>,
+    pub class: String,
+    /// (party id, role) of each link.
+    pub parties: Vec<(String, String)>,
+    /// Names and identifiers of the linked parties (searchable: "Müller GmbH", a VAT id).
+    pub party_names: String,
+    pub cases: Vec<String>,
+    pub holds: Vec<String>,
+    pub from: String,
+    pub to: String,
+    pub cc: String,
+    /// Other small metadata (`extra` values), searchable as words.
+    pub extra: String,
+    pub media_type: String,
+    pub document_date: Option<NaiveDate>,
+    pub archived_at: DateTime<Utc>,
+    pub retain_until: Option<NaiveDate>,
+    pub awaiting_event: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    id: Field,
+    title_de: Field,
+    title_en: Field,
+    body_de: Field,
+    body_en: Field,
+    names: Field,
+    from: Field,
+    to: Field,
+    cc: Field,
+    extra: Field,
+    class: Field,
+    party: Field,
+    role: Field,
+    party_role: Field,
+    case: Field,
+    hold: Field,
+    media: Field,
+    lang: Field,
+    date: Field,
+    archived: Field,
+    year: Field,
+    retain_until: Field,
+    held: Field,
+    awaiting: Field,
+}
+
+fn text(tokenizer: &str) -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(tokenizer)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    )
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let date = || {
+        DateOptions::default()
+            .set_indexed()
+            .set_fast()
+            .set_precision(DateTimePrecision::Seconds)
+    };
+    let num = || NumericOptions::default().set_indexed().set_fast();
+    let fast_str = STRING | tantivy::schema::FAST;
+    let f = Fields {
+        id: b.add_text_field("id", STRING | STORED),
+        title_de: b.add_text_field("title_de", text(analysis::DE)),
+        title_en: b.add_text_field("title_en", text(analysis::EN)),
+        body_de: b.add_text_field("body_de", text(analysis::DE)),
+        body_en: b.add_text_field("body_en", text(analysis::EN)),
+        names: b.add_text_field("names", text(analysis::NAME)),
+        from: b.add_text_field("from", text(analysis::NAME)),
+        to: b.add_text_field("to", text(analysis::NAME)),
+        cc: b.add_text_field("cc", text(analysis::NAME)),
+        extra: b.add_text_field("extra", text(analysis::NAME)),
+        class: b.add_text_field("class", fast_str.clone()),
+        party: b.add_text_field("party", fast_str.clone()),
+        role: b.add_text_field("role", fast_str.clone()),
+        party_role: b.add_text_field("party_role", STRING),
+        case: b.add_text_field("case", STRING),
+        hold: b.add_text_field("hold", STRING),
+        media: b.add_text_field("media", STRING),
+        lang: b.add_text_field("lang", STRING | STORED),
+        date: b.add_date_field("date", date()),
+        archived: b.add_date_field("archived", date()),
+        year: b.add_u64_field("year", num()),
+        retain_until: b.add_date_field("retain_until", date()),
+        held: b.add_u64_field("held", num()),
+        awaiting: b.add_u64_field("awaiting", num()),
+    };
+    (b.build(), f)
+}
+
+/// Field names users may write before a colon, and the fields each stands for.
+fn user_fields(f: &Fields) -> Vec<(&'static str, Vec<Field>)> {
+    vec![
+        ("title", vec![f.title_de, f.title_en]),
+        ("subject", vec![f.title_de, f.title_en]),
+        ("body", vec![f.body_de, f.body_en]),
+        ("text", vec![f.body_de, f.body_en]),
+        ("name", vec![f.names]),
+        ("from", vec![f.from]),
+        ("to", vec![f.to]),
+        ("cc", vec![f.cc]),
+        ("class", vec![f.class]),
+        ("party", vec![f.party]),
+        ("role", vec![f.role]),
+        ("case", vec![f.case]),
+        ("hold", vec![f.hold]),
+        ("media", vec![f.media]),
+        ("lang", vec![f.lang]),
+        ("date", vec![f.date]),
+        ("archived", vec![f.archived]),
+        ("year", vec![f.year]),
+    ]
+}
+
+/// How hits are ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sort {
+    #[default]
+    Relevance,
+    /// Newest document date first.
+    DateDesc,
+    DateAsc,
+}
+
+impl std::str::FromStr for Sort {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Sort> {
+        match s {
+            "relevance" => Ok(Sort::Relevance),
+            "date" | "-date" | "date-desc" => Ok(Sort::DateDesc),
+            "+date" | "date-asc" => Ok(Sort::DateAsc),
+            _ => Err(Error::invalid(
+                "sort",
+                format!("{s:?} is not one of relevance, date-desc, date-asc"),
+            )),
+        }
+    }
+}
+
+/// One search.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    /// Query text: words, "phrases", prefix*, field:value, AND/OR/NOT, +/-, ranges.
+    pub q: String,
+    /// Only records linked to one of these parties (`None`: no party filter).
+    pub parties: Option<Vec<String>>,
+    pub class: Option<String>,
+    pub role: Option<String>,
+    pub case: Option<String>,
+    /// Document date range, inclusive.
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub sort: Sort,
+    pub offset: usize,
+    pub limit: usize,
+    /// Match words within edit distance 1.
+    pub fuzzy: bool,
+    pub facets: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub id: String,
+    pub score: f32,
+    /// The language the record was analysed as (for snippets).
+    pub lang: Lang,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchResult {
+    pub total: usize,
+    pub hits: Vec<Hit>,
+    pub facets: Option<Facets>,
+}
+
+/// The index: one per node, under the data directory or `--index DIR`.
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<Option<IndexWriter>>,
+    f: Fields,
+    query_tokenizers: TokenizerManager,
+    dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+fn tv(e: tantivy::TantivyError) -> Error {
+    Error::Internal(format!("search index: {e}"))
+}
+
+/// Commit payload: what the index covers.
+#[derive(Debug, Serialize, Deserialize)]
+struct Payload {
+    seq: u64,
+}
+
+impl SearchIndex {
+    /// Opens (or creates) the index in `dir`. Fails with `Locked` when another process
+    /// (a running server) holds its writer; `read_only` opens it for searching anyway.
+    pub fn open(dir: &Path, read_only: bool) -> Result<SearchIndex> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Internal(format!("creating index directory {}: {e}", dir.display()))
+        })?;
+        let (schema, f) = schema();
+        let mmap = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|e| Error::Internal(format!("index directory {}: {e}", dir.display())))?;
+        let index = Index::open_or_create(mmap, schema.clone()).map_err(tv)?;
+        if index.schema() != schema {
+            return Err(Error::Index(format!(
+                "the search index in {} was built with another schema; run `akte reindex`",
+                dir.display()
+            )));
+        }
+        Self::finish(index, f, Some(dir.to_path_buf()), read_only)
+    }
+
+    /// An index in memory (tests, benches).
+    pub fn in_memory() -> Result<SearchIndex> {
+        let (schema, f) = schema();
+        Self::finish(Index::create_in_ram(schema), f, None, false)
+    }
+
+    fn finish(
+        index: Index,
+        f: Fields,
+        dir: Option<PathBuf>,
+        read_only: bool,
+    ) -> Result<SearchIndex> {
+        analysis::register(index.tokenizers());
+        let writer = if read_only {
+            None
+        } else {
+            let threads = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .clamp(1, 4);
+            let w: IndexWriter = index
+                .writer_with_num_threads(threads, WRITER_HEAP)
+                .map_err(|e| match e {
+                    tantivy::TantivyError::LockFailure(..) => Error::Index(format!(
+                        "the search index{} is in use by another process (a running server?)",
+                        dir.as_ref()
+                            .map(|d| format!(" in {}", d.display()))
+                            .unwrap_or_default()
+                    )),
+                    e => tv(e),
+                })?;
+            let mut policy = tantivy::merge_policy::LogMergePolicy::default();
+            // Merge segments that carry many deleted (superseded) documents, so that the
+            // index stays proportional to the live records under heavy amendment.
+            policy.set_del_docs_ratio_before_merge(0.3);
+            w.set_merge_policy(Box::new(policy));
+            Some(w)
+        };
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tv)?;
+        Ok(SearchIndex {
+            index,
+            reader,
+            writer: Mutex::new(writer),
+            f,
+            query_tokenizers: analysis::query_manager(),
+            dir,
+        })
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The journal sequence the last commit covers (0 for a new index).
+    pub fn committed_seq(&self) -> Result<u64> {
+        let metas = self.index.load_metas().map_err(tv)?;
+        Ok(metas
+            .payload
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<Payload>(p).ok())
+            .map_or(0, |p| p.seq))
+    }
+
+    fn with_writer<T>(&self, f: impl FnOnce(&mut IndexWriter) -> Result<T>) -> Result<T> {
+        let mut g = self
+            .writer
+            .lock()
+            .map_err(|_| Error::Internal("search index writer lock poisoned".into()))?;
+        match g.as_mut() {
+            Some(w) => f(w),
+            None => Err(Error::Index("the search index was opened read-only".into())),
+        }
+    }
+
+    /// Adds or replaces the document of one record (visible after [`commit`]).
+    pub fn put(&self, d: &IndexDoc) -> Result<()> {
+        let doc = self.document(d);
+        self.with_writer(|w| {
+            w.delete_term(Term::from_field_text(self.f.id, &d.id));
+            w.add_document(doc).map_err(tv)?;
+            Ok(())
+        })
+    }
+
+    /// Adds documents to an index known not to hold them (bulk build).
+    pub fn add_new(&self, docs: impl IntoIterator<Item = IndexDoc>) -> Result<()> {
+        let docs: Vec<TantivyDocument> = docs.into_iter().map(|d| self.document(&d)).collect();
+        self.with_writer(|w| {
+            for d in docs {
+                w.add_document(d).map_err(tv)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes a record (disposed).
+    pub fn remove(&self, id: &str) -> Result<()> {
+        self.with_writer(|w| {
+            w.delete_term(Term::from_field_text(self.f.id, id));
+            Ok(())
+        })
+    }
+
+    /// Removes everything (before a rebuild into the same directory).
+    pub fn clear(&self) -> Result<()> {
+        self.with_writer(|w| w.delete_all_documents().map(|_| ()).map_err(tv))
+    }
+
+    /// Makes everything added so far durable and searchable, recording `seq` as covered.
+    pub fn commit(&self, seq: u64) -> Result<()> {
+        self.with_writer(|w| {
+            let mut c = w.prepare_commit().map_err(tv)?;
+            c.set_payload(&serde_json::to_string(&Payload { seq }).unwrap_or_default());
+            c.commit().map_err(tv)?;
+            Ok(())
+        })?;
+        self.reader.reload().map_err(tv)
+    }
+
+    /// Merges all segments into one and drops files no commit references (after a
+    /// rebuild). Blocks until done.
+    pub fn optimize(&self) -> Result<()> {
+        let ids = self.index.searchable_segment_ids().map_err(tv)?;
+        self.with_writer(|w| {
+            if ids.len() > 1 {
+                w.merge(&ids).wait().map_err(tv)?;
+            }
+            w.garbage_collect_files().wait().map_err(tv)?;
+            Ok(())
+        })?;
+        self.reader.reload().map_err(tv)
+    }
+
+    /// Bytes of all files in the index directory.
+    pub fn size_on_disk(&self) -> u64 {
+        let Some(dir) = &self.dir else { return 0 };
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| e.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Live documents.
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    fn document(&self, d: &IndexDoc) -> TantivyDocument {
+        let f = &self.f;
+        let lang = d.lang.unwrap_or_else(|| {
+            Lang::detect(&format!("{} {}", d.title, &d.body[..floor(&d.body, 4096)]))
+        });
+        let (title, body) = match lang {
+            Lang::De => (f.title_de, f.body_de),
+            Lang::En => (f.title_en, f.body_en),
+        };
+        let mut doc = TantivyDocument::default();
+        doc.add_text(f.id, &d.id);
+        doc.add_text(title, &d.title);
+        doc.add_text(body, &d.body);
+        for (field, v) in [
+            (f.names, &d.party_names),
+            (f.from, &d.from),
+            (f.to, &d.to),
+            (f.cc, &d.cc),
+            (f.extra, &d.extra),
+        ] {
+            if !v.is_empty() {
+                doc.add_text(field, v);
+            }
+        }
+        doc.add_text(f.class, &d.class);
+        for (p, r) in &d.parties {
+            doc.add_text(f.party, p);
+            doc.add_text(f.role, r);
+            doc.add_text(f.party_role, format!("{p}:{r}"));
+        }
+        for c in &d.cases {
+            doc.add_text(f.case, c);
+        }
+        for h in &d.holds {
+            doc.add_text(f.hold, h);
+        }
+        doc.add_text(f.media, &d.media_type);
+        doc.add_text(f.lang, lang.as_str());
+        let date = d.document_date.unwrap_or(d.archived_at.date_naive());
+        doc.add_date(f.date, day(date));
+        doc.add_date(
+            f.archived,
+            tantivy::DateTime::from_timestamp_secs(d.archived_at.timestamp()),
+        );
+        doc.add_u64(f.year, u64::try_from(date.year()).unwrap_or(0));
+        if let Some(r) = d.retain_until {
+            doc.add_date(f.retain_until, day(r));
+        }
+        doc.add_u64(f.held, u64::from(!d.holds.is_empty()));
+        doc.add_u64(f.awaiting, u64::from(d.awaiting_event));
+        doc
+    }
+
+    /// Parses the user's query text into a tantivy query.
+    fn parse(&self, q: &str, fuzzy: bool) -> Result<Box<dyn Query>> {
+        let f = &self.f;
+        if q.trim().is_empty() || q.trim() == "*" {
+            return Ok(Box::new(AllQuery));
+        }
+        let defaults = self.default_fields();
+        let mut p = QueryParser::new(
+            self.index.schema(),
+            defaults.clone(),
+            self.query_tokenizers.clone(),
+        );
+        p.set_conjunction_by_default();
+        p.allow_regexes();
+        p.set_field_boost(f.title_de, 2.0);
+        p.set_field_boost(f.title_en, 2.0);
+        p.set_field_boost(f.names, 1.5);
+        if fuzzy {
+            for field in defaults {
+                p.set_field_fuzzy(field, false, 1, true);
+            }
+        }
+        let ast = tantivy::query_grammar::parse_query(q).map_err(|_| {
+            Error::invalid(
+                "q",
+                "cannot parse the query (check quotes, brackets and field:value pairs)",
+            )
+        })?;
+        let ast = self.rewrite(ast)?;
+        p.build_query_from_user_input_ast(ast)
+            .map_err(|e| Error::invalid("q", e.to_string()))
+    }
+
+    fn default_fields(&self) -> Vec<Field> {
+        let f = &self.f;
+        vec![
+            f.title_de, f.title_en, f.body_de, f.body_en, f.names, f.from, f.to, f.cc, f.extra,
+        ]
+    }
+
+    /// `word*` on each field as a regex over the indexed terms: the word analysed by that
+    /// field's query analyzer (so `Lieferung*` looks for terms starting with the stem
+    /// `liefer`), then anything. (tantivy's own prefix queries need two words or more.)
+    fn prefix_leaf(&self, fields: &[Field], word: &str) -> Option<UserInputAst> {
+        let schema = self.index.schema();
+        let mut leaves = Vec::new();
+        for &field in fields {
+            let tokenizer = match schema.get_field_entry(field).field_type() {
+                tantivy::schema::FieldType::Str(o) => {
+                    o.get_indexing_options().map(|i| i.tokenizer().to_string())
+                }
+                _ => None,
+            };
+            let Some(mut analyzer) = tokenizer.and_then(|t| self.query_tokenizers.get(&t)) else {
+                continue;
+            };
+            let mut tokens = Vec::new();
+            let mut ts = analyzer.token_stream(word);
+            while ts.advance() {
+                tokens.push(ts.token().text.clone());
+            }
+            let [token] = tokens.as_slice() else { continue };
+            let mut pattern = String::new();
+            for c in token.chars() {
+                if !c.is_alphanumeric() {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+            pattern.push_str(".*");
+            leaves.push((
+                Some(tantivy::query_grammar::Occur::Should),
+                UserInputAst::Leaf(Box::new(UserInputLeaf::Regex {
+                    field: Some(schema.get_field_name(field).to_string()),
+                    pattern,
+                })),
+            ));
+        }
+        (!leaves.is_empty()).then_some(UserInputAst::Clause(leaves))
+    }
+
+    /// Maps user field names onto schema fields and plain dates onto RFC 3339.
+    fn rewrite(&self, ast: UserInputAst) -> Result<UserInputAst> {
+        let schema = self.index.schema();
+        let map = user_fields(&self.f);
+        let lookup = |name: &str| -> Result<Vec<String>> {
+            map.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, fs)| {
+                    fs.iter()
+                        .map(|f| schema.get_field_name(*f).to_string())
+                        .collect()
+                })
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "q",
+                        format!(
+                            "unknown field {name:?}; fields are {}",
+                            map.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                })
+        };
+        let fan_out = |names: Vec<String>, mk: &dyn Fn(String) -> UserInputLeaf| {
+            if names.len() == 1 {
+                UserInputAst::Leaf(Box::new(mk(names[0].clone())))
+            } else {
+                UserInputAst::Clause(
+                    names
+                        .into_iter()
+                        .map(|n| {
+                            (
+                                Some(tantivy::query_grammar::Occur::Should),
+                                UserInputAst::Leaf(Box::new(mk(n))),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+        };
+        Ok(match ast {
+            UserInputAst::Clause(cs) => {
+                use tantivy::query_grammar::Occur as O;
+                let mut out = Vec::new();
+                for (o, a) in cs {
+                    match (o, self.rewrite(a)?) {
+                        // `a AND NOT b` parses as `+a +(-b)`, and a clause of nothing but
+                        // exclusions matches nothing: lift the exclusions one level up.
+                        (o, UserInputAst::Clause(inner))
+                            if o != Some(O::MustNot)
+                                && !inner.is_empty()
+                                && inner.iter().all(|(io, _)| *io == Some(O::MustNot)) =>
+                        {
+                            out.extend(inner)
+                        }
+                        (o, a) => out.push((o, a)),
+                    }
+                }
+                UserInputAst::Clause(out)
+            }
+            UserInputAst::Boost(a, b) => UserInputAst::Boost(Box::new(self.rewrite(*a)?), b),
+            UserInputAst::Leaf(leaf) => match *leaf {
+                UserInputLeaf::Literal(lit)
+                    if (lit.prefix || lit.phrase.ends_with('*'))
+                        && lit.delimiter == tantivy::query_grammar::Delimiter::None
+                        && !lit.phrase.contains(char::is_whitespace)
+                        && lit.phrase.trim_end_matches('*').chars().count() >= 2 =>
+                {
+                    let word = lit.phrase.trim_end_matches('*');
+                    let fields = match &lit.field_name {
+                        None => self.default_fields(),
+                        Some(name) => lookup(name)?
+                            .iter()
+                            .filter_map(|n| schema.get_field(n).ok())
+                            .collect(),
+                    };
+                    self.prefix_leaf(&fields, word).ok_or_else(|| {
+                        Error::invalid("q", format!("{word}* is not a word that can be searched"))
+                    })?
+                }
+                UserInputLeaf::Literal(lit) => match lit.field_name.clone() {
+                    None => UserInputAst::Leaf(Box::new(UserInputLeaf::Literal(lit))),
+                    Some(name) => {
+                        let names = lookup(&name)?;
+                        fan_out(names, &|n| {
+                            let mut l = lit.clone();
+                            l.field_name = Some(n);
+                            UserInputLeaf::Literal(l)
+                        })
+                    }
+                },
+                UserInputLeaf::Range {
+                    field,
+                    lower,
+                    upper,
+                } => {
+                    let Some(name) = field else {
+                        return Err(Error::invalid(
+                            "q",
+                            "a range needs a field, e.g. date:[2024-01-01 TO 2024-12-31]",
+                        ));
+                    };
+                    let names = lookup(&name)?;
+                    let date_field = matches!(name.as_str(), "date" | "archived");
+                    let fix = |b: UserInputBound| -> UserInputBound {
+                        if !date_field {
+                            return b;
+                        }
+                        let iso = |s: String| {
+                            if s.len() == 10 && NaiveDate::parse_from_str(&s, "%Y-%m-%d").is_ok() {
+                                format!("{s}T00:00:00Z")
+                            } else {
+                                s
+                            }
+                        };
+                        match b {
+                            UserInputBound::Inclusive(s) => UserInputBound::Inclusive(iso(s)),
+                            UserInputBound::Exclusive(s) => UserInputBound::Exclusive(iso(s)),
+                            UserInputBound::Unbounded => UserInputBound::Unbounded,
+                        }
+                    };
+                    let (lower, upper) = (fix(lower), fix(upper));
+                    fan_out(names, &|n| UserInputLeaf::Range {
+                        field: Some(n),
+                        lower: lower.clone(),
+                        upper: upper.clone(),
+                    })
+                }
+                other => UserInputAst::Leaf(Box::new(other)),
+            },
+        })
+    }
+
+    /// The query plus the request's filters.
+    fn build(&self, r: &SearchRequest) -> Result<Box<dyn Query>> {
+        let f = &self.f;
+        let mut must: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, self.parse(&r.q, r.fuzzy)?)];
+        let term = |field: Field, v: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, v),
+                IndexRecordOption::Basic,
+            ))
+        };
+        if let Some(ps) = &r.parties {
+            let any: Vec<(Occur, Box<dyn Query>)> = ps
+                .iter()
+                .map(|p| (Occur::Should, term(f.party, p)))
+                .collect();
+            // An empty list matches nothing: a party with no records, or a caller with
+            // no party it may see.
+            must.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+        }
+        if let Some(c) = &r.class {
+            must.push((Occur::Must, term(f.class, c)));
+        }
+        if let Some(role) = &r.role {
+            match &r.parties {
+                Some(ps) => {
+                    let any: Vec<(Occur, Box<dyn Query>)> = ps
+                        .iter()
+                        .map(|p| (Occur::Should, term(f.party_role, &format!("{p}:{role}"))))
+                        .collect();
+                    must.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+                }
+                None => must.push((Occur::Must, term(f.role, role))),
+            }
+        }
+        if let Some(c) = &r.case {
+            must.push((Occur::Must, term(f.case, c)));
+        }
+        if r.from.is_some() || r.to.is_some() {
+            use std::ops::Bound;
+            let lo = r.from.map_or(Bound::Unbounded, |d| {
+                Bound::Included(Term::from_field_date(f.date, day(d)))
+            });
+            let hi = r.to.map_or(Bound::Unbounded, |d| {
+                Bound::Included(Term::from_field_date(f.date, day(d)))
+            });
+            must.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
+        }
+        Ok(if must.len() == 1 {
+            must.remove(0).1
+        } else {
+            Box::new(BooleanQuery::new(must))
+        })
+    }
+
+    /// Runs a search. `today` decides the retention state facet.
+    pub fn search(&self, r: &SearchRequest, today: NaiveDate) -> Result<SearchResult> {
+        let query = self.build(r)?;
+        let searcher = self.reader.searcher();
+        let limit = r.limit.clamp(1, 1000);
+        let top = TopDocs::with_limit(limit).and_offset(r.offset);
+        let ids = |addrs: Vec<(f32, tantivy::DocAddress)>| -> Result<Vec<Hit>> {
+            addrs
+                .into_iter()
+                .map(|(score, a)| {
+                    let doc: TantivyDocument = searcher.doc(a).map_err(tv)?;
+                    let id = doc
+                        .get_first(self.f.id)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    let lang = match doc.get_first(self.f.lang).and_then(|v| v.as_str()) {
+                        Some("en") => Lang::En,
+                        _ => Lang::De,
+                    };
+                    Ok(Hit { id, score, lang })
+                })
+                .collect()
+        };
+        let fc = facets::FacetCollector::new(today);
+        let (hits, total, facets) = match r.sort {
+            Sort::Relevance => {
+                if r.facets {
+                    let (h, n, fa) = searcher
+                        .search(&query, &(top.order_by_score(), Count, fc))
+                        .map_err(tv)?;
+                    (ids(h)?, n, Some(fa))
+                } else {
+                    let (h, n) = searcher
+                        .search(&query, &(top.order_by_score(), Count))
+                        .map_err(tv)?;
+                    (ids(h)?, n, None)
+                }
+            }
+            Sort::DateDesc | Sort::DateAsc => {
+                let order = if r.sort == Sort::DateDesc {
+                    Order::Desc
+                } else {
+                    Order::Asc
+                };
+                let by_date = top.order_by_fast_field::<tantivy::DateTime>("date", order);
+                let (h, n, fa) = if r.facets {
+                    let (h, n, fa) = searcher.search(&query, &(by_date, Count, fc)).map_err(tv)?;
+                    (h, n, Some(fa))
+                } else {
+                    let (h, n) = searcher.search(&query, &(by_date, Count)).map_err(tv)?;
+                    (h, n, None)
+                };
+                let h = h.into_iter().map(|(_, a)| (0.0, a)).collect();
+                (ids(h)?, n, fa)
+            }
+        };
+        Ok(SearchResult {
+            total,
+            hits,
+            facets,
+        })
+    }
+
+    /// A highlighted excerpt of `body` (and of `title`) for the request's query:
+    /// HTML-escaped text with the matched words in `<mark>`.
+    pub fn snippet(
+        &self,
+        r: &SearchRequest,
+        lang: Lang,
+        title: &str,
+        body: &str,
+    ) -> Result<(String, String)> {
+        let query = self.parse(&r.q, r.fuzzy)?;
+        let searcher = self.reader.searcher();
+        let (tf, bf) = match lang {
+            Lang::De => (self.f.title_de, self.f.body_de),
+            Lang::En => (self.f.title_en, self.f.body_en),
+        };
+        let html = |field: Field, text: &str, chars: usize| -> Result<String> {
+            let mut g = SnippetGenerator::create(&searcher, &*query, field).map_err(tv)?;
+            g.set_max_num_chars(chars);
+            let mut s = g.snippet(text);
+            s.set_snippet_prefix_postfix("<mark>", "</mark>");
+            Ok(s.to_html())
+        };
+        Ok((html(tf, title, 1024)?, html(bf, body, 240)?))
+    }
+
+    /// Ids of live records in `class` (to re-evaluate after a class-wide hold).
+    pub fn ids_with_class(&self, class: &str) -> Result<Vec<String>> {
+        let searcher = self.reader.searcher();
+        let q = TermQuery::new(
+            Term::from_field_text(self.f.class, class),
+            IndexRecordOption::Basic,
+        );
+        let n = searcher.search(&q, &Count).map_err(tv)?;
+        let top = searcher
+            .search(&q, &TopDocs::with_limit(n.max(1)).order_by_score())
+            .map_err(tv)?;
+        top.into_iter()
+            .map(|(_, a)| {
+                let doc: TantivyDocument = searcher.doc(a).map_err(tv)?;
+                Ok(doc
+                    .get_first(self.f.id)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string())
+            })
+            .collect()
+    }
+}
+
+fn day(d: NaiveDate) -> tantivy::DateTime {
+    tantivy::DateTime::from_timestamp_secs(
+        d.and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp())
+            .unwrap_or(0),
+    )
+}
+
+/// The largest char boundary ≤ `max`.
+fn floor(s: &str, max: usize) -> usize {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_german_and_english() {
+        assert_eq!(
+            Lang::detect(
+                "Invoice 4711 Dear customer, please find the invoices for the delivered goods attached."
+            ),
+            Lang::En
+        );
+        assert_eq!(
+            Lang::detect("Sehr geehrte Damen und Herren, anbei die Verträge zur Unterschrift."),
+            Lang::De
+        );
+    }
+}
