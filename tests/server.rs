@@ -533,6 +533,18 @@ async fn every_endpoint_for_every_role() {
             "/v1/retention/report".into(),
             RETENTION_READ,
         ),
+        (
+            Method::GET,
+            "/v1/search",
+            "/v1/search?q=Lieferschein".into(),
+            READ,
+        ),
+        (
+            Method::GET,
+            "/v1/parties/{id}/search",
+            format!("/v1/parties/{pid}/search?q=Brief"),
+            READ,
+        ),
     ];
 
     // The matrix covers every operation the OpenAPI document lists (but /healthz).
@@ -675,7 +687,7 @@ async fn revoked_and_expired_tokens_get_401() {
         let tokens = Tokens::new(store, journal, clock);
         let until = chrono::Utc.with_ymd_and_hms(2021, 1, 1, 0, 0, 0).unwrap();
         tokens
-            .create("test", Role::Clerk, "old", Some(until), None)
+            .create("test", Role::Clerk, "old", Some(until), None, vec![])
             .await
             .unwrap()
             .1

@@ -139,7 +139,7 @@ async fn party_search(
     req: Request,
 ) -> ApiResult<axum::Json<SearchResponse>> {
     caller.require_scoped(roles::READ)?;
-    let p = Params::parse(req.uri().query(), &PARAMS[..])?;
+    let p = Params::parse(req.uri().query(), PARAMS)?;
     if p.string("party").is_some() {
         return Err(ApiError::invalid("party", "the party is given in the path"));
     }

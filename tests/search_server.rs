@@ -1,0 +1,293 @@
+//! Search over HTTP and the CLI: party scope, restricted tokens, freshness, crash
+//! recovery and `akte reindex`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::server::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn post(s: &Server, token: &str, path: &str, body: Value) -> Value {
+    let r = client()
+        .post(s.url(path))
+        .header("authorization", bearer(token))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+async fn upload(s: &Server, text: &str, query: &str) -> String {
+    let r = client()
+        .post(s.url(&format!("/v1/records?media_type=text/plain&{query}")))
+        .header("authorization", bearer(ADMIN))
+        .body(text.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+async fn get(s: &Server, token: &str, path: &str) -> (StatusCode, Value) {
+    let r = client()
+        .get(s.url(path))
+        .header("authorization", bearer(token))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn hit_ids(v: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Polls a search until it returns `want` hits (the index commits in the background).
+async fn wait_for(s: &Server, path: &str, want: usize) -> (Value, Duration) {
+    let started = Instant::now();
+    loop {
+        let (status, v) = get(s, ADMIN, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {v}");
+        if v["total"].as_u64() == Some(want as u64) {
+            return (v, started.elapsed());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{path}: still {} hits, want {want}",
+            v["total"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn party_scoped_search_and_restricted_tokens() {
+    let s = Server::start(&[]);
+    let a = post(
+        &s,
+        ADMIN,
+        "/v1/parties",
+        json!({"kind": "organisation", "name": "Müller GmbH", "vat_id": "DE811234567"}),
+    )
+    .await;
+    let b = post(
+        &s,
+        ADMIN,
+        "/v1/parties",
+        json!({"kind": "organisation", "name": "Schmidt AG"}),
+    )
+    .await;
+    let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    let ra = upload(
+        &s,
+        "Rahmenvertrag über die Lieferung von Schrauben",
+        &format!("party={a}&role=customer&class=contract&title=Rahmenvertrag"),
+    )
+    .await;
+    let rb = upload(
+        &s,
+        "Lieferung von Muttern, Rechnung folgt",
+        &format!("party={b}&role=supplier&class=business-letter&title=Lieferavis"),
+    )
+    .await;
+
+    // Everything, then one party's file: B's record never shows in A's search.
+    let (all, took) = wait_for(&s, "/v1/search?q=Lieferung", 2).await;
+    eprintln!(
+        "two records searchable {} ms after their upload was acknowledged",
+        took.as_millis()
+    );
+    let mut both = vec![ra.clone(), rb.clone()];
+    both.sort();
+    assert_eq!(hit_ids(&all), both);
+    let (_, scoped) = get(&s, ADMIN, &format!("/v1/parties/{a}/search?q=Lieferung")).await;
+    assert_eq!(hit_ids(&scoped), vec![ra.clone()]);
+    let (_, scoped) = get(&s, ADMIN, &format!("/v1/search?q=Lieferung&party={b}")).await;
+    assert_eq!(hit_ids(&scoped), vec![rb.clone()]);
+    // Party names, German analysis, highlighting and facets over HTTP.
+    let (_, v) = get(&s, ADMIN, "/v1/search?q=Mueller%20Vertrag").await;
+    assert_eq!(hit_ids(&v), vec![ra.clone()]);
+    let hit = &v["hits"][0];
+    assert!(
+        hit["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("<mark>Rahmenvertrag</mark>"),
+        "{hit}"
+    );
+    assert_eq!(v["facets"]["class"]["contract"], 1);
+    // A contract's retention waits for its end: the state facet says so.
+    assert_eq!(
+        v["facets"]["retention_state"]["awaiting-event"], 1,
+        "{}",
+        v["facets"]
+    );
+    // Bad input is a problem document naming the parameter.
+    let r = client()
+        .get(s.url("/v1/search?q=nosuch:x"))
+        .header("authorization", bearer(ADMIN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let (status, _) = get(&s, ADMIN, "/v1/search?q=x&per_page=1000").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A clerk restricted to party A.
+    let t = post(
+        &s,
+        ADMIN,
+        "/v1/tokens",
+        json!({"role": "clerk", "name": "clerk-a", "parties": [a]}),
+    )
+    .await;
+    let ta = t["token"].as_str().unwrap();
+    let (status, v) = get(&s, ta, "/v1/search?q=Lieferung").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        hit_ids(&v),
+        vec![ra.clone()],
+        "a restricted user sees only its party"
+    );
+    assert_eq!(v["facets"]["party"].as_object().unwrap().len(), 1);
+    let (_, v) = get(&s, ta, &format!("/v1/search?q=Lieferung&party={b}")).await;
+    assert!(v["hits"].as_array().is_none_or(|h| h.is_empty()), "{v}");
+    assert_eq!(
+        get(&s, ta, &format!("/v1/parties/{b}/search?q=Lieferung"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&s, ta, &format!("/v1/parties/{a}/search?q=Lieferung"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&s, ta, &format!("/v1/records/{rb}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&s, ta, &format!("/v1/records/{rb}/content")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&s, ta, &format!("/v1/records/{ra}")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&s, ta, &format!("/v1/parties/{b}/file")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&s, ta, &format!("/v1/parties/{a}/file")).await.0,
+        StatusCode::OK
+    );
+    // Endpoints that are not party-aware refuse a restricted token outright.
+    assert_eq!(get(&s, ta, "/v1/journal").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(get(&s, ta, "/v1/parties").await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_record_acknowledged_before_a_crash_is_found_after_restart_and_reindex_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The first server never commits its index (interval of an hour) and is killed.
+    let mut s = Server::start_on(&data, &["--index-interval-ms", "3600000"]);
+    let id = upload(
+        &s,
+        "Mängelrüge zur Lieferung vom Montag",
+        "class=complaint&title=Reklamation",
+    )
+    .await;
+    let (_, v) = get(&s, ADMIN, "/v1/search?q=Mängelrüge").await;
+    assert_eq!(
+        v["total"], 0,
+        "not indexed yet: the crash must happen before the commit"
+    );
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    drop(s);
+
+    let s = Server::start_on(&data, &[]);
+    let (v, _) = wait_for(&s, "/v1/search?q=Mangelruge", 1).await;
+    assert_eq!(hit_ids(&v), vec![id.clone()]);
+    for i in 0..5 {
+        upload(
+            &s,
+            &format!("Angebot Nummer {i} für Wartungsvertrag"),
+            "class=offer&title=Angebot",
+        )
+        .await;
+    }
+    wait_for(&s, "/v1/search?q=Wartung", 5).await;
+    // The CLI sees that a server holds the index, and says so.
+    let out = cli(&data, &["search", "Wartung"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use"));
+    let out = cli(&data, &["reindex"]);
+    assert!(
+        !out.status.success(),
+        "reindex must refuse while the server runs"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop the server"));
+    let queries = [
+        "Wartung",
+        "Angebot",
+        "Lieferung",
+        "class:offer",
+        "Nummer AND 3",
+    ];
+    let mut before = Vec::new();
+    for q in queries {
+        let (_, v) = get(
+            &s,
+            ADMIN,
+            &format!("/v1/search?q={}&per_page=100", q.replace(' ', "%20")),
+        )
+        .await;
+        before.push(hit_ids(&v));
+    }
+    s.sigterm();
+    drop(s);
+
+    // Delete the index; rebuild it from the store alone; the same answers.
+    std::fs::remove_dir_all(data.join("index")).unwrap();
+    let out = cli(&data, &["--json", "reindex"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["records"], 6);
+    for (q, want) in queries.iter().zip(&before) {
+        let out = cli(&data, &["--json", "search", "--limit", "100", q]);
+        assert!(
+            out.status.success(),
+            "{q}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(&hit_ids(&v), want, "{q}");
+    }
+    let out = cli(&data, &["search", "nosuchfield:x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
+}
