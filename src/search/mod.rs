@@ -35,6 +35,9 @@ use crate::error::{Error, Result};
 
 pub use facets::Facets;
 
+/// The party facet lists this many parties at most (those with the most hits).
+pub const PARTY_FACET_LIMIT: usize = 50;
+
 /// Heap for the index writer (split across its threads).
 const WRITER_HEAP: usize = 96 * 1024 * 1024;
 
@@ -47,9 +50,9 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// Detects German or English from a sample of `text`; German when unsure.
+    /// Detects German or English from the first KiB of `text`; German when unsure.
     pub fn detect(text: &str) -> Lang {
-        let mut end = text.len().min(4096);
+        let mut end = text.len().min(1024);
         while !text.is_char_boundary(end) {
             end -= 1;
         }
@@ -120,8 +123,8 @@ struct Fields {
     archived: Field,
     year: Field,
     retain_until: Field,
-    held: Field,
-    awaiting: Field,
+    /// Packed facet inputs, one fast read per hit: see [`facets::pack`].
+    facet_key: Field,
 }
 
 fn text(tokenizer: &str) -> TextOptions {
@@ -140,7 +143,7 @@ fn schema() -> (Schema, Fields) {
             .set_fast()
             .set_precision(DateTimePrecision::Seconds)
     };
-    let num = || NumericOptions::default().set_indexed().set_fast();
+    let num = || NumericOptions::default().set_indexed();
     let fast_str = STRING | tantivy::schema::FAST;
     let f = Fields {
         id: b.add_text_field("id", STRING | STORED),
@@ -164,9 +167,13 @@ fn schema() -> (Schema, Fields) {
         date: b.add_date_field("date", date()),
         archived: b.add_date_field("archived", date()),
         year: b.add_u64_field("year", num()),
-        retain_until: b.add_date_field("retain_until", date()),
-        held: b.add_u64_field("held", num()),
-        awaiting: b.add_u64_field("awaiting", num()),
+        retain_until: b.add_date_field(
+            "retain_until",
+            DateOptions::default()
+                .set_indexed()
+                .set_precision(DateTimePrecision::Seconds),
+        ),
+        facet_key: b.add_u64_field("facet_key", NumericOptions::default().set_fast()),
     };
     (b.build(), f)
 }
@@ -265,6 +272,7 @@ pub struct SearchIndex {
     f: Fields,
     query_tokenizers: TokenizerManager,
     dir: Option<PathBuf>,
+    facet_terms: std::sync::Arc<facets::TermCache>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -295,12 +303,24 @@ impl SearchIndex {
         let (schema, f) = schema();
         let mmap = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| Error::Internal(format!("index directory {}: {e}", dir.display())))?;
-        let index = Index::open_or_create(mmap, schema.clone()).map_err(tv)?;
+        let mut index = Index::open_or_create(mmap, schema.clone()).map_err(tv)?;
         if index.schema() != schema {
-            return Err(Error::Index(format!(
-                "the search index in {} was built with another schema; run `akte reindex`",
-                dir.display()
-            )));
+            // Derived state from an older version: start afresh; the journal (from
+            // sequence 0) or `akte reindex` fills it again.
+            if read_only {
+                return Err(Error::Index(format!(
+                    "the search index in {} was built by another version; run `akte reindex`",
+                    dir.display()
+                )));
+            }
+            tracing::warn!(dir = %dir.display(), "search index has an old schema; rebuilding it");
+            drop(index);
+            std::fs::remove_dir_all(dir)
+                .and_then(|()| std::fs::create_dir_all(dir))
+                .map_err(|e| Error::Index(format!("clearing {}: {e}", dir.display())))?;
+            let mmap = tantivy::directory::MmapDirectory::open(dir)
+                .map_err(|e| Error::Index(format!("index directory {}: {e}", dir.display())))?;
+            index = Index::create(mmap, schema, tantivy::IndexSettings::default()).map_err(tv)?;
         }
         Self::finish(index, f, Some(dir.to_path_buf()), read_only)
     }
@@ -312,12 +332,15 @@ impl SearchIndex {
     }
 
     fn finish(
-        index: Index,
+        mut index: Index,
         f: Fields,
         dir: Option<PathBuf>,
         read_only: bool,
     ) -> Result<SearchIndex> {
         analysis::register(index.tokenizers());
+        // Searches visit segments in parallel (facet counting over many hits profits most).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        index.set_multithread_executor(cores.clamp(1, 4)).map_err(tv)?;
         let writer = if read_only {
             None
         } else {
@@ -355,6 +378,7 @@ impl SearchIndex {
             f,
             query_tokenizers: analysis::query_manager(),
             dir,
+            facet_terms: Default::default(),
         })
     }
 
@@ -395,7 +419,21 @@ impl SearchIndex {
 
     /// Adds documents to an index known not to hold them (bulk build).
     pub fn add_new(&self, docs: impl IntoIterator<Item = IndexDoc>) -> Result<()> {
-        let docs: Vec<TantivyDocument> = docs.into_iter().map(|d| self.document(&d)).collect();
+        // Language detection and document building on all cores; tantivy's writer
+        // threads then analyse.
+        let docs: Vec<IndexDoc> = docs.into_iter().collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = docs.len().div_ceil(threads).max(1);
+        let docs: Vec<TantivyDocument> = std::thread::scope(|sc| {
+            let parts: Vec<_> = docs
+                .chunks(chunk)
+                .map(|c| sc.spawn(move || c.iter().map(|d| self.document(d)).collect::<Vec<_>>()))
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
         self.with_writer(|w| {
             for d in docs {
                 w.add_document(d).map_err(tv)?;
@@ -425,7 +463,7 @@ impl SearchIndex {
             c.commit().map_err(tv)?;
             Ok(())
         })?;
-        self.reader.reload().map_err(tv)
+        self.reload()
     }
 
     /// Merges all segments into one and drops files no commit references (after a
@@ -439,7 +477,20 @@ impl SearchIndex {
             w.garbage_collect_files().wait().map_err(tv)?;
             Ok(())
         })?;
-        self.reader.reload().map_err(tv)
+        self.reload()
+    }
+
+    fn reload(&self) -> Result<()> {
+        self.reader.reload().map_err(tv)?;
+        let live: Vec<tantivy::index::SegmentId> = self
+            .reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(|s| s.segment_id())
+            .collect();
+        self.facet_terms.retain(&live);
+        Ok(())
     }
 
     /// Bytes of all files in the index directory.
@@ -464,7 +515,7 @@ impl SearchIndex {
     fn document(&self, d: &IndexDoc) -> TantivyDocument {
         let f = &self.f;
         let lang = d.lang.unwrap_or_else(|| {
-            Lang::detect(&format!("{} {}", d.title, &d.body[..floor(&d.body, 4096)]))
+            Lang::detect(&format!("{} {}", d.title, &d.body[..floor(&d.body, 1024)]))
         });
         let (title, body) = match lang {
             Lang::De => (f.title_de, f.body_de),
@@ -509,8 +560,10 @@ impl SearchIndex {
         if let Some(r) = d.retain_until {
             doc.add_date(f.retain_until, day(r));
         }
-        doc.add_u64(f.held, u64::from(!d.holds.is_empty()));
-        doc.add_u64(f.awaiting, u64::from(d.awaiting_event));
+        doc.add_u64(
+            f.facet_key,
+            facets::pack(date.year(), d.retain_until, !d.holds.is_empty(), d.awaiting_event),
+        );
         doc
     }
 
@@ -806,20 +859,14 @@ impl SearchIndex {
                 })
                 .collect()
         };
-        let fc = facets::FacetCollector::new(today);
-        let (hits, total, facets) = match r.sort {
+        // Hits and count in one pass (top-k pruned); facets in a second pass without
+        // scoring: together cheaper than scoring every hit for the facets' sake.
+        let (hits, total) = match r.sort {
             Sort::Relevance => {
-                if r.facets {
-                    let (h, n, fa) = searcher
-                        .search(&query, &(top.order_by_score(), Count, fc))
-                        .map_err(tv)?;
-                    (ids(h)?, n, Some(fa))
-                } else {
-                    let (h, n) = searcher
-                        .search(&query, &(top.order_by_score(), Count))
-                        .map_err(tv)?;
-                    (ids(h)?, n, None)
-                }
+                let (h, n) = searcher
+                    .search(&query, &(top.order_by_score(), Count))
+                    .map_err(tv)?;
+                (ids(h)?, n)
             }
             Sort::DateDesc | Sort::DateAsc => {
                 let order = if r.sort == Sort::DateDesc {
@@ -828,16 +875,21 @@ impl SearchIndex {
                     Order::Asc
                 };
                 let by_date = top.order_by_fast_field::<tantivy::DateTime>("date", order);
-                let (h, n, fa) = if r.facets {
-                    let (h, n, fa) = searcher.search(&query, &(by_date, Count, fc)).map_err(tv)?;
-                    (h, n, Some(fa))
-                } else {
-                    let (h, n) = searcher.search(&query, &(by_date, Count)).map_err(tv)?;
-                    (h, n, None)
-                };
-                let h = h.into_iter().map(|(_, a)| (0.0, a)).collect();
-                (ids(h)?, n, fa)
+                let (h, n) = searcher.search(&query, &(by_date, Count)).map_err(tv)?;
+                (ids(h.into_iter().map(|(_, a)| (0.0, a)).collect())?, n)
             }
+        };
+        let facets = if r.facets {
+            Some(
+                searcher
+                    .search(
+                        &query,
+                        &facets::FacetCollector::new(today, self.facet_terms.clone()),
+                    )
+                    .map_err(tv)?,
+            )
+        } else {
+            None
         };
         Ok(SearchResult {
             total,
