@@ -449,3 +449,56 @@ async fn a_second_writer_is_refused_and_a_reader_still_works() {
     let ro = SearchIndex::open(dir.path(), true).unwrap();
     assert_eq!(ro.num_docs(), 0);
 }
+
+#[tokio::test]
+async fn holds_show_in_the_state_facet_and_disposed_records_leave_the_index() {
+    use akte::retention::hold::HoldScope;
+    let svc = services("memory://").await;
+    let old = doc(
+        &svc,
+        "business-letter",
+        "Alter Brief",
+        "Angebot für Schrauben aus dem Jahr 2010",
+        "2010-03-01",
+        None,
+    )
+    .await;
+    let indexer = Indexer::new(Arc::new(SearchIndex::in_memory().unwrap()), svc.clone());
+    indexer.catch_up().await.unwrap();
+    let state = |ix: &SearchIndex| {
+        ix.search(&q("Schrauben"), today()).unwrap().facets.unwrap()["retention_state"].clone()
+    };
+    assert_eq!(state(&indexer.index).get("eligible"), Some(&1));
+    // A hold on the class re-evaluates the records it covers.
+    let h = svc
+        .holds
+        .place(
+            "t",
+            "Prüfung",
+            "Betriebsprüfung",
+            None,
+            HoldScope::Class {
+                class: "business-letter".into(),
+                from: None,
+                to: None,
+            },
+        )
+        .await
+        .unwrap();
+    indexer.catch_up().await.unwrap();
+    assert_eq!(state(&indexer.index).get("held"), Some(&1));
+    assert_eq!(ids(&indexer.index, &q("hold:Prüfung")), vec![old.clone()]);
+    svc.holds.release("t", &h.id, "erledigt").await.unwrap();
+    indexer.catch_up().await.unwrap();
+    assert_eq!(state(&indexer.index).get("eligible"), Some(&1));
+    // Disposal (four eyes) removes it from the index.
+    let req = svc
+        .disposals
+        .request("alice", std::slice::from_ref(&old), "Frist abgelaufen")
+        .await
+        .unwrap();
+    svc.disposals.approve("bob", &req.id).await.unwrap();
+    indexer.catch_up().await.unwrap();
+    assert!(ids(&indexer.index, &q("Schrauben")).is_empty());
+    assert_eq!(indexer.index.num_docs(), 0);
+}

@@ -340,7 +340,9 @@ impl SearchIndex {
         analysis::register(index.tokenizers());
         // Searches visit segments in parallel (facet counting over many hits profits most).
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        index.set_multithread_executor(cores.clamp(1, 4)).map_err(tv)?;
+        index
+            .set_multithread_executor(cores.clamp(1, 4))
+            .map_err(tv)?;
         let writer = if read_only {
             None
         } else {
@@ -562,7 +564,12 @@ impl SearchIndex {
         }
         doc.add_u64(
             f.facet_key,
-            facets::pack(date.year(), d.retain_until, !d.holds.is_empty(), d.awaiting_event),
+            facets::pack(
+                date.year(),
+                d.retain_until,
+                !d.holds.is_empty(),
+                d.awaiting_event,
+            ),
         );
         doc
     }
