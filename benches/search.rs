@@ -147,8 +147,8 @@ impl Generator {
     fn words(&mut self, german: bool, n: usize, out: &mut String) {
         for i in 0..n {
             if i > 0 {
-                out.push(if i % 12 == 0 { '.' } else { ' ' });
-                if i % 12 == 0 {
+                out.push(if i.is_multiple_of(12) { '.' } else { ' ' });
+                if i.is_multiple_of(12) {
                     out.push(' ');
                 }
             }
@@ -158,7 +158,7 @@ impl Generator {
                 self.en[self.zen.sample(&mut self.rng)]
             };
             out.push_str(w);
-            if self.rng.next() % 40 == 0 {
+            if self.rng.next().is_multiple_of(40) {
                 out.push_str(&format!(" {}", self.rng.next() % 100_000));
             }
         }
@@ -354,7 +354,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let zq = Zipf::new(content_words.len(), 0.8);
     let mut queries = Vec::new();
-    for k in 0..1000 {
+    for k in 0..1000u32 {
         let kind = match k % 20 {
             0..=7 => Kind::Terms,
             8..=10 => Kind::Phrase,
@@ -365,7 +365,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let w1 = content_words[zq.sample(&mut rng)];
         let w2 = content_words[zq.sample(&mut rng)];
         let text = match kind {
-            Kind::Terms if k % 2 == 0 => w1.to_string(),
+            Kind::Terms if k.is_multiple_of(2) => w1.to_string(),
             Kind::Terms => format!("{w1} {w2}"),
             Kind::Phrase => format!("\"{w1} {w2}\""),
             _ => w1.to_string(),

@@ -24,7 +24,10 @@ pub struct FacetCollector {
 
 /// Terms of each facet column per segment, by ordinal.
 #[derive(Debug, Default)]
-pub struct TermCache(Mutex<HashMap<(tantivy::index::SegmentId, &'static str), Arc<Vec<String>>>>);
+pub struct TermCache(Mutex<HashMap<(tantivy::index::SegmentId, &'static str), Terms>>);
+
+/// A column's terms, by ordinal.
+type Terms = Arc<Vec<String>>;
 
 impl TermCache {
     fn terms(
@@ -124,7 +127,7 @@ impl std::hash::Hasher for FnvHasher {
 
 /// What one segment counted: per string facet its terms and a count per ordinal.
 pub struct SegmentCounts {
-    strs: Vec<(&'static str, Arc<Vec<String>>, Vec<u64>)>,
+    strs: Vec<(&'static str, Terms, Vec<u64>)>,
     years: HashMap<u64, u64>,
     states: [u64; 4],
 }
