@@ -110,9 +110,13 @@ pub async fn search(
         };
         let snippet = match svc.archive.latest(&h.id).await {
             Ok(rev) => {
-                let text = crate::extract::record_text(&svc.archive, &rev)
-                    .await
-                    .unwrap_or_default();
+                let text = crate::extract::record_text_upto(
+                    &svc.archive,
+                    &rev,
+                    crate::extract::SNIPPET_SOURCE,
+                )
+                .await
+                .unwrap_or_default();
                 indexer
                     .index
                     .snippet(&r, h.lang, &rev.title, &text)

@@ -13,6 +13,9 @@ use crate::record::RecordRevision;
 /// Content larger than this is indexed by its first `MAX_SOURCE` bytes only.
 pub const MAX_SOURCE: u64 = 8 * 1024 * 1024;
 
+/// Snippets are cut from the first this many bytes of a hit's content.
+pub const SNIPPET_SOURCE: u64 = 512 * 1024;
+
 /// Whether a media type has text we can read directly.
 pub fn is_text_like(media_type: &str) -> bool {
     let m = media_type.to_ascii_lowercase();
@@ -26,10 +29,15 @@ pub fn is_text_like(media_type: &str) -> bool {
 
 /// The text of `r`'s content (empty when the type has no extractor).
 pub async fn record_text(archive: &Archive, r: &RecordRevision) -> Result<String> {
+    record_text_upto(archive, r, MAX_SOURCE).await
+}
+
+/// Like [`record_text`], from at most the first `max` bytes of content (snippets).
+pub async fn record_text_upto(archive: &Archive, r: &RecordRevision, max: u64) -> Result<String> {
     if !is_text_like(&r.content.media_type) || r.content.size == 0 {
         return Ok(String::new());
     }
-    let end = r.content.size.min(MAX_SOURCE);
+    let end = r.content.size.min(max).min(MAX_SOURCE);
     let stream = archive.content_stream(r, Some(0..end)).await?;
     let chunks: Vec<bytes::Bytes> = stream.try_collect().await?;
     let bytes = chunks.concat();

@@ -140,6 +140,12 @@ impl Indexer {
         if head <= since {
             return Ok(0);
         }
+        if since == 0 {
+            // A new (or deleted) index: listing the records is cheaper than reading the
+            // whole journal.
+            let n = self.rebuild_locked(&|_, _| {}).await?;
+            return Ok(usize::try_from(n).unwrap_or(usize::MAX));
+        }
         let mut ids: BTreeSet<String> = BTreeSet::new();
         let mut seq = since;
         while seq < head {
