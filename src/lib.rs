@@ -15,6 +15,7 @@ pub mod clock;
 pub mod error;
 pub mod export;
 pub mod extract;
+pub mod ingest;
 pub mod party;
 pub mod record;
 pub mod retention;

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use crate::archive::{Archive, Archived, LinkChange, NewRecord};
 use crate::case::Cases;
 use crate::catalog::Catalog;
@@ -239,5 +241,203 @@ impl Services {
         let body =
             futures::stream::iter(vec![Ok::<_, Error>(bytes::Bytes::from(text.to_string()))]);
         self.archive(actor, body, meta).await
+    }
+}
+
+/// Defaults for everything one ingest archives.
+#[derive(Debug, Clone, Default)]
+pub struct IngestDefaults {
+    /// Class of the email and its attachments (default `email`).
+    pub class: Option<String>,
+    pub parties: Vec<PartyLink>,
+    pub cases: Vec<String>,
+}
+
+/// What archiving one email did.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct EmailOutcome {
+    /// The email's record (the existing one for a duplicate).
+    pub id: String,
+    /// The same bytes were archived before: nothing was written.
+    pub duplicate: bool,
+    pub sha256: String,
+    pub size: u64,
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+    /// Other records with the same Message-ID but different bytes (kept, marked related).
+    pub related: Vec<String>,
+    /// Records made from the attachments (each also a content-addressed blob).
+    pub attachments: Vec<String>,
+    /// Parties linked automatically, and why.
+    pub auto_links: Vec<crate::catalog::LinkBrief>,
+    /// Why the message could not be parsed (the raw bytes are archived anyway).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extraction_failed: Option<String>,
+}
+
+impl Services {
+    /// Archives one raw RFC 5322 message byte-exact as the original, with its header
+    /// facts; each attachment becomes a record of its own (`extra.parent`). The same
+    /// bytes twice are archived once and reported as a duplicate.
+    pub async fn archive_email(
+        &self,
+        actor: &str,
+        raw: bytes::Bytes,
+        d: &IngestDefaults,
+    ) -> Result<EmailOutcome> {
+        let sha = crate::store::codec::sha256_hex(&raw);
+        let parsed = crate::ingest::mail::parse(&raw);
+        let (facts, failed) = match parsed {
+            Ok(f) => (f, None),
+            Err(reason) => (crate::ingest::mail::MailFacts::default(), Some(reason)),
+        };
+        if let Some(existing) = self
+            .catalog
+            .records_with_sha(&sha)
+            .await
+            .into_iter()
+            .find(|b| b.media_type == "message/rfc822")
+        {
+            return Ok(EmailOutcome {
+                id: existing.id,
+                duplicate: true,
+                sha256: sha,
+                size: raw.len() as u64,
+                message_id: facts.message_id,
+                subject: facts.subject,
+                related: vec![],
+                attachments: vec![],
+                auto_links: vec![],
+                extraction_failed: failed,
+            });
+        }
+        let related = match &facts.message_id {
+            Some(m) => self.catalog.records_with_message_id(m).await,
+            None => vec![],
+        };
+        let mut parties: Vec<PartyLink> = Vec::new();
+        for l in &d.parties {
+            parties.push(PartyLink {
+                party: self.catalog.resolve(&l.party).await,
+                role: l.role.clone(),
+                reason: l.reason.clone(),
+            });
+        }
+        let mut auto_links = Vec::new();
+        let recipients: Vec<String> = facts.to.iter().chain(&facts.cc).cloned().collect();
+        for (addrs, role) in [(&facts.from, "sender"), (&recipients, "recipient")] {
+            for found in self.catalog.match_emails(addrs).await {
+                if let [one] = found.parties.as_slice()
+                    && !parties.iter().any(|l| l.party == *one && l.role == role)
+                {
+                    parties.push(PartyLink {
+                        party: one.clone(),
+                        role: role.into(),
+                        reason: Some(found.reason.clone()),
+                    });
+                    auto_links.push(crate::catalog::LinkBrief {
+                        party: one.clone(),
+                        role: role.into(),
+                        reason: Some(found.reason),
+                    });
+                }
+            }
+        }
+        let mut extra = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            if !v.is_empty() {
+                extra.insert(k.to_string(), v);
+            }
+        };
+        put("from", facts.from.join(", "));
+        put("to", facts.to.join(", "));
+        put("cc", facts.cc.join(", "));
+        put("bcc", facts.bcc.join(", "));
+        put("reply_to", facts.reply_to.join(", "));
+        put("message_id", facts.message_id.clone().unwrap_or_default());
+        put("in_reply_to", facts.in_reply_to.clone().unwrap_or_default());
+        put("thread", facts.thread.clone().unwrap_or_default());
+        put("related", related.join(", "));
+        if let Some(f) = &failed {
+            put("extraction", format!("extraction failed: {f}"));
+        }
+        let class = d.class.clone().unwrap_or_else(|| "email".into());
+        let title = facts
+            .subject
+            .clone()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.chars().filter(|c| !c.is_control()).take(1000).collect())
+            .unwrap_or_else(|| "(no subject)".into());
+        let meta = NewRecord {
+            class: Some(class.clone()),
+            title: Some(title),
+            document_date: facts.date.map(|d| d.date_naive()),
+            media_type: Some("message/rfc822".into()),
+            file_name: None,
+            parties: parties.clone(),
+            cases: d.cases.clone(),
+            extra,
+        };
+        let size = raw.len() as u64;
+        let a = self
+            .archive(
+                actor,
+                futures::stream::once(async move { Ok::<_, Error>(raw) }).boxed(),
+                meta,
+            )
+            .await?;
+        let mut attachments = Vec::new();
+        let mut attachment_errors = Vec::new();
+        for att in facts.attachments {
+            let mut extra = BTreeMap::new();
+            extra.insert("parent".to_string(), a.id.clone());
+            let meta = NewRecord {
+                class: Some(class.clone()),
+                title: Some(
+                    att.file_name
+                        .clone()
+                        .unwrap_or_else(|| format!("Attachment of {}", a.id)),
+                ),
+                document_date: facts.date.map(|d| d.date_naive()),
+                media_type: Some(att.media_type.clone()),
+                file_name: att.file_name.clone(),
+                parties: parties.clone(),
+                cases: d.cases.clone(),
+                extra,
+            };
+            let bytes = bytes::Bytes::from(att.bytes);
+            // The email is archived: an attachment that cannot be is reported, not fatal.
+            match self
+                .archive(
+                    actor,
+                    futures::stream::once(async move { Ok::<_, Error>(bytes) }).boxed(),
+                    meta,
+                )
+                .await
+            {
+                Ok(c) => attachments.push(c.id),
+                Err(e) => attachment_errors.push(format!(
+                    "attachment {}: {e}",
+                    att.file_name.as_deref().unwrap_or("(unnamed)")
+                )),
+            }
+        }
+        let failed = match (failed, attachment_errors.is_empty()) {
+            (f, true) => f,
+            (None, false) => Some(attachment_errors.join("; ")),
+            (Some(f), false) => Some(format!("{f}; {}", attachment_errors.join("; "))),
+        };
+        Ok(EmailOutcome {
+            id: a.id,
+            duplicate: false,
+            sha256: sha,
+            size,
+            message_id: facts.message_id,
+            subject: facts.subject,
+            related,
+            attachments,
+            auto_links,
+            extraction_failed: failed,
+        })
     }
 }

@@ -539,6 +539,7 @@ async fn every_endpoint_for_every_role() {
             "/v1/search?q=Lieferschein".into(),
             READ,
         ),
+        (Method::POST, "/v1/emails", "/v1/emails".into(), INGEST),
         (
             Method::GET,
             "/v1/parties/{id}/search",
@@ -629,6 +630,7 @@ async fn every_endpoint_for_every_role() {
                 ("POST", "/v1/holds") => req.json(&json!({"name": format!("Prüfung {role}"), "reason": "Betriebsprüfung", "scope": {"type": "records", "ids": [rid]}})),
                 ("POST", p) if p.ends_with("/release") => req.json(&json!({"reason": "erledigt"})),
                 ("POST", p) if p.ends_with("/erase") => req.json(&json!({"reason": "Löschersuchen"})),
+                ("POST", "/v1/emails") => req.header("content-type", "message/rfc822").body(format!("From: {role}@example.com\r\nSubject: Test {role}\r\nMessage-ID: <{role}-{}@example.com>\r\n\r\nHallo\r\n", rand_suffix())),
                 ("POST", "/v1/disposals") => req.json(&json!({"records": [old_id], "reason": "Frist abgelaufen"})),
                 _ => req,
             };

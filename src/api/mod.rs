@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod cases;
+pub mod ingest;
 pub mod journal;
 pub mod ops;
 pub mod params;
@@ -361,6 +362,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(parties::routes())
         .merge(cases::routes())
         .merge(search::routes())
+        .merge(ingest::routes())
         .merge(retention::routes())
         .merge(journal::routes())
         .merge(tokens::routes())

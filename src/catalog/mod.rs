@@ -56,6 +56,12 @@ pub struct RecordBrief {
     /// Links of the record: party id and its role in the record.
     pub parties: Vec<LinkBrief>,
     pub cases: Vec<String>,
+    /// SHA-256 of the content (empty once disposed): finds duplicates on ingest.
+    #[serde(skip)]
+    pub sha256: String,
+    /// Message-ID of an archived email.
+    #[serde(skip)]
+    pub message_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -86,6 +92,12 @@ impl From<&RecordRevision> for RecordBrief {
                 })
                 .collect(),
             cases: r.cases.clone(),
+            sha256: if r.tombstone.is_some() {
+                String::new()
+            } else {
+                r.content.sha256.clone()
+            },
+            message_id: r.extra.get("message_id").cloned(),
         }
     }
 }
@@ -194,6 +206,8 @@ pub struct Match {
 struct State {
     seq: u64,
     records: HashMap<String, RecordBrief>,
+    by_sha: HashMap<String, BTreeSet<String>>,
+    by_message_id: HashMap<String, BTreeSet<String>>,
     by_party: HashMap<String, HashSet<String>>,
     by_case: HashMap<String, HashSet<String>>,
     parties: HashMap<String, PartyBrief>,
@@ -259,6 +273,14 @@ impl State {
                     s.remove(&old.id);
                 }
             }
+            if let Some(s) = self.by_sha.get_mut(&old.sha256) {
+                s.remove(&old.id);
+            }
+            if let Some(m) = &old.message_id
+                && let Some(s) = self.by_message_id.get_mut(m)
+            {
+                s.remove(&old.id);
+            }
             for c in &old.cases {
                 if let Some(s) = self.by_case.get_mut(c) {
                     s.remove(&old.id);
@@ -274,6 +296,18 @@ impl State {
         for c in &r.cases {
             self.by_case
                 .entry(c.clone())
+                .or_default()
+                .insert(r.id.clone());
+        }
+        if !r.sha256.is_empty() {
+            self.by_sha
+                .entry(r.sha256.clone())
+                .or_default()
+                .insert(r.id.clone());
+        }
+        if let Some(m) = &r.message_id {
+            self.by_message_id
+                .entry(m.clone())
                 .or_default()
                 .insert(r.id.clone());
         }
@@ -840,6 +874,26 @@ impl Catalog {
             .collect();
         v.sort();
         v
+    }
+
+    /// Live records whose content has this SHA-256.
+    pub async fn records_with_sha(&self, sha256: &str) -> Vec<RecordBrief> {
+        let st = self.state.read().await;
+        st.by_sha
+            .get(sha256)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| st.records.get(id).cloned())
+            .collect()
+    }
+
+    /// Archived emails with this Message-ID.
+    pub async fn records_with_message_id(&self, message_id: &str) -> Vec<String> {
+        let st = self.state.read().await;
+        st.by_message_id
+            .get(message_id)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The summary of one record.

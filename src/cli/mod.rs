@@ -22,6 +22,7 @@ use crate::record::RecordRevision;
 use crate::store::Store;
 
 mod docs;
+mod import;
 mod parties;
 mod retention;
 mod search;
@@ -192,6 +193,8 @@ enum Command {
     Search(search::SearchArgs),
     /// Rebuild the search index from the store (stop the server first).
     Reindex,
+    /// Import files, directory trees, .eml, mbox and Maildir (idempotent).
+    Import(import::ImportArgs),
     /// Verify an export zip using nothing but its contents.
     VerifyExport { file: PathBuf },
     /// Link a record to parties or cases (or unlink with --remove).
@@ -526,6 +529,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Search(a) => {
             search::search(crate::service::Services::new(archive), &index_dir, json, a).await
+        }
+        Command::Import(a) => {
+            import::import(crate::service::Services::new(archive), &actor, json, a).await
         }
         Command::Reindex => {
             search::reindex(crate::service::Services::new(archive), &index_dir, json).await

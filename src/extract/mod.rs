@@ -46,6 +46,9 @@ pub async fn record_text_upto(archive: &Archive, r: &RecordRevision, max: u64) -
 
 /// Text of bytes of a given media type.
 pub fn text_of(media_type: &str, bytes: &[u8]) -> String {
+    if media_type.eq_ignore_ascii_case("message/rfc822") {
+        return crate::ingest::mail::index_text(bytes);
+    }
     let s = String::from_utf8_lossy(bytes);
     if media_type.eq_ignore_ascii_case("text/html") {
         strip_tags(&s)

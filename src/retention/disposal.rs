@@ -108,8 +108,11 @@ impl Disposals {
 
     /// Today, by a clock that has not moved back behind the journal.
     pub async fn trusted_today(&self) -> Result<NaiveDate> {
+        // Read the journal's last time first, then the clock: an entry another task
+        // appends in between must not look like a clock that went back.
+        let last = self.journal.last_time().await?;
         let now = self.clock.now();
-        if let Some(last) = self.journal.last_time().await?
+        if let Some(last) = last
             && now < last
         {
             return Err(Error::ClockBehind {

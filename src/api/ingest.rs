@@ -1,0 +1,94 @@
+//! `/v1/emails`: archive a raw RFC 5322 message.
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::{Caller, roles};
+use super::params::{self, Params};
+use super::problem::{ApiError, ApiResult, Problem};
+use crate::record::PartyLink;
+use crate::service::{EmailOutcome, IngestDefaults};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(post_email))
+}
+
+/// Largest message accepted in one request (it is parsed in memory).
+const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+
+/// Archive an email: the body is the raw message (`message/rfc822`), kept byte-exact as
+/// the original. Header facts (Message-ID, Date, From, To, Cc, Subject, thread) go into
+/// the record; each attachment becomes a record of its own; parties are linked by
+/// sender and recipient addresses where unambiguous. The same bytes again answer 200
+/// with `duplicate: true` and write nothing; a message the parser cannot read is still
+/// archived, with `extraction_failed`.
+#[utoipa::path(
+    post, path = "/v1/emails", tag = "records",
+    params(
+        ("class" = Option<String>, Query, description = "Class (default email)"),
+        ("party" = Option<String>, Query, description = "Link to these parties (comma-separated)"),
+        ("role" = Option<String>, Query, description = "Their role (default subject)"),
+        ("case" = Option<String>, Query, description = "Add to these cases (comma-separated)"),
+    ),
+    request_body(content = Vec<u8>, content_type = "message/rfc822"),
+    responses(
+        (status = 201, body = EmailOutcome),
+        (status = 200, body = EmailOutcome, description = "Already archived (same bytes)"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn post_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Response> {
+    caller.require(roles::INGEST)?;
+    state.catalog_ready().await?;
+    let p = Params::parse(req.uri().query(), &["class", "party", "role", "case"])?;
+    let class = p.string("class");
+    if let Some(c) = &class {
+        crate::record::validate_class(c)?;
+    }
+    let role = p.string("role").unwrap_or_else(|| "subject".into());
+    let split = |v: Option<String>| -> Vec<String> {
+        v.map(|v| {
+            v.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let d = IngestDefaults {
+        class,
+        parties: split(p.string("party"))
+            .into_iter()
+            .map(|party| PartyLink {
+                party,
+                role: role.clone(),
+                reason: None,
+            })
+            .collect(),
+        cases: split(p.string("case")),
+    };
+    let limit =
+        MAX_MESSAGE.min(usize::try_from(state.config.max_upload_bytes).unwrap_or(MAX_MESSAGE));
+    let raw = params::body_bytes(req, limit).await?;
+    if raw.is_empty() {
+        return Err(ApiError::invalid("body", "an empty message"));
+    }
+    let out = state.svc.archive_email(&caller.actor(), raw, &d).await?;
+    let status = if out.duplicate {
+        StatusCode::OK
+    } else {
+        state.metrics.add_records(1 + out.attachments.len() as i64);
+        StatusCode::CREATED
+    };
+    Ok((status, axum::Json(out)).into_response())
+}

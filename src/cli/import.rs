@@ -1,0 +1,354 @@
+//! `akte import PATH…`: files, directory trees, `.eml`, mbox and Maildir.
+//!
+//! Idempotent: every item is looked up by the SHA-256 of its bytes first, so running an
+//! import again archives nothing twice (and so resumes one that was interrupted).
+
+use std::io::{BufReader, IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::archive::NewRecord;
+use crate::record::PartyLink;
+use crate::service::{IngestDefaults, Services};
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files, directories (recursively), .eml files, mbox files, Maildir folders.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Class for everything imported (emails default to `email`).
+    #[arg(long)]
+    class: Option<String>,
+    /// Link everything to this party (repeatable).
+    #[arg(long = "party")]
+    parties: Vec<String>,
+    /// The role of --party.
+    #[arg(long, default_value = "subject")]
+    role: String,
+    /// Add everything to this case (repeatable).
+    #[arg(long = "case")]
+    cases: Vec<String>,
+    /// Read and check everything, archive nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    archived: u64,
+    duplicates: u64,
+    /// Items archived without text (extraction failed) or not archived at all.
+    failed: u64,
+    failures: Vec<Failure>,
+    bytes: u64,
+    seconds: f64,
+    dry_run: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Failure {
+    item: String,
+    reason: String,
+    /// Whether the original was archived all the same.
+    archived: bool,
+}
+
+enum Kind {
+    Email,
+    Mbox,
+    Document,
+}
+
+fn kind_of(path: &Path) -> Kind {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if ext == "eml" {
+        return Kind::Email;
+    }
+    if ext == "mbox" || ext == "mbx" {
+        return Kind::Mbox;
+    }
+    // Maildir: every file in cur/, new/ or tmp/ is one message.
+    if let Some(parent) = path.parent().and_then(|p| p.file_name())
+        && matches!(parent.to_str(), Some("cur" | "new" | "tmp"))
+    {
+        return Kind::Email;
+    }
+    let mut head = [0u8; 5];
+    if let Ok(mut f) = std::fs::File::open(path)
+        && f.read_exact(&mut head).is_ok()
+        && &head == b"From "
+    {
+        return Kind::Mbox;
+    }
+    Kind::Document
+}
+
+/// Every file under the inputs, in a stable order.
+fn walk(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = paths.iter().rev().cloned().collect();
+    while let Some(p) = stack.pop() {
+        let meta =
+            std::fs::symlink_metadata(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(&p)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            stack.extend(entries.into_iter().rev());
+        } else if meta.is_file() {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        n += k as u64;
+        h.update(&buf[..k]);
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+pub async fn import(
+    svc: Services,
+    actor: &str,
+    json: bool,
+    a: ImportArgs,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    if let Some(c) = &a.class {
+        crate::record::validate_class(c)?;
+    }
+    svc.load().await?;
+    let d = IngestDefaults {
+        class: a.class.clone(),
+        parties: a
+            .parties
+            .iter()
+            .map(|p| PartyLink {
+                party: p.clone(),
+                role: a.role.clone(),
+                reason: None,
+            })
+            .collect(),
+        cases: a.cases.clone(),
+    };
+    for l in &d.parties {
+        svc.parties.get(&l.party).await?;
+    }
+    let files = walk(&a.paths)?;
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        let b = ProgressBar::new(total_bytes);
+        if let Ok(s) = ProgressStyle::with_template(
+            "import {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+        ) {
+            b.set_style(s);
+        }
+        b
+    });
+    let mut s = Summary {
+        dry_run: a.dry_run,
+        ..Default::default()
+    };
+    let mut items = 0u64;
+    for f in &files {
+        let name = f.display().to_string();
+        match kind_of(f) {
+            Kind::Email => {
+                let raw = match std::fs::read(f) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        fail(&mut s, &name, e.to_string(), false);
+                        continue;
+                    }
+                };
+                email(&svc, actor, &d, a.dry_run, raw, &name, &mut s).await;
+                items += 1;
+            }
+            Kind::Mbox => {
+                let file = match std::fs::File::open(f) {
+                    Ok(file) => file,
+                    Err(e) => {
+                        fail(&mut s, &name, e.to_string(), false);
+                        continue;
+                    }
+                };
+                // Streams: one message in memory at a time.
+                let it = mail_parser::mailbox::mbox::MessageIterator::new(BufReader::new(file));
+                for (i, m) in it.enumerate() {
+                    let item = format!("{name}#{}", i + 1);
+                    match m {
+                        Ok(m) => {
+                            let mut raw = m.contents().to_vec();
+                            // The blank line before the next "From " belongs to the mbox.
+                            if raw.ends_with(b"\n\n") {
+                                raw.pop();
+                            }
+                            email(&svc, actor, &d, a.dry_run, raw, &item, &mut s).await;
+                            items += 1;
+                        }
+                        Err(e) => fail(&mut s, &item, e.to_string(), false),
+                    }
+                    if let Some(b) = &bar {
+                        b.set_message(format!("{items} items"));
+                    }
+                }
+            }
+            Kind::Document => {
+                document(&svc, actor, &d, a.dry_run, f, &name, &mut s).await;
+                items += 1;
+            }
+        }
+        if let Some(b) = &bar {
+            b.inc(std::fs::metadata(f).map(|m| m.len()).unwrap_or(0));
+            b.set_message(format!("{items} items"));
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    svc.archive.drain().await;
+    s.seconds = started.elapsed().as_secs_f64();
+    let hard = s.failures.iter().any(|f| !f.archived);
+    if json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else {
+        println!(
+            "{} {} archived, {} duplicates, {} failed, {:.1} MB in {:.1} s",
+            if s.dry_run { "dry run:" } else { "import:" },
+            s.archived,
+            s.duplicates,
+            s.failed,
+            s.bytes as f64 / 1e6,
+            s.seconds
+        );
+        for f in &s.failures {
+            println!(
+                "  {}: {}{}",
+                f.item,
+                f.reason,
+                if f.archived {
+                    " (original archived)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok(if hard {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn fail(s: &mut Summary, item: &str, reason: String, archived: bool) {
+    s.failed += 1;
+    s.failures.push(Failure {
+        item: item.to_string(),
+        reason,
+        archived,
+    });
+}
+
+async fn email(
+    svc: &Services,
+    actor: &str,
+    d: &IngestDefaults,
+    dry_run: bool,
+    raw: Vec<u8>,
+    item: &str,
+    s: &mut Summary,
+) {
+    let len = raw.len() as u64;
+    if dry_run {
+        let sha = crate::store::codec::sha256_hex(&raw);
+        if svc.catalog.records_with_sha(&sha).await.is_empty() {
+            s.archived += 1;
+            s.bytes += len;
+        } else {
+            s.duplicates += 1;
+        }
+        if let Err(reason) = crate::ingest::mail::parse(&raw) {
+            fail(s, item, format!("extraction failed: {reason}"), true);
+        }
+        return;
+    }
+    match svc.archive_email(actor, bytes::Bytes::from(raw), d).await {
+        Ok(o) if o.duplicate => s.duplicates += 1,
+        Ok(o) => {
+            s.archived += 1;
+            s.bytes += len;
+            if let Some(reason) = o.extraction_failed {
+                fail(s, item, format!("extraction failed: {reason}"), true);
+            }
+        }
+        Err(e) => fail(s, item, e.to_string(), false),
+    }
+}
+
+async fn document(
+    svc: &Services,
+    actor: &str,
+    d: &IngestDefaults,
+    dry_run: bool,
+    path: &Path,
+    item: &str,
+    s: &mut Summary,
+) {
+    let (sha, len) = match sha256_file(path) {
+        Ok(x) => x,
+        Err(e) => return fail(s, item, e.to_string(), false),
+    };
+    if !svc.catalog.records_with_sha(&sha).await.is_empty() {
+        s.duplicates += 1;
+        return;
+    }
+    if dry_run {
+        s.archived += 1;
+        s.bytes += len;
+        return;
+    }
+    let meta = NewRecord {
+        class: d.class.clone(),
+        parties: d.parties.clone(),
+        cases: d.cases.clone(),
+        file_name: path
+            .file_name()
+            .map(|n| crate::ingest::mail::sanitize_file_name(&n.to_string_lossy())),
+        ..Default::default()
+    };
+    match svc.archive.archive_file(actor, path, meta).await {
+        Ok(a) => {
+            svc.catalog.put_record(&a.revision).await;
+            s.archived += 1;
+            s.bytes += len;
+        }
+        Err(e) => fail(s, item, e.to_string(), false),
+    }
+}

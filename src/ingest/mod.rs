@@ -1,0 +1,4 @@
+//! Ingest (DESIGN §5): emails and mailboxes. The raw bytes are archived first, as the
+//! original; what parsing yields (headers, thread, text, attachments) is additional.
+
+pub mod mail;

@@ -1,0 +1,225 @@
+//! Ingest: real emails (Python's test corpus, found at run time), duplicates, mbox,
+//! Maildir and directory import.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use akte::archive::Archive;
+use akte::clock::SystemClock;
+use akte::service::{IngestDefaults, Services};
+use akte::store::Store;
+use futures::TryStreamExt;
+
+async fn services() -> Services {
+    let s = Services::new(Archive::new(
+        Store::open("memory://").unwrap(),
+        Arc::new(SystemClock),
+    ));
+    s.load().await.unwrap();
+    s
+}
+
+/// Python's `test/test_email/data`, or `None` (with a visible notice) where absent.
+fn python_email_samples() -> Option<PathBuf> {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import test,os;print(os.path.dirname(test.__file__))"])
+        .output()
+        .ok()?;
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("test_email/data");
+    if dir.join("msg_01.txt").exists() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: Python's email test corpus is not installed (python3 test package)");
+        None
+    }
+}
+
+async fn content(s: &Services, id: &str) -> Vec<u8> {
+    let (_, stream) = s.archive.open_content(id, None, None).await.unwrap();
+    let chunks: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
+    chunks.concat()
+}
+
+#[tokio::test]
+async fn python_sample_emails_are_archived_byte_exact_with_headers_and_attachments() {
+    let Some(dir) = python_email_samples() else {
+        return;
+    };
+    let s = services().await;
+    let d = IngestDefaults::default();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("msg_"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 40, "{} samples", files.len());
+    let mut by_name = std::collections::HashMap::new();
+    for f in &files {
+        let raw = std::fs::read(f).unwrap();
+        let o = s.archive_email("t", raw.clone().into(), &d).await.unwrap();
+        assert!(!o.duplicate || raw.is_empty(), "{}", f.display());
+        // The original is kept byte-exact.
+        assert_eq!(content(&s, &o.id).await, raw, "{}", f.display());
+        by_name.insert(f.file_name().unwrap().to_string_lossy().to_string(), o);
+    }
+    let o = &by_name["msg_04.txt"];
+    assert_eq!(o.subject.as_deref(), Some("a simple multipart"));
+    assert_eq!(
+        o.message_id.as_deref(),
+        Some("15261.36209.358846.118674@anthem.python.org")
+    );
+    let rec = s.archive.latest(&o.id).await.unwrap();
+    assert_eq!(rec.class, "email");
+    assert_eq!(rec.content.media_type, "message/rfc822");
+    assert!(rec.extra["from"].contains('@'), "{:?}", rec.extra);
+    // Attachments are records of their own, pointing to the email.
+    let names: Vec<String> =
+        futures::future::join_all(o.attachments.iter().map(|id| s.archive.latest(id)))
+            .await
+            .into_iter()
+            .map(|r| {
+                let r = r.unwrap();
+                assert_eq!(r.extra["parent"], o.id);
+                r.content.file_name.unwrap_or_default()
+            })
+            .collect();
+    assert!(names.contains(&"msg.txt".to_string()), "{names:?}");
+    let fish = &by_name["msg_07.txt"];
+    let gif = s.archive.latest(&fish.attachments[0]).await.unwrap();
+    assert_eq!(gif.content.file_name.as_deref(), Some("dingusfish.gif"));
+    assert_eq!(gif.content.media_type, "image/gif");
+    assert!(content(&s, &gif.id).await.starts_with(b"GIF8"));
+    let wibble = &by_name["msg_22.txt"];
+    assert!(wibble.attachments.len() >= 2);
+    // Same Message-ID, different bytes: both kept and marked related.
+    let first = &by_name["msg_01.txt"];
+    let third = &by_name["msg_03.txt"];
+    assert!(third.related.contains(&first.id), "{:?}", third.related);
+    let r3 = s.archive.latest(&third.id).await.unwrap();
+    assert!(r3.extra["related"].contains(&first.id));
+    // The same bytes again: a duplicate, nothing written.
+    let head = s.archive.journal().head_seq().await.unwrap();
+    let raw = std::fs::read(dir.join("msg_01.txt")).unwrap();
+    let again = s.archive_email("t", raw.into(), &d).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.id, first.id);
+    assert_eq!(s.archive.journal().head_seq().await.unwrap(), head);
+    // The index reads the message's text, not its MIME source.
+    let text = akte::extract::text_of(
+        "message/rfc822",
+        &std::fs::read(dir.join("msg_07.txt")).unwrap(),
+    );
+    assert!(text.contains("dingus"), "{text}");
+    assert!(text.contains("dingusfish.gif"));
+}
+
+#[tokio::test]
+async fn unparseable_messages_are_archived_with_the_reason() {
+    let s = services().await;
+    let raw = b"\x00\x01garbage without headers".to_vec();
+    let o = s
+        .archive_email("t", raw.clone().into(), &IngestDefaults::default())
+        .await
+        .unwrap();
+    assert!(o.extraction_failed.is_some());
+    assert_eq!(content(&s, &o.id).await, raw);
+    let r = s.archive.latest(&o.id).await.unwrap();
+    assert!(
+        r.extra["extraction"].starts_with("extraction failed"),
+        "{:?}",
+        r.extra
+    );
+}
+
+fn mbox_of(messages: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in messages {
+        out.extend_from_slice(b"From sender@example.com Thu Mar  6 10:00:00 2025\n");
+        for line in m.split_inclusive(|b| *b == b'\n') {
+            if line.starts_with(b"From ") {
+                out.push(b'>');
+            }
+            out.extend_from_slice(line);
+        }
+        out.extend_from_slice(b"\n");
+    }
+    out
+}
+
+#[test]
+fn import_walks_files_mbox_and_maildir_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("Mail/cur")).unwrap();
+    std::fs::create_dir_all(src.join("Mail/new")).unwrap();
+    let m1: &[u8] = b"From: a@example.com\nTo: b@example.com\nSubject: Angebot\nMessage-ID: <1@x>\n\nHallo,\nFrom here on we agree.\n";
+    let m2: &[u8] = b"From: b@example.com\nTo: a@example.com\nSubject: Re: Angebot\nMessage-ID: <2@x>\nIn-Reply-To: <1@x>\n\nDanke.\n";
+    let m3: &[u8] = b"From: c@example.com\nSubject: Rechnung\nMessage-ID: <3@x>\n\nAnbei.\n";
+    std::fs::write(src.join("box.mbox"), mbox_of(&[m1, m2, m3])).unwrap();
+    std::fs::write(src.join("Mail/cur/1700000000.1.host:2,S"), m1).unwrap(); // same as in the mbox
+    std::fs::write(
+        src.join("Mail/new/1700000001.2.host"),
+        b"From: d@example.com\nSubject: Neu\n\nneu\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("brief.eml"), m3).unwrap(); // same as in the mbox
+    std::fs::write(src.join("notiz.txt"), "Telefonnotiz: Rückruf erbeten").unwrap();
+    std::fs::write(src.join("leer.bin"), b"").unwrap();
+    std::fs::write(src.join("bad\u{7}name.txt"), "x").unwrap();
+
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_akte"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--json")
+            .args(args)
+            .env_remove("AKTE_STORE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let src_s = src.to_str().unwrap();
+    let dry = run(&["import", "--dry-run", src_s]);
+    assert_eq!(dry["dry_run"], true);
+    assert!(!data.join("journal").exists(), "a dry run writes nothing");
+
+    let first = run(&["import", src_s]);
+    // 3 mbox messages + 1 new Maildir message + notiz + leer + bad name; the Maildir copy
+    // of m1 and brief.eml (= m3) are the same bytes as in the mbox.
+    assert_eq!(first["archived"], 7, "{first}");
+    assert_eq!(first["duplicates"], 2, "{first}");
+    assert_eq!(first["failed"], 0, "{first}");
+    for k in ["archived", "duplicates", "failed", "bytes", "seconds"] {
+        assert!(first.get(k).is_some(), "summary lacks {k}");
+    }
+    // Again: nothing archived twice.
+    let second = run(&["import", src_s]);
+    assert_eq!(second["archived"], 0, "{second}");
+    assert_eq!(second["duplicates"], 9, "{second}");
+
+    // The mbox message kept its ">From" unquoted body line, byte-exact otherwise.
+    let found = std::process::Command::new(env!("CARGO_BIN_EXE_akte"))
+        .arg("--data")
+        .arg(&data)
+        .args(["--json", "search", "agree"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+    let id = v["hits"][0]["id"].as_str().unwrap().to_string();
+    let cat = std::process::Command::new(env!("CARGO_BIN_EXE_akte"))
+        .arg("--data")
+        .arg(&data)
+        .args(["cat", &id])
+        .output()
+        .unwrap();
+    assert_eq!(cat.stdout, m1);
+}
