@@ -246,3 +246,30 @@ a;b\r\n\
         assert!(parse(b"\x00\x01\x02 just bytes").is_err());
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut head = String::from("From: a@example.com\r\nSubject: deep\r\n");
+        let mut tail = String::new();
+        for i in 0..depth {
+            head.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+            ));
+            tail = format!("\r\n--b{i}--\r\n{tail}");
+        }
+        head.push_str("Content-Type: text/plain\r\n\r\ninnermost\r\n");
+        head.push_str(&tail);
+        head.into_bytes()
+    }
+
+    #[test]
+    fn a_mime_tree_thousands_deep_is_survived() {
+        for depth in [100, 1_000, 10_000] {
+            // Whatever the parser makes of it: no crash, no stack overflow.
+            let _ = parse(&nested(depth));
+        }
+    }
+}
