@@ -56,18 +56,9 @@ async fn post_email(
         crate::record::validate_class(c)?;
     }
     let role = p.string("role").unwrap_or_else(|| "subject".into());
-    let split = |v: Option<String>| -> Vec<String> {
-        v.map(|v| {
-            v.split(',')
-                .map(|x| x.trim().to_string())
-                .filter(|x| !x.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-    };
     let d = IngestDefaults {
         class,
-        parties: split(p.string("party"))
+        parties: super::records::list(&p, "party")
             .into_iter()
             .map(|party| PartyLink {
                 party,
@@ -75,7 +66,7 @@ async fn post_email(
                 reason: None,
             })
             .collect(),
-        cases: split(p.string("case")),
+        cases: super::records::list(&p, "case"),
     };
     let limit =
         MAX_MESSAGE.min(usize::try_from(state.config.max_upload_bytes).unwrap_or(MAX_MESSAGE));

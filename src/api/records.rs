@@ -205,7 +205,8 @@ const META_PARAMS: &[&str] = &[
     "to",
 ];
 
-fn list(p: &Params, name: &str) -> Vec<String> {
+/// A comma-separated query parameter as a list.
+pub(crate) fn list(p: &Params, name: &str) -> Vec<String> {
     p.string(name)
         .map(|v| {
             v.split(',')

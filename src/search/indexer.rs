@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::record::RecordRevision;
 use crate::retention::hold::{HoldRevision, HoldScope};
 use crate::service::Services;
-use crate::store::keys::{self, KeyKind, ObjectKind};
+use crate::store::keys::{self, ObjectKind};
 
 #[derive(Debug, Clone)]
 pub struct Indexer {
@@ -209,18 +209,7 @@ impl Indexer {
     async fn rebuild_locked(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<u64> {
         let head = self.svc.archive.journal().head_seq().await?;
         let store = self.svc.archive.store();
-        let metas = store
-            .list_sorted(&keys::kind_prefix(ObjectKind::Record))
-            .await?;
-        let mut latest: Vec<(String, u32)> = Vec::new();
-        for m in &metas {
-            if let KeyKind::Revision { id, rev, .. } = keys::classify(&m.location) {
-                match latest.last_mut() {
-                    Some((last, r)) if *last == id => *r = (*r).max(rev),
-                    _ => latest.push((id, rev)),
-                }
-            }
-        }
+        let latest = crate::audit::latest_keys(store, ObjectKind::Record).await?;
         let total = latest.len() as u64;
         let holds = self.svc.holds.all().await?;
         let index = self.index.clone();
@@ -229,10 +218,9 @@ impl Indexer {
         let mut indexed = 0u64;
         let mut batch = Vec::new();
         let mut docs = futures::stream::iter(latest)
-            .map(|(id, rev)| {
+            .map(|key| {
                 let holds = &holds;
                 async move {
-                    let key = keys::revision(ObjectKind::Record, &id, rev);
                     let bytes = store.get(&key).await?;
                     let r = self
                         .svc
