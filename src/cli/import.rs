@@ -176,6 +176,7 @@ pub async fn import(
         ..Default::default()
     };
     let mut items = 0u64;
+    let mut pending: Vec<(Vec<u8>, String)> = Vec::new();
     for f in &files {
         let name = f.display().to_string();
         match kind_of(f) {
@@ -187,8 +188,11 @@ pub async fn import(
                         continue;
                     }
                 };
-                email(&svc, actor, &d, a.dry_run, raw, &name, &mut s).await;
+                pending.push((raw, name.clone()));
                 items += 1;
+                if pending.len() >= BATCH {
+                    flush(&svc, actor, &d, a.dry_run, &mut pending, &mut s).await;
+                }
             }
             Kind::Mbox => {
                 let file = match std::fs::File::open(f) {
@@ -209,8 +213,11 @@ pub async fn import(
                             if raw.ends_with(b"\n\n") {
                                 raw.pop();
                             }
-                            email(&svc, actor, &d, a.dry_run, raw, &item, &mut s).await;
+                            pending.push((raw, item));
                             items += 1;
+                            if pending.len() >= BATCH {
+                                flush(&svc, actor, &d, a.dry_run, &mut pending, &mut s).await;
+                            }
                         }
                         Err(e) => fail(&mut s, &item, e.to_string(), false),
                     }
@@ -220,6 +227,7 @@ pub async fn import(
                 }
             }
             Kind::Document => {
+                flush(&svc, actor, &d, a.dry_run, &mut pending, &mut s).await;
                 document(&svc, actor, &d, a.dry_run, f, &name, &mut s).await;
                 items += 1;
             }
@@ -229,6 +237,7 @@ pub async fn import(
             b.set_message(format!("{items} items"));
         }
     }
+    flush(&svc, actor, &d, a.dry_run, &mut pending, &mut s).await;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -276,39 +285,65 @@ fn fail(s: &mut Summary, item: &str, reason: String, archived: bool) {
     });
 }
 
-async fn email(
+/// Emails are archived this many at a time: their writes and fsyncs overlap.
+const PARALLEL: usize = 8;
+/// Messages collected before a batch is archived.
+const BATCH: usize = 64;
+
+/// Archives the collected emails, `PARALLEL` at once. Copies within the batch count as
+/// duplicates before anything is written; across batches the catalog finds them.
+async fn flush(
     svc: &Services,
     actor: &str,
     d: &IngestDefaults,
     dry_run: bool,
-    raw: Vec<u8>,
-    item: &str,
+    pending: &mut Vec<(Vec<u8>, String)>,
     s: &mut Summary,
 ) {
-    let len = raw.len() as u64;
-    if dry_run {
-        let sha = crate::store::codec::sha256_hex(&raw);
-        if svc.catalog.records_with_sha(&sha).await.is_empty() {
-            s.archived += 1;
-            s.bytes += len;
+    use futures::StreamExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut unique = Vec::new();
+    for (raw, item) in pending.drain(..) {
+        if seen.insert(crate::store::codec::sha256_hex(&raw)) {
+            unique.push((raw, item));
         } else {
             s.duplicates += 1;
         }
-        if let Err(reason) = crate::ingest::mail::parse(&raw) {
-            fail(s, item, format!("extraction failed: {reason}"), true);
-        }
-        return;
     }
-    match svc.archive_email(actor, bytes::Bytes::from(raw), d).await {
-        Ok(o) if o.duplicate => s.duplicates += 1,
-        Ok(o) => {
-            s.archived += 1;
-            s.bytes += len;
-            if let Some(reason) = o.extraction_failed {
-                fail(s, item, format!("extraction failed: {reason}"), true);
+    let outcomes: Vec<(
+        String,
+        u64,
+        std::result::Result<(bool, Option<String>), String>,
+    )> = futures::stream::iter(unique)
+        .map(|(raw, item)| async move {
+            let len = raw.len() as u64;
+            let r = if dry_run {
+                let sha = crate::store::codec::sha256_hex(&raw);
+                let dup = !svc.catalog.records_with_sha(&sha).await.is_empty();
+                Ok((dup, crate::ingest::mail::parse(&raw).err()))
+            } else {
+                svc.archive_email(actor, bytes::Bytes::from(raw), d)
+                    .await
+                    .map(|o| (o.duplicate, o.extraction_failed))
+                    .map_err(|e| e.to_string())
+            };
+            (item, len, r)
+        })
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    for (item, len, r) in outcomes {
+        match r {
+            Ok((true, _)) => s.duplicates += 1,
+            Ok((false, failed)) => {
+                s.archived += 1;
+                s.bytes += len;
+                if let Some(reason) = failed {
+                    fail(s, &item, format!("extraction failed: {reason}"), true);
+                }
             }
+            Err(e) => fail(s, &item, e, false),
         }
-        Err(e) => fail(s, item, e.to_string(), false),
     }
 }
 
