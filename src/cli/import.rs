@@ -290,6 +290,9 @@ const PARALLEL: usize = 8;
 /// Messages collected before a batch is archived.
 const BATCH: usize = 64;
 
+/// Per email: (duplicate, why extraction failed), or why it could not be archived.
+type Outcome = std::result::Result<(bool, Option<String>), String>;
+
 /// Archives the collected emails, `PARALLEL` at once. Copies within the batch count as
 /// duplicates before anything is written; across batches the catalog finds them.
 async fn flush(
@@ -310,11 +313,7 @@ async fn flush(
             s.duplicates += 1;
         }
     }
-    let outcomes: Vec<(
-        String,
-        u64,
-        std::result::Result<(bool, Option<String>), String>,
-    )> = futures::stream::iter(unique)
+    let outcomes: Vec<(String, u64, Outcome)> = futures::stream::iter(unique)
         .map(|(raw, item)| async move {
             let len = raw.len() as u64;
             let r = if dry_run {
