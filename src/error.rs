@@ -105,6 +105,8 @@ pub enum Error {
     TooLarge { limit: u64 },
     #[error("search index: {0}")]
     Index(String),
+    #[error("the search index in {dir} is in use by another process (a running server?)")]
+    IndexInUse { dir: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -128,7 +130,7 @@ impl Error {
                 ErrorKind::Unavailable
             }
             Error::TooLarge { .. } => ErrorKind::TooLarge,
-            Error::Index(_) => ErrorKind::Unavailable,
+            Error::Index(_) | Error::IndexInUse { .. } => ErrorKind::Unavailable,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

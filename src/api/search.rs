@@ -233,18 +233,9 @@ async fn run(
             async move {
                 let b = state.svc.catalog.record(&h.id).await?;
                 let (mut title_html, mut snippet) = (None, None);
-                if snippets && let Ok(rev) = state.archive.latest(&h.id).await {
-                    let text = crate::extract::record_text_upto(
-                        &state.archive,
-                        &rev,
-                        crate::extract::SNIPPET_SOURCE,
-                    )
-                    .await
-                    .unwrap_or_default();
-                    if let Ok((t, s)) = indexer.index.snippet(r, h.lang, &rev.title, &text) {
-                        title_html = Some(t);
-                        snippet = (!s.is_empty()).then_some(s);
-                    }
+                if snippets && let Some((t, s)) = indexer.snippets(r, &h).await {
+                    title_html = Some(t);
+                    snippet = (!s.is_empty()).then_some(s);
                 }
                 Some(SearchHit {
                     id: b.id,

@@ -153,8 +153,12 @@ pub async fn import(
             .collect(),
         cases: a.cases.clone(),
     };
+    // Checked once here; documents are archived straight from their files.
     for l in &d.parties {
         svc.parties.get(&l.party).await?;
+    }
+    for c in &d.cases {
+        svc.cases.get(c).await?;
     }
     let files = walk(&a.paths)?;
     let total_bytes: u64 = files

@@ -55,8 +55,8 @@ pub struct SearchArgs {
 fn open(dir: &Path) -> anyhow::Result<(SearchIndex, bool)> {
     match SearchIndex::open(dir, false) {
         Ok(i) => Ok((i, true)),
-        Err(Error::Index(msg)) if msg.contains("in use") => {
-            eprintln!("akte: {msg}; searching its last commit");
+        Err(e @ Error::IndexInUse { .. }) => {
+            eprintln!("akte: {e}; searching its last commit");
             Ok((SearchIndex::open(dir, true)?, false))
         }
         Err(e) => Err(e.into()),
@@ -108,23 +108,11 @@ pub async fn search(
         let Some(b) = svc.catalog.record(&h.id).await else {
             continue;
         };
-        let snippet = match svc.archive.latest(&h.id).await {
-            Ok(rev) => {
-                let text = crate::extract::record_text_upto(
-                    &svc.archive,
-                    &rev,
-                    crate::extract::SNIPPET_SOURCE,
-                )
-                .await
-                .unwrap_or_default();
-                indexer
-                    .index
-                    .snippet(&r, h.lang, &rev.title, &text)
-                    .map(|(_, s)| s)
-                    .unwrap_or_default()
-            }
-            Err(_) => String::new(),
-        };
+        let snippet = indexer
+            .snippets(&r, h)
+            .await
+            .map(|(_, s)| s)
+            .unwrap_or_default();
         hits.push((b, h.score, snippet));
     }
     if json {
@@ -172,8 +160,8 @@ pub async fn reindex(svc: Services, index_dir: &Path, json: bool) -> anyhow::Res
     let started = std::time::Instant::now();
     svc.load().await?;
     let index = SearchIndex::open(index_dir, false).map_err(|e| match e {
-        Error::Index(msg) if msg.contains("in use") => {
-            anyhow::anyhow!("{msg}: stop the server before `akte reindex`")
+        e @ Error::IndexInUse { .. } => {
+            anyhow::anyhow!("{e}: stop the server before `akte reindex`")
         }
         e => e.into(),
     })?;

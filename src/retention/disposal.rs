@@ -126,6 +126,18 @@ impl Disposals {
     /// Names of active holds covering `r`.
     /// `holds` is every hold (`Holds::all`), loaded once by the caller for a whole batch.
     pub async fn held_by(&self, holds: &[HoldRevision], r: &RecordRevision) -> Result<Vec<String>> {
+        // Only party-scoped holds need merged parties resolved (a read each); without
+        // one active, decide from the record alone.
+        let party_scoped = holds
+            .iter()
+            .any(|h| h.active && matches!(h.scope, super::hold::HoldScope::Party { .. }));
+        if !party_scoped {
+            return Ok(holds
+                .iter()
+                .filter(|h| h.covers(r, &|id| id.to_string()))
+                .map(|h| h.name.clone())
+                .collect());
+        }
         let mut ids: BTreeSet<String> = r.parties.iter().map(|l| l.party.clone()).collect();
         for h in holds {
             if let super::hold::HoldScope::Party { id } = &h.scope {

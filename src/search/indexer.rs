@@ -102,6 +102,21 @@ impl Indexer {
         })
     }
 
+    /// The highlighted title and text excerpt of one hit: reads its latest revision and
+    /// at most `SNIPPET_SOURCE` bytes of its content. `None` when the record is gone.
+    pub async fn snippets(
+        &self,
+        r: &super::SearchRequest,
+        hit: &super::Hit,
+    ) -> Option<(String, String)> {
+        let archive = &self.svc.archive;
+        let rev = archive.latest(&hit.id).await.ok()?;
+        let text = crate::extract::record_text_upto(archive, &rev, crate::extract::SNIPPET_SOURCE)
+            .await
+            .unwrap_or_default();
+        self.index.snippet(r, hit.lang, &rev.title, &text).ok()
+    }
+
     /// Re-reads one record and puts (or removes) its document.
     async fn refresh(&self, id: &str, holds: &[HoldRevision]) -> Result<()> {
         match self.svc.archive.latest(id).await {

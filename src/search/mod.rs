@@ -353,12 +353,11 @@ impl SearchIndex {
             let w: IndexWriter = index
                 .writer_with_num_threads(threads, WRITER_HEAP)
                 .map_err(|e| match e {
-                    tantivy::TantivyError::LockFailure(..) => Error::Index(format!(
-                        "the search index{} is in use by another process (a running server?)",
-                        dir.as_ref()
-                            .map(|d| format!(" in {}", d.display()))
-                            .unwrap_or_default()
-                    )),
+                    tantivy::TantivyError::LockFailure(..) => Error::IndexInUse {
+                        dir: dir
+                            .as_ref()
+                            .map_or("memory".into(), |d| d.display().to_string()),
+                    },
                     e => tv(e),
                 })?;
             let mut policy = tantivy::merge_policy::LogMergePolicy::default();
