@@ -17,7 +17,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 
 use crate::audit::{
     self,
-    journal::{Journal, JournalEntry},
+    journal::{Draft, Journal, JournalEntry, Subject},
 };
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -27,6 +27,14 @@ use crate::store::Store;
 use crate::store::blob::{self, BlobRef};
 use crate::store::codec;
 use crate::store::keys::{self, ObjectKind};
+
+/// A record written but not committed yet (see [`Archive::stage`]).
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub archived: Archived,
+    /// SHA-256 of the stored revision's bytes, which the journal entry commits to.
+    digest: String,
+}
 
 /// Metadata for a new record.
 #[derive(Debug, Clone, Default)]
@@ -132,20 +140,27 @@ impl Archive {
     }
 
     /// Moves title, file name and extras into the block sealed with the record's key.
-    async fn seal_meta(&self, mut r: RecordRevision) -> Result<RecordRevision> {
+    async fn seal_meta(&self, r: RecordRevision) -> Result<RecordRevision> {
         if r.tombstone.is_some() {
+            return Self::seal_with(r, None);
+        }
+        let key = self.keys.get_or_create(&Self::record_key_id(&r.id)).await?;
+        Self::seal_with(r, Some(&key))
+    }
+
+    fn seal_with(mut r: RecordRevision, key: Option<&[u8; 32]>) -> Result<RecordRevision> {
+        let Some(key) = key else {
             r.sealed = None;
             return Ok(r);
-        }
+        };
         let meta = record::SealedMeta {
             title: std::mem::take(&mut r.title),
             file_name: r.content.file_name.take(),
             extra: std::mem::take(&mut r.extra),
         };
         let kid = Self::record_key_id(&r.id);
-        let key = self.keys.get_or_create(&kid).await?;
         r.sealed = Some(crate::party::crypt::seal(
-            &key,
+            key,
             &kid,
             &codec::encode(&meta)?,
         )?);
@@ -195,40 +210,27 @@ impl Archive {
         &self.clock
     }
 
-    /// Archives the bytes of `input` as a new record.
-    pub async fn archive<S, E>(&self, actor: &str, input: S, meta: NewRecord) -> Result<Archived>
-    where
-        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
-        E: Into<Error>,
-    {
-        let class = meta.class.unwrap_or_else(|| DEFAULT_CLASS.to_string());
-        record::validate_class(&class)?;
-        let title = meta
-            .title
-            .or_else(|| meta.file_name.clone())
-            .unwrap_or_default();
-        record::validate_title(&title)?;
-        let id = self.clock.new_id().to_string();
+    /// A fresh record id (time-ordered).
+    pub fn new_id(&self) -> String {
+        self.clock.new_id().to_string()
+    }
 
-        // Peek at the first chunk for media-type sniffing without buffering the rest.
-        let mut input = input;
-        let first = input.try_next().await.map_err(Into::into)?;
-        let media_type = match meta.media_type {
-            Some(m) => validate_media_type(&m)?,
-            None => record::guess_media_type(
-                meta.file_name.as_deref(),
-                first.as_deref().unwrap_or_default(),
-            ),
-        };
-        let rest =
-            futures::stream::iter(first.map(Ok::<Bytes, Error>)).chain(input.map_err(Into::into));
-        let blob = blob::put_stream(&self.store, &id, Box::pin(rest)).await?;
-
+    /// The first revision of a new record over `blob`; `media_type` is the checked or
+    /// sniffed one.
+    fn first_revision(
+        &self,
+        actor: &str,
+        id: String,
+        blob: &BlobRef,
+        media_type: String,
+        meta: NewRecord,
+    ) -> Result<RecordRevision> {
+        let (class, title) = Self::class_and_title(&meta)?;
         let now = self.clock.now();
         let trigger = meta.document_date.unwrap_or(now.date_naive());
-        let revision = RecordRevision {
+        Ok(RecordRevision {
             format: record::FORMAT,
-            id: id.clone(),
+            id,
             rev: 1,
             prev_hash: None,
             retention: self.catalogue.compute(&class, trigger),
@@ -240,14 +242,155 @@ impl Archive {
             actor: actor.to_string(),
             change: "created".into(),
             reason: None,
-            content: content_ref(&blob, media_type, meta.file_name, 1),
+            content: content_ref(blob, media_type, meta.file_name, 1),
             parties: meta.parties,
             holds: vec![],
             cases: meta.cases,
             extra: meta.extra,
             tombstone: None,
             sealed: None,
+        })
+    }
+
+    /// Class and title of a new record, checked.
+    fn class_and_title(meta: &NewRecord) -> Result<(String, String)> {
+        let class = meta
+            .class
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CLASS.to_string());
+        record::validate_class(&class)?;
+        let title = meta
+            .title
+            .clone()
+            .or_else(|| meta.file_name.clone())
+            .unwrap_or_default();
+        record::validate_title(&title)?;
+        Ok((class, title))
+    }
+
+    /// Writes a new record's blob, key and first revision *without* committing it: the
+    /// record does not exist until [`Archive::commit_staged`] has journaled it, and
+    /// nothing may report it archived before. The writes are deferred (on the local
+    /// store, no fsync each): a batch shares one sync, then one journal entry.
+    ///
+    /// `id` comes from [`Archive::new_id`], so that a caller can name the record (an
+    /// email's attachments name their parent) before it is staged.
+    pub async fn stage(
+        &self,
+        actor: &str,
+        id: String,
+        bytes: Bytes,
+        meta: NewRecord,
+    ) -> Result<Staged> {
+        Self::class_and_title(&meta)?;
+        validate_id(&id)?;
+        let media_type = match &meta.media_type {
+            Some(m) => validate_media_type(m)?,
+            None => record::guess_media_type(meta.file_name.as_deref(), &bytes),
         };
+        let blob = if bytes.len() <= blob::INLINE_LIMIT {
+            blob::put_inline(&self.store, codec::sha256_hex(&bytes), bytes, true).await?
+        } else {
+            let one = futures::stream::once(async move { Ok::<_, Error>(bytes) });
+            blob::put_stream(&self.store, &id, Box::pin(one)).await?
+        };
+        let revision = self.first_revision(actor, id.clone(), &blob, media_type, meta)?;
+        let key = self
+            .keys
+            .create_fresh(&Self::record_key_id(&id), true)
+            .await?;
+        let sealed = Self::seal_with(revision.clone(), Some(&key))?;
+        let bytes = sealed.encode()?;
+        let digest = codec::sha256_hex(&bytes);
+        if self
+            .store
+            .put_new_deferred(&keys::record_rev(&id, 1), Bytes::from(bytes))
+            .await?
+            == crate::store::Created::Existed
+        {
+            return Err(Error::RevisionConflict { id, rev: 1 });
+        }
+        Ok(Staged {
+            archived: Archived {
+                id,
+                rev: 1,
+                sha256: blob.sha256,
+                size: blob.size,
+                new_blob: blob.new,
+                retain_until: revision.retention.retain_until,
+                journal_seq: 0,
+                revision,
+            },
+            digest,
+        })
+    }
+
+    /// Commits staged records (group commit): one sync makes their blobs, keys and
+    /// revisions durable, then one journal entry names every revision with its digest.
+    /// Only when that entry is durable are the records archived and returned.
+    ///
+    /// Runs in its own task, like [`Archive::commit`]: a caller that goes away does not
+    /// leave a synced batch without its entry.
+    pub async fn commit_staged(&self, actor: &str, staged: Vec<Staged>) -> Result<Vec<Archived>> {
+        if staged.is_empty() {
+            return Ok(vec![]);
+        }
+        let subjects = staged
+            .iter()
+            .map(|s| Subject {
+                kind: "record".into(),
+                id: s.archived.id.clone(),
+                rev: Some(1),
+                digest: Some(s.digest.clone()),
+            })
+            .collect::<Vec<_>>();
+        let draft = Draft {
+            actor: actor.to_string(),
+            action: "record.create".into(),
+            detail: Some(format!("group commit of {} records", subjects.len())),
+            subjects,
+            payload_digest: None,
+        };
+        let (store, journal) = (self.store.clone(), self.journal.clone());
+        let task = self.commits.spawn(async move {
+            store.sync_deferred().await?;
+            journal.append(draft).await
+        });
+        let entry = task
+            .await
+            .map_err(|e| Error::Internal(format!("commit task: {e}")))??;
+        Ok(staged
+            .into_iter()
+            .map(|s| Archived {
+                journal_seq: entry.seq,
+                ..s.archived
+            })
+            .collect())
+    }
+
+    /// Archives the bytes of `input` as a new record.
+    pub async fn archive<S, E>(&self, actor: &str, input: S, meta: NewRecord) -> Result<Archived>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: Into<Error>,
+    {
+        Self::class_and_title(&meta)?;
+        let id = self.clock.new_id().to_string();
+
+        // Peek at the first chunk for media-type sniffing without buffering the rest.
+        let mut input = input;
+        let first = input.try_next().await.map_err(Into::into)?;
+        let media_type = match &meta.media_type {
+            Some(m) => validate_media_type(m)?,
+            None => record::guess_media_type(
+                meta.file_name.as_deref(),
+                first.as_deref().unwrap_or_default(),
+            ),
+        };
+        let rest =
+            futures::stream::iter(first.map(Ok::<Bytes, Error>)).chain(input.map_err(Into::into));
+        let blob = blob::put_stream(&self.store, &id, Box::pin(rest)).await?;
+        let revision = self.first_revision(actor, id.clone(), &blob, media_type, meta)?;
         let entry = self.commit(revision.clone(), "record.create", None).await?;
         Ok(Archived {
             id,
@@ -729,6 +872,7 @@ impl Archive {
                 kind: "record".into(),
                 id: id.to_string(),
                 rev: None,
+                digest: None,
             }],
             payload_digest: None,
             detail: Some(format!("{what}: {e}")),

@@ -45,6 +45,10 @@ pub struct SubjectView {
     pub kind: String,
     pub id: String,
     pub rev: Option<u32>,
+    /// SHA-256 of the revision written, when one entry committed several (an import's
+    /// group commit); otherwise the entry's `payload_digest` covers its one subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl From<JournalEntry> for EntryView {
@@ -61,6 +65,7 @@ impl From<JournalEntry> for EntryView {
                     kind: s.kind,
                     id: s.id,
                     rev: s.rev,
+                    digest: s.digest,
                 })
                 .collect(),
             payload_digest: e.payload_digest,
@@ -271,6 +276,7 @@ async fn start_verify(State(state): State<AppState>, caller: Caller) -> ApiResul
                     kind: "verify-job".into(),
                     id: runner.snapshot().id,
                     rev: None,
+                    digest: None,
                 }],
                 payload_digest: None,
                 detail: Some(detail),

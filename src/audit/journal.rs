@@ -31,6 +31,11 @@ pub struct Subject {
     pub id: String,
     /// The revision the entry made or touched, where there is one.
     pub rev: Option<u32>,
+    /// SHA-256 (hex) of that revision's bytes, in an entry that wrote several revisions
+    /// at once (a group commit). Absent otherwise, and then not encoded at all, so that
+    /// entries written before the field existed keep their bytes and hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl Subject {
@@ -39,6 +44,17 @@ impl Subject {
             kind: "record".into(),
             id: id.to_string(),
             rev: Some(rev),
+            digest: None,
+        }
+    }
+
+    /// A subject without a revision (reads, refusals, acts on a whole object).
+    pub fn about(kind: &str, id: &str) -> Subject {
+        Subject {
+            kind: kind.to_string(),
+            id: id.to_string(),
+            rev: None,
+            digest: None,
         }
     }
 }
@@ -98,6 +114,20 @@ impl JournalEntry {
             });
         }
         codec::chain_hash(&self.prev_hash, &self.body_bytes()?)
+    }
+
+    /// The revisions this entry wrote, each with the SHA-256 of its bytes: the one subject
+    /// of an entry with a `payload_digest`, or every subject carrying a `digest` (a group
+    /// commit). Reads, refusals and other acts wrote none.
+    pub fn written(&self) -> Vec<(&Subject, u32, &str)> {
+        match (self.subjects.as_slice(), &self.payload_digest) {
+            ([s], Some(d)) => s.rev.map(|r| vec![(s, r, d.as_str())]).unwrap_or_default(),
+            _ => self
+                .subjects
+                .iter()
+                .filter_map(|s| Some((s, s.rev?, s.digest.as_deref()?)))
+                .collect(),
+        }
     }
 
     pub fn decode(key: &str, bytes: &[u8]) -> Result<JournalEntry> {

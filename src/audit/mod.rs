@@ -43,6 +43,7 @@ pub async fn commit_revision(
                 kind: kind.subject().to_string(),
                 id: id.to_string(),
                 rev: Some(rev),
+                digest: None,
             }],
             payload_digest: Some(digest),
             detail,

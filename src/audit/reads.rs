@@ -108,6 +108,7 @@ async fn flush(journal: &Journal, batch: Vec<ReadEvent>) {
                 .to_string(),
                 id: e.record_id.clone(),
                 rev: Some(e.rev),
+                digest: None,
             })
             .collect();
         let draft = Draft {

@@ -461,12 +461,12 @@ async fn check_journal(
         if entry.action == "party.erase" {
             erased.extend(entry.subjects.iter().map(|s| s.id.clone()));
         }
-        // An entry that wrote a revision names exactly that revision and carries the digest
-        // of its bytes; reads and other acts carry no payload digest.
-        if let ([s], Some(d)) = (entry.subjects.as_slice(), &entry.payload_digest)
-            && let (Some(kind), Some(rev)) = (ObjectKind::from_subject(&s.kind), s.rev)
-        {
-            journaled.insert((kind, s.id.clone(), rev), d.clone());
+        // An entry that wrote revisions names them with the digests of their bytes (one in
+        // `payload_digest`, or several in a group commit); reads and other acts name none.
+        for (s, rev, d) in entry.written() {
+            if let Some(kind) = ObjectKind::from_subject(&s.kind) {
+                journaled.insert((kind, s.id.clone(), rev), d.to_string());
+            }
         }
         prev = Some(entry.hash);
     }
@@ -705,6 +705,7 @@ pub async fn repair(
                         kind: u.kind.clone(),
                         id: u.id.clone(),
                         rev: Some(u.rev),
+                        digest: None,
                     }],
                     payload_digest: Some(u.digest.clone()),
                     detail: Some(

@@ -517,11 +517,11 @@ impl Catalog {
             let Some(last) = entries.last() else { break };
             let next_seq = last.seq;
             for e in entries {
-                if let ([s], Some(_)) = (e.subjects.as_slice(), &e.payload_digest)
-                    && let (Some(kind), Some(rev)) = (ObjectKind::from_subject(&s.kind), s.rev)
-                {
-                    let l = self.load(kind, s.id.clone(), rev).await?;
-                    apply(&mut *self.state.write().await, l);
+                for (s, rev, _) in e.written() {
+                    if let Some(kind) = ObjectKind::from_subject(&s.kind) {
+                        let l = self.load(kind, s.id.clone(), rev).await?;
+                        apply(&mut *self.state.write().await, l);
+                    }
                 }
             }
             seq = next_seq;

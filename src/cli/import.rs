@@ -14,6 +14,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::archive::NewRecord;
+use crate::ingest::batch::Incoming;
 use crate::record::PartyLink;
 use crate::service::{IngestDefaults, Services};
 
@@ -180,7 +181,7 @@ pub async fn import(
         ..Default::default()
     };
     let mut items = 0u64;
-    let mut pending: Vec<(Vec<u8>, String)> = Vec::new();
+    let mut pending = Pending::default();
     for f in &files {
         let name = f.display().to_string();
         match kind_of(f) {
@@ -192,9 +193,9 @@ pub async fn import(
                         continue;
                     }
                 };
-                pending.push((raw, name.clone()));
+                pending.push(Incoming::Email(raw.into()), name.clone());
                 items += 1;
-                if pending.len() >= BATCH {
+                if pending.full() {
                     flush(&svc, actor, &d, a.dry_run, &mut pending, &mut s).await;
                 }
             }
@@ -217,28 +218,49 @@ pub async fn import(
                             if raw.ends_with(b"\n\n") {
                                 raw.pop();
                             }
-                            pending.push((raw, item));
+                            pending.push(Incoming::Email(raw.into()), item);
                             items += 1;
-                            if pending.len() >= BATCH {
+                            if pending.full() {
                                 flush(&svc, actor, &d, a.dry_run, &mut pending, &mut s).await;
                             }
                         }
                         Err(e) => fail(&mut s, &item, e.to_string(), false),
                     }
                     if let Some(b) = &bar {
-                        b.set_message(format!("{items} items"));
+                        b.set_message(rate(items, started));
                     }
                 }
             }
             Kind::Document => {
-                flush(&svc, actor, &d, a.dry_run, &mut pending, &mut s).await;
-                document(&svc, actor, &d, a.dry_run, f, &name, &mut s).await;
+                let small = std::fs::metadata(f)
+                    .is_ok_and(|m| m.len() <= crate::store::blob::INLINE_LIMIT as u64);
+                if small && !a.dry_run {
+                    match std::fs::read(f) {
+                        Ok(bytes) => {
+                            let file_name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+                            pending.push(
+                                Incoming::Document {
+                                    bytes: bytes.into(),
+                                    file_name,
+                                },
+                                name.clone(),
+                            );
+                            if pending.full() {
+                                flush(&svc, actor, &d, a.dry_run, &mut pending, &mut s).await;
+                            }
+                        }
+                        Err(e) => fail(&mut s, &name, e.to_string(), false),
+                    }
+                } else {
+                    // Large files stream from disk, one at a time.
+                    document(&svc, actor, &d, a.dry_run, f, &name, &mut s).await;
+                }
                 items += 1;
             }
         }
         if let Some(b) = &bar {
             b.inc(std::fs::metadata(f).map(|m| m.len()).unwrap_or(0));
-            b.set_message(format!("{items} items"));
+            b.set_message(rate(items, started));
         }
     }
     flush(&svc, actor, &d, a.dry_run, &mut pending, &mut s).await;
@@ -289,63 +311,87 @@ fn fail(s: &mut Summary, item: &str, reason: String, archived: bool) {
     });
 }
 
-/// Emails are archived this many at a time: their writes and fsyncs overlap.
-const PARALLEL: usize = 8;
-/// Messages collected before a batch is archived.
-const BATCH: usize = 64;
+/// Items collected before a batch is archived (one group commit)…
+const BATCH: usize = 256;
+/// …or this many bytes, whichever comes first: memory stays bounded whatever the
+/// size of the mailbox.
+const BATCH_BYTES: usize = 32 * 1024 * 1024;
 
-/// Per email: (duplicate, why extraction failed), or why it could not be archived.
-type Outcome = std::result::Result<(bool, Option<String>), String>;
+/// Items waiting for the next batch.
+#[derive(Default)]
+struct Pending {
+    items: Vec<(Incoming, String)>,
+    bytes: usize,
+}
 
-/// Archives the collected emails, `PARALLEL` at once. Copies within the batch count as
-/// duplicates before anything is written; across batches the catalog finds them.
+impl Pending {
+    fn push(&mut self, item: Incoming, name: String) {
+        self.bytes += match &item {
+            Incoming::Email(b) | Incoming::Document { bytes: b, .. } => b.len(),
+        };
+        self.items.push((item, name));
+    }
+
+    fn full(&self) -> bool {
+        self.items.len() >= BATCH || self.bytes >= BATCH_BYTES
+    }
+}
+
+fn rate(items: u64, started: Instant) -> String {
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    format!("{items} items, {:.0} items/s", items as f64 / secs)
+}
+
+/// Archives the collected items with one group commit (`Services::ingest`); copies
+/// within the batch and bytes archived before count as duplicates and write nothing.
 async fn flush(
     svc: &Services,
     actor: &str,
     d: &IngestDefaults,
     dry_run: bool,
-    pending: &mut Vec<(Vec<u8>, String)>,
+    pending: &mut Pending,
     s: &mut Summary,
 ) {
-    use futures::StreamExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut unique = Vec::new();
-    for (raw, item) in pending.drain(..) {
-        if seen.insert(crate::store::codec::sha256_hex(&raw)) {
-            unique.push((raw, item));
-        } else {
-            s.duplicates += 1;
-        }
+    pending.bytes = 0;
+    let (items, names): (Vec<Incoming>, Vec<String>) = pending.items.drain(..).unzip();
+    if items.is_empty() {
+        return;
     }
-    let outcomes: Vec<(String, u64, Outcome)> = futures::stream::iter(unique)
-        .map(|(raw, item)| async move {
-            let len = raw.len() as u64;
-            let r = if dry_run {
-                let sha = crate::store::codec::sha256_hex(&raw);
-                let dup = !svc.catalog.records_with_sha(&sha).await.is_empty();
-                Ok((dup, crate::ingest::mail::parse(&raw).err()))
-            } else {
-                svc.archive_email(actor, bytes::Bytes::from(raw), d)
-                    .await
-                    .map(|o| (o.duplicate, o.extraction_failed))
-                    .map_err(|e| e.to_string())
-            };
-            (item, len, r)
+    let lens: Vec<u64> = items
+        .iter()
+        .map(|i| match i {
+            Incoming::Email(b) | Incoming::Document { bytes: b, .. } => b.len() as u64,
         })
-        .buffer_unordered(PARALLEL)
-        .collect()
-        .await;
-    for (item, len, r) in outcomes {
+        .collect();
+    if dry_run {
+        let mut seen = std::collections::HashSet::new();
+        for ((item, name), len) in items.into_iter().zip(names).zip(lens) {
+            let Incoming::Email(raw) = item else { continue };
+            let sha = crate::store::codec::sha256_hex(&raw);
+            if !seen.insert(sha.clone()) || !svc.catalog.records_with_sha(&sha).await.is_empty() {
+                s.duplicates += 1;
+                continue;
+            }
+            s.archived += 1;
+            s.bytes += len;
+            if let Err(reason) = crate::ingest::mail::parse(&raw) {
+                fail(s, &name, format!("extraction failed: {reason}"), true);
+            }
+        }
+        return;
+    }
+    let outcomes = svc.ingest(actor, items, d).await;
+    for ((r, name), len) in outcomes.into_iter().zip(names).zip(lens) {
         match r {
-            Ok((true, _)) => s.duplicates += 1,
-            Ok((false, failed)) => {
+            Ok(o) if o.duplicate => s.duplicates += 1,
+            Ok(o) => {
                 s.archived += 1;
                 s.bytes += len;
-                if let Some(reason) = failed {
-                    fail(s, &item, format!("extraction failed: {reason}"), true);
+                if let Some(reason) = o.extraction_failed {
+                    fail(s, &name, format!("extraction failed: {reason}"), true);
                 }
             }
-            Err(e) => fail(s, &item, e, false),
+            Err(e) => fail(s, &name, e.to_string(), false),
         }
     }
 }

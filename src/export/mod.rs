@@ -152,10 +152,9 @@ async fn write_records<W: Write + Seek>(
     let seqs: Vec<u64> = entries
         .iter()
         .filter(|e| {
-            e.payload_digest.is_some()
-                && e.subjects.iter().any(|s| {
-                    s.kind == "record" && s.rev.is_some_and(|r| wanted.contains(&(s.id.clone(), r)))
-                })
+            e.written()
+                .iter()
+                .any(|(s, r, _)| s.kind == "record" && wanted.contains(&(s.id.clone(), *r)))
         })
         .map(|e| e.seq)
         .collect();
@@ -184,8 +183,9 @@ By hand:
    is sha256(bytes(prev_hash) || body), body = the entry's MessagePack map without the
    `hash` pair; each entry's prev_hash is the previous entry's hash.
 3. records/<id>/<rev>.mpk are record revisions exactly as stored. The SHA-256 of each
-   file equals the `payload_digest` of the journal entry whose subject is that record
-   and revision.
+   file equals the digest its journal entry committed: the entry's `payload_digest`
+   when that record and revision is its only subject, or the subject's own `digest`
+   when one entry committed several revisions (a group commit of an import).
 4. originals/<id>/v<N>-<name>: the SHA-256 of each original equals `content.sha256` of
    the revisions that reference it.
 ";
@@ -446,11 +446,10 @@ pub fn verify<R: Read + Seek>(input: R) -> Result<ExportCheck> {
                             .problems
                             .push(format!("{path}: does not link to the previous entry"));
                     }
-                    if let ([s], Some(d)) = (e.subjects.as_slice(), &e.payload_digest)
-                        && s.kind == "record"
-                        && let Some(rev) = s.rev
-                    {
-                        committed.insert((s.id.clone(), rev), d.clone());
+                    for (s, rev, d) in e.written() {
+                        if s.kind == "record" {
+                            committed.insert((s.id.clone(), rev), d.to_string());
+                        }
                     }
                     prev = Some(e.hash);
                 }

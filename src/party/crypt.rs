@@ -164,6 +164,29 @@ impl KeyStore {
 
     /// Destroys a party's key: crypto-shredding. Only `Parties::erase` calls this, after
     /// the erasure revision is journaled.
+    /// Creates the key of a new object (a record id just minted), skipping the lookup
+    /// `get_or_create` makes. With `deferred` the key file is durable only after the next
+    /// `Store::sync_deferred` (group commit). Not cached: a bulk import must not grow
+    /// memory with every record.
+    pub async fn create_fresh(&self, id: &str, deferred: bool) -> Result<[u8; 32]> {
+        let key = random::<32>()?;
+        let file = Bytes::from(codec::encode(&KeyFile {
+            format: 1,
+            party: id.to_string(),
+            key: hex::encode(key),
+        })?);
+        let path = keys::party_key(id);
+        let created = if deferred {
+            self.store.put_new_deferred(&path, file).await?
+        } else {
+            self.store.put_new(&path, file).await?
+        };
+        match created {
+            Created::New => Ok(key),
+            Created::Existed => Err(Error::Internal(format!("the key of {id} exists already"))),
+        }
+    }
+
     pub(crate) async fn destroy(&self, party: &str) -> Result<()> {
         self.cache.lock().await.remove(party);
         self.store.destroy_key(party).await

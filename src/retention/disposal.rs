@@ -231,6 +231,7 @@ impl Disposals {
                 kind: "record".into(),
                 id: i.clone(),
                 rev: None,
+                digest: None,
             })
             .collect()
     }
@@ -370,6 +371,7 @@ impl Disposals {
             kind: "disposal".into(),
             id: id.into(),
             rev: Some(req.rev),
+            digest: None,
         }];
         if req.state != DisposalState::Requested {
             return Err(Error::invalid(

@@ -57,12 +57,7 @@ where
 
     let Some(first) = spilled else {
         let sha256 = hex::encode(hasher.finalize());
-        let created = store.put_new(&keys::blob(&sha256), head.freeze()).await?;
-        return Ok(BlobRef {
-            sha256,
-            size,
-            new: created == Created::New,
-        });
+        return put_inline(store, sha256, head.freeze(), false).await;
     };
 
     // Phase 2: stream the rest through a staging object.
@@ -95,6 +90,52 @@ where
     let cleaned = store.delete_staging(&staging).await;
     let created = published?;
     cleaned?;
+    if created == Created::Existed {
+        // A large blob already there is checked by its size (cheap); a torn write from an
+        // unsynced batch would be shorter. It is healed from a fresh upload.
+        let have = store.head(&keys::blob(&sha256)).await?.map(|m| m.size);
+        if have != Some(size) {
+            return Err(Error::CorruptObject {
+                key: keys::blob(&sha256).to_string(),
+                reason: format!(
+                    "stored blob has {} bytes, its content has {size} (run `akte verify`)",
+                    have.unwrap_or(0)
+                ),
+            });
+        }
+    }
+    Ok(BlobRef {
+        sha256,
+        size,
+        new: created == Created::New,
+    })
+}
+
+/// Stores `bytes`, whose SHA-256 is `sha256`, as a blob. With `deferred` the write is
+/// durable only after the next `Store::sync_deferred` (group commit).
+///
+/// A blob that is already there is trusted only if its bytes hash to its name: a write
+/// torn by a crash before its batch was synced is healed with these bytes, so that
+/// deduplication never links a new record to damaged content.
+pub async fn put_inline(
+    store: &Store,
+    sha256: String,
+    bytes: Bytes,
+    deferred: bool,
+) -> Result<BlobRef> {
+    let key = keys::blob(&sha256);
+    let size = bytes.len() as u64;
+    let created = if deferred {
+        store.put_new_deferred(&key, bytes.clone()).await?
+    } else {
+        store.put_new(&key, bytes.clone()).await?
+    };
+    if created == Created::Existed {
+        let have = store.get(&key).await?;
+        if crate::store::codec::sha256_hex(&have) != sha256 {
+            store.heal_blob(&sha256, bytes).await?;
+        }
+    }
     Ok(BlobRef {
         sha256,
         size,
@@ -147,6 +188,31 @@ mod tests {
             .unwrap();
             assert!(!again.new, "second put of {len} bytes must dedup");
         }
+        let staged: Vec<_> = store.list_sorted(&keys::staging("")).await.unwrap();
+        assert!(staged.is_empty(), "staging must be cleaned up");
+    }
+
+    #[tokio::test]
+    async fn a_torn_blob_is_healed_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        let data = Bytes::from_static(b"the whole content of an attachment");
+        let sha = sha256_hex(&data);
+        // A crash before the batch was synced left the file short.
+        let path = dir.path().join(keys::blob(&sha).as_ref());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"the whole").unwrap();
+        let r = put_inline(&store, sha.clone(), data.clone(), true)
+            .await
+            .unwrap();
+        assert!(!r.new);
+        store.sync_deferred().await.unwrap();
+        assert_eq!(store.get(&keys::blob(&sha)).await.unwrap(), data);
+        // An intact blob is left as it is.
+        let again = put_inline(&store, sha.clone(), data.clone(), true)
+            .await
+            .unwrap();
+        assert!(!again.new);
         let staged: Vec<_> = store.list_sorted(&keys::staging("")).await.unwrap();
         assert!(staged.is_empty(), "staging must be cleaned up");
     }

@@ -1,0 +1,304 @@
+//! `cargo bench --bench import`: bulk import of a generated mail corpus.
+//!
+//! Generates AKTE_BENCH_EMAILS (default 20,000; the issue's full run is 100,000) emails of
+//! 2–50 KB of German/English business text, 10 % with a PDF or DOCX attachment, written
+//! once as an mbox and once as a directory of `.eml` files. Each is imported by the real
+//! binary (`akte --data DIR --json import …`) into a fresh local store.
+//!
+//! Baselines measured in the same run, on the same file system:
+//! - **fsync-bound small-file writes**: files of the corpus' mean size created, written
+//!   and fsynced one after another (what one durable write per email would cost);
+//! - **SHA-256**: the corpus hashed in memory (every byte is hashed at least once).
+//!
+//! Printed: emails/s and MB/s of each import, their ratio to both baselines, and the peak
+//! RSS of the import process (VmHWM, sampled every 20 ms). Goals (issue 5): ≥ 1,000
+//! emails/s on the 2-core machine with the local store; peak RSS < 500 MB for a 5 GB mbox
+//! (memory is bounded by the batch size, 32 MiB, not by the mailbox).
+
+#[path = "../tests/common/docs.rs"]
+mod docs;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+const WORDS: &str = "Rechnung Vertrag Lieferung Angebot Auftrag Bestellung Zahlung Kunde \
+Lieferant Preis Betrag Summe Frist Termin Mahnung Gutschrift Reklamation Ware Artikel Menge \
+Überweisung Umsatzsteuer Netto Brutto Rabatt Skonto Versand Straße Geschäftsführer Einkauf \
+Vereinbarung Kündigung Wartung Leistung Abnahme Prüfung Bericht Protokoll Anfrage Bestätigung \
+invoice contract delivery offer order payment customer supplier price amount deadline \
+reminder complaint goods quantity transfer discount shipping agreement maintenance report \
+die der und in zu den das nicht von mit the and of to for on with please regards";
+
+/// A small deterministic generator (no dependency, same corpus every run).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len() * 4 / 3 + data.len() / 57 * 2 + 4);
+    for (i, c) in data.chunks(3).enumerate() {
+        if i > 0 && i.is_multiple_of(19) {
+            out.push_str("\r\n");
+        }
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= c.len() {
+                out.push(T[((n >> (18 - 6 * k)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn text(rng: &mut Lcg, words: &[&str], bytes: usize) -> String {
+    let mut s = String::with_capacity(bytes + 64);
+    let mut line = 0;
+    while s.len() < bytes {
+        let w = words[rng.below(words.len() as u64) as usize];
+        s.push_str(w);
+        line += w.len() + 1;
+        if line > 70 {
+            s.push_str("\r\n");
+            line = 0;
+        } else {
+            s.push(' ');
+        }
+    }
+    s
+}
+
+fn email(rng: &mut Lcg, i: usize, words: &[&str]) -> Vec<u8> {
+    let size = 2_000 + rng.below(48_000) as usize;
+    let day = 1 + rng.below(28);
+    let mut m = format!(
+        "From: Kunde {k} <kunde{k}@firma{k}.example>\r\nTo: einkauf@akte.example\r\n\
+Subject: {} {i}\r\nDate: Tue, {day} Oct 2024 10:{:02}:00 +0200\r\n\
+Message-ID: <bench-{i}@firma.example>\r\nMIME-Version: 1.0\r\n",
+        words[rng.below(words.len() as u64) as usize],
+        rng.below(60),
+        k = rng.below(500),
+    );
+    let body = text(rng, words, size);
+    if i.is_multiple_of(10) {
+        let para = text(rng, words, 1_500);
+        let (name, media, bytes) = if i.is_multiple_of(20) {
+            ("rechnung.pdf", "application/pdf", docs::pdf(&[&para], None))
+        } else {
+            (
+                "angebot.docx",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                docs::docx(&[&para]),
+            )
+        };
+        m.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n\
+--b{i}\r\nContent-Type: {media}; name=\"{name}\"\r\nContent-Disposition: attachment; \
+filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b{i}--\r\n",
+            base64(&bytes)
+        ));
+    } else {
+        m.push_str(&format!(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
+        ));
+    }
+    m.into_bytes()
+}
+
+/// Peak RSS (kB) of a child, sampled from /proc while it runs.
+fn run_sampled(cmd: &mut Command) -> (std::process::Output, u64, Duration) {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn akte");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&status_path)
+            && let Some(line) = s.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kb: u64 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            peak = peak.max(kb);
+        }
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    (out, peak, started.elapsed())
+}
+
+fn fsync_rate(dir: &Path, size: usize, n: usize) -> f64 {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let data = vec![b'x'; size];
+    let t = Instant::now();
+    for i in 0..n {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dir.join(format!("f{i}")))
+            .expect("create");
+        f.write_all(&data).expect("write");
+        f.sync_all().expect("fsync");
+    }
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .expect("dir fsync");
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+struct Run {
+    name: &'static str,
+    emails: u64,
+    secs: f64,
+    bytes: u64,
+    peak_kb: u64,
+}
+
+fn import(bin: &str, data: &Path, input: &Path, name: &'static str) -> Run {
+    let (out, peak_kb, wall) = run_sampled(
+        Command::new(bin)
+            .arg("--data")
+            .arg(data)
+            .arg("--json")
+            .arg("import")
+            .arg(input),
+    );
+    assert!(
+        out.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary json");
+    let emails = v["archived"].as_u64().unwrap_or(0);
+    let failed = v["failed"].as_u64().unwrap_or(0);
+    assert_eq!(failed, 0, "no failures expected: {v}");
+    Run {
+        name,
+        emails,
+        secs: wall.as_secs_f64(),
+        bytes: v["bytes"].as_u64().unwrap_or(0),
+        peak_kb,
+    }
+}
+
+fn main() {
+    let n: usize = std::env::var("AKTE_BENCH_EMAILS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let bin = env!("CARGO_BIN_EXE_akte");
+    let root: PathBuf = std::env::var("AKTE_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir().join("akte-bench-import"));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("dir")).expect("bench dir");
+    let words: Vec<&str> = WORDS.split_whitespace().collect();
+
+    // The corpus, once as an mbox and once as a directory.
+    let t = Instant::now();
+    let mut rng = Lcg(20241001);
+    let mut mbox =
+        std::io::BufWriter::new(std::fs::File::create(root.join("corpus.mbox")).expect("mbox"));
+    let mut sha = Sha256::new();
+    let mut total = 0usize;
+    let mut sha_secs = 0.0;
+    for i in 0..n {
+        let m = email(&mut rng, i, &words);
+        total += m.len();
+        let h = Instant::now();
+        sha.update(&m);
+        sha_secs += h.elapsed().as_secs_f64();
+        mbox.write_all(b"From bench@akte.example Tue Oct  1 10:00:00 2024\n")
+            .expect("write");
+        mbox.write_all(&m).expect("write");
+        mbox.write_all(b"\n").expect("write");
+        std::fs::write(root.join("dir").join(format!("{i:07}.eml")), &m).expect("eml");
+    }
+    mbox.flush().expect("flush");
+    drop(mbox);
+    let _ = sha.finalize();
+    let mean = total / n.max(1);
+    println!(
+        "corpus: {n} emails, {:.1} MB (mean {:.1} KB), generated in {:.1} s",
+        total as f64 / 1e6,
+        mean as f64 / 1e3,
+        t.elapsed().as_secs_f64()
+    );
+
+    // Baselines.
+    let sha_rate = total as f64 / sha_secs / 1e6;
+    let fsync = fsync_rate(&root.join("fsync"), mean, 2_000.min(n.max(200)));
+    println!(
+        "baseline: fsync-bound small-file writes {fsync:.0} files/s ({:.1} MB/s); SHA-256 {sha_rate:.0} MB/s",
+        fsync * mean as f64 / 1e6
+    );
+
+    let runs = [
+        import(
+            bin,
+            &root.join("data-mbox"),
+            &root.join("corpus.mbox"),
+            "mbox",
+        ),
+        import(bin, &root.join("data-dir"), &root.join("dir"), "directory"),
+    ];
+    println!(
+        "\n| import | emails | seconds | emails/s | MB/s | ÷ fsync files/s | ÷ SHA-256 MB/s | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in &runs {
+        let eps = r.emails as f64 / r.secs;
+        let mbs = r.bytes as f64 / r.secs / 1e6;
+        println!(
+            "| {} | {} | {:.2} | {:.0} | {:.1} | {:.2} | {:.4} | {:.0} MB |",
+            r.name,
+            r.emails,
+            r.secs,
+            eps,
+            mbs,
+            eps / fsync,
+            mbs / sha_rate,
+            r.peak_kb as f64 / 1024.0
+        );
+    }
+    // Re-running archives nothing twice.
+    let again = import(
+        bin,
+        &root.join("data-mbox"),
+        &root.join("corpus.mbox"),
+        "mbox again",
+    );
+    println!(
+        "\nre-import of the mbox: {} archived in {:.2} s (everything a duplicate)",
+        again.emails, again.secs
+    );
+    if std::env::var("AKTE_BENCH_KEEP").is_err() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
