@@ -20,6 +20,10 @@ pub struct Services {
     pub catalog: Arc<Catalog>,
     pub holds: crate::retention::hold::Holds,
     pub disposals: crate::retention::disposal::Disposals,
+    /// Text extraction (worker processes with limits, or in-process).
+    pub extractor: Arc<crate::extract::sandbox::Extractor>,
+    /// Classification rules applied at ingest.
+    pub rules: Arc<crate::ingest::rules::Rules>,
 }
 
 /// A phone note or memo.
@@ -70,7 +74,21 @@ impl Services {
             catalog,
             holds,
             disposals,
+            extractor: crate::extract::sandbox::Extractor::in_process(),
+            rules: Arc::new(crate::ingest::rules::Rules::shipped()),
         }
+    }
+
+    /// The same services extracting text with `e` (worker processes, in the binary).
+    pub fn with_extractor(mut self, e: Arc<crate::extract::sandbox::Extractor>) -> Services {
+        self.extractor = e;
+        self
+    }
+
+    /// The same services classifying with `rules`.
+    pub fn with_rules(mut self, rules: crate::ingest::rules::Rules) -> Services {
+        self.rules = Arc::new(rules);
+        self
     }
 
     /// Builds the catalog from the store.

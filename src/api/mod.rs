@@ -219,7 +219,15 @@ pub async fn start(
         archive.clock().clone(),
     ));
     let new_admin_token = tokens.bootstrap(admin_token).await?;
-    let svc = crate::service::Services::new(archive.clone());
+    let mut svc = crate::service::Services::new(archive.clone())
+        .with_extractor(crate::extract::sandbox::Extractor::for_this_binary());
+    if let Some(path) = std::env::var_os("AKTE_RULES") {
+        let cat = archive.catalogue().clone();
+        let rules = crate::ingest::rules::Rules::load(std::path::Path::new(&path), &|c| {
+            cat.classes.contains_key(c)
+        })?;
+        svc = svc.with_rules(rules);
+    }
     let search = match &config.index_dir {
         Some(dir) => {
             let index = crate::search::SearchIndex::open(dir, false)?;

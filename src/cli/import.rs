@@ -38,6 +38,10 @@ pub struct ImportArgs {
     /// Read and check everything, archive nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Classification rules (TOML) instead of the shipped ones
+    /// (schemas/classification.toml).
+    #[arg(long, env = "AKTE_RULES")]
+    rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -50,6 +54,8 @@ struct Summary {
     bytes: u64,
     seconds: f64,
     dry_run: bool,
+    /// Stopped by Ctrl-C: run the same import again to resume.
+    interrupted: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,6 +146,14 @@ pub async fn import(
     if let Some(c) = &a.class {
         crate::record::validate_class(c)?;
     }
+    let svc = match &a.rules {
+        Some(path) => {
+            let cat = svc.archive.catalogue().clone();
+            let rules = crate::ingest::rules::Rules::load(path, &|c| cat.classes.contains_key(c))?;
+            svc.with_rules(rules)
+        }
+        None => svc,
+    };
     svc.load().await?;
     let d = IngestDefaults {
         class: a.class.clone(),
@@ -182,7 +196,22 @@ pub async fn import(
     };
     let mut items = 0u64;
     let mut pending = Pending::default();
+    // Ctrl-C: the batch in hand is finished (committed or not at all), then the import
+    // stops; running it again resumes (everything already archived is a duplicate).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+    let stopped = || stop.load(std::sync::atomic::Ordering::SeqCst);
     for f in &files {
+        if stopped() {
+            break;
+        }
         let name = f.display().to_string();
         match kind_of(f) {
             Kind::Email => {
@@ -210,6 +239,9 @@ pub async fn import(
                 // Streams: one message in memory at a time.
                 let it = mail_parser::mailbox::mbox::MessageIterator::new(BufReader::new(file));
                 for (i, m) in it.enumerate() {
+                    if stopped() {
+                        break;
+                    }
                     let item = format!("{name}#{}", i + 1);
                     match m {
                         Ok(m) => {
@@ -269,6 +301,7 @@ pub async fn import(
     }
     svc.archive.drain().await;
     s.seconds = started.elapsed().as_secs_f64();
+    s.interrupted = stopped();
     let hard = s.failures.iter().any(|f| !f.archived);
     if json {
         println!("{}", serde_json::to_string(&s)?);
@@ -294,6 +327,10 @@ pub async fn import(
                 }
             );
         }
+    }
+    if s.interrupted {
+        eprintln!("interrupted: run the same import again to resume (nothing is archived twice)");
+        return Ok(ExitCode::from(130));
     }
     Ok(if hard {
         ExitCode::FAILURE

@@ -195,6 +195,12 @@ enum Command {
     Reindex,
     /// Import files, directory trees, .eml, mbox and Maildir (idempotent).
     Import(import::ImportArgs),
+    /// Internal: a text-extraction worker (stdin/stdout frames; see extract::sandbox).
+    #[command(hide = true)]
+    ExtractWorker {
+        #[arg(long, default_value_t = 1024 * 1024 * 1024)]
+        memory_bytes: u64,
+    },
     /// Verify an export zip using nothing but its contents.
     VerifyExport { file: PathBuf },
     /// Link a record to parties or cases (or unlink with --remove).
@@ -243,6 +249,11 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A worker runs before (and without) the async runtime: one thread, a capped
+    // address space.
+    if let Command::ExtractWorker { memory_bytes } = cli.command {
+        return crate::extract::sandbox::worker_main(memory_bytes);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -531,8 +542,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             search::search(crate::service::Services::new(archive), &index_dir, json, a).await
         }
         Command::Import(a) => {
-            import::import(crate::service::Services::new(archive), &actor, json, a).await
+            let svc = crate::service::Services::new(archive)
+                .with_extractor(crate::extract::sandbox::Extractor::for_this_binary());
+            import::import(svc, &actor, json, a).await
         }
+        Command::ExtractWorker { .. } => Ok(ExitCode::FAILURE),
         Command::Reindex => {
             search::reindex(crate::service::Services::new(archive), &index_dir, json).await
         }

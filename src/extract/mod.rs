@@ -1,8 +1,13 @@
 //! Text of a record's content, for the search index and snippets.
 //!
-//! Today: text-like media types (plain, CSV, Markdown, JSON, XML, HTML with tags
-//! stripped, raw email), read up to [`MAX_SOURCE`] bytes, decoded as UTF-8 with
-//! replacement. Everything else yields no text (still archived, never rejected).
+//! Text-like media types (plain, CSV, Markdown, JSON, XML, HTML with tags stripped, raw
+//! email) are read from the content, up to [`MAX_SOURCE`] bytes. Other documents (PDF,
+//! Office, OpenDocument, RTF, scans by OCR) have their text extracted once at ingest, by
+//! `document` in worker processes (`sandbox`), and kept in the record's sealed metadata
+//! (`extra.text`). Types without an extractor yield no text (archived, never rejected).
+
+pub mod document;
+pub mod sandbox;
 
 use futures::TryStreamExt;
 
@@ -34,6 +39,11 @@ pub async fn record_text(archive: &Archive, r: &RecordRevision) -> Result<String
 
 /// Like [`record_text`], from at most the first `max` bytes of content (snippets).
 pub async fn record_text_upto(archive: &Archive, r: &RecordRevision, max: u64) -> Result<String> {
+    // Text extracted at ingest (PDF, Office, OpenDocument, RTF, OCR) is kept, sealed,
+    // with the record's metadata.
+    if let Some(t) = r.extra.get("text") {
+        return Ok(t.clone());
+    }
     if !is_text_like(&r.content.media_type) || r.content.size == 0 {
         return Ok(String::new());
     }

@@ -19,7 +19,10 @@ use futures::StreamExt;
 
 use crate::archive::{NewRecord, Staged};
 use crate::error::{Error, Result};
+use crate::extract::document;
+use crate::extract::sandbox::Outcome;
 use crate::ingest::mail::{self, MailFacts};
+use crate::ingest::rules;
 use crate::record::PartyLink;
 use crate::service::{EmailOutcome, IngestDefaults, Services};
 
@@ -119,13 +122,12 @@ impl Services {
         };
         let n = prepared.len();
 
-        // 2. Duplicates, and the plan of every new record.
+        // 2. Duplicates: bytes archived before, or earlier in this batch.
         let mut out: Vec<Option<Result<EmailOutcome>>> = (0..n).map(|_| None).collect();
         let mut in_batch: HashMap<String, String> = HashMap::new();
-        let mut by_message_id: HashMap<String, Vec<String>> = HashMap::new();
-        let mut plans = Vec::new();
+        let mut ids: Vec<Option<String>> = Vec::with_capacity(n);
         let mut outcomes: Vec<EmailOutcome> = Vec::with_capacity(n);
-        for (index, p) in prepared.into_iter().enumerate() {
+        for p in &prepared {
             let existing = match in_batch.get(&p.sha) {
                 Some(id) => Some(id.clone()),
                 None => self
@@ -136,9 +138,17 @@ impl Services {
                     .find(|b| !p.is_email || b.media_type == "message/rfc822")
                     .map(|b| b.id),
             };
-            let mut o = EmailOutcome {
-                id: String::new(),
-                duplicate: false,
+            let (id, new) = match existing {
+                Some(id) => (id, false),
+                None => {
+                    let id = self.archive.new_id();
+                    in_batch.insert(p.sha.clone(), id.clone());
+                    (id, true)
+                }
+            };
+            outcomes.push(EmailOutcome {
+                id: id.clone(),
+                duplicate: !new,
                 sha256: p.sha.clone(),
                 size: p.size,
                 message_id: p.facts.message_id.clone(),
@@ -147,16 +157,19 @@ impl Services {
                 attachments: vec![],
                 auto_links: vec![],
                 extraction_failed: p.failed.clone(),
-            };
-            if let Some(id) = existing {
-                o.id = id;
-                o.duplicate = true;
-                outcomes.push(o);
-                continue;
-            }
-            let id = self.archive.new_id();
-            o.id = id.clone();
-            in_batch.insert(p.sha.clone(), id.clone());
+            });
+            ids.push(new.then_some(id));
+        }
+
+        // 3. Text and facts of every new document and attachment, in worker processes.
+        let mut extracted = self.extract_all(&prepared, &ids).await;
+
+        // 4. The plan of every new record: links, metadata, class.
+        let mut by_message_id: HashMap<String, Vec<String>> = HashMap::new();
+        let mut plans = Vec::new();
+        for (index, (p, id)) in prepared.into_iter().zip(ids).enumerate() {
+            let Some(id) = id else { continue };
+            let o = &mut outcomes[index];
             if let Some(m) = &p.facts.message_id {
                 let mut related = self.catalog.records_with_message_id(m).await;
                 let earlier = by_message_id.entry(m.clone()).or_default();
@@ -164,14 +177,14 @@ impl Services {
                 earlier.push(id.clone());
                 o.related = related;
             }
-            match self.plan(index, id, p, d, &mut o).await {
+            let found = Found::take(&mut extracted, index, p.facts.attachments.len());
+            match self.plan(index, id, p, found, d, o).await {
                 Ok(plan) => plans.push(plan),
                 Err(e) => out[index] = Some(Err(e)),
             }
-            outcomes.push(o);
         }
 
-        // 3. Stage every record of the batch.
+        // 5. Stage every record of the batch.
         let staged = self.stage_all(actor, &plans).await;
         let mut to_commit: Vec<Staged> = Vec::new();
         let mut owner: Vec<usize> = Vec::new();
@@ -210,7 +223,7 @@ impl Services {
             }
         }
 
-        // 4. One commit for all of it.
+        // 6. One commit for all of it.
         match self.archive.commit_staged(actor, to_commit).await {
             Ok(archived) => {
                 for a in &archived {
@@ -231,12 +244,55 @@ impl Services {
             .collect()
     }
 
-    /// The records one new item makes, with links and metadata.
+    /// Extracts text and facts of every new document and every attachment of a new
+    /// email, as many at once as there are workers.
+    async fn extract_all(
+        &self,
+        prepared: &[Prepared],
+        ids: &[Option<String>],
+    ) -> HashMap<(usize, Option<usize>), Outcome> {
+        let mut jobs: Vec<(JobKey, Bytes, String, Option<String>)> = Vec::new();
+        for (i, (p, id)) in prepared.iter().zip(ids).enumerate() {
+            if id.is_none() {
+                continue;
+            }
+            match &p.item {
+                Incoming::Document { bytes, file_name } => {
+                    let media = crate::record::guess_media_type(file_name.as_deref(), bytes);
+                    jobs.push(((i, None), bytes.clone(), media, file_name.clone()));
+                }
+                Incoming::Email(_) => {
+                    for (k, a) in p.facts.attachments.iter().enumerate() {
+                        jobs.push((
+                            (i, Some(k)),
+                            a.bytes.clone(),
+                            a.media_type.clone(),
+                            a.file_name.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        futures::stream::iter(jobs)
+            .map(|(key, bytes, media, name)| async move {
+                (
+                    key,
+                    self.extractor.extract(bytes, &media, name.as_deref()).await,
+                )
+            })
+            .buffer_unordered(workers)
+            .collect()
+            .await
+    }
+
+    /// The records one new item makes, with links, metadata and class.
     async fn plan(
         &self,
         index: usize,
         id: String,
         p: Prepared,
+        found: Found,
         d: &IngestDefaults,
         o: &mut EmailOutcome,
     ) -> Result<Plan> {
@@ -268,6 +324,7 @@ impl Services {
                 }
             }
         }
+        let mut failures: Vec<String> = Vec::new();
         let mut extra = BTreeMap::new();
         let mut put = |k: &str, v: String| {
             if !v.is_empty() {
@@ -287,7 +344,10 @@ impl Services {
             put("extraction", format!("extraction failed: {f}"));
         }
         let date = facts.date.map(|d| d.date_naive());
-        let (bytes, meta) = match p.item {
+        let senders = rules::domains(&facts.from);
+
+        // The item's own record.
+        let (bytes, mut meta, mut embedded, own_invoice) = match p.item {
             Incoming::Email(raw) => {
                 let title = facts
                     .subject
@@ -296,7 +356,7 @@ impl Services {
                     .map(|s| s.chars().filter(|c| !c.is_control()).take(1000).collect())
                     .unwrap_or_else(|| "(no subject)".into());
                 let meta = NewRecord {
-                    class: Some(d.class.clone().unwrap_or_else(|| "email".into())),
+                    class: None,
                     title: Some(title),
                     document_date: date,
                     media_type: Some("message/rfc822".into()),
@@ -305,44 +365,121 @@ impl Services {
                     cases: d.cases.clone(),
                     extra,
                 };
-                (raw, meta)
+                (raw, meta, vec![], None)
             }
             Incoming::Document { bytes, file_name } => {
-                let meta = NewRecord {
-                    class: d.class.clone(),
+                let media = crate::record::guess_media_type(file_name.as_deref(), &bytes);
+                let mut meta = NewRecord {
                     file_name: file_name.map(|n| mail::sanitize_file_name(&n)),
+                    media_type: Some(media),
                     parties: parties.clone(),
                     cases: d.cases.clone(),
                     extra,
                     ..Default::default()
                 };
-                (bytes, meta)
+                let (invoice, embedded) = apply(found.own, &mut meta, &mut failures, None);
+                (bytes, meta, embedded, invoice)
             }
         };
-        let class = meta.class.clone();
-        let attachments = facts
-            .attachments
-            .into_iter()
-            .map(|att| {
-                let mut extra = BTreeMap::new();
-                extra.insert("parent".to_string(), id.clone());
-                let meta = NewRecord {
-                    class: class.clone(),
-                    title: Some(
-                        att.file_name
-                            .clone()
-                            .unwrap_or_else(|| format!("Attachment of {id}")),
-                    ),
-                    document_date: date,
-                    media_type: Some(att.media_type.clone()),
-                    file_name: att.file_name.clone(),
-                    parties: parties.clone(),
-                    cases: d.cases.clone(),
-                    extra,
-                };
-                (self.archive.new_id(), Bytes::from(att.bytes), meta)
-            })
+
+        // Attachments: records of their own, each with its text and facts.
+        let mut attachments: Vec<(String, Bytes, NewRecord)> = Vec::new();
+        let mut any_invoice = own_invoice.is_some();
+        for (att, outcome) in facts.attachments.into_iter().zip(found.attachments) {
+            let mut extra = BTreeMap::new();
+            extra.insert("parent".to_string(), id.clone());
+            let mut m = NewRecord {
+                title: Some(
+                    att.file_name
+                        .clone()
+                        .unwrap_or_else(|| format!("Attachment of {id}")),
+                ),
+                document_date: date,
+                media_type: Some(att.media_type.clone()),
+                file_name: att.file_name.clone(),
+                parties: parties.clone(),
+                cases: d.cases.clone(),
+                extra,
+                ..Default::default()
+            };
+            let (invoice, inner) = apply(outcome, &mut m, &mut failures, att.file_name.as_deref());
+            any_invoice |= invoice.is_some();
+            let att_id = self.archive.new_id();
+            for (name, media, b) in inner {
+                attachments.push(self.embedded_record(
+                    &att_id,
+                    name,
+                    media,
+                    b,
+                    &m,
+                    invoice.as_ref(),
+                ));
+            }
+            attachments.push((att_id, att.bytes, m));
+        }
+        for (name, media, b) in std::mem::take(&mut embedded) {
+            let r = self.embedded_record(&id, name, media, b, &meta, own_invoice.as_ref());
+            attachments.push(r);
+        }
+
+        // Classification: an explicit class wins; else the first matching rule; else the
+        // default (email, document).
+        let own_text = meta.extra.get("text").cloned().unwrap_or_default();
+        let body = if p.is_email {
+            facts.text.as_str()
+        } else {
+            own_text.as_str()
+        };
+        let (own_name, own_media) = (meta.file_name.clone(), meta.media_type.clone());
+        let evidence = rules::Evidence {
+            subject: facts.subject.as_deref(),
+            file_name: own_name.as_deref(),
+            body,
+            sender_domains: senders.clone(),
+            media_type: own_media.as_deref().unwrap_or_default(),
+            einvoice: any_invoice,
+        };
+        let parent_class = self.classify(&mut meta, &evidence, d, p.is_email).await;
+        // Attachments are classified on their own evidence (name, text, e-invoice), not
+        // on the sender; they share the parties the rules linked to the item.
+        let ruled: Vec<PartyLink> = meta
+            .parties
+            .iter()
+            .filter(|l| !parties.contains(l))
+            .cloned()
             .collect();
+        for (_, _, m) in &mut attachments {
+            for l in &ruled {
+                if !m.parties.contains(l) {
+                    m.parties.push(l.clone());
+                }
+            }
+            let text = m.extra.get("text").cloned().unwrap_or_default();
+            let (name, media) = (m.file_name.clone(), m.media_type.clone());
+            let ev = rules::Evidence {
+                subject: None,
+                file_name: name.as_deref(),
+                body: &text,
+                sender_domains: vec![],
+                media_type: media.as_deref().unwrap_or_default(),
+                einvoice: m.extra.contains_key("einvoice"),
+            };
+            if m.class.is_none() {
+                let c = self.classify(m, &ev, d, false).await;
+                if !m.extra.contains_key("class_rule") {
+                    m.class = Some(parent_class.clone());
+                } else {
+                    m.class = Some(c);
+                }
+            }
+        }
+        if !failures.is_empty() {
+            let joined = failures.join("; ");
+            o.extraction_failed = Some(match o.extraction_failed.take() {
+                Some(f) => format!("{f}; {joined}"),
+                None => joined,
+            });
+        }
         Ok(Plan {
             index,
             id,
@@ -350,6 +487,77 @@ impl Services {
             meta,
             attachments,
         })
+    }
+
+    /// A record for a file carried inside another (the XML of a ZUGFeRD PDF), kept as an
+    /// original of its own with the carrier as `parent`.
+    fn embedded_record(
+        &self,
+        parent: &str,
+        name: String,
+        media: String,
+        bytes: Vec<u8>,
+        carrier: &NewRecord,
+        invoice: Option<&document::Invoice>,
+    ) -> (String, Bytes, NewRecord) {
+        let mut extra = BTreeMap::new();
+        extra.insert("parent".to_string(), parent.to_string());
+        extra.insert("embedded_in".to_string(), parent.to_string());
+        if let Some(inv) = invoice {
+            extra.extend(inv.to_extra());
+        }
+        let m = NewRecord {
+            class: carrier.class.clone(),
+            title: Some(name.clone()),
+            document_date: carrier.document_date,
+            media_type: Some(media),
+            file_name: Some(name),
+            parties: carrier.parties.clone(),
+            cases: carrier.cases.clone(),
+            extra,
+        };
+        (self.archive.new_id(), Bytes::from(bytes), m)
+    }
+
+    /// Sets the class of `meta` (explicit, rule or default) and links the parties rules
+    /// name; returns the class.
+    async fn classify(
+        &self,
+        meta: &mut NewRecord,
+        e: &rules::Evidence<'_>,
+        d: &IngestDefaults,
+        is_email: bool,
+    ) -> String {
+        let a = self.rules.apply(e);
+        for (party, role, rule) in a.parties {
+            if self.catalog.party(&party).await.is_none() {
+                tracing::warn!("classification rule {rule}: party {party} does not exist");
+                continue;
+            }
+            let party = self.catalog.resolve(&party).await;
+            if !meta
+                .parties
+                .iter()
+                .any(|l| l.party == party && l.role == role)
+            {
+                meta.parties.push(PartyLink {
+                    party,
+                    role,
+                    reason: Some(format!("classification rule {rule}")),
+                });
+            }
+        }
+        let class = match (&d.class, a.class) {
+            (Some(c), _) => c.clone(),
+            (None, Some((c, rule))) => {
+                meta.extra.insert("class_rule".into(), rule);
+                c
+            }
+            (None, None) if is_email => "email".into(),
+            (None, None) => crate::archive::DEFAULT_CLASS.into(),
+        };
+        meta.class = Some(class.clone());
+        class
     }
 
     /// Stages every record of `plans`, `STAGE_PARALLEL` at a time; per plan, the result of
@@ -396,6 +604,81 @@ impl Services {
                 )
             })
             .collect()
+    }
+}
+
+/// An item (by index) or one of its attachments.
+type JobKey = (usize, Option<usize>);
+/// A file carried inside another: (file name, media type, bytes).
+type Carried = (String, String, Vec<u8>);
+
+/// Extraction outcomes of one item: its own (documents) and each attachment's (emails).
+struct Found {
+    own: Outcome,
+    attachments: Vec<Outcome>,
+}
+
+impl Found {
+    fn take(
+        all: &mut HashMap<(usize, Option<usize>), Outcome>,
+        index: usize,
+        attachments: usize,
+    ) -> Found {
+        Found {
+            own: all.remove(&(index, None)).unwrap_or(Outcome::NoExtractor),
+            attachments: (0..attachments)
+                .map(|k| {
+                    all.remove(&(index, Some(k)))
+                        .unwrap_or(Outcome::NoExtractor)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Writes what extraction found into `meta`: the text, e-invoice facts, or why there is
+/// none. Returns the invoice and the files carried inside.
+fn apply(
+    outcome: Outcome,
+    meta: &mut NewRecord,
+    failures: &mut Vec<String>,
+    item: Option<&str>,
+) -> (Option<document::Invoice>, Vec<Carried>) {
+    let label = |r: &str| match item {
+        Some(n) => format!("attachment {n}: {r}"),
+        None => r.to_string(),
+    };
+    match outcome {
+        Outcome::NoExtractor => {
+            meta.extra.insert(
+                "extraction".into(),
+                "no text (no extractor for this type)".into(),
+            );
+            (None, vec![])
+        }
+        Outcome::Failed(reason) => {
+            meta.extra
+                .insert("extraction".into(), format!("extraction failed: {reason}"));
+            failures.push(label(&reason));
+            (None, vec![])
+        }
+        Outcome::Done(e) => {
+            let e = *e;
+            if let Some(inv) = &e.invoice {
+                meta.extra.extend(inv.to_extra());
+            }
+            if e.needs_ocr {
+                meta.extra.insert(
+                    "extraction".into(),
+                    "no text (a scan: OCR unavailable, tesseract not installed)".into(),
+                );
+            } else if e.text.trim().is_empty() {
+                meta.extra.insert("extraction".into(), "no text".into());
+            } else {
+                meta.extra.insert("text".into(), e.text);
+            }
+            (e.invoice, e.embedded)
+        }
     }
 }
 

@@ -30,7 +30,7 @@ pub struct MailFacts {
 pub struct Attachment {
     pub file_name: Option<String>,
     pub media_type: String,
-    pub bytes: Vec<u8>,
+    pub bytes: bytes::Bytes,
 }
 
 /// Parses `raw`. `Err` carries the reason the message could not be read (the raw bytes
@@ -112,7 +112,7 @@ fn parse_inner(raw: &[u8]) -> Result<MailFacts, String> {
         attachments.push(Attachment {
             file_name: part.attachment_name().map(sanitize_file_name),
             media_type,
-            bytes: part.contents().to_vec(),
+            bytes: bytes::Bytes::copy_from_slice(part.contents()),
         });
     }
     Ok(MailFacts {
@@ -237,7 +237,7 @@ a;b\r\n\
         assert_eq!(f.attachments.len(), 1);
         assert_eq!(f.attachments[0].file_name.as_deref(), Some("posten.csv"));
         assert_eq!(f.attachments[0].media_type, "text/csv");
-        assert_eq!(f.attachments[0].bytes, b"a;b");
+        assert_eq!(&f.attachments[0].bytes[..], b"a;b");
     }
 
     #[test]

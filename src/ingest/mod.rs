@@ -3,3 +3,4 @@
 
 pub mod batch;
 pub mod mail;
+pub mod rules;

@@ -137,17 +137,32 @@ pub fn docx(paragraphs: &[&str]) -> Vec<u8> {
     ])
 }
 
-/// A Word document whose `word/document.xml` inflates to `inflated` bytes of zeros
-/// from a few KiB: a zip bomb in a DOCX.
+/// A Word document whose `word/document.xml` inflates to `inflated` bytes from a few
+/// hundred KiB: a zip bomb in a DOCX (written in chunks, never held in memory).
 pub fn docx_bomb(inflated: usize) -> Vec<u8> {
-    let mut doc =
-        b"<?xml version=\"1.0\"?><w:document xmlns:w=\"x\"><w:body><w:p><w:r><w:t>".to_vec();
-    doc.resize(inflated, b'0');
-    zip(&[
-        ("[Content_Types].xml", CT_DOCX.as_bytes().to_vec()),
-        ("_rels/.rels", RELS_DOCX.as_bytes().to_vec()),
-        ("word/document.xml", doc),
-    ])
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(inflated > u32::MAX as usize);
+        z.start_file("[Content_Types].xml", opts).expect("zip");
+        z.write_all(CT_DOCX.as_bytes()).expect("zip");
+        z.start_file("_rels/.rels", opts).expect("zip");
+        z.write_all(RELS_DOCX.as_bytes()).expect("zip");
+        z.start_file("word/document.xml", opts).expect("zip");
+        z.write_all(b"<?xml version=\"1.0\"?><w:document xmlns:w=\"x\"><w:body><w:p><w:r><w:t>")
+            .expect("zip");
+        let chunk = vec![b'0'; 1 << 20];
+        let mut left = inflated;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            z.write_all(&chunk[..n]).expect("zip");
+            left -= n;
+        }
+        z.finish().expect("zip finish");
+    }
+    buf.into_inner()
 }
 
 /// An OpenDocument text with one paragraph per line.

@@ -1,0 +1,421 @@
+//! Extraction outside the request path, with time and memory limits.
+//!
+//! Complex formats (PDF, Office, OpenDocument, RTF, XML) are parsed by worker processes:
+//! the `akte` binary itself, run as `akte extract-worker`. A worker caps its own address
+//! space (`RLIMIT_AS`) before it reads anything, then serves requests one at a time over
+//! its stdin/stdout. The parent gives each request a deadline. A worker that overruns
+//! it is killed; so is one that dies, whether from running out of memory or from a
+//! crash. Either way it is replaced, and the item is recorded as "extraction failed:
+//! reason". Neither the server nor the import goes down with it.
+//!
+//! Frames, both directions: a little-endian `u64` length, then that many bytes. A request
+//! is three frames (media type, file name, content); a response is one (MessagePack
+//! `Result<Extracted, String>`).
+//!
+//! Text-like content (plain text, HTML, images to OCR) is decoded in-process. So is
+//! everything in tests and tools that have no worker binary (`Extractor::in_process`),
+//! there under `catch_unwind`.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Mutex, Semaphore};
+
+use super::document::{self, Extracted, Kind};
+
+/// Limits of one extraction.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub memory_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(60),
+            memory_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Defaults, overridden by `AKTE_EXTRACT_TIMEOUT_SECS` and `AKTE_EXTRACT_MEMORY_MB`.
+    pub fn from_env() -> Limits {
+        let mut l = Limits::default();
+        if let Some(s) = env_u64("AKTE_EXTRACT_TIMEOUT_SECS") {
+            l.timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(mb) = env_u64("AKTE_EXTRACT_MEMORY_MB") {
+            l.memory_bytes = mb.max(64) * 1024 * 1024;
+        }
+        l
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// What extraction of one item gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// No extractor for this type: archived with "no text".
+    NoExtractor,
+    Done(Box<Extracted>),
+    /// Why extraction failed; the original is archived all the same.
+    Failed(String),
+}
+
+struct Worker {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::process::ChildStdout,
+}
+
+enum Mode {
+    InProcess,
+    Workers {
+        exe: PathBuf,
+        idle: Mutex<Vec<Worker>>,
+        slots: Semaphore,
+    },
+}
+
+/// Runs extractions: in worker processes, or in-process where there is no worker binary.
+pub struct Extractor {
+    mode: Mode,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Extractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match self.mode {
+            Mode::InProcess => "in-process",
+            Mode::Workers { .. } => "workers",
+        };
+        write!(f, "Extractor({mode}, {:?})", self.limits)
+    }
+}
+
+impl Extractor {
+    /// Extraction in this process, under `catch_unwind`, without a deadline or a memory
+    /// cap (tests, and library users without the `akte` binary).
+    pub fn in_process() -> Arc<Extractor> {
+        Arc::new(Extractor {
+            mode: Mode::InProcess,
+            limits: Limits::default(),
+        })
+    }
+
+    /// Up to `workers` worker processes of `exe` (the `akte` binary), started on demand.
+    pub fn workers(exe: PathBuf, workers: usize, limits: Limits) -> Arc<Extractor> {
+        Arc::new(Extractor {
+            mode: Mode::Workers {
+                exe,
+                idle: Mutex::new(Vec::new()),
+                slots: Semaphore::new(workers.max(1)),
+            },
+            limits,
+        })
+    }
+
+    /// Workers of the running binary, one per core.
+    pub fn for_this_binary() -> Arc<Extractor> {
+        match std::env::current_exe() {
+            Ok(exe) => {
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                Extractor::workers(exe, cores, Limits::from_env())
+            }
+            Err(e) => {
+                tracing::warn!("extraction runs in-process (no path to this binary: {e})");
+                Extractor::in_process()
+            }
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Extracts text and facts from `bytes`.
+    pub async fn extract(
+        &self,
+        bytes: bytes::Bytes,
+        media_type: &str,
+        file_name: Option<&str>,
+    ) -> Outcome {
+        let Some(kind) = document::kind_of(media_type, file_name) else {
+            return Outcome::NoExtractor;
+        };
+        let outcome = match &self.mode {
+            Mode::Workers { exe, idle, slots } if document::needs_sandbox(kind) => {
+                let Ok(_slot) = slots.acquire().await else {
+                    return Outcome::Failed("extraction is shutting down".into());
+                };
+                self.in_worker(exe, idle, &bytes, media_type, file_name)
+                    .await
+            }
+            _ => {
+                let bytes = bytes.clone();
+                match tokio::task::spawn_blocking(move || guarded(&bytes, kind)).await {
+                    Ok(r) => r,
+                    Err(e) => Err(format!("extraction task: {e}")),
+                }
+            }
+        };
+        match outcome {
+            Ok(mut e) => {
+                if e.needs_ocr && ocr_possible() {
+                    let pdf = kind == Kind::Pdf;
+                    let job = tokio::task::spawn_blocking(move || ocr(&bytes, pdf));
+                    match tokio::time::timeout(self.limits.timeout * 4, job).await {
+                        Ok(Ok(Ok(text))) => {
+                            e.text = document::finish_text(&text);
+                            e.needs_ocr = false;
+                        }
+                        Ok(Ok(Err(reason))) => return Outcome::Failed(format!("OCR: {reason}")),
+                        Ok(Err(join)) => return Outcome::Failed(format!("OCR task: {join}")),
+                        Err(_) => return Outcome::Failed("OCR timed out".into()),
+                    }
+                }
+                Outcome::Done(Box::new(e))
+            }
+            Err(reason) => Outcome::Failed(reason),
+        }
+    }
+
+    async fn in_worker(
+        &self,
+        exe: &PathBuf,
+        idle: &Mutex<Vec<Worker>>,
+        bytes: &[u8],
+        media_type: &str,
+        file_name: Option<&str>,
+    ) -> Result<Extracted, String> {
+        let pooled = idle.lock().await.pop();
+        let mut w = match pooled {
+            Some(w) => w,
+            None => self.spawn(exe)?,
+        };
+        let limit = self.limits.timeout;
+        let r = tokio::time::timeout(limit, request(&mut w, bytes, media_type, file_name)).await;
+        match r {
+            Ok(Ok(answer)) => {
+                idle.lock().await.push(w);
+                answer
+            }
+            Ok(Err(io)) => {
+                // The worker died mid-request: out of memory, or a crash.
+                let _ = w.child.kill().await;
+                let status = w.child.wait().await.ok();
+                Err(format!(
+                    "the extractor process died ({}; memory limit {} MiB): {io}",
+                    status.map_or("no status".into(), |s| s.to_string()),
+                    self.limits.memory_bytes >> 20
+                ))
+            }
+            Err(_) => {
+                let _ = w.child.kill().await;
+                Err(format!(
+                    "timed out after {} s (extractor killed)",
+                    limit.as_secs()
+                ))
+            }
+        }
+    }
+
+    fn spawn(&self, exe: &PathBuf) -> Result<Worker, String> {
+        let mut child = tokio::process::Command::new(exe)
+            .arg("extract-worker")
+            .arg("--memory-bytes")
+            .arg(self.limits.memory_bytes.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start the extractor {}: {e}", exe.display()))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("extractor without pipes".into());
+        };
+        Ok(Worker {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+}
+
+async fn write_frame(w: &mut tokio::process::ChildStdin, b: &[u8]) -> std::io::Result<()> {
+    w.write_all(&(b.len() as u64).to_le_bytes()).await?;
+    w.write_all(b).await
+}
+
+async fn request(
+    w: &mut Worker,
+    bytes: &[u8],
+    media_type: &str,
+    file_name: Option<&str>,
+) -> std::io::Result<Result<Extracted, String>> {
+    write_frame(&mut w.stdin, media_type.as_bytes()).await?;
+    write_frame(&mut w.stdin, file_name.unwrap_or_default().as_bytes()).await?;
+    write_frame(&mut w.stdin, bytes).await?;
+    w.stdin.flush().await?;
+    let mut len = [0u8; 8];
+    w.stdout.read_exact(&mut len).await?;
+    let n = usize::try_from(u64::from_le_bytes(len)).unwrap_or(usize::MAX);
+    if n > 64 * 1024 * 1024 {
+        return Err(std::io::Error::other("oversized answer"));
+    }
+    let mut buf = vec![0u8; n];
+    w.stdout.read_exact(&mut buf).await?;
+    rmp_serde::from_slice(&buf).map_err(std::io::Error::other)
+}
+
+/// Extraction under `catch_unwind`: a parser panic is a failure of this item only.
+fn guarded(bytes: &[u8], kind: Kind) -> Result<Extracted, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        document::extract(bytes, kind)
+    })) {
+        Ok(r) => r,
+        Err(_) => Err("the parser crashed on this file".into()),
+    }
+}
+
+/// `akte extract-worker`: caps its address space, then answers requests until stdin
+/// closes.
+pub fn worker_main(memory_bytes: u64) -> std::process::ExitCode {
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    let cap = Rlimit {
+        current: Some(memory_bytes),
+        maximum: Some(memory_bytes),
+    };
+    if let Err(e) = setrlimit(Resource::As, cap) {
+        eprintln!("extract-worker: cannot set the memory limit: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    // A panic is answered as a failure; its message must not pollute the protocol.
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        let Some(media) = read_frame(&mut stdin) else {
+            return std::process::ExitCode::SUCCESS;
+        };
+        let (Some(name), Some(bytes)) = (read_frame(&mut stdin), read_frame(&mut stdin)) else {
+            return std::process::ExitCode::FAILURE;
+        };
+        let media = String::from_utf8_lossy(&media).into_owned();
+        let name = String::from_utf8_lossy(&name).into_owned();
+        let name = (!name.is_empty()).then_some(name);
+        let answer = match document::kind_of(&media, name.as_deref()) {
+            Some(kind) => guarded(&bytes, kind),
+            None => Ok(Extracted::default()),
+        };
+        let Ok(out) = rmp_serde::to_vec(&answer) else {
+            return std::process::ExitCode::FAILURE;
+        };
+        let ok = stdout
+            .write_all(&(out.len() as u64).to_le_bytes())
+            .and_then(|_| stdout.write_all(&out))
+            .and_then(|_| stdout.flush());
+        if ok.is_err() {
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+}
+
+fn read_frame(r: &mut impl Read) -> Option<Vec<u8>> {
+    let mut len = [0u8; 8];
+    r.read_exact(&mut len).ok()?;
+    let n = usize::try_from(u64::from_le_bytes(len)).ok()?;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(n).ok()?;
+    buf.resize(n, 0);
+    r.read_exact(&mut buf).ok()?;
+    Some(buf)
+}
+
+static OCR_NOTICE: AtomicBool = AtomicBool::new(false);
+
+/// Whether `tesseract` is on the PATH.
+pub fn tesseract_available() -> bool {
+    std::process::Command::new("tesseract")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+static OCR_AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Whether OCR can run: tesseract installed (checked once). When it is not, a one-time
+/// notice says so; such items are archived and say why they have no text.
+fn ocr_possible() -> bool {
+    let ok = *OCR_AVAILABLE.get_or_init(tesseract_available);
+    if !ok && !OCR_NOTICE.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "OCR unavailable: tesseract is not installed (Debian: apt install \
+                 tesseract-ocr tesseract-ocr-deu tesseract-ocr-eng poppler-utils); images \
+                 and PDFs without a text layer are archived without text"
+        );
+        eprintln!(
+            "notice: OCR unavailable (tesseract not installed); scans are archived without text"
+        );
+    }
+    ok
+}
+
+/// OCR of an image or a scanned PDF with `tesseract` (German and English) and, for PDFs,
+/// `pdftoppm -r 300`. `OMP_THREAD_LIMIT=1`: on two cores it is several times faster.
+pub fn ocr(bytes: &[u8], pdf: bool) -> Result<String, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("OCR: {e}"))?;
+    let input = dir.path().join(if pdf { "in.pdf" } else { "in.img" });
+    std::fs::File::create(&input)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| format!("OCR: {e}"))?;
+    let mut images = vec![];
+    if pdf {
+        let st = std::process::Command::new("pdftoppm")
+            .args(["-r", "300", "-png"])
+            .arg(&input)
+            .arg(dir.path().join("page"))
+            .status()
+            .map_err(|e| format!("pdftoppm: {e}"))?;
+        if !st.success() {
+            return Err(format!("pdftoppm failed: {st}"));
+        }
+        let mut pages: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .map_err(|e| format!("OCR: {e}"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "png"))
+            .collect();
+        pages.sort();
+        images.extend(pages);
+    } else {
+        images.push(input);
+    }
+    let mut text = String::new();
+    for img in images {
+        let out = std::process::Command::new("tesseract")
+            .arg(&img)
+            .arg("stdout")
+            .args(["-l", "deu+eng"])
+            .env("OMP_THREAD_LIMIT", "1")
+            .stderr(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("tesseract: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("tesseract failed: {}", out.status));
+        }
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        text.push('\n');
+    }
+    Ok(text)
+}
