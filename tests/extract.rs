@@ -479,3 +479,88 @@ async fn real_documents_from_installed_packages() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_server_imports_an_uploaded_zip_as_a_job() {
+    use common::server::{ADMIN, Server, bearer, client};
+    let s = Server::start(&[]);
+    let eml = b"From: kunde@example.com\r\nSubject: Reklamation Pumpe\r\nMessage-ID: <z1@example.com>\r\n\r\nDie Pumpe ist defekt.\r\n".to_vec();
+    let pdf = docs::pdf(&["Lieferschein 77"], None);
+    let zip = docs::zip(&[
+        ("Mail/cur/1.host:2,S", eml.clone()),
+        ("docs/lieferschein.pdf", pdf.clone()),
+        ("../../escape.txt", b"stays inside".to_vec()),
+    ]);
+    let r = client()
+        .post(s.url("/v1/imports"))
+        .header("authorization", bearer(ADMIN))
+        .body(zip)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let mut job = serde_json::Value::Null;
+    for _ in 0..200 {
+        job = client()
+            .get(s.url(&loc))
+            .header("authorization", bearer(ADMIN))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["state"] == "done" || job["state"] == "error" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["format"], "zip");
+    assert_eq!(job["summary"]["archived"], 3, "{job}");
+    assert_eq!(job["summary"]["failed"], 0, "{job}");
+    assert_eq!(job["items"], 3, "{job}");
+
+    // Neither an mbox nor a zip: 415, problem+json.
+    let r = client()
+        .post(s.url("/v1/imports"))
+        .header("authorization", bearer(ADMIN))
+        .body("just text")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    // A zip bomb ends the job with an error; nothing of it is archived.
+    let bomb = docs::zip(&[("big.txt", vec![b'0'; 8 << 20])]);
+    let r = client()
+        .post(s.url("/v1/imports"))
+        .header("authorization", bearer(ADMIN))
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    for _ in 0..200 {
+        job = client()
+            .get(s.url(&loc))
+            .header("authorization", bearer(ADMIN))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["state"] == "done" || job["state"] == "error" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(job["state"], "error", "{job}");
+    assert!(job["error"].as_str().unwrap().contains("zip bomb"), "{job}");
+    assert_eq!(job["summary"]["archived"], 0);
+}

@@ -223,3 +223,54 @@ fn import_walks_files_mbox_and_maildir_idempotently() {
         .unwrap();
     assert_eq!(cat.stdout, m1);
 }
+
+#[test]
+fn a_group_commit_is_verified_revision_by_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, data) = (dir.path().join("src"), dir.path().join("data"));
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..20 {
+        std::fs::write(src.join(format!("{i}.txt")), format!("Notiz {i}")).unwrap();
+    }
+    let akte = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_akte"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--json")
+            .args(args)
+            .env_remove("AKTE_STORE")
+            .output()
+            .unwrap()
+    };
+    let out = akte(&["import", src.to_str().unwrap()]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&akte(&["verify"]).stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["records"], 20, "{v}");
+    assert_eq!(v["journal_entries"], 1, "one entry commits the batch: {v}");
+    // Changing one revision of the batch is found, naming that revision.
+    let rec = std::fs::read_dir(data.join("records"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let rev = std::fs::read_dir(&rec)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&rev).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&rev, bytes).unwrap();
+    let out = akte(&["verify"]);
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems = v["problems"].to_string();
+    assert!(
+        problems.contains(rec.file_name().unwrap().to_str().unwrap()),
+        "{problems}"
+    );
+}

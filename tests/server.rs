@@ -332,6 +332,17 @@ async fn every_endpoint_for_every_role() {
         .await
         .unwrap();
     let job = job["id"].as_str().unwrap().to_string();
+    let import_job: Value = client()
+        .post(s.url("/v1/imports"))
+        .header("authorization", bearer(ADMIN))
+        .body("From a@example.com Mon Jan  1 00:00:00 2024\nFrom: a@example.com\nSubject: Import\n\nHallo\n")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let import_job = import_job["id"].as_str().unwrap().to_string();
     let party = post_json(
         &s,
         "/v1/parties",
@@ -540,6 +551,13 @@ async fn every_endpoint_for_every_role() {
             READ,
         ),
         (Method::POST, "/v1/emails", "/v1/emails".into(), INGEST),
+        (Method::POST, "/v1/imports", "/v1/imports".into(), INGEST),
+        (
+            Method::GET,
+            "/v1/imports/{job}",
+            format!("/v1/imports/{import_job}"),
+            INGEST,
+        ),
         (
             Method::GET,
             "/v1/parties/{id}/search",
@@ -631,6 +649,7 @@ async fn every_endpoint_for_every_role() {
                 ("POST", p) if p.ends_with("/release") => req.json(&json!({"reason": "erledigt"})),
                 ("POST", p) if p.ends_with("/erase") => req.json(&json!({"reason": "Löschersuchen"})),
                 ("POST", "/v1/emails") => req.header("content-type", "message/rfc822").body(format!("From: {role}@example.com\r\nSubject: Test {role}\r\nMessage-ID: <{role}-{}@example.com>\r\n\r\nHallo\r\n", rand_suffix())),
+                ("POST", "/v1/imports") => req.body(format!("From {role}@example.com Mon Jan  1 00:00:00 2024\nFrom: {role}@example.com\nSubject: Import {role} {}\n\nHallo\n", rand_suffix())),
                 ("POST", "/v1/disposals") => req.json(&json!({"records": [old_id], "reason": "Frist abgelaufen"})),
                 _ => req,
             };

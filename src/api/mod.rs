@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod cases;
+pub mod imports;
 pub mod ingest;
 pub mod journal;
 pub mod ops;
@@ -94,6 +95,8 @@ pub struct Inner {
     pub limits: Limits,
     pub metrics: ops::Metrics,
     pub jobs: journal::Jobs,
+    /// Server-side imports (`/v1/imports`).
+    pub imports: imports::Jobs,
     pub config: ServerConfig,
     /// Background work (verify jobs).
     pub tasks: TaskTracker,
@@ -247,6 +250,7 @@ pub async fn start(
         reads,
         metrics: ops::Metrics::default(),
         jobs: journal::Jobs::default(),
+        imports: imports::Jobs::default(),
         config,
         tasks: TaskTracker::new(),
         search,
@@ -371,6 +375,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(cases::routes())
         .merge(search::routes())
         .merge(ingest::routes())
+        .merge(imports::routes())
         .merge(retention::routes())
         .merge(journal::routes())
         .merge(tokens::routes())

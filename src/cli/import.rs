@@ -1,20 +1,16 @@
-//! `akte import PATH…`: files, directory trees, `.eml`, mbox and Maildir.
-//!
-//! Idempotent: every item is looked up by the SHA-256 of its bytes first, so running an
-//! import again archives nothing twice (and so resumes one that was interrupted).
+//! `akte import PATH…`: the command line of `ingest::import` (progress bar, summary).
 
-use std::io::{BufReader, IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::archive::NewRecord;
-use crate::ingest::batch::Incoming;
+use crate::ingest::import::{self, Progress};
 use crate::record::PartyLink;
 use crate::service::{IngestDefaults, Services};
 
@@ -44,96 +40,20 @@ pub struct ImportArgs {
     rules: Option<PathBuf>,
 }
 
-#[derive(Debug, Default, Serialize)]
-struct Summary {
-    archived: u64,
-    duplicates: u64,
-    /// Items archived without text (extraction failed) or not archived at all.
-    failed: u64,
-    failures: Vec<Failure>,
-    bytes: u64,
-    seconds: f64,
-    dry_run: bool,
-    /// Stopped by Ctrl-C: run the same import again to resume.
-    interrupted: bool,
+/// A progress bar on a terminal: bytes, MB/s, ETA, items and items/s.
+struct Bar {
+    bar: ProgressBar,
+    started: Instant,
 }
 
-#[derive(Debug, Serialize)]
-struct Failure {
-    item: String,
-    reason: String,
-    /// Whether the original was archived all the same.
-    archived: bool,
-}
-
-enum Kind {
-    Email,
-    Mbox,
-    Document,
-}
-
-fn kind_of(path: &Path) -> Kind {
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    if ext == "eml" {
-        return Kind::Email;
+impl Progress for Bar {
+    fn total(&self, bytes: u64) {
+        self.bar.set_length(bytes);
     }
-    if ext == "mbox" || ext == "mbx" {
-        return Kind::Mbox;
+    fn advance(&self, bytes: u64, items: u64) {
+        self.bar.inc(bytes);
+        self.bar.set_message(import::rate(items, self.started));
     }
-    // Maildir: every file in cur/, new/ or tmp/ is one message.
-    if let Some(parent) = path.parent().and_then(|p| p.file_name())
-        && matches!(parent.to_str(), Some("cur" | "new" | "tmp"))
-    {
-        return Kind::Email;
-    }
-    let mut head = [0u8; 5];
-    if let Ok(mut f) = std::fs::File::open(path)
-        && f.read_exact(&mut head).is_ok()
-        && &head == b"From "
-    {
-        return Kind::Mbox;
-    }
-    Kind::Document
-}
-
-/// Every file under the inputs, in a stable order.
-fn walk(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack: Vec<PathBuf> = paths.iter().rev().cloned().collect();
-    while let Some(p) = stack.pop() {
-        let meta =
-            std::fs::symlink_metadata(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-        if meta.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(&p)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
-            entries.sort();
-            stack.extend(entries.into_iter().rev());
-        } else if meta.is_file() {
-            out.push(p);
-        }
-    }
-    Ok(out)
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        n += k as u64;
-        h.update(&buf[..k]);
-    }
-    Ok((hex::encode(h.finalize()), n))
 }
 
 pub async fn import(
@@ -142,7 +62,6 @@ pub async fn import(
     json: bool,
     a: ImportArgs,
 ) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
     if let Some(c) = &a.class {
         crate::record::validate_class(c)?;
     }
@@ -168,140 +87,44 @@ pub async fn import(
             .collect(),
         cases: a.cases.clone(),
     };
-    // Checked once here; documents are archived straight from their files.
+    // Checked once here, before anything is written.
     for l in &d.parties {
         svc.parties.get(&l.party).await?;
     }
     for c in &d.cases {
         svc.cases.get(c).await?;
     }
-    let files = walk(&a.paths)?;
-    let total_bytes: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
+    // Ctrl-C: the batch in hand is finished (committed or not at all), then the import
+    // stops; running it again resumes (everything already archived is a duplicate).
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+    }
     let bar = (!json && std::io::stderr().is_terminal()).then(|| {
-        let b = ProgressBar::new(total_bytes);
+        let b = ProgressBar::new(0);
         if let Ok(s) = ProgressStyle::with_template(
             "import {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
         ) {
             b.set_style(s);
         }
-        b
+        Bar {
+            bar: b,
+            started: Instant::now(),
+        }
     });
-    let mut s = Summary {
-        dry_run: a.dry_run,
-        ..Default::default()
+    let progress: &dyn Progress = match &bar {
+        Some(b) => b,
+        None => &import::Quiet,
     };
-    let mut items = 0u64;
-    let mut pending = Pending::default();
-    // Ctrl-C: the batch in hand is finished (committed or not at all), then the import
-    // stops; running it again resumes (everything already archived is a duplicate).
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        });
-    }
-    let stopped = || stop.load(std::sync::atomic::Ordering::SeqCst);
-    for f in &files {
-        if stopped() {
-            break;
-        }
-        let name = f.display().to_string();
-        match kind_of(f) {
-            Kind::Email => {
-                let raw = match std::fs::read(f) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        fail(&mut s, &name, e.to_string(), false);
-                        continue;
-                    }
-                };
-                pending.push(Incoming::Email(raw.into()), name.clone());
-                items += 1;
-                if pending.full() {
-                    flush(&svc, actor, &d, a.dry_run, &mut pending, &mut s).await;
-                }
-            }
-            Kind::Mbox => {
-                let file = match std::fs::File::open(f) {
-                    Ok(file) => file,
-                    Err(e) => {
-                        fail(&mut s, &name, e.to_string(), false);
-                        continue;
-                    }
-                };
-                // Streams: one message in memory at a time.
-                let it = mail_parser::mailbox::mbox::MessageIterator::new(BufReader::new(file));
-                for (i, m) in it.enumerate() {
-                    if stopped() {
-                        break;
-                    }
-                    let item = format!("{name}#{}", i + 1);
-                    match m {
-                        Ok(m) => {
-                            let mut raw = m.contents().to_vec();
-                            // The blank line before the next "From " belongs to the mbox.
-                            if raw.ends_with(b"\n\n") {
-                                raw.pop();
-                            }
-                            pending.push(Incoming::Email(raw.into()), item);
-                            items += 1;
-                            if pending.full() {
-                                flush(&svc, actor, &d, a.dry_run, &mut pending, &mut s).await;
-                            }
-                        }
-                        Err(e) => fail(&mut s, &item, e.to_string(), false),
-                    }
-                    if let Some(b) = &bar {
-                        b.set_message(rate(items, started));
-                    }
-                }
-            }
-            Kind::Document => {
-                let small = std::fs::metadata(f)
-                    .is_ok_and(|m| m.len() <= crate::store::blob::INLINE_LIMIT as u64);
-                if small && !a.dry_run {
-                    match std::fs::read(f) {
-                        Ok(bytes) => {
-                            let file_name = f.file_name().map(|n| n.to_string_lossy().into_owned());
-                            pending.push(
-                                Incoming::Document {
-                                    bytes: bytes.into(),
-                                    file_name,
-                                },
-                                name.clone(),
-                            );
-                            if pending.full() {
-                                flush(&svc, actor, &d, a.dry_run, &mut pending, &mut s).await;
-                            }
-                        }
-                        Err(e) => fail(&mut s, &name, e.to_string(), false),
-                    }
-                } else {
-                    // Large files stream from disk, one at a time.
-                    document(&svc, actor, &d, a.dry_run, f, &name, &mut s).await;
-                }
-                items += 1;
-            }
-        }
-        if let Some(b) = &bar {
-            b.inc(std::fs::metadata(f).map(|m| m.len()).unwrap_or(0));
-            b.set_message(rate(items, started));
-        }
-    }
-    flush(&svc, actor, &d, a.dry_run, &mut pending, &mut s).await;
+    let s = import::run(&svc, actor, &a.paths, &d, a.dry_run, progress, &stop).await?;
     if let Some(b) = &bar {
-        b.finish_and_clear();
+        b.bar.finish_and_clear();
     }
-    svc.archive.drain().await;
-    s.seconds = started.elapsed().as_secs_f64();
-    s.interrupted = stopped();
     let hard = s.failures.iter().any(|f| !f.archived);
     if json {
         println!("{}", serde_json::to_string(&s)?);
@@ -337,139 +160,4 @@ pub async fn import(
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn fail(s: &mut Summary, item: &str, reason: String, archived: bool) {
-    s.failed += 1;
-    s.failures.push(Failure {
-        item: item.to_string(),
-        reason,
-        archived,
-    });
-}
-
-/// Items collected before a batch is archived (one group commit)…
-const BATCH: usize = 256;
-/// …or this many bytes, whichever comes first: memory stays bounded whatever the
-/// size of the mailbox.
-const BATCH_BYTES: usize = 32 * 1024 * 1024;
-
-/// Items waiting for the next batch.
-#[derive(Default)]
-struct Pending {
-    items: Vec<(Incoming, String)>,
-    bytes: usize,
-}
-
-impl Pending {
-    fn push(&mut self, item: Incoming, name: String) {
-        self.bytes += match &item {
-            Incoming::Email(b) | Incoming::Document { bytes: b, .. } => b.len(),
-        };
-        self.items.push((item, name));
-    }
-
-    fn full(&self) -> bool {
-        self.items.len() >= BATCH || self.bytes >= BATCH_BYTES
-    }
-}
-
-fn rate(items: u64, started: Instant) -> String {
-    let secs = started.elapsed().as_secs_f64().max(0.001);
-    format!("{items} items, {:.0} items/s", items as f64 / secs)
-}
-
-/// Archives the collected items with one group commit (`Services::ingest`); copies
-/// within the batch and bytes archived before count as duplicates and write nothing.
-async fn flush(
-    svc: &Services,
-    actor: &str,
-    d: &IngestDefaults,
-    dry_run: bool,
-    pending: &mut Pending,
-    s: &mut Summary,
-) {
-    pending.bytes = 0;
-    let (items, names): (Vec<Incoming>, Vec<String>) = pending.items.drain(..).unzip();
-    if items.is_empty() {
-        return;
-    }
-    let lens: Vec<u64> = items
-        .iter()
-        .map(|i| match i {
-            Incoming::Email(b) | Incoming::Document { bytes: b, .. } => b.len() as u64,
-        })
-        .collect();
-    if dry_run {
-        let mut seen = std::collections::HashSet::new();
-        for ((item, name), len) in items.into_iter().zip(names).zip(lens) {
-            let Incoming::Email(raw) = item else { continue };
-            let sha = crate::store::codec::sha256_hex(&raw);
-            if !seen.insert(sha.clone()) || !svc.catalog.records_with_sha(&sha).await.is_empty() {
-                s.duplicates += 1;
-                continue;
-            }
-            s.archived += 1;
-            s.bytes += len;
-            if let Err(reason) = crate::ingest::mail::parse(&raw) {
-                fail(s, &name, format!("extraction failed: {reason}"), true);
-            }
-        }
-        return;
-    }
-    let outcomes = svc.ingest(actor, items, d).await;
-    for ((r, name), len) in outcomes.into_iter().zip(names).zip(lens) {
-        match r {
-            Ok(o) if o.duplicate => s.duplicates += 1,
-            Ok(o) => {
-                s.archived += 1;
-                s.bytes += len;
-                if let Some(reason) = o.extraction_failed {
-                    fail(s, &name, format!("extraction failed: {reason}"), true);
-                }
-            }
-            Err(e) => fail(s, &name, e.to_string(), false),
-        }
-    }
-}
-
-async fn document(
-    svc: &Services,
-    actor: &str,
-    d: &IngestDefaults,
-    dry_run: bool,
-    path: &Path,
-    item: &str,
-    s: &mut Summary,
-) {
-    let (sha, len) = match sha256_file(path) {
-        Ok(x) => x,
-        Err(e) => return fail(s, item, e.to_string(), false),
-    };
-    if !svc.catalog.records_with_sha(&sha).await.is_empty() {
-        s.duplicates += 1;
-        return;
-    }
-    if dry_run {
-        s.archived += 1;
-        s.bytes += len;
-        return;
-    }
-    let meta = NewRecord {
-        class: d.class.clone(),
-        parties: d.parties.clone(),
-        cases: d.cases.clone(),
-        file_name: path
-            .file_name()
-            .map(|n| crate::ingest::mail::sanitize_file_name(&n.to_string_lossy())),
-        ..Default::default()
-    };
-    match svc.archive.archive_file(actor, path, meta).await {
-        Ok(a) => {
-            svc.catalog.put_record(&a.revision).await;
-            s.archived += 1;
-            s.bytes += len;
-        }
-        Err(e) => fail(s, item, e.to_string(), false),
-    }
 }

@@ -2,5 +2,6 @@
 //! original; what parsing yields (headers, thread, text, attachments) is additional.
 
 pub mod batch;
+pub mod import;
 pub mod mail;
 pub mod rules;

@@ -1,0 +1,345 @@
+//! `/v1/imports`: an uploaded mbox or zip, imported by the server as a job with progress
+//! (the engine of `akte import`, `ingest::import`).
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::{Caller, roles};
+use super::params::Params;
+use super::problem::{ApiError, ApiResult, Problem};
+use crate::ingest::import::{self, Progress, Summary};
+use crate::record::PartyLink;
+use crate::service::IngestDefaults;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_import))
+        .routes(routes!(get_import))
+}
+
+/// A zip may unpack to at most this many times its own size (zip bombs).
+const ZIP_RATIO: u64 = 20;
+
+/// A server-side import.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportJob {
+    pub id: String,
+    /// `unpacking`, `running`, `done` (see `summary` for failures) or `error` (the upload
+    /// could not be read; nothing of it was archived after the error).
+    pub state: String,
+    /// `mbox` or `zip`.
+    pub format: String,
+    pub started_at: DateTime<Utc>,
+    pub started_by: String,
+    pub upload_bytes: u64,
+    /// Bytes of the messages and files to import, and how many are read so far.
+    pub bytes_total: u64,
+    pub bytes_done: u64,
+    /// Items read so far.
+    pub items: u64,
+    /// Archived, duplicates and failures so far (final once `done`).
+    pub summary: Summary,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Jobs {
+    jobs: Mutex<HashMap<String, Arc<Job>>>,
+}
+
+#[derive(Debug)]
+struct Job {
+    view: Mutex<ImportJob>,
+}
+
+impl Job {
+    fn update(&self, f: impl FnOnce(&mut ImportJob)) {
+        match self.view.lock() {
+            Ok(mut v) => f(&mut v),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    fn snapshot(&self) -> ImportJob {
+        match self.view.lock() {
+            Ok(v) => v.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+impl Progress for Job {
+    fn total(&self, bytes: u64) {
+        self.update(|v| v.bytes_total = bytes);
+    }
+    fn advance(&self, bytes: u64, items: u64) {
+        self.update(|v| {
+            v.bytes_done += bytes;
+            v.items = items;
+        });
+    }
+    fn summary(&self, s: &Summary) {
+        self.update(|v| v.summary = s.clone());
+    }
+}
+
+/// Import an mbox or a zip of files (emails, Maildir folders, documents): the upload is
+/// stored, then imported in the background exactly as `akte import` does (duplicates
+/// skipped, extraction with limits, group commits). Poll the job for progress.
+#[utoipa::path(
+    post, path = "/v1/imports", tag = "records",
+    params(
+        ("class" = Option<String>, Query, description = "Class for everything imported (default by rules)"),
+        ("party" = Option<String>, Query, description = "Link everything to these parties (comma-separated)"),
+        ("role" = Option<String>, Query, description = "Their role (default subject)"),
+        ("case" = Option<String>, Query, description = "Add everything to these cases (comma-separated)"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/mbox"),
+    responses(
+        (status = 202, description = "Started", body = ImportJob, headers(("Location" = String, description = "The job"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn start_import(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Response> {
+    caller.require(roles::INGEST)?;
+    state.catalog_ready().await?;
+    let p = Params::parse(req.uri().query(), &["class", "party", "role", "case"])?;
+    let class = p.string("class");
+    if let Some(c) = &class {
+        crate::record::validate_class(c)?;
+    }
+    let role = p.string("role").unwrap_or_else(|| "subject".into());
+    let d = IngestDefaults {
+        class,
+        parties: super::records::list(&p, "party")
+            .into_iter()
+            .map(|party| PartyLink {
+                party,
+                role: role.clone(),
+                reason: None,
+            })
+            .collect(),
+        cases: super::records::list(&p, "case"),
+    };
+    for l in &d.parties {
+        state.svc.parties.get(&l.party).await?;
+    }
+    for c in &d.cases {
+        state.svc.cases.get(c).await?;
+    }
+
+    // The upload, to a temporary file (never held in memory).
+    let dir = tempfile::Builder::new()
+        .prefix("akte-import-")
+        .tempdir()
+        .map_err(|e| ApiError::from(crate::error::Error::io("temporary directory", e)))?;
+    let upload = dir.path().join("upload");
+    let limit = state.config.max_upload_bytes;
+    let mut file = tokio::fs::File::create(&upload)
+        .await
+        .map_err(|e| ApiError::from(crate::error::Error::io(upload.display(), e)))?;
+    let mut body = req.into_body().into_data_stream();
+    let mut size = 0u64;
+    let mut head = Vec::new();
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| ApiError::invalid("body", format!("upload interrupted: {e}")))?
+    {
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(ApiError::too_large(limit));
+        }
+        if head.len() < 5 {
+            head.extend_from_slice(&chunk[..chunk.len().min(5 - head.len())]);
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::from(crate::error::Error::io(upload.display(), e)))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| ApiError::from(crate::error::Error::io(upload.display(), e)))?;
+    drop(file);
+    let format = if head.starts_with(b"PK\x03\x04") {
+        "zip"
+    } else if head.starts_with(b"From ") {
+        "mbox"
+    } else {
+        return Err(ApiError::unsupported_media_type(
+            "expected an mbox (starting with a \"From \" line) or a zip",
+        ));
+    };
+
+    let id = state.archive.clock().new_id().to_string();
+    let job = Arc::new(Job {
+        view: Mutex::new(ImportJob {
+            id: id.clone(),
+            state: if format == "zip" {
+                "unpacking"
+            } else {
+                "running"
+            }
+            .into(),
+            format: format.into(),
+            started_at: state.archive.clock().now(),
+            started_by: caller.actor(),
+            upload_bytes: size,
+            bytes_total: 0,
+            bytes_done: 0,
+            items: 0,
+            summary: Summary::default(),
+            error: None,
+        }),
+    });
+    if let Ok(mut m) = state.imports.jobs.lock() {
+        m.insert(id.clone(), job.clone());
+    }
+    let st = state.clone();
+    let actor = caller.actor();
+    let runner = job.clone();
+    state.tasks.spawn(async move {
+        let result = async {
+            let input = if format == "zip" {
+                let target = dir.path().join("files");
+                let from = upload.clone();
+                let cap = size.saturating_mul(ZIP_RATIO);
+                tokio::task::spawn_blocking(move || unzip(&from, &target, cap))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("unzip task: {e}"))??;
+                runner.update(|v| v.state = "running".into());
+                dir.path().join("files")
+            } else {
+                // An mbox is recognised by its content, whatever the upload's name.
+                let mbox = dir.path().join("upload.mbox");
+                std::fs::rename(&upload, &mbox)?;
+                mbox
+            };
+            let never = AtomicBool::new(false);
+            import::run(&st.svc, &actor, &[input], &d, false, &*runner, &never).await
+        }
+        .await;
+        let detail = match &result {
+            Ok(s) => format!(
+                "import job {}: {} archived, {} duplicates, {} failed",
+                runner.snapshot().id,
+                s.archived,
+                s.duplicates,
+                s.failed
+            ),
+            Err(e) => format!("import job {}: error: {e}", runner.snapshot().id),
+        };
+        tracing::info!("{detail}");
+        runner.update(|v| match result {
+            Ok(s) => {
+                v.state = "done".into();
+                v.summary = s;
+            }
+            Err(e) => {
+                v.state = "error".into();
+                v.error = Some(e.to_string());
+            }
+        });
+        drop(dir);
+    });
+    Ok(super::located(
+        StatusCode::ACCEPTED,
+        &format!("/v1/imports/{id}"),
+        job.snapshot(),
+    ))
+}
+
+/// Unpacks `zip` into `target`, refusing entries that would leave it and stopping once
+/// `cap` bytes are written.
+fn unzip(zip: &std::path::Path, target: &std::path::Path, cap: u64) -> anyhow::Result<()> {
+    let f = std::fs::File::open(zip)?;
+    let mut z = zip::ZipArchive::new(f).map_err(|e| anyhow::anyhow!("not a readable zip: {e}"))?;
+    std::fs::create_dir_all(target)?;
+    let mut written = 0u64;
+    for i in 0..z.len() {
+        let entry = z
+            .by_index(i)
+            .map_err(|e| anyhow::anyhow!("zip entry {i}: {e}"))?;
+        if entry.is_dir() {
+            continue;
+        }
+        // An entry whose path would leave the archive (`../`) keeps only its file name.
+        let rel = entry.enclosed_name().unwrap_or_else(|| {
+            let base = entry.name().rsplit(['/', '\\']).next().unwrap_or("unnamed");
+            let name = crate::ingest::mail::sanitize_file_name(base);
+            PathBuf::from("outside").join(if name.is_empty() {
+                "unnamed".into()
+            } else {
+                name
+            })
+        });
+        let rel: PathBuf = rel
+            .components()
+            .map(|c| crate::ingest::mail::sanitize_file_name(&c.as_os_str().to_string_lossy()))
+            .filter(|c| !c.is_empty())
+            .collect();
+        let path = target.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut out = std::fs::File::create(&path)?;
+        let n = std::io::copy(&mut entry.take(cap - written + 1), &mut out)?;
+        written += n;
+        if written > cap {
+            anyhow::bail!(
+                "the zip unpacks to more than {ZIP_RATIO} times its size (zip bomb?); \
+                 nothing was imported"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Progress and, once done, the summary of an import job.
+#[utoipa::path(
+    get, path = "/v1/imports/{job}", tag = "records",
+    params(("job" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, body = ImportJob),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_import(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job): Path<String>,
+) -> ApiResult<axum::Json<ImportJob>> {
+    caller.require(roles::INGEST)?;
+    let j = state
+        .imports
+        .jobs
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&job).cloned())
+        .ok_or_else(|| ApiError::not_found(format!("no import job {job}")))?;
+    Ok(axum::Json(j.snapshot()))
+}

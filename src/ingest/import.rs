@@ -1,0 +1,391 @@
+//! Bulk import of files, directory trees, `.eml`, mbox and Maildir: the engine of
+//! `akte import` and of `POST /v1/imports`.
+//!
+//! Idempotent: every item is looked up by the SHA-256 of its bytes first, so running an
+//! import again archives nothing twice (and so resumes one that was interrupted). Items
+//! are archived in batches (`Services::ingest`, one group commit each); memory is bounded
+//! by the batch, not by the size of a mailbox.
+
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::archive::NewRecord;
+use crate::ingest::batch::Incoming;
+use crate::service::{IngestDefaults, Services};
+
+/// Told how an import advances (a progress bar, a job's view).
+pub trait Progress: Send + Sync {
+    /// The bytes of all inputs, once known.
+    fn total(&self, _bytes: u64) {}
+    /// One more input file (of `bytes`) read; `items` so far.
+    fn advance(&self, _bytes: u64, _items: u64) {}
+    /// The summary so far, after each batch.
+    fn summary(&self, _s: &Summary) {}
+}
+
+/// No progress reporting.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Summary {
+    pub archived: u64,
+    pub duplicates: u64,
+    /// Items archived without text (extraction failed) or not archived at all.
+    pub failed: u64,
+    pub failures: Vec<Failure>,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub dry_run: bool,
+    /// Stopped by Ctrl-C: run the same import again to resume.
+    pub interrupted: bool,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Failure {
+    pub item: String,
+    pub reason: String,
+    /// Whether the original was archived all the same.
+    pub archived: bool,
+}
+
+enum Kind {
+    Email,
+    Mbox,
+    Document,
+}
+
+fn kind_of(path: &Path) -> Kind {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if ext == "eml" {
+        return Kind::Email;
+    }
+    if ext == "mbox" || ext == "mbx" {
+        return Kind::Mbox;
+    }
+    // Maildir: every file in cur/, new/ or tmp/ is one message.
+    if let Some(parent) = path.parent().and_then(|p| p.file_name())
+        && matches!(parent.to_str(), Some("cur" | "new" | "tmp"))
+    {
+        return Kind::Email;
+    }
+    let mut head = [0u8; 5];
+    if let Ok(mut f) = std::fs::File::open(path)
+        && f.read_exact(&mut head).is_ok()
+        && &head == b"From "
+    {
+        return Kind::Mbox;
+    }
+    Kind::Document
+}
+
+/// Every file under the inputs, in a stable order.
+pub fn walk(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = paths.iter().rev().cloned().collect();
+    while let Some(p) = stack.pop() {
+        let meta =
+            std::fs::symlink_metadata(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(&p)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            stack.extend(entries.into_iter().rev());
+        } else if meta.is_file() {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        n += k as u64;
+        h.update(&buf[..k]);
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+/// Imports everything under `paths`. Stops after the batch in hand once `stop` is set
+/// (`interrupted` in the summary).
+pub async fn run(
+    svc: &Services,
+    actor: &str,
+    paths: &[PathBuf],
+    d: &IngestDefaults,
+    dry_run: bool,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let files = walk(paths)?;
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    progress.total(total_bytes);
+    let mut s = Summary {
+        dry_run,
+        ..Default::default()
+    };
+    let stopped = || stop.load(Ordering::SeqCst);
+    let mut items = 0u64;
+    let mut pending = Pending::default();
+    for f in &files {
+        if stopped() {
+            break;
+        }
+        let name = f.display().to_string();
+        match kind_of(f) {
+            Kind::Email => {
+                let raw = match std::fs::read(f) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        fail(&mut s, &name, e.to_string(), false);
+                        continue;
+                    }
+                };
+                pending.push(Incoming::Email(raw.into()), name.clone());
+                items += 1;
+                if pending.full() {
+                    {
+                        flush(svc, actor, d, dry_run, &mut pending, &mut s).await;
+                        progress.summary(&s);
+                    }
+                }
+            }
+            Kind::Mbox => {
+                let file = match std::fs::File::open(f) {
+                    Ok(file) => file,
+                    Err(e) => {
+                        fail(&mut s, &name, e.to_string(), false);
+                        continue;
+                    }
+                };
+                // Streams: one message in memory at a time.
+                let it = mail_parser::mailbox::mbox::MessageIterator::new(BufReader::new(file));
+                for (i, m) in it.enumerate() {
+                    if stopped() {
+                        break;
+                    }
+                    let item = format!("{name}#{}", i + 1);
+                    match m {
+                        Ok(m) => {
+                            let mut raw = m.contents().to_vec();
+                            // The blank line before the next "From " belongs to the mbox.
+                            if raw.ends_with(b"\n\n") {
+                                raw.pop();
+                            }
+                            pending.push(Incoming::Email(raw.into()), item);
+                            items += 1;
+                            if pending.full() {
+                                {
+                                    flush(svc, actor, d, dry_run, &mut pending, &mut s).await;
+                                    progress.summary(&s);
+                                }
+                            }
+                        }
+                        Err(e) => fail(&mut s, &item, e.to_string(), false),
+                    }
+                    if i.is_multiple_of(64) {
+                        progress.advance(0, items);
+                    }
+                }
+            }
+            Kind::Document => {
+                let small = std::fs::metadata(f)
+                    .is_ok_and(|m| m.len() <= crate::store::blob::INLINE_LIMIT as u64);
+                if small && !dry_run {
+                    match std::fs::read(f) {
+                        Ok(bytes) => {
+                            let file_name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+                            pending.push(
+                                Incoming::Document {
+                                    bytes: bytes.into(),
+                                    file_name,
+                                },
+                                name.clone(),
+                            );
+                            if pending.full() {
+                                {
+                                    flush(svc, actor, d, dry_run, &mut pending, &mut s).await;
+                                    progress.summary(&s);
+                                }
+                            }
+                        }
+                        Err(e) => fail(&mut s, &name, e.to_string(), false),
+                    }
+                } else {
+                    // Large files stream from disk, one at a time.
+                    document(svc, actor, d, dry_run, f, &name, &mut s).await;
+                }
+                items += 1;
+            }
+        }
+        progress.advance(std::fs::metadata(f).map(|m| m.len()).unwrap_or(0), items);
+    }
+    {
+        flush(svc, actor, d, dry_run, &mut pending, &mut s).await;
+        progress.summary(&s);
+    }
+    svc.archive.drain().await;
+    s.seconds = started.elapsed().as_secs_f64();
+    s.interrupted = stopped();
+    progress.summary(&s);
+    Ok(s)
+}
+
+fn fail(s: &mut Summary, item: &str, reason: String, archived: bool) {
+    s.failed += 1;
+    s.failures.push(Failure {
+        item: item.to_string(),
+        reason,
+        archived,
+    });
+}
+
+/// Items collected before a batch is archived (one group commit)…
+const BATCH: usize = 256;
+/// …or this many bytes, whichever comes first: memory stays bounded whatever the
+/// size of the mailbox.
+const BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// Items waiting for the next batch.
+#[derive(Default)]
+struct Pending {
+    items: Vec<(Incoming, String)>,
+    bytes: usize,
+}
+
+impl Pending {
+    fn push(&mut self, item: Incoming, name: String) {
+        self.bytes += match &item {
+            Incoming::Email(b) | Incoming::Document { bytes: b, .. } => b.len(),
+        };
+        self.items.push((item, name));
+    }
+
+    fn full(&self) -> bool {
+        self.items.len() >= BATCH || self.bytes >= BATCH_BYTES
+    }
+}
+
+pub fn rate(items: u64, started: Instant) -> String {
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    format!("{items} items, {:.0} items/s", items as f64 / secs)
+}
+
+/// Archives the collected items with one group commit (`Services::ingest`); copies
+/// within the batch and bytes archived before count as duplicates and write nothing.
+async fn flush(
+    svc: &Services,
+    actor: &str,
+    d: &IngestDefaults,
+    dry_run: bool,
+    pending: &mut Pending,
+    s: &mut Summary,
+) {
+    pending.bytes = 0;
+    let (items, names): (Vec<Incoming>, Vec<String>) = pending.items.drain(..).unzip();
+    if items.is_empty() {
+        return;
+    }
+    let lens: Vec<u64> = items
+        .iter()
+        .map(|i| match i {
+            Incoming::Email(b) | Incoming::Document { bytes: b, .. } => b.len() as u64,
+        })
+        .collect();
+    if dry_run {
+        let mut seen = std::collections::HashSet::new();
+        for ((item, name), len) in items.into_iter().zip(names).zip(lens) {
+            let Incoming::Email(raw) = item else { continue };
+            let sha = crate::store::codec::sha256_hex(&raw);
+            if !seen.insert(sha.clone()) || !svc.catalog.records_with_sha(&sha).await.is_empty() {
+                s.duplicates += 1;
+                continue;
+            }
+            s.archived += 1;
+            s.bytes += len;
+            if let Err(reason) = crate::ingest::mail::parse(&raw) {
+                fail(s, &name, format!("extraction failed: {reason}"), true);
+            }
+        }
+        return;
+    }
+    let outcomes = svc.ingest(actor, items, d).await;
+    for ((r, name), len) in outcomes.into_iter().zip(names).zip(lens) {
+        match r {
+            Ok(o) if o.duplicate => s.duplicates += 1,
+            Ok(o) => {
+                s.archived += 1;
+                s.bytes += len;
+                if let Some(reason) = o.extraction_failed {
+                    fail(s, &name, format!("extraction failed: {reason}"), true);
+                }
+            }
+            Err(e) => fail(s, &name, e.to_string(), false),
+        }
+    }
+}
+
+async fn document(
+    svc: &Services,
+    actor: &str,
+    d: &IngestDefaults,
+    dry_run: bool,
+    path: &Path,
+    item: &str,
+    s: &mut Summary,
+) {
+    let (sha, len) = match sha256_file(path) {
+        Ok(x) => x,
+        Err(e) => return fail(s, item, e.to_string(), false),
+    };
+    if !svc.catalog.records_with_sha(&sha).await.is_empty() {
+        s.duplicates += 1;
+        return;
+    }
+    if dry_run {
+        s.archived += 1;
+        s.bytes += len;
+        return;
+    }
+    let meta = NewRecord {
+        class: d.class.clone(),
+        parties: d.parties.clone(),
+        cases: d.cases.clone(),
+        file_name: path
+            .file_name()
+            .map(|n| crate::ingest::mail::sanitize_file_name(&n.to_string_lossy())),
+        ..Default::default()
+    };
+    match svc.archive.archive_file(actor, path, meta).await {
+        Ok(a) => {
+            svc.catalog.put_record(&a.revision).await;
+            s.archived += 1;
+            s.bytes += len;
+        }
+        Err(e) => fail(s, item, e.to_string(), false),
+    }
+}
