@@ -274,3 +274,86 @@ fn a_group_commit_is_verified_revision_by_revision() {
         "{problems}"
     );
 }
+
+/// Ctrl-C stops an import after the batch in hand; `kill -9` leaves at most one batch
+/// staged but uncommitted, which `verify --repair` completes. Either way, running the
+/// same import again finishes it without archiving anything twice.
+#[test]
+fn an_interrupted_import_resumes_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mbox = dir.path().join("big.mbox");
+    let n = 6000;
+    let msgs: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            format!(
+                "From: k{i}@example.com\nSubject: Nachricht {i}\nMessage-ID: <m{i}@x>\n\n{}\n",
+                "Text der Nachricht. ".repeat(40)
+            )
+            .into_bytes()
+        })
+        .collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+    std::fs::write(&mbox, mbox_of(&refs)).unwrap();
+    for signal in ["-INT", "-KILL"] {
+        let data = dir.path().join(format!("data{signal}"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_akte"))
+            .arg("--data")
+            .arg(&data)
+            .args(["--json", "import"])
+            .arg(&mbox)
+            .env_remove("AKTE_STORE")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Interrupt once the first batch is committed.
+        let started = std::time::Instant::now();
+        while std::fs::read_dir(data.join("journal")).map_or(0, |d| d.count()) == 0 {
+            assert!(started.elapsed().as_secs() < 60, "no batch committed");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::process::Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let akte = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_akte"))
+                .arg("--data")
+                .arg(&data)
+                .arg("--json")
+                .args(args)
+                .env_remove("AKTE_STORE")
+                .output()
+                .unwrap()
+        };
+        let first = if signal == "-INT" {
+            assert_eq!(out.status.code(), Some(130), "Ctrl-C exits 130");
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["interrupted"], true, "{v}");
+            v["archived"].as_u64().unwrap()
+        } else {
+            // A batch may have been staged and not committed: repair journals it.
+            let r = akte(&["verify", "--repair"]);
+            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stdout));
+            0
+        };
+        assert!(first < n, "interrupted before the end ({first})");
+        let v: serde_json::Value =
+            serde_json::from_slice(&akte(&["import", mbox.to_str().unwrap()]).stdout).unwrap();
+        let (archived, dups) = (
+            v["archived"].as_u64().unwrap(),
+            v["duplicates"].as_u64().unwrap(),
+        );
+        assert_eq!(archived + dups, n, "{signal}: {v}");
+        if signal == "-INT" {
+            assert_eq!(dups, first, "{v}");
+        }
+        let verify: serde_json::Value = serde_json::from_slice(&akte(&["verify"]).stdout).unwrap();
+        assert_eq!(verify["ok"], true, "{signal}: {verify}");
+        assert_eq!(
+            verify["records"], n,
+            "{signal}: each message once: {verify}"
+        );
+    }
+}

@@ -8,9 +8,12 @@
 //! crash. Either way it is replaced, and the item is recorded as "extraction failed:
 //! reason". Neither the server nor the import goes down with it.
 //!
+//! Emails are parsed there too (`message/rfc822`): a message that hangs or bombs the MIME
+//! parser costs a worker, not the import.
+//!
 //! Frames, both directions: a little-endian `u64` length, then that many bytes. A request
 //! is three frames (media type, file name, content); a response is one (MessagePack
-//! `Result<Extracted, String>`).
+//! `Answer`).
 //!
 //! Text-like content (plain text, HTML, images to OCR) is decoded in-process. So is
 //! everything in tests and tools that have no worker binary (`Extractor::in_process`),
@@ -70,6 +73,16 @@ pub enum Outcome {
     /// Why extraction failed; the original is archived all the same.
     Failed(String),
 }
+
+/// A worker's answer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum Answer {
+    Document(Result<Extracted, String>),
+    Mail(Result<crate::ingest::mail::MailFacts, String>),
+}
+
+/// The media type that asks a worker to parse an email.
+const MAIL: &str = "message/rfc822";
 
 struct Worker {
     child: tokio::process::Child,
@@ -157,8 +170,14 @@ impl Extractor {
                 let Ok(_slot) = slots.acquire().await else {
                     return Outcome::Failed("extraction is shutting down".into());
                 };
-                self.in_worker(exe, idle, &bytes, media_type, file_name)
+                match self
+                    .in_worker(exe, idle, &bytes, media_type, file_name)
                     .await
+                {
+                    Ok(Answer::Document(r)) => r,
+                    Ok(Answer::Mail(_)) => Err("the extractor answered out of turn".into()),
+                    Err(e) => Err(e),
+                }
             }
             _ => {
                 let bytes = bytes.clone();
@@ -189,6 +208,30 @@ impl Extractor {
         }
     }
 
+    /// Parses a raw email: in a worker (with the limits), or in-process.
+    pub async fn parse_mail(
+        &self,
+        raw: bytes::Bytes,
+    ) -> Result<crate::ingest::mail::MailFacts, String> {
+        match &self.mode {
+            Mode::Workers { exe, idle, slots } => {
+                let Ok(_slot) = slots.acquire().await else {
+                    return Err("extraction is shutting down".into());
+                };
+                match self.in_worker(exe, idle, &raw, MAIL, None).await {
+                    Ok(Answer::Mail(r)) => r,
+                    Ok(Answer::Document(_)) => Err("the extractor answered out of turn".into()),
+                    Err(e) => Err(e),
+                }
+            }
+            Mode::InProcess => {
+                tokio::task::spawn_blocking(move || crate::ingest::mail::parse(&raw))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("parse task: {e}")))
+            }
+        }
+    }
+
     async fn in_worker(
         &self,
         exe: &PathBuf,
@@ -196,7 +239,7 @@ impl Extractor {
         bytes: &[u8],
         media_type: &str,
         file_name: Option<&str>,
-    ) -> Result<Extracted, String> {
+    ) -> Result<Answer, String> {
         let pooled = idle.lock().await.pop();
         let mut w = match pooled {
             Some(w) => w,
@@ -207,7 +250,7 @@ impl Extractor {
         match r {
             Ok(Ok(answer)) => {
                 idle.lock().await.push(w);
-                answer
+                Ok(answer)
             }
             Ok(Err(io)) => {
                 // The worker died mid-request: out of memory, or a crash.
@@ -261,7 +304,7 @@ async fn request(
     bytes: &[u8],
     media_type: &str,
     file_name: Option<&str>,
-) -> std::io::Result<Result<Extracted, String>> {
+) -> std::io::Result<Answer> {
     write_frame(&mut w.stdin, media_type.as_bytes()).await?;
     write_frame(&mut w.stdin, file_name.unwrap_or_default().as_bytes()).await?;
     write_frame(&mut w.stdin, bytes).await?;
@@ -313,9 +356,14 @@ pub fn worker_main(memory_bytes: u64) -> std::process::ExitCode {
         let media = String::from_utf8_lossy(&media).into_owned();
         let name = String::from_utf8_lossy(&name).into_owned();
         let name = (!name.is_empty()).then_some(name);
-        let answer = match document::kind_of(&media, name.as_deref()) {
-            Some(kind) => guarded(&bytes, kind),
-            None => Ok(Extracted::default()),
+        let answer = if media == MAIL {
+            // mail::parse runs under catch_unwind itself.
+            Answer::Mail(crate::ingest::mail::parse(&bytes))
+        } else {
+            Answer::Document(match document::kind_of(&media, name.as_deref()) {
+                Some(kind) => guarded(&bytes, kind),
+                None => Ok(Extracted::default()),
+            })
         };
         let Ok(out) = rmp_serde::to_vec(&answer) else {
             return std::process::ExitCode::FAILURE;

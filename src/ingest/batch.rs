@@ -60,25 +60,32 @@ struct Prepared {
     item: Incoming,
 }
 
-fn prepare(item: Incoming) -> Prepared {
-    let sha = crate::store::codec::sha256_hex(item.bytes());
+/// Hashes an item (on the blocking pool) and parses an email (in a worker).
+async fn prepare(
+    extractor: &crate::extract::sandbox::Extractor,
+    item: Incoming,
+) -> Result<Prepared> {
+    let bytes = item.bytes().clone();
+    let sha = tokio::task::spawn_blocking(move || crate::store::codec::sha256_hex(&bytes))
+        .await
+        .map_err(|e| Error::Internal(format!("hash task: {e}")))?;
     let size = item.bytes().len() as u64;
     let (is_email, parsed) = match &item {
-        Incoming::Email(raw) => (true, mail::parse(raw)),
+        Incoming::Email(raw) => (true, extractor.parse_mail(raw.clone()).await),
         Incoming::Document { .. } => (false, Ok(MailFacts::default())),
     };
     let (facts, failed) = match parsed {
         Ok(f) => (f, None),
         Err(reason) => (MailFacts::default(), Some(reason)),
     };
-    Prepared {
+    Ok(Prepared {
         sha,
         size,
         is_email,
         facts,
         failed,
         item,
-    }
+    })
 }
 
 /// What one new item will write: its own record and its attachments'.
@@ -101,11 +108,7 @@ impl Services {
         // 1. Hash and parse on all cores.
         let count = items.len();
         let prepared: Vec<Prepared> = match futures::stream::iter(items)
-            .map(|item| async move {
-                tokio::task::spawn_blocking(move || prepare(item))
-                    .await
-                    .map_err(|e| Error::Internal(format!("parse task: {e}")))
-            })
+            .map(|item| prepare(&self.extractor, item))
             .buffered(STAGE_PARALLEL)
             .collect::<Vec<_>>()
             .await

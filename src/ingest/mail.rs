@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use mail_parser::{MessageParser, MimeHeaders};
 
 /// What an archived email's record carries besides its raw bytes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MailFacts {
     pub message_id: Option<String>,
     pub date: Option<DateTime<Utc>>,
@@ -26,7 +26,7 @@ pub struct MailFacts {
     pub attachments: Vec<Attachment>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attachment {
     pub file_name: Option<String>,
     pub media_type: String,
