@@ -1,12 +1,14 @@
 //! Archiving many items at once (group commit): the path of `akte import`, and of a
 //! single `POST /v1/emails` too (a batch of one email and its attachments).
 //!
-//! 1. Every item is hashed and parsed on the blocking pool, on all cores.
+//! 1. Every item is hashed on the blocking pool, on all cores.
 //! 2. Duplicates are set aside: bytes the catalog already holds, and copies within the
-//!    batch. Nothing is written for them.
-//! 3. Every new record (each email, each attachment, each document) is *staged*: blob,
+//!    batch. Nothing is written for them, and they are not parsed.
+//! 3. New emails are parsed, and documents and attachments extracted, in the worker
+//!    processes of `extract::sandbox` (time and memory limits).
+//! 4. Every new record (each email, each attachment, each document) is *staged*: blob,
 //!    key and revision are written without an fsync each.
-//! 4. One commit makes the batch durable (one sync) and journals it in one entry. Only
+//! 5. One commit makes the batch durable (one sync) and journals it in one entry. Only
 //!    then is anything reported archived.
 //!
 //! A failure to stage one item (an attachment, say) is reported on that item; a failure
@@ -60,30 +62,18 @@ struct Prepared {
     item: Incoming,
 }
 
-/// Hashes an item (on the blocking pool) and parses an email (in a worker).
-async fn prepare(
-    extractor: &crate::extract::sandbox::Extractor,
-    item: Incoming,
-) -> Result<Prepared> {
+/// Hashes an item on the blocking pool. (Emails are parsed later, and only if new.)
+async fn prepare(item: Incoming) -> Result<Prepared> {
     let bytes = item.bytes().clone();
     let sha = tokio::task::spawn_blocking(move || crate::store::codec::sha256_hex(&bytes))
         .await
         .map_err(|e| Error::Internal(format!("hash task: {e}")))?;
-    let size = item.bytes().len() as u64;
-    let (is_email, parsed) = match &item {
-        Incoming::Email(raw) => (true, extractor.parse_mail(raw.clone()).await),
-        Incoming::Document { .. } => (false, Ok(MailFacts::default())),
-    };
-    let (facts, failed) = match parsed {
-        Ok(f) => (f, None),
-        Err(reason) => (MailFacts::default(), Some(reason)),
-    };
     Ok(Prepared {
         sha,
-        size,
-        is_email,
-        facts,
-        failed,
+        size: item.bytes().len() as u64,
+        is_email: matches!(item, Incoming::Email(_)),
+        facts: MailFacts::default(),
+        failed: None,
         item,
     })
 }
@@ -107,8 +97,8 @@ impl Services {
     ) -> Vec<Result<EmailOutcome>> {
         // 1. Hash and parse on all cores.
         let count = items.len();
-        let prepared: Vec<Prepared> = match futures::stream::iter(items)
-            .map(|item| prepare(&self.extractor, item))
+        let mut prepared: Vec<Prepared> = match futures::stream::iter(items)
+            .map(prepare)
             .buffered(STAGE_PARALLEL)
             .collect::<Vec<_>>()
             .await
@@ -164,10 +154,37 @@ impl Services {
             ids.push(new.then_some(id));
         }
 
-        // 3. Text and facts of every new document and attachment, in worker processes.
+        // 3. The new emails parsed (in worker processes); duplicates are not.
+        let to_parse: Vec<(usize, Bytes)> = prepared
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| p.is_email && ids[*i].is_some())
+            .map(|(i, p)| (i, p.item.bytes().clone()))
+            .collect();
+        let parsed: Vec<(usize, std::result::Result<MailFacts, String>)> =
+            futures::stream::iter(to_parse)
+                .map(|(i, raw)| async move { (i, self.extractor.parse_mail(raw).await) })
+                .buffer_unordered(STAGE_PARALLEL)
+                .collect()
+                .await;
+        for (i, r) in parsed {
+            match r {
+                Ok(f) => {
+                    outcomes[i].message_id = f.message_id.clone();
+                    outcomes[i].subject = f.subject.clone();
+                    prepared[i].facts = f;
+                }
+                Err(reason) => {
+                    outcomes[i].extraction_failed = Some(reason.clone());
+                    prepared[i].failed = Some(reason);
+                }
+            }
+        }
+
+        // 4. Text and facts of every new document and attachment, in worker processes.
         let mut extracted = self.extract_all(&prepared, &ids).await;
 
-        // 4. The plan of every new record: links, metadata, class.
+        // 5. The plan of every new record: links, metadata, class.
         let mut by_message_id: HashMap<String, Vec<String>> = HashMap::new();
         let mut plans = Vec::new();
         for (index, (p, id)) in prepared.into_iter().zip(ids).enumerate() {
@@ -187,7 +204,7 @@ impl Services {
             }
         }
 
-        // 5. Stage every record of the batch.
+        // 6. Stage every record of the batch.
         let staged = self.stage_all(actor, &plans).await;
         let mut to_commit: Vec<Staged> = Vec::new();
         let mut owner: Vec<usize> = Vec::new();
@@ -226,7 +243,7 @@ impl Services {
             }
         }
 
-        // 6. One commit for all of it.
+        // 7. One commit for all of it.
         match self.archive.commit_staged(actor, to_commit).await {
             Ok(archived) => {
                 for a in &archived {
