@@ -149,6 +149,8 @@ pub async fn run(
         ..Default::default()
     };
     let stopped = || stop.load(Ordering::SeqCst);
+    // The batch being archived while the next one is read.
+    let mut inflight: Option<InFlight> = None;
     let mut items = 0u64;
     let mut pending = Pending::default();
     for f in &files {
@@ -169,7 +171,7 @@ pub async fn run(
                 items += 1;
                 if pending.full() {
                     {
-                        flush(svc, actor, d, dry_run, &mut pending, &mut s).await;
+                        flush(svc, actor, d, dry_run, &mut pending, &mut s, &mut inflight).await;
                         progress.summary(&s);
                     }
                 }
@@ -200,7 +202,16 @@ pub async fn run(
                             items += 1;
                             if pending.full() {
                                 {
-                                    flush(svc, actor, d, dry_run, &mut pending, &mut s).await;
+                                    flush(
+                                        svc,
+                                        actor,
+                                        d,
+                                        dry_run,
+                                        &mut pending,
+                                        &mut s,
+                                        &mut inflight,
+                                    )
+                                    .await;
                                     progress.summary(&s);
                                 }
                             }
@@ -228,7 +239,16 @@ pub async fn run(
                             );
                             if pending.full() {
                                 {
-                                    flush(svc, actor, d, dry_run, &mut pending, &mut s).await;
+                                    flush(
+                                        svc,
+                                        actor,
+                                        d,
+                                        dry_run,
+                                        &mut pending,
+                                        &mut s,
+                                        &mut inflight,
+                                    )
+                                    .await;
                                     progress.summary(&s);
                                 }
                             }
@@ -237,6 +257,7 @@ pub async fn run(
                     }
                 } else {
                     // Large files stream from disk, one at a time.
+                    settle(&mut inflight, &mut s).await;
                     document(svc, actor, d, dry_run, f, &name, &mut s).await;
                 }
                 items += 1;
@@ -244,10 +265,9 @@ pub async fn run(
         }
         progress.advance(std::fs::metadata(f).map(|m| m.len()).unwrap_or(0), items);
     }
-    {
-        flush(svc, actor, d, dry_run, &mut pending, &mut s).await;
-        progress.summary(&s);
-    }
+    flush(svc, actor, d, dry_run, &mut pending, &mut s, &mut inflight).await;
+    settle(&mut inflight, &mut s).await;
+    progress.summary(&s);
     svc.archive.drain().await;
     s.seconds = started.elapsed().as_secs_f64();
     s.interrupted = stopped();
@@ -295,8 +315,46 @@ pub fn rate(items: u64, started: Instant) -> String {
     format!("{items} items, {:.0} items/s", items as f64 / secs)
 }
 
-/// Archives the collected items with one group commit (`Services::ingest`); copies
-/// within the batch and bytes archived before count as duplicates and write nothing.
+/// A batch being archived in the background: its task, and per item its name and size.
+type InFlight = (
+    tokio::task::JoinHandle<Vec<crate::error::Result<crate::service::EmailOutcome>>>,
+    Vec<String>,
+    Vec<u64>,
+);
+
+/// Waits for the batch in flight and counts what it did.
+async fn settle(inflight: &mut Option<InFlight>, s: &mut Summary) {
+    let Some((task, names, lens)) = inflight.take() else {
+        return;
+    };
+    let outcomes = match task.await {
+        Ok(o) => o,
+        Err(e) => {
+            for name in names {
+                fail(s, &name, format!("batch task: {e}"), false);
+            }
+            return;
+        }
+    };
+    for ((r, name), len) in outcomes.into_iter().zip(names).zip(lens) {
+        match r {
+            Ok(o) if o.duplicate => s.duplicates += 1,
+            Ok(o) => {
+                s.archived += 1;
+                s.bytes += len;
+                if let Some(reason) = o.extraction_failed {
+                    fail(s, &name, format!("extraction failed: {reason}"), true);
+                }
+            }
+            Err(e) => fail(s, &name, e.to_string(), false),
+        }
+    }
+}
+
+/// Starts archiving the collected items with one group commit (`Services::ingest`) once
+/// the batch before has finished, and returns while it runs: the next batch is read
+/// meanwhile. (Batches never overlap: each finds the one before in the catalog, so
+/// copies across batches are duplicates.)
 async fn flush(
     svc: &Services,
     actor: &str,
@@ -304,7 +362,9 @@ async fn flush(
     dry_run: bool,
     pending: &mut Pending,
     s: &mut Summary,
+    inflight: &mut Option<InFlight>,
 ) {
+    settle(inflight, s).await;
     pending.bytes = 0;
     let (items, names): (Vec<Incoming>, Vec<String>) = pending.items.drain(..).unzip();
     if items.is_empty() {
@@ -333,20 +393,9 @@ async fn flush(
         }
         return;
     }
-    let outcomes = svc.ingest(actor, items, d).await;
-    for ((r, name), len) in outcomes.into_iter().zip(names).zip(lens) {
-        match r {
-            Ok(o) if o.duplicate => s.duplicates += 1,
-            Ok(o) => {
-                s.archived += 1;
-                s.bytes += len;
-                if let Some(reason) = o.extraction_failed {
-                    fail(s, &name, format!("extraction failed: {reason}"), true);
-                }
-            }
-            Err(e) => fail(s, &name, e.to_string(), false),
-        }
-    }
+    let (svc, actor, d) = (svc.clone(), actor.to_string(), d.clone());
+    let task = tokio::spawn(async move { svc.ingest(&actor, items, &d).await });
+    *inflight = Some((task, names, lens));
 }
 
 async fn document(
