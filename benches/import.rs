@@ -48,26 +48,6 @@ impl Lcg {
     }
 }
 
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len() * 4 / 3 + data.len() / 57 * 2 + 4);
-    for (i, c) in data.chunks(3).enumerate() {
-        if i > 0 && i.is_multiple_of(19) {
-            out.push_str("\r\n");
-        }
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for k in 0..4 {
-            if k <= c.len() {
-                out.push(T[((n >> (18 - 6 * k)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn text(rng: &mut Lcg, words: &[&str], bytes: usize) -> String {
     let mut s = String::with_capacity(bytes + 64);
     let mut line = 0;
@@ -113,7 +93,7 @@ Message-ID: <bench-{i}@firma.example>\r\nMIME-Version: 1.0\r\n",
 Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n\
 --b{i}\r\nContent-Type: {media}; name=\"{name}\"\r\nContent-Disposition: attachment; \
 filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b{i}--\r\n",
-            base64(&bytes)
+            docs::base64(&bytes)
         ));
     } else {
         m.push_str(&format!(

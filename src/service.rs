@@ -79,6 +79,21 @@ impl Services {
         }
     }
 
+    /// Checks ingest defaults before anything is written: the class is valid, the
+    /// parties and cases exist.
+    pub async fn check_defaults(&self, d: &IngestDefaults) -> Result<()> {
+        if let Some(c) = &d.class {
+            crate::record::validate_class(c)?;
+        }
+        for l in &d.parties {
+            self.parties.get(&l.party).await?;
+        }
+        for c in &d.cases {
+            self.cases.get(c).await?;
+        }
+        Ok(())
+    }
+
     /// The same services extracting text with `e` (worker processes, in the binary).
     pub fn with_extractor(mut self, e: Arc<crate::extract::sandbox::Extractor>) -> Services {
         self.extractor = e;

@@ -190,22 +190,7 @@ async fn email_attachments_are_extracted_and_classified_by_rules() {
     let (src, data) = (dir.path().join("src"), dir.path().join("data"));
     std::fs::create_dir_all(&src).unwrap();
     let ubl = docs::ubl_invoice("RE-9", "Lieferant AG", "Kunde GmbH", "10.00", "11.90");
-    let b64 = {
-        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut o = String::new();
-        for c in ubl.chunks(3) {
-            let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for k in 0..4 {
-                o.push(if k <= c.len() {
-                    T[((n >> (18 - 6 * k)) & 63) as usize] as char
-                } else {
-                    '='
-                });
-            }
-        }
-        o
-    };
+    let b64 = docs::base64(&ubl);
     let mail = format!(
         "From: Buchhaltung <rechnung@lieferant.example>\r\nTo: einkauf@akte.example\r\n\
 Subject: Ihre Bestellung vom Montag\r\nMessage-ID: <r9@lieferant.example>\r\n\
@@ -480,6 +465,27 @@ async fn real_documents_from_installed_packages() {
     }
 }
 
+/// Polls an import job until it is `done` or `error` (20 s at most).
+async fn finished_job(s: &common::server::Server, loc: &str) -> serde_json::Value {
+    use common::server::{ADMIN, bearer, client};
+    for _ in 0..200 {
+        let job: serde_json::Value = client()
+            .get(s.url(loc))
+            .header("authorization", bearer(ADMIN))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["state"] == "done" || job["state"] == "error" {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("import job {loc} did not finish");
+}
+
 #[tokio::test]
 async fn the_server_imports_an_uploaded_zip_as_a_job() {
     use common::server::{ADMIN, Server, bearer, client};
@@ -500,22 +506,7 @@ async fn the_server_imports_an_uploaded_zip_as_a_job() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let mut job = serde_json::Value::Null;
-    for _ in 0..200 {
-        job = client()
-            .get(s.url(&loc))
-            .header("authorization", bearer(ADMIN))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if job["state"] == "done" || job["state"] == "error" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let job = finished_job(&s, &loc).await;
     assert_eq!(job["state"], "done", "{job}");
     assert_eq!(job["format"], "zip");
     assert_eq!(job["summary"]["archived"], 3, "{job}");
@@ -545,21 +536,7 @@ async fn the_server_imports_an_uploaded_zip_as_a_job() {
         .await
         .unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_string();
-    for _ in 0..200 {
-        job = client()
-            .get(s.url(&loc))
-            .header("authorization", bearer(ADMIN))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if job["state"] == "done" || job["state"] == "error" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let job = finished_job(&s, &loc).await;
     assert_eq!(job["state"], "error", "{job}");
     assert!(job["error"].as_str().unwrap().contains("zip bomb"), "{job}");
     assert_eq!(job["summary"]["archived"], 0);

@@ -20,11 +20,8 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::{Caller, roles};
-use super::params::Params;
 use super::problem::{ApiError, ApiResult, Problem};
 use crate::ingest::import::{self, Progress, Summary};
-use crate::record::PartyLink;
-use crate::service::IngestDefaults;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -126,30 +123,7 @@ async fn start_import(
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
     state.catalog_ready().await?;
-    let p = Params::parse(req.uri().query(), &["class", "party", "role", "case"])?;
-    let class = p.string("class");
-    if let Some(c) = &class {
-        crate::record::validate_class(c)?;
-    }
-    let role = p.string("role").unwrap_or_else(|| "subject".into());
-    let d = IngestDefaults {
-        class,
-        parties: super::records::list(&p, "party")
-            .into_iter()
-            .map(|party| PartyLink {
-                party,
-                role: role.clone(),
-                reason: None,
-            })
-            .collect(),
-        cases: super::records::list(&p, "case"),
-    };
-    for l in &d.parties {
-        state.svc.parties.get(&l.party).await?;
-    }
-    for c in &d.cases {
-        state.svc.cases.get(c).await?;
-    }
+    let d = super::ingest::defaults(&state, req.uri().query()).await?;
 
     // The upload, to a temporary file (never held in memory).
     let dir = tempfile::Builder::new()

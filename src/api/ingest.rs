@@ -20,6 +20,27 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Largest message accepted in one request (it is parsed in memory).
 const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 
+/// The ingest defaults of a request's query (`class`, `party`, `role`, `case`), checked:
+/// the class is valid, the parties and cases exist.
+pub(super) async fn defaults(state: &AppState, query: Option<&str>) -> ApiResult<IngestDefaults> {
+    let p = Params::parse(query, &["class", "party", "role", "case"])?;
+    let role = p.string("role").unwrap_or_else(|| "subject".into());
+    let d = IngestDefaults {
+        class: p.string("class"),
+        parties: super::records::list(&p, "party")
+            .into_iter()
+            .map(|party| PartyLink {
+                party,
+                role: role.clone(),
+                reason: None,
+            })
+            .collect(),
+        cases: super::records::list(&p, "case"),
+    };
+    state.svc.check_defaults(&d).await?;
+    Ok(d)
+}
+
 /// Archive an email: the body is the raw message (`message/rfc822`), kept byte-exact as
 /// the original. Header facts (Message-ID, Date, From, To, Cc, Subject, thread) go into
 /// the record; each attachment becomes a record of its own; parties are linked by
@@ -50,24 +71,7 @@ async fn post_email(
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
     state.catalog_ready().await?;
-    let p = Params::parse(req.uri().query(), &["class", "party", "role", "case"])?;
-    let class = p.string("class");
-    if let Some(c) = &class {
-        crate::record::validate_class(c)?;
-    }
-    let role = p.string("role").unwrap_or_else(|| "subject".into());
-    let d = IngestDefaults {
-        class,
-        parties: super::records::list(&p, "party")
-            .into_iter()
-            .map(|party| PartyLink {
-                party,
-                role: role.clone(),
-                reason: None,
-            })
-            .collect(),
-        cases: super::records::list(&p, "case"),
-    };
+    let d = defaults(&state, req.uri().query()).await?;
     let limit =
         MAX_MESSAGE.min(usize::try_from(state.config.max_upload_bytes).unwrap_or(MAX_MESSAGE));
     let raw = params::body_bytes(req, limit).await?;

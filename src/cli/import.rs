@@ -62,9 +62,6 @@ pub async fn import(
     json: bool,
     a: ImportArgs,
 ) -> anyhow::Result<ExitCode> {
-    if let Some(c) = &a.class {
-        crate::record::validate_class(c)?;
-    }
     let svc = match &a.rules {
         Some(path) => {
             let cat = svc.archive.catalogue().clone();
@@ -88,12 +85,7 @@ pub async fn import(
         cases: a.cases.clone(),
     };
     // Checked once here, before anything is written.
-    for l in &d.parties {
-        svc.parties.get(&l.party).await?;
-    }
-    for c in &d.cases {
-        svc.cases.get(c).await?;
-    }
+    svc.check_defaults(&d).await?;
     // Ctrl-C: the batch in hand is finished (committed or not at all), then the import
     // stops; running it again resumes (everything already archived is a duplicate).
     let stop = Arc::new(AtomicBool::new(false));

@@ -151,10 +151,6 @@ impl Extractor {
         }
     }
 
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     /// Extracts text and facts from `bytes`.
     pub async fn extract(
         &self,
@@ -234,7 +230,7 @@ impl Extractor {
 
     async fn in_worker(
         &self,
-        exe: &PathBuf,
+        exe: &std::path::Path,
         idle: &Mutex<Vec<Worker>>,
         bytes: &[u8],
         media_type: &str,
@@ -272,7 +268,7 @@ impl Extractor {
         }
     }
 
-    fn spawn(&self, exe: &PathBuf) -> Result<Worker, String> {
+    fn spawn(&self, exe: &std::path::Path) -> Result<Worker, String> {
         let mut child = tokio::process::Command::new(exe)
             .arg("extract-worker")
             .arg("--memory-bytes")

@@ -44,7 +44,7 @@ pub enum Incoming {
 }
 
 impl Incoming {
-    fn bytes(&self) -> &Bytes {
+    pub fn bytes(&self) -> &Bytes {
         match self {
             Incoming::Email(b) | Incoming::Document { bytes: b, .. } => b,
         }

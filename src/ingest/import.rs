@@ -149,10 +149,16 @@ pub async fn run(
         ..Default::default()
     };
     let stopped = || stop.load(Ordering::SeqCst);
-    // The batch being archived while the next one is read.
-    let mut inflight: Option<InFlight> = None;
+    let mut batches = Batcher {
+        svc,
+        actor,
+        d,
+        dry_run,
+        progress,
+        pending: Pending::default(),
+        inflight: None,
+    };
     let mut items = 0u64;
-    let mut pending = Pending::default();
     for f in &files {
         if stopped() {
             break;
@@ -167,14 +173,10 @@ pub async fn run(
                         continue;
                     }
                 };
-                pending.push(Incoming::Email(raw.into()), name.clone());
+                batches
+                    .add(Incoming::Email(raw.into()), name.clone(), &mut s)
+                    .await;
                 items += 1;
-                if pending.full() {
-                    {
-                        flush(svc, actor, d, dry_run, &mut pending, &mut s, &mut inflight).await;
-                        progress.summary(&s);
-                    }
-                }
             }
             Kind::Mbox => {
                 let file = match std::fs::File::open(f) {
@@ -198,23 +200,8 @@ pub async fn run(
                             if raw.ends_with(b"\n\n") {
                                 raw.pop();
                             }
-                            pending.push(Incoming::Email(raw.into()), item);
+                            batches.add(Incoming::Email(raw.into()), item, &mut s).await;
                             items += 1;
-                            if pending.full() {
-                                {
-                                    flush(
-                                        svc,
-                                        actor,
-                                        d,
-                                        dry_run,
-                                        &mut pending,
-                                        &mut s,
-                                        &mut inflight,
-                                    )
-                                    .await;
-                                    progress.summary(&s);
-                                }
-                            }
                         }
                         Err(e) => fail(&mut s, &item, e.to_string(), false),
                     }
@@ -230,34 +217,22 @@ pub async fn run(
                     match std::fs::read(f) {
                         Ok(bytes) => {
                             let file_name = f.file_name().map(|n| n.to_string_lossy().into_owned());
-                            pending.push(
-                                Incoming::Document {
-                                    bytes: bytes.into(),
-                                    file_name,
-                                },
-                                name.clone(),
-                            );
-                            if pending.full() {
-                                {
-                                    flush(
-                                        svc,
-                                        actor,
-                                        d,
-                                        dry_run,
-                                        &mut pending,
-                                        &mut s,
-                                        &mut inflight,
-                                    )
-                                    .await;
-                                    progress.summary(&s);
-                                }
-                            }
+                            batches
+                                .add(
+                                    Incoming::Document {
+                                        bytes: bytes.into(),
+                                        file_name,
+                                    },
+                                    name.clone(),
+                                    &mut s,
+                                )
+                                .await;
                         }
                         Err(e) => fail(&mut s, &name, e.to_string(), false),
                     }
                 } else {
                     // Large files stream from disk, one at a time.
-                    settle(&mut inflight, &mut s).await;
+                    batches.settle(&mut s).await;
                     document(svc, actor, d, dry_run, f, &name, &mut s).await;
                 }
                 items += 1;
@@ -265,9 +240,8 @@ pub async fn run(
         }
         progress.advance(std::fs::metadata(f).map(|m| m.len()).unwrap_or(0), items);
     }
-    flush(svc, actor, d, dry_run, &mut pending, &mut s, &mut inflight).await;
-    settle(&mut inflight, &mut s).await;
-    progress.summary(&s);
+    batches.flush(&mut s).await;
+    batches.settle(&mut s).await;
     svc.archive.drain().await;
     s.seconds = started.elapsed().as_secs_f64();
     s.interrupted = stopped();
@@ -299,9 +273,7 @@ struct Pending {
 
 impl Pending {
     fn push(&mut self, item: Incoming, name: String) {
-        self.bytes += match &item {
-            Incoming::Email(b) | Incoming::Document { bytes: b, .. } => b.len(),
-        };
+        self.bytes += item.bytes().len();
         self.items.push((item, name));
     }
 
@@ -322,80 +294,92 @@ type InFlight = (
     Vec<u64>,
 );
 
-/// Waits for the batch in flight and counts what it did.
-async fn settle(inflight: &mut Option<InFlight>, s: &mut Summary) {
-    let Some((task, names, lens)) = inflight.take() else {
-        return;
-    };
-    let outcomes = match task.await {
-        Ok(o) => o,
-        Err(e) => {
-            for name in names {
-                fail(s, &name, format!("batch task: {e}"), false);
+/// Collects items into batches and archives each while the next one is read.
+struct Batcher<'a> {
+    svc: &'a Services,
+    actor: &'a str,
+    d: &'a IngestDefaults,
+    dry_run: bool,
+    progress: &'a dyn Progress,
+    pending: Pending,
+    /// The batch being archived while the next one is read.
+    inflight: Option<InFlight>,
+}
+
+impl Batcher<'_> {
+    /// Adds an item; a full batch is sent off.
+    async fn add(&mut self, item: Incoming, name: String, s: &mut Summary) {
+        self.pending.push(item, name);
+        if self.pending.full() {
+            self.flush(s).await;
+        }
+    }
+
+    /// Waits for the batch in flight and counts what it did.
+    async fn settle(&mut self, s: &mut Summary) {
+        let Some((task, names, lens)) = self.inflight.take() else {
+            return;
+        };
+        match task.await {
+            Ok(outcomes) => {
+                for ((r, name), len) in outcomes.into_iter().zip(names).zip(lens) {
+                    match r {
+                        Ok(o) if o.duplicate => s.duplicates += 1,
+                        Ok(o) => {
+                            s.archived += 1;
+                            s.bytes += len;
+                            if let Some(reason) = o.extraction_failed {
+                                fail(s, &name, format!("extraction failed: {reason}"), true);
+                            }
+                        }
+                        Err(e) => fail(s, &name, e.to_string(), false),
+                    }
+                }
             }
+            Err(e) => {
+                for name in names {
+                    fail(s, &name, format!("batch task: {e}"), false);
+                }
+            }
+        }
+        self.progress.summary(s);
+    }
+
+    /// Starts archiving the collected items with one group commit (`Services::ingest`)
+    /// once the batch before has finished, and returns while it runs: the next batch is
+    /// read meanwhile. (Batches never overlap: each finds the one before in the
+    /// catalog, so copies across batches are duplicates.)
+    async fn flush(&mut self, s: &mut Summary) {
+        self.settle(s).await;
+        self.pending.bytes = 0;
+        let (items, names): (Vec<Incoming>, Vec<String>) = self.pending.items.drain(..).unzip();
+        if items.is_empty() {
             return;
         }
-    };
-    for ((r, name), len) in outcomes.into_iter().zip(names).zip(lens) {
-        match r {
-            Ok(o) if o.duplicate => s.duplicates += 1,
-            Ok(o) => {
+        let lens: Vec<u64> = items.iter().map(|i| i.bytes().len() as u64).collect();
+        if self.dry_run {
+            let mut seen = std::collections::HashSet::new();
+            for ((item, name), len) in items.into_iter().zip(names).zip(lens) {
+                let Incoming::Email(raw) = item else { continue };
+                let sha = crate::store::codec::sha256_hex(&raw);
+                if !seen.insert(sha.clone())
+                    || !self.svc.catalog.records_with_sha(&sha).await.is_empty()
+                {
+                    s.duplicates += 1;
+                    continue;
+                }
                 s.archived += 1;
                 s.bytes += len;
-                if let Some(reason) = o.extraction_failed {
+                if let Err(reason) = crate::ingest::mail::parse(&raw) {
                     fail(s, &name, format!("extraction failed: {reason}"), true);
                 }
             }
-            Err(e) => fail(s, &name, e.to_string(), false),
+            return;
         }
+        let (svc, actor, d) = (self.svc.clone(), self.actor.to_string(), self.d.clone());
+        let task = tokio::spawn(async move { svc.ingest(&actor, items, &d).await });
+        self.inflight = Some((task, names, lens));
     }
-}
-
-/// Starts archiving the collected items with one group commit (`Services::ingest`) once
-/// the batch before has finished, and returns while it runs: the next batch is read
-/// meanwhile. (Batches never overlap: each finds the one before in the catalog, so
-/// copies across batches are duplicates.)
-async fn flush(
-    svc: &Services,
-    actor: &str,
-    d: &IngestDefaults,
-    dry_run: bool,
-    pending: &mut Pending,
-    s: &mut Summary,
-    inflight: &mut Option<InFlight>,
-) {
-    settle(inflight, s).await;
-    pending.bytes = 0;
-    let (items, names): (Vec<Incoming>, Vec<String>) = pending.items.drain(..).unzip();
-    if items.is_empty() {
-        return;
-    }
-    let lens: Vec<u64> = items
-        .iter()
-        .map(|i| match i {
-            Incoming::Email(b) | Incoming::Document { bytes: b, .. } => b.len() as u64,
-        })
-        .collect();
-    if dry_run {
-        let mut seen = std::collections::HashSet::new();
-        for ((item, name), len) in items.into_iter().zip(names).zip(lens) {
-            let Incoming::Email(raw) = item else { continue };
-            let sha = crate::store::codec::sha256_hex(&raw);
-            if !seen.insert(sha.clone()) || !svc.catalog.records_with_sha(&sha).await.is_empty() {
-                s.duplicates += 1;
-                continue;
-            }
-            s.archived += 1;
-            s.bytes += len;
-            if let Err(reason) = crate::ingest::mail::parse(&raw) {
-                fail(s, &name, format!("extraction failed: {reason}"), true);
-            }
-        }
-        return;
-    }
-    let (svc, actor, d) = (svc.clone(), actor.to_string(), d.clone());
-    let task = tokio::spawn(async move { svc.ingest(&actor, items, &d).await });
-    *inflight = Some((task, names, lens));
 }
 
 async fn document(

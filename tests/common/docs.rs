@@ -247,3 +247,24 @@ pub fn cii_invoice(number: &str, seller: &str, buyer: &str, net: &str, gross: &s
     )
     .into_bytes()
 }
+
+/// Base64 (RFC 2045 line length) for MIME attachments.
+pub fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len() * 4 / 3 + data.len() / 57 * 2 + 4);
+    for (i, c) in data.chunks(3).enumerate() {
+        if i > 0 && i.is_multiple_of(19) {
+            out.push_str("\r\n");
+        }
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= c.len() {
+                out.push(T[((n >> (18 - 6 * k)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
