@@ -147,6 +147,24 @@ async fn party_scoped_search_and_restricted_tokens() {
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let (status, _) = get(&s, ADMIN, "/v1/search?q=x&per_page=1000").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Paging is bounded: a page beyond hit 10,000 (or one whose offset overflows) is a
+    // 400 naming `page`, and the server lives on (it used to abort in tantivy).
+    for page in ["1000000000000000", "18446744073709551615", "501"] {
+        let r = client()
+            .get(s.url(&format!("/v1/search?q=Rechnung&page={page}")))
+            .header("authorization", bearer(ADMIN))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "page={page}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["field"], "page", "{body}");
+    }
+    let (status, _) = get(&s, ADMIN, "/v1/search?q=Rechnung&page=500").await;
+    assert_eq!(status, StatusCode::OK, "the last page within the window");
+    let health = client().get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
 
     // A clerk restricted to party A.
     let t = post(

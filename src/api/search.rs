@@ -79,7 +79,7 @@ const PARAMS: &[&str] = &[
         ("from" = Option<String>, Query, description = "Document date from (YYYY-MM-DD)"),
         ("to" = Option<String>, Query, description = "Document date to, inclusive"),
         ("sort" = Option<String>, Query, description = "relevance (default), date-desc, date-asc"),
-        ("page" = Option<usize>, Query, description = "Page, from 1"),
+        ("page" = Option<usize>, Query, minimum = 1, maximum = 10000, description = "Page, from 1; `page × per_page` may not exceed 10,000"),
         ("per_page" = Option<usize>, Query, description = "Hits per page (default 20, max 100)"),
         ("fuzzy" = Option<bool>, Query, description = "Also match words one edit away"),
         ("facets" = Option<bool>, Query, description = "Count facets (default true)"),
@@ -120,7 +120,7 @@ async fn search(
         ("from" = Option<String>, Query, description = "Document date from (YYYY-MM-DD)"),
         ("to" = Option<String>, Query, description = "Document date to, inclusive"),
         ("sort" = Option<String>, Query, description = "relevance (default), date-desc, date-asc"),
-        ("page" = Option<usize>, Query, description = "Page, from 1"),
+        ("page" = Option<usize>, Query, minimum = 1, maximum = 10000, description = "Page, from 1; `page × per_page` may not exceed 10,000"),
         ("per_page" = Option<usize>, Query, description = "Hits per page (default 20, max 100)"),
         ("fuzzy" = Option<bool>, Query, description = "Also match words one edit away"),
         ("facets" = Option<bool>, Query, description = "Count facets (default true)"),
@@ -188,6 +188,8 @@ async fn run(
     if per_page == 0 || per_page > 100 {
         return Err(ApiError::invalid("per_page", "between 1 and 100"));
     }
+    let offset = (page - 1).saturating_mul(per_page);
+    crate::search::check_window(offset, per_page)?;
     let sort: Sort = match p.string("sort") {
         Some(s) => s.parse()?,
         None => Sort::Relevance,
@@ -215,7 +217,7 @@ async fn run(
         from: p.date("from")?,
         to: p.date("to")?,
         sort,
-        offset: (page - 1).saturating_mul(per_page),
+        offset,
         limit: per_page,
         fuzzy: p.number::<bool>("fuzzy")?.unwrap_or(false),
         facets: p.number::<bool>("facets")?.unwrap_or(true),

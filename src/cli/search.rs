@@ -96,7 +96,7 @@ pub async fn search(
         from: a.from,
         to: a.to,
         sort: a.sort.parse::<Sort>()?,
-        offset: (a.page - 1) * a.limit,
+        offset: (a.page - 1).saturating_mul(a.limit),
         limit: a.limit,
         fuzzy: a.fuzzy,
         facets: true,

@@ -228,6 +228,24 @@ impl std::str::FromStr for Sort {
     }
 }
 
+/// The deepest hit a search may reach (`offset + limit`). Deeper paging is refused:
+/// narrow the query (party, class, dates) instead. Same bound as Elasticsearch's
+/// default `max_result_window`.
+pub const MAX_WINDOW: usize = 10_000;
+
+/// Refuses an `offset + limit` beyond [`MAX_WINDOW`] (and any overflow on the way).
+pub fn check_window(offset: usize, limit: usize) -> Result<()> {
+    match offset.checked_add(limit) {
+        Some(end) if end <= MAX_WINDOW => Ok(()),
+        _ => Err(Error::Invalid {
+            field: "page".into(),
+            reason: format!(
+                "results end at hit {MAX_WINDOW}: narrow the query (party, class, dates) instead of paging further"
+            ),
+        }),
+    }
+}
+
 /// One search.
 #[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
@@ -842,10 +860,15 @@ impl SearchIndex {
     }
 
     /// Runs a search. `today` decides the retention state facet.
+    ///
+    /// Refuses a window beyond [`MAX_WINDOW`]: tantivy reserves room for
+    /// `offset + limit` hits per segment up front, so an unbounded page is an
+    /// allocation a caller controls.
     pub fn search(&self, r: &SearchRequest, today: NaiveDate) -> Result<SearchResult> {
+        let limit = r.limit.clamp(1, 1000);
+        check_window(r.offset, limit)?;
         let query = self.build(r)?;
         let searcher = self.reader.searcher();
-        let limit = r.limit.clamp(1, 1000);
         let top = TopDocs::with_limit(limit).and_offset(r.offset);
         let ids = |addrs: Vec<(f32, tantivy::DocAddress)>| -> Result<Vec<Hit>> {
             addrs
