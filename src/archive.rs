@@ -460,20 +460,40 @@ impl Archive {
 
     /// All revisions of a record with their stored bytes, oldest first.
     async fn revisions_raw(&self, id: &str) -> Result<Vec<(RecordRevision, Bytes)>> {
-        validate_id(id)?;
-        let metas = self.store.list_sorted(&keys::record_prefix(id)).await?;
-        if metas.is_empty() {
-            return Err(Error::RecordNotFound { id: id.to_string() });
-        }
-        let mut out = Vec::with_capacity(metas.len());
-        for m in metas {
-            let bytes = self.store.get(&m.location).await?;
+        let keys = self.committed_keys(id).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let bytes = self.store.get(&key).await?;
             let r = self
-                .open_meta(RecordRevision::decode(m.location.as_ref(), &bytes)?)
+                .open_meta(RecordRevision::decode(key.as_ref(), &bytes)?)
                 .await?;
             out.push((r, bytes));
         }
         Ok(out)
+    }
+
+    /// Keys of the record's committed revisions, oldest first (DESIGN §2.6: a revision
+    /// no journal entry names does not exist).
+    async fn committed_keys(&self, id: &str) -> Result<Vec<object_store::path::Path>> {
+        validate_id(id)?;
+        audit::revision_keys(&self.journal, ObjectKind::Record, id)
+            .await
+            .map_err(|e| match e {
+                Error::ObjectNotFound { .. } => Error::RecordNotFound { id: id.to_string() },
+                e => e,
+            })
+    }
+
+    /// The number of the record's next revision after `prev` (past crash leftovers).
+    async fn next_rev(&self, prev: &RecordRevision) -> Result<u32> {
+        audit::next_rev(
+            &self.store,
+            &self.journal,
+            ObjectKind::Record,
+            &prev.id,
+            prev.rev,
+        )
+        .await
     }
 
     /// The latest revision and its hash, refusing a disposed record (no change after
@@ -495,7 +515,7 @@ impl Archive {
     ) -> Result<RecordRevision> {
         let (prev, prev_hash) = self.latest_live(id).await?;
         let mut next = prev.clone();
-        next.rev = prev.rev + 1;
+        next.rev = self.next_rev(&prev).await?;
         next.prev_hash = Some(prev_hash);
         next.revised_at = self.clock.now();
         next.actor = actor.to_string();
@@ -514,14 +534,13 @@ impl Archive {
 
     /// The latest revision and the hash of its bytes.
     async fn latest_raw(&self, id: &str) -> Result<(RecordRevision, String)> {
-        validate_id(id)?;
-        let metas = self.store.list_sorted(&keys::record_prefix(id)).await?;
-        let last = metas
+        let keys = self.committed_keys(id).await?;
+        let last = keys
             .last()
             .ok_or_else(|| Error::RecordNotFound { id: id.to_string() })?;
-        let bytes = self.store.get(&last.location).await?;
+        let bytes = self.store.get(last).await?;
         let r = self
-            .open_meta(RecordRevision::decode(last.location.as_ref(), &bytes)?)
+            .open_meta(RecordRevision::decode(last.as_ref(), &bytes)?)
             .await?;
         Ok((r, codec::sha256_hex(&bytes)))
     }
@@ -542,7 +561,21 @@ impl Archive {
     pub async fn revision(&self, id: &str, rev: u32) -> Result<RecordRevision> {
         validate_id(id)?;
         let key = keys::record_rev(id, rev);
-        match self.store.get_opt(&key).await? {
+        let committed = self
+            .journal
+            .ledger()
+            .is_committed(ObjectKind::Record, id, rev)
+            || self
+                .journal
+                .committed(ObjectKind::Record, id)
+                .await?
+                .is_some_and(|r| r.contains(&rev));
+        let found = if committed {
+            self.store.get_opt(&key).await?
+        } else {
+            None
+        };
+        match found {
             Some(bytes) => {
                 self.open_meta(RecordRevision::decode(key.as_ref(), &bytes)?)
                     .await
@@ -626,7 +659,7 @@ impl Archive {
         if changed.is_empty() {
             return Err(Error::invalid("amendment", "nothing would change"));
         }
-        next.rev = prev.rev + 1;
+        next.rev = self.next_rev(&prev).await?;
         next.prev_hash = Some(prev_hash);
         next.revised_at = self.clock.now();
         next.actor = actor.to_string();
@@ -660,7 +693,7 @@ impl Archive {
         next.retention = self
             .catalogue
             .apply_event(&prev.retention, &prev.class, date);
-        next.rev = prev.rev + 1;
+        next.rev = self.next_rev(&prev).await?;
         next.prev_hash = Some(prev_hash);
         next.revised_at = self.clock.now();
         next.actor = actor.to_string();
@@ -695,7 +728,7 @@ impl Archive {
         }
         let mut next = prev.clone();
         next.retention = r;
-        next.rev = prev.rev + 1;
+        next.rev = self.next_rev(&prev).await?;
         next.prev_hash = Some(prev_hash);
         next.revised_at = self.clock.now();
         next.actor = actor.to_string();
@@ -752,7 +785,7 @@ impl Archive {
         if next.parties == prev.parties && next.cases == prev.cases {
             return Err(Error::invalid("links", "nothing would change"));
         }
-        next.rev = prev.rev + 1;
+        next.rev = self.next_rev(&prev).await?;
         next.prev_hash = Some(prev_hash);
         next.revised_at = self.clock.now();
         next.actor = actor.to_string();
@@ -787,10 +820,11 @@ impl Archive {
         };
         let rest =
             futures::stream::iter(first.map(Ok::<Bytes, Error>)).chain(input.map_err(Into::into));
-        let staging = format!("{id}-{}", prev.rev + 1);
+        // Unique per call: two uploads of the same record never share a staging name.
+        let staging = format!("{id}-{}", self.clock.new_id());
         let blob = blob::put_stream(&self.store, &staging, Box::pin(rest)).await?;
         let mut next = prev.clone();
-        next.rev = prev.rev + 1;
+        next.rev = self.next_rev(&prev).await?;
         next.prev_hash = Some(prev_hash);
         next.revised_at = self.clock.now();
         next.actor = actor.to_string();

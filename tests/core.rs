@@ -234,12 +234,12 @@ async fn eight_writers_archive_1000_records_into_a_gap_free_journal() {
 }
 
 #[tokio::test]
-async fn crash_before_journal_entry_is_reported_then_completed_by_repair() {
+async fn crash_before_journal_entry_is_invisible_and_set_aside_by_recovery() {
     let mem: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
     let fault = Arc::new(FaultStore::new(mem));
     let store = Store::from_object_store(fault.clone(), "fault");
     let archive = Archive::new(store.clone(), Arc::new(SystemClock));
-    archive
+    let kept = archive
         .archive("t", once(vec![1, 2, 3]), NewRecord::default())
         .await
         .unwrap();
@@ -252,19 +252,84 @@ async fn crash_before_journal_entry_is_reported_then_completed_by_repair() {
         err.is_err(),
         "an ingest whose journal entry failed is not acknowledged"
     );
+    // An amendment whose entry fails leaves revision 2 behind.
+    let amend = archive
+        .amend(
+            "t",
+            &kept.id,
+            Amendment {
+                title: Some("never committed".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(amend.is_err());
     fault.fail_journal.store(false, Ordering::SeqCst);
 
+    // Before recovery: leftovers are warnings, not problems, and no reader sees them.
     let report = verify_store(&store).await;
-    assert!(!report.ok());
-    assert_eq!(report.unjournaled.len(), 1);
-    assert!(report.problems[0].what.contains("no journal entry"));
-
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.unjournaled.len(), 2, "{:?}", report.warnings);
     let fresh = Archive::new(store.clone(), Arc::new(SystemClock));
-    let repaired = verify::repair(fresh.journal(), "ops", &report.unjournaled)
+    let leftover = &report
+        .unjournaled
+        .iter()
+        .find(|u| u.id != kept.id)
+        .unwrap()
+        .id;
+    assert_eq!(
+        fresh.latest(leftover).await.unwrap_err().kind(),
+        ErrorKind::NotFound,
+        "a revision no journal entry names does not exist"
+    );
+    let latest = fresh.latest(&kept.id).await.unwrap();
+    assert_eq!((latest.rev, latest.title.as_str()), (1, ""));
+
+    // A writer's start records them in one entry; verify is then clean.
+    let w =
+        akte::audit::recovery::start_writer(fresh.store(), fresh.journal(), fresh.clock(), "test")
+            .await
+            .unwrap();
+    assert_eq!(w.recovery.recorded.len(), 2);
+    assert_eq!(w.recovery.entries.len(), 1);
+    let e = fresh
+        .journal()
+        .read(w.recovery.entries[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.action, "store.recover");
+    assert!(e.written().is_empty(), "recovery commits nothing");
+    let after = verify_store(&store).await;
+    assert!(after.ok(), "{:?}", after.problems);
+    assert!(after.warnings.is_empty(), "{:?}", after.warnings);
+    assert_eq!(after.leftovers_recovered, 2);
+    assert_eq!(after.records, 1);
+    // A second recovery finds nothing new.
+    let again =
+        akte::audit::recovery::recover(fresh.store(), fresh.journal(), fresh.clock(), "test", true)
+            .await
+            .unwrap();
+    assert!(again.recorded.is_empty() && again.entries.is_empty());
+
+    // The record whose revision 2 was left behind can still be amended: past it.
+    let next = fresh
+        .amend(
+            "t",
+            &kept.id,
+            Amendment {
+                title: Some("committed".into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(repaired.len(), 1);
-    assert_eq!(repaired[0].action, "record.recover");
+    assert_eq!(next.rev, 3);
+    let history = fresh.history(&kept.id).await.unwrap();
+    assert_eq!(
+        history.iter().map(|r| r.rev).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
     let after = verify_store(&store).await;
     assert!(after.ok(), "{:?}", after.problems);
 }

@@ -132,14 +132,18 @@ fn deleting_a_journal_entry_in_the_middle_is_a_gap() {
 }
 
 #[test]
-fn deleting_the_last_journal_entry_leaves_an_unjournaled_revision() {
+fn deleting_the_last_journal_entry_leaves_a_leftover_that_no_reader_sees() {
+    // Without a signed checkpoint beyond it (#18), a cut of the last entry looks exactly
+    // like a crash before that entry: its revision is a leftover, reported as a warning
+    // and invisible to readers, never BROKEN.
     let (mem, _) = base();
     let m = mem.fork();
     delete(&m, &keys::journal(5));
     let r = run_verify(&m);
-    assert!(!r.ok());
+    assert!(r.ok(), "{:?}", r.problems);
     assert_eq!(r.unjournaled.len(), 1);
     assert_eq!(r.unjournaled[0].rev, 3);
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
 }
 
 #[test]
@@ -152,6 +156,13 @@ fn truncating_the_journal_is_detected() {
     let r = run_verify(&m);
     assert!(!r.ok());
     assert_eq!(r.unjournaled.len(), 3);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.what.contains("builds on another one without")),
+        "two uncommitted revisions in a row are no crash: {:?}",
+        r.problems
+    );
     // Truncating the bytes of an entry.
     let m = mem.fork();
     let bytes = get(&m, &keys::journal(4));

@@ -17,7 +17,7 @@ use tokio::sync::RwLock;
 use crate::audit::{self, journal::Journal};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::store::keys::{self, KeyKind, ObjectKind};
+use crate::store::keys::ObjectKind;
 use crate::store::{Store, codec};
 
 /// Current format version of [`TokenRevision`].
@@ -178,29 +178,23 @@ impl Tokens {
 
     /// Rebuilds the table from the store.
     pub async fn load(&self) -> Result<()> {
-        let seq = self.journal.head_seq().await?;
-        let metas = self
-            .store
-            .list_sorted(&keys::kind_prefix(ObjectKind::Token))
-            .await?;
-        let mut latest: HashMap<String, (u32, object_store::path::Path)> = HashMap::new();
-        for m in metas {
-            if let KeyKind::Revision { id, rev, .. } = keys::classify(&m.location) {
-                let e = latest.entry(id).or_insert((0, m.location.clone()));
-                if rev >= e.0 {
-                    *e = (rev, m.location);
-                }
-            }
-        }
+        // Only tokens a journal entry committed exist (DESIGN §2.6).
+        let seq = self.journal.sync_ledger().await?;
         let mut table = Table {
             journal_seq: seq,
             ..Default::default()
         };
-        for (_, (_, key)) in latest {
+        for key in audit::latest_keys(&self.journal, ObjectKind::Token).await? {
             let bytes = self.store.get(&key).await?;
-            let t = TokenRevision::decode(key.as_ref(), &bytes)?;
-            table.by_hash.insert(t.secret_sha256.clone(), t.clone());
-            table.by_id.insert(t.id.clone(), t);
+            match TokenRevision::decode(key.as_ref(), &bytes) {
+                Ok(t) => {
+                    table.by_hash.insert(t.secret_sha256.clone(), t.clone());
+                    table.by_id.insert(t.id.clone(), t);
+                }
+                // A committed token that no longer decodes is corruption for `verify` to
+                // report; it must not lock everyone else out.
+                Err(e) => tracing::error!("token {key} skipped: {e}"),
+            }
         }
         *self.table.write().await = table;
         Ok(())
@@ -208,7 +202,7 @@ impl Tokens {
 
     /// Reloads when the journal has moved since the last load.
     pub async fn refresh(&self) -> Result<()> {
-        let seq = self.journal.head_seq().await?;
+        let seq = self.journal.sync_ledger().await?;
         if seq != self.table.read().await.journal_seq {
             self.load().await?;
         }
@@ -295,19 +289,21 @@ impl Tokens {
     }
 
     pub async fn revoke(&self, actor: &str, id: &str) -> Result<TokenRevision> {
-        let key = keys::revision_prefix(ObjectKind::Token, id);
-        let metas = self.store.list_sorted(&key).await?;
-        let last = metas.last().ok_or_else(|| Error::ObjectNotFound {
-            key: format!("token {id}"),
-        })?;
-        let bytes = self.store.get(&last.location).await?;
-        let prev = TokenRevision::decode(last.location.as_ref(), &bytes)?;
+        let (prev, prev_hash) = audit::latest_revision(
+            &self.store,
+            &self.journal,
+            ObjectKind::Token,
+            id,
+            TokenRevision::decode,
+        )
+        .await?;
         if prev.revoked_at.is_some() {
             return Ok(prev);
         }
         let mut t = prev.clone();
-        t.rev = prev.rev + 1;
-        t.prev_hash = Some(codec::sha256_hex(&bytes));
+        t.rev =
+            audit::next_rev(&self.store, &self.journal, ObjectKind::Token, id, prev.rev).await?;
+        t.prev_hash = Some(prev_hash);
         t.revoked_at = Some(self.clock.now());
         t.revoked_by = Some(actor.to_string());
         audit::commit_revision(

@@ -103,6 +103,8 @@ pub struct Inner {
     /// Full-text search, when an index directory is configured.
     pub search: Option<crate::search::indexer::Indexer>,
     last_token_refresh: Mutex<Option<Instant>>,
+    /// This server's writer lock, held for its lifetime (see `audit::recovery`).
+    _writer: crate::audit::recovery::WriterSession,
 }
 
 /// Shared server state, cheap to clone.
@@ -216,6 +218,14 @@ pub async fn start(
     config: ServerConfig,
     admin_token: Option<String>,
 ) -> Result<Started> {
+    // Crash leftovers are recorded before anything is read or served (DESIGN §2.6).
+    let writer = crate::audit::recovery::start_writer(
+        archive.store(),
+        archive.journal(),
+        archive.clock(),
+        crate::audit::recovery::ACTOR,
+    )
+    .await?;
     let tokens = Arc::new(Tokens::new(
         archive.store().clone(),
         archive.journal_arc(),
@@ -255,7 +265,30 @@ pub async fn start(
         tasks: TaskTracker::new(),
         search,
         last_token_refresh: Mutex::new(None),
+        _writer: writer,
     }));
+    // Leftovers of writers that died while this server ran (another process, another
+    // node) are recorded once they are older than the grace period.
+    let st = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::audit::recovery::GRACE / 3);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let a = &st.archive;
+            if let Err(e) = crate::audit::recovery::recover(
+                a.store(),
+                a.journal(),
+                a.clock(),
+                crate::audit::recovery::ACTOR,
+                false,
+            )
+            .await
+            {
+                tracing::warn!("periodic recovery failed: {e}");
+            }
+        }
+    });
     // Tokens created or revoked by another process show up within two seconds.
     let st = state.clone();
     tokio::spawn(async move {

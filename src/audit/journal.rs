@@ -20,6 +20,8 @@ use crate::error::{Error, Result};
 use crate::store::codec::{self, ZERO_HASH};
 use crate::store::{Created, Store, keys};
 
+use super::ledger::Ledger;
+
 /// Current format version of [`JournalEntry`].
 pub const FORMAT: u32 = 1;
 
@@ -119,7 +121,12 @@ impl JournalEntry {
     /// The revisions this entry wrote, each with the SHA-256 of its bytes: the one subject
     /// of an entry with a `payload_digest`, or every subject carrying a `digest` (a group
     /// commit). Reads, refusals and other acts wrote none.
+    ///
+    /// A recovery entry wrote nothing: its subjects are leftovers it set aside.
     pub fn written(&self) -> Vec<(&Subject, u32, &str)> {
+        if self.action == super::ledger::RECOVERY_ACTION {
+            return vec![];
+        }
         match (self.subjects.as_slice(), &self.payload_digest) {
             ([s], Some(d)) => s.rev.map(|r| vec![(s, r, d.as_str())]).unwrap_or_default(),
             _ => self
@@ -179,7 +186,15 @@ pub struct Journal {
     store: Store,
     clock: Arc<dyn Clock>,
     head: Mutex<Option<Head>>,
+    /// What the journal committed, for readers (derived; see [`Ledger`]).
+    ledger: Ledger,
+    /// Serialises ledger syncs; holds when the last one finished.
+    ledger_sync: Mutex<Option<std::time::Instant>>,
 }
+
+/// A miss (an object the ledger does not know) syncs the ledger at most this often, so
+/// that requests for made-up ids cannot turn into a stream of journal probes.
+const MISS_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Journal {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Journal {
@@ -187,6 +202,95 @@ impl Journal {
             store,
             clock,
             head: Mutex::new(None),
+            ledger: Ledger::default(),
+            ledger_sync: Mutex::new(None),
+        }
+    }
+
+    /// The ledger as it stands; call [`Journal::ledger_synced`] first for one that has
+    /// read the journal at least once.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The ledger, loaded from the journal if this is the first use.
+    pub async fn ledger_synced(&self) -> Result<&Ledger> {
+        if !self.ledger.read().loaded {
+            self.sync_ledger().await?;
+        }
+        Ok(&self.ledger)
+    }
+
+    /// Brings the ledger up to the journal's head (entries of every process). Returns
+    /// the sequence number it reached.
+    pub async fn sync_ledger(&self) -> Result<u64> {
+        let mut last = self.ledger_sync.lock().await;
+        let head = self.find_head().await?.seq;
+        let reached = self.apply_up_to(head).await?;
+        self.ledger.write().loaded = true;
+        *last = Some(std::time::Instant::now());
+        Ok(reached)
+    }
+
+    /// Syncs the ledger after a miss, unless it was synced a moment ago.
+    pub async fn sync_ledger_on_miss(&self) -> Result<()> {
+        let recent = self
+            .ledger_sync
+            .lock()
+            .await
+            .is_some_and(|t| t.elapsed() < MISS_SYNC_INTERVAL);
+        if !recent || !self.ledger.read().loaded {
+            self.sync_ledger().await?;
+        }
+        Ok(())
+    }
+
+    /// Committed revisions of one object, ascending (after a sync when the ledger does
+    /// not know it yet); `None` when no journal entry committed any.
+    pub async fn committed(&self, kind: keys::ObjectKind, id: &str) -> Result<Option<Vec<u32>>> {
+        let ledger = self.ledger_synced().await?;
+        if let Some(r) = ledger.revisions(kind, id) {
+            return Ok(Some(r));
+        }
+        self.sync_ledger_on_miss().await?;
+        Ok(self.ledger.revisions(kind, id))
+    }
+
+    /// Reads and applies entries after the ledger's sequence up to `target`.
+    async fn apply_up_to(&self, target: u64) -> Result<u64> {
+        loop {
+            let seq = self.ledger.read().seq;
+            if seq >= target {
+                return Ok(seq);
+            }
+            let limit = usize::try_from((target - seq).min(1000)).unwrap_or(1000);
+            let batch = self.entries(seq, limit).await?;
+            if batch.is_empty() {
+                return Ok(seq);
+            }
+            let mut st = self.ledger.write();
+            for e in &batch {
+                if e.seq == st.seq + 1 {
+                    st.apply(e);
+                }
+            }
+        }
+    }
+
+    /// Applies an entry this process just appended (read-your-writes). When other
+    /// processes appended in between, their entries are read first.
+    async fn apply_own(&self, e: &JournalEntry) {
+        if !self.ledger.read().loaded {
+            return; // the first sync reads it with everything else
+        }
+        let _serial = self.ledger_sync.lock().await;
+        if let Err(err) = self.apply_up_to(e.seq - 1).await {
+            tracing::warn!("ledger behind the journal ({err}); the next sync catches up");
+            return;
+        }
+        let mut st = self.ledger.write();
+        if st.seq + 1 == e.seq {
+            st.apply(e);
         }
     }
 
@@ -244,6 +348,7 @@ impl Journal {
                         hash: entry.hash.clone(),
                         time: Some(entry.time),
                     });
+                    self.apply_own(&entry).await;
                     if entry.seq.is_multiple_of(CHECKPOINT_EVERY)
                         && let Err(e) = self.write_checkpoint(&entry).await
                     {

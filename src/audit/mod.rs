@@ -2,7 +2,9 @@
 //! auditing, and verification of the whole store.
 
 pub mod journal;
+pub mod ledger;
 pub mod reads;
+pub mod recovery;
 pub mod verify;
 
 use bytes::Bytes;
@@ -51,37 +53,90 @@ pub async fn commit_revision(
         .await
 }
 
-/// The latest revision of object `id` of `kind`, decoded, with the SHA-256 of its bytes
-/// (the `prev_hash` its successor will carry).
+/// The keys of the committed revisions of object `id` of `kind`, oldest first. An
+/// object no journal entry committed does not exist, whatever the store holds.
+pub async fn revision_keys(journal: &Journal, kind: ObjectKind, id: &str) -> Result<Vec<Path>> {
+    crate::archive::validate_id(id)?;
+    let revs = journal
+        .committed(kind, id)
+        .await?
+        .ok_or_else(|| Error::ObjectNotFound {
+            key: format!("{} {id}", kind.subject()),
+        })?;
+    Ok(revs
+        .into_iter()
+        .map(|r| keys::revision(kind, id, r))
+        .collect())
+}
+
+/// The latest committed revision of object `id` of `kind`, decoded, with the SHA-256 of
+/// its bytes (the `prev_hash` its successor will carry).
 pub async fn latest_revision<T>(
     store: &Store,
+    journal: &Journal,
     kind: ObjectKind,
     id: &str,
     decode: fn(&str, &[u8]) -> Result<T>,
 ) -> Result<(T, String)> {
-    crate::archive::validate_id(id)?;
-    let metas = store.list_sorted(&keys::revision_prefix(kind, id)).await?;
-    let last = metas.last().ok_or_else(|| Error::ObjectNotFound {
+    let keys = revision_keys(journal, kind, id).await?;
+    let last = keys.last().ok_or_else(|| Error::ObjectNotFound {
         key: format!("{} {id}", kind.subject()),
     })?;
-    let bytes = store.get(&last.location).await?;
-    Ok((
-        decode(last.location.as_ref(), &bytes)?,
-        codec::sha256_hex(&bytes),
-    ))
+    let bytes = store.get(last).await?;
+    Ok((decode(last.as_ref(), &bytes)?, codec::sha256_hex(&bytes)))
 }
 
-/// The key of the latest revision of every object of `kind`, in id order.
-pub async fn latest_keys(store: &Store, kind: ObjectKind) -> Result<Vec<Path>> {
-    let metas = store.list_sorted(&keys::kind_prefix(kind)).await?;
-    let mut latest: Vec<(String, Path)> = Vec::new();
-    for m in metas {
-        if let keys::KeyKind::Revision { id, .. } = keys::classify(&m.location) {
-            match latest.last_mut() {
-                Some((last, k)) if *last == id => *k = m.location,
-                _ => latest.push((id, m.location)),
-            }
+/// The key of the latest committed revision of every object of `kind`, in id order.
+pub async fn latest_keys(journal: &Journal, kind: ObjectKind) -> Result<Vec<Path>> {
+    let ledger = journal.ledger_synced().await?;
+    Ok(ledger
+        .latest_of_kind(kind)
+        .into_iter()
+        .map(|(id, rev)| keys::revision(kind, &id, rev))
+        .collect())
+}
+
+/// The number the next revision of object `id` gets when its latest committed revision
+/// is `latest`: `latest + 1`, or past any crash leftovers that recovery set aside there
+/// (they occupy their keys for good). A revision beyond `latest` that is committed means
+/// the caller read a stale state (conflict: re-read and retry); one that is neither
+/// committed nor recovered is another writer's commit in flight, or a leftover that
+/// recovery has not decided yet (conflict as well).
+pub async fn next_rev(
+    store: &Store,
+    journal: &Journal,
+    kind: ObjectKind,
+    id: &str,
+    latest: u32,
+) -> Result<u32> {
+    let metas = store.list_sorted(&keys::revision_prefix(kind, id)).await?;
+    let beyond: Vec<u32> = metas
+        .iter()
+        .filter_map(|m| match keys::classify(&m.location) {
+            keys::KeyKind::Revision { rev, .. } if rev > latest => Some(rev),
+            _ => None,
+        })
+        .collect();
+    let mut next = latest + 1;
+    if beyond.is_empty() {
+        return Ok(next);
+    }
+    if beyond
+        .iter()
+        .any(|r| !journal.ledger().is_recovered(kind, id, *r))
+    {
+        journal.sync_ledger().await?;
+    }
+    for rev in beyond {
+        let ledger = journal.ledger();
+        if ledger.is_recovered(kind, id, rev) {
+            next = next.max(rev + 1);
+        } else {
+            return Err(Error::RevisionConflict {
+                id: id.to_string(),
+                rev,
+            });
         }
     }
-    Ok(latest.into_iter().map(|(_, k)| k).collect())
+    Ok(next)
 }

@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use super::journal::{Draft, Journal, JournalEntry, Subject};
+use super::journal::JournalEntry;
 use crate::error::{Error, Result};
 use crate::record::RecordRevision;
 use crate::store::Store;
@@ -68,7 +68,8 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// A revision written but never journaled: the writer crashed before its commit point.
+/// A revision written but never journaled, and not yet recorded by recovery: the writer
+/// crashed before its commit point (or is still writing).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unjournaled {
     /// Journal subject kind (`record`, `token`).
@@ -88,13 +89,23 @@ pub struct Report {
     pub journal_entries: u64,
     pub bytes_hashed: u64,
     pub seconds: f64,
+    /// Tampering or corruption: verification fails.
     pub problems: Vec<Problem>,
+    /// Crash leftovers not yet recorded by recovery: invisible to every reader, and
+    /// recorded by the next start of a writer. Verification passes.
+    pub warnings: Vec<Problem>,
+    /// Leftovers not yet recorded (the revisions among `warnings`).
     pub unjournaled: Vec<Unjournaled>,
+    /// Crash leftovers a recovery entry recorded (revisions and torn blobs): set aside,
+    /// not part of the archive.
+    pub leftovers_recovered: u64,
 }
 
 impl Report {
+    /// Nothing was altered or lost. Leftovers of a crash (recorded or not) are not
+    /// problems: no reader ever saw them.
     pub fn ok(&self) -> bool {
-        self.problems.is_empty() && self.unjournaled.is_empty()
+        self.problems.is_empty()
     }
 
     pub fn mb_per_s(&self) -> f64 {
@@ -167,7 +178,12 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
     progress.start(total);
 
     // 2. Journal chain, and the checkpoints it must still reach.
-    let (journaled, erased) = check_journal(store, &mut journal, &mut report).await?;
+    let Journaled {
+        revisions: journaled,
+        erased,
+        recovered,
+        recovered_blobs,
+    } = check_journal(store, &mut journal, &mut report).await?;
     let mut cps = store.list(&keys::checkpoints_prefix());
     while let Some(meta) = cps.try_next().await? {
         report.objects += 1;
@@ -246,9 +262,6 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
         }
     }
     for ((kind, id), mut revs) in revisions {
-        if kind == ObjectKind::Record {
-            report.records += 1;
-        }
         revs.sort();
         for (rev, _) in &revs {
             seen.insert((kind, id.clone(), *rev));
@@ -259,6 +272,7 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
             &id,
             &revs,
             &journaled,
+            &recovered,
             &blob_sizes,
             &mut absent,
             &mut report,
@@ -290,8 +304,8 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
             with_key.insert(party);
         }
     }
-    let mut parties: Vec<&String> = seen
-        .iter()
+    let mut parties: Vec<&String> = journaled
+        .keys()
         .filter(|(k, _, _)| *k == ObjectKind::Party)
         .map(|(_, id, _)| id)
         .collect::<std::collections::BTreeSet<_>>()
@@ -342,12 +356,25 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
             Ok((found, n)) => {
                 report.bytes_hashed += n;
                 if found != sha {
-                    report.problems.push(Problem::mismatch(
+                    let p = Problem::mismatch(
                         key,
                         "blob content does not match its hash",
                         &sha,
                         &found,
-                    ));
+                    );
+                    if absent.referenced.contains(&sha) {
+                        report.problems.push(p);
+                    } else if recovered_blobs.contains(&sha) {
+                        // A torn write of a batch that never committed, recorded as such.
+                        report.leftovers_recovered += 1;
+                    } else {
+                        report.warnings.push(Problem {
+                            what: "blob content does not match its hash; no committed record \
+                                   uses it (a torn crash leftover)"
+                                .into(),
+                            ..p
+                        });
+                    }
                 } else if n != size {
                     report.problems.push(Problem::mismatch(
                         key,
@@ -365,23 +392,36 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
 
     report.seconds = started.elapsed().as_secs_f64();
     report.problems.sort_by(|a, b| a.key.cmp(&b.key));
+    report.warnings.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(report)
+}
+
+/// What the journal says, as verification needs it.
+struct Journaled {
+    /// Every committed revision with the digest its entry names.
+    revisions: HashMap<RevKey, String>,
+    /// Parties erased by a journaled erasure.
+    erased: std::collections::HashSet<String>,
+    /// Revisions recovery recorded as never-committed leftovers.
+    recovered: std::collections::HashSet<RevKey>,
+    /// Blobs recovery recorded as torn leftovers.
+    recovered_blobs: std::collections::HashSet<String>,
 }
 
 /// A revision as journal subjects name it: kind, id, revision number.
 type RevKey = (ObjectKind, String, u32);
 
 /// Checks the journal and returns, for every journaled revision, the digest it committed.
-async fn check_journal(
-    store: &Store,
-    seqs: &mut [u64],
-    report: &mut Report,
-) -> Result<(HashMap<RevKey, String>, std::collections::HashSet<String>)> {
+async fn check_journal(store: &Store, seqs: &mut [u64], report: &mut Report) -> Result<Journaled> {
     seqs.sort_unstable();
-    let mut journaled = HashMap::new();
-    let mut erased = std::collections::HashSet::new();
+    let mut out = Journaled {
+        revisions: HashMap::new(),
+        erased: Default::default(),
+        recovered: Default::default(),
+        recovered_blobs: Default::default(),
+    };
     let Some(&max) = seqs.last() else {
-        return Ok((journaled, erased));
+        return Ok(out);
     };
     let present: std::collections::HashSet<u64> = seqs.iter().copied().collect();
     let reads = futures::stream::iter(1..=max)
@@ -459,18 +499,33 @@ async fn check_journal(
             Err(e) => report.problems.push(Problem::new(&key, e.to_string())),
         }
         if entry.action == "party.erase" {
-            erased.extend(entry.subjects.iter().map(|s| s.id.clone()));
+            out.erased
+                .extend(entry.subjects.iter().map(|s| s.id.clone()));
+        }
+        if entry.action == super::ledger::RECOVERY_ACTION {
+            for s in &entry.subjects {
+                match (ObjectKind::from_subject(&s.kind), s.rev) {
+                    (Some(kind), Some(rev)) => {
+                        out.recovered.insert((kind, s.id.clone(), rev));
+                    }
+                    _ if s.kind == "blob" => {
+                        out.recovered_blobs.insert(s.id.clone());
+                    }
+                    _ => {}
+                }
+            }
         }
         // An entry that wrote revisions names them with the digests of their bytes (one in
         // `payload_digest`, or several in a group commit); reads and other acts name none.
         for (s, rev, d) in entry.written() {
             if let Some(kind) = ObjectKind::from_subject(&s.kind) {
-                journaled.insert((kind, s.id.clone(), rev), d.to_string());
+                out.revisions
+                    .insert((kind, s.id.clone(), rev), d.to_string());
             }
         }
         prev = Some(entry.hash);
     }
-    Ok((journaled, erased))
+    Ok(out)
 }
 
 /// The fields every revisioned object shares (the chain).
@@ -497,6 +552,13 @@ impl Decoded {
             sealed: None,
         }
     }
+}
+
+/// Decodes a revision of `kind` fully; for a record, the content blob it names.
+pub(crate) fn decode_content(kind: ObjectKind, key: &str, bytes: &[u8]) -> Result<Option<String>> {
+    Ok(decode_full(kind, key, bytes)?
+        .content
+        .map(|(c, _)| c.sha256))
 }
 
 /// Full, canonical decode of a revision of `kind`.
@@ -556,6 +618,8 @@ struct Absent {
     missing: Vec<(String, String, String)>,
     disposed_records: std::collections::HashSet<String>,
     deleted: std::collections::HashSet<String>,
+    /// Blobs some committed record revision names.
+    referenced: std::collections::HashSet<String>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -565,22 +629,18 @@ async fn check_chain(
     id: &str,
     revs: &[(u32, String)],
     journaled: &HashMap<RevKey, String>,
+    recovered: &std::collections::HashSet<RevKey>,
     blob_sizes: &HashMap<String, u64>,
     absent: &mut Absent,
     report: &mut Report,
 ) -> Result<()> {
+    // The chain runs through the committed revisions only; leftovers of a crash sit
+    // beside it (their numbers are taken, their bytes are no part of the archive).
     let mut prev_digest: Option<String> = None;
-    for (i, (rev, key)) in revs.iter().enumerate() {
+    let mut first = true;
+    let mut uncommitted: std::collections::HashSet<String> = Default::default();
+    for (rev, key) in revs {
         report.revisions += 1;
-        let expected_rev = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        if *rev != expected_rev {
-            report.problems.push(Problem::mismatch(
-                keys::revision(kind, id, expected_rev).to_string(),
-                "revision missing (gap in the chain)",
-                &expected_rev.to_string(),
-                &rev.to_string(),
-            ));
-        }
         let bytes = match store.get(&keys::revision(kind, id, *rev)).await {
             Ok(b) => b,
             Err(e) => {
@@ -588,13 +648,14 @@ async fn check_chain(
                     .problems
                     .push(Problem::new(key, format!("cannot read: {e}")));
                 prev_digest = None;
+                first = false;
                 continue;
             }
         };
         report.bytes_hashed += bytes.len() as u64;
         let digest = codec::sha256_hex(&bytes);
-        let decoded = decode_full(kind, key, &bytes);
-        match journaled.get(&(kind, id.to_string(), *rev)) {
+        let rk = (kind, id.to_string(), *rev);
+        match journaled.get(&rk) {
             Some(d) if *d == digest => {}
             Some(d) => report.problems.push(Problem::mismatch(
                 key,
@@ -603,7 +664,21 @@ async fn check_chain(
                 &digest,
             )),
             None => {
-                if decoded.is_ok() {
+                // No crash leaves two uncommitted revisions in a row: a writer builds only
+                // on a committed one. A leftover on a leftover means entries were removed.
+                if let Ok(d) = decode_full(kind, key, &bytes)
+                    && let Some(h) = &d.header.prev_hash
+                    && uncommitted.contains(h)
+                {
+                    report.problems.push(Problem::new(
+                        key,
+                        "revision without a journal entry builds on another one without: \
+                         no crash leaves that behind (journal entries removed?)",
+                    ));
+                }
+                if recovered.contains(&rk) {
+                    report.leftovers_recovered += 1;
+                } else {
                     report.unjournaled.push(Unjournaled {
                         kind: kind.subject().to_string(),
                         id: id.to_string(),
@@ -611,14 +686,18 @@ async fn check_chain(
                         key: key.clone(),
                         digest: digest.clone(),
                     });
+                    report.warnings.push(Problem::new(
+                        key,
+                        "revision has no journal entry: a crash leftover, invisible to every \
+                         reader (the next start of the server or of any writing command \
+                         records it)",
+                    ));
                 }
-                report.problems.push(Problem::new(
-                    key,
-                    "revision has no journal entry (crash before commit, or journal truncated)",
-                ));
+                uncommitted.insert(digest);
+                continue;
             }
         }
-        match decoded {
+        match decode_full(kind, key, &bytes) {
             Err(e) => report.problems.push(Problem::new(key, e.to_string())),
             Ok(Decoded {
                 header,
@@ -649,11 +728,18 @@ async fn check_chain(
                     ));
                 }
                 if header.prev_hash.as_deref() != prev_digest.as_deref()
-                    && (i == 0 || prev_digest.is_some())
+                    && (first || prev_digest.is_some())
                 {
+                    let what = match &header.prev_hash {
+                        Some(h) if uncommitted.contains(h) => {
+                            "prev_hash names a revision that has no journal entry (was its \
+                             entry removed?)"
+                        }
+                        _ => "prev_hash does not match the predecessor revision",
+                    };
                     report.problems.push(Problem::mismatch(
                         key,
-                        "prev_hash does not match the predecessor revision",
+                        what,
                         prev_digest.as_deref().unwrap_or("none"),
                         header.prev_hash.as_deref().unwrap_or("none"),
                     ));
@@ -663,6 +749,7 @@ async fn check_chain(
                         absent.disposed_records.insert(id.to_string());
                         absent.deleted.extend(t.blobs_deleted.iter().cloned());
                     }
+                    absent.referenced.insert(c.sha256.clone());
                     match blob_sizes.get(&c.sha256) {
                         None => {
                             absent
@@ -680,40 +767,15 @@ async fn check_chain(
                 }
             }
         }
+        first = false;
         prev_digest = Some(digest);
     }
-    Ok(())
-}
-
-/// Completes revisions that were written but never journaled (a crash between the two
-/// writes): each is journaled as `record.recover`, oldest first. Returns the entries.
-pub async fn repair(
-    journal: &Journal,
-    actor: &str,
-    found: &[Unjournaled],
-) -> Result<Vec<JournalEntry>> {
-    let mut items = found.to_vec();
-    items.sort_by(|a, b| (&a.kind, &a.id, a.rev).cmp(&(&b.kind, &b.id, b.rev)));
-    let mut out = Vec::new();
-    for u in items {
-        out.push(
-            journal
-                .append(Draft {
-                    actor: actor.to_string(),
-                    action: format!("{}.recover", u.kind),
-                    subjects: vec![Subject {
-                        kind: u.kind.clone(),
-                        id: u.id.clone(),
-                        rev: Some(u.rev),
-                        digest: None,
-                    }],
-                    payload_digest: Some(u.digest.clone()),
-                    detail: Some(
-                        "revision written before a crash, journaled by verify --repair".into(),
-                    ),
-                })
-                .await?,
-        );
+    if kind == ObjectKind::Record
+        && revs
+            .iter()
+            .any(|(r, _)| journaled.contains_key(&(kind, id.to_string(), *r)))
+    {
+        report.records += 1;
     }
-    Ok(out)
+    Ok(())
 }

@@ -227,7 +227,8 @@ impl Cases {
         if what.is_empty() {
             return Err(Error::invalid("case", "nothing would change"));
         }
-        next.rev = prev.rev + 1;
+        next.rev =
+            audit::next_rev(&self.store, &self.journal, ObjectKind::Case, id, prev.rev).await?;
         next.prev_hash = Some(hash);
         next.revised_at = now;
         next.actor = actor.to_string();
@@ -243,7 +244,14 @@ impl Cases {
     }
 
     async fn latest_raw(&self, id: &str) -> Result<(CaseRevision, String)> {
-        audit::latest_revision(&self.store, ObjectKind::Case, id, CaseRevision::decode).await
+        audit::latest_revision(
+            &self.store,
+            &self.journal,
+            ObjectKind::Case,
+            id,
+            CaseRevision::decode,
+        )
+        .await
     }
 
     pub async fn get(&self, id: &str) -> Result<CaseRevision> {

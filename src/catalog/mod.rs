@@ -9,17 +9,17 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::RwLock;
 
 use crate::audit::journal::Journal;
 use crate::case::{CaseRevision, CaseStatus};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::party::{Parties, Party, PartyData, PartyKind};
 use crate::record::RecordRevision;
 use crate::store::Store;
-use crate::store::keys::{self, KeyKind, ObjectKind};
+use crate::store::keys::{self, ObjectKind};
 
 /// Record classes that make up the communication timeline.
 pub const COMMUNICATION: &[&str] = &[
@@ -429,6 +429,12 @@ pub struct Catalog {
     ready: tokio::sync::watch::Sender<bool>,
 }
 
+/// A committed revision the catalog cannot read is corruption for `verify` to report; it
+/// must not keep every other object from being served.
+fn skipped(kind: ObjectKind, e: &Error) {
+    tracing::error!("catalog: a committed {} was skipped: {e}", kind.subject());
+}
+
 impl Catalog {
     pub fn new(archive: crate::archive::Archive, parties: Parties) -> Catalog {
         Catalog {
@@ -455,29 +461,24 @@ impl Catalog {
 
     /// Rebuilds everything from the store, then applies what the journal holds beyond.
     pub async fn rebuild(&self, journal: &Journal) -> Result<()> {
-        let head = journal.head_seq().await?;
+        // Built from what the journal committed, never from a store listing: a revision
+        // no entry names does not exist (DESIGN §2.6).
+        let head = journal.sync_ledger().await?;
         let mut state = State {
             seq: head,
             ..Default::default()
         };
         for kind in [ObjectKind::Party, ObjectKind::Case, ObjectKind::Record] {
-            let metas = self.store.list_sorted(&keys::kind_prefix(kind)).await?;
-            let mut latest: Vec<(String, u32)> = Vec::new();
-            for m in &metas {
-                if let KeyKind::Revision { id, rev, .. } = keys::classify(&m.location) {
-                    match latest.last_mut() {
-                        Some((last, r)) if *last == id => *r = (*r).max(rev),
-                        _ => latest.push((id, rev)),
-                    }
-                }
-            }
-            let loaded: Vec<Loaded> = futures::stream::iter(latest)
+            let latest = journal.ledger().latest_of_kind(kind);
+            let mut loaded = futures::stream::iter(latest)
                 .map(|(id, rev)| self.load(kind, id, rev))
-                .buffered(32)
-                .try_collect()
-                .await?;
-            for l in loaded {
-                apply(&mut state, l);
+                .buffered(32);
+            while let Some(l) = loaded.next().await {
+                match l {
+                    Ok(l) => apply(&mut state, l),
+                    Err(e @ Error::Store { .. }) => return Err(e),
+                    Err(e) => skipped(kind, &e),
+                }
             }
         }
         *self.state.write().await = state;
@@ -487,6 +488,12 @@ impl Catalog {
     }
 
     async fn load(&self, kind: ObjectKind, id: String, rev: u32) -> Result<Loaded> {
+        if !matches!(
+            kind,
+            ObjectKind::Record | ObjectKind::Party | ObjectKind::Case
+        ) {
+            return Ok(Loaded::Nothing);
+        }
         let key = keys::revision(kind, &id, rev);
         let bytes = self.store.get(&key).await?;
         Ok(match kind {
@@ -519,8 +526,11 @@ impl Catalog {
             for e in entries {
                 for (s, rev, _) in e.written() {
                     if let Some(kind) = ObjectKind::from_subject(&s.kind) {
-                        let l = self.load(kind, s.id.clone(), rev).await?;
-                        apply(&mut *self.state.write().await, l);
+                        match self.load(kind, s.id.clone(), rev).await {
+                            Ok(l) => apply(&mut *self.state.write().await, l),
+                            Err(e @ Error::Store { .. }) => return Err(e),
+                            Err(e) => skipped(kind, &e),
+                        }
                     }
                 }
             }

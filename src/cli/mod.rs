@@ -111,12 +111,9 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
-    /// Verify every blob, revision and journal entry.
-    Verify {
-        /// Journal revisions left unjournaled by a crash (only when nothing else is wrong).
-        #[arg(long)]
-        repair: bool,
-    },
+    /// Verify every blob, revision and journal entry (read-only; exit 1 on tampering or
+    /// loss, 0 otherwise — crash leftovers are reported as warnings, never repaired here).
+    Verify,
     /// Run the HTTP server.
     Serve {
         /// Address to listen on (port 0 picks a free port).
@@ -285,6 +282,30 @@ fn default_actor() -> String {
     format!("cli:{user}")
 }
 
+/// Takes the writer lock and records what a crash left behind, saying so on stderr.
+async fn start_writer(archive: &Archive) -> anyhow::Result<crate::audit::recovery::WriterSession> {
+    let w = crate::audit::recovery::start_writer(
+        archive.store(),
+        archive.journal(),
+        archive.clock(),
+        crate::audit::recovery::ACTOR,
+    )
+    .await?;
+    let r = &w.recovery;
+    if !r.recorded.is_empty() {
+        eprintln!(
+            "akte: recovery: {} write(s) of an interrupted run were never committed; recorded in journal entry {} and set aside",
+            r.recorded.len(),
+            r.entries
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(w)
+}
+
 pub fn open_store(data: &std::path::Path, store: Option<&str>) -> anyhow::Result<Store> {
     let spec = match store {
         Some(s) => s.to_string(),
@@ -318,6 +339,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let actor = cli.actor.clone().unwrap_or_else(default_actor);
     let json = cli.json;
+    // Every writer records crash leftovers first (DESIGN §2.6); `verify` only reads, and
+    // the server does this itself.
+    let _writer = match cli.command {
+        Command::Verify | Command::Serve { .. } => None,
+        _ => Some(start_writer(&archive).await?),
+    };
     let index_dir = cli.index.clone().unwrap_or_else(|| cli.data.join("index"));
     match cli.command {
         Command::Archive {
@@ -668,30 +695,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { repair } => {
+        Command::Verify => {
             let bar: Arc<dyn Progress> = if !json && std::io::stderr().is_terminal() {
                 Arc::new(Bar(ProgressBar::new(0)))
             } else {
                 Arc::new(verify::NoProgress)
             };
             let report = verify::verify(archive.store(), &verify::Options::default(), bar).await?;
-            let mut repaired = Vec::new();
-            if repair && !report.unjournaled.is_empty() {
-                if report.problems.len() != report.unjournaled.len() {
-                    anyhow::bail!(
-                        "refusing to repair: the store has problems other than unjournaled revisions"
-                    );
-                }
-                repaired = verify::repair(archive.journal(), &actor, &report.unjournaled).await?;
-            }
-            let ok =
-                report.ok() || (!repaired.is_empty() && report.problems.len() == repaired.len());
+            let ok = report.ok();
             if json {
                 #[derive(Serialize)]
                 struct Out<'a> {
                     ok: bool,
                     mb_per_s: f64,
-                    repaired: usize,
                     #[serde(flatten)]
                     report: &'a verify::Report,
                 }
@@ -700,7 +716,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     serde_json::to_string(&Out {
                         ok,
                         mb_per_s: report.mb_per_s(),
-                        repaired: repaired.len(),
                         report: &report
                     })?
                 );
@@ -708,15 +723,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 for p in &report.problems {
                     println!("BROKEN {p}");
                 }
-                for e in &repaired {
-                    println!(
-                        "REPAIRED journaled {} as entry {}",
-                        e.subjects.first().map(|s| s.id.as_str()).unwrap_or(""),
-                        e.seq
-                    );
+                for p in &report.warnings {
+                    println!("WARNING {p}");
                 }
                 println!(
-                    "{}: {} objects checked ({} blobs, {} records with {} revisions, {} journal entries), {:.1} MB hashed in {:.2} s ({:.0} MB/s), {} problems",
+                    "{}: {} objects checked ({} blobs, {} records with {} revisions, {} journal entries), {:.1} MB hashed in {:.2} s ({:.0} MB/s), {} problems, {} crash leftovers recorded by recovery, {} not yet recorded",
                     if ok { "OK" } else { "FAILED" },
                     report.objects,
                     report.blobs,
@@ -726,8 +737,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     report.bytes_hashed as f64 / 1e6,
                     report.seconds,
                     report.mb_per_s(),
-                    report.problems.len()
+                    report.problems.len(),
+                    report.leftovers_recovered,
+                    report.warnings.len(),
                 );
+                if !report.warnings.is_empty() {
+                    println!(
+                        "  (leftovers are invisible to every reader; start the server or run any writing command to record them)"
+                    );
+                }
             }
             Ok(if ok {
                 ExitCode::SUCCESS

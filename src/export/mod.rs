@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::record::RecordRevision;
 use crate::service::Services;
 use crate::store::codec;
-use crate::store::keys::{self, KeyKind, ObjectKind};
+use crate::store::keys::{self, ObjectKind};
 
 pub const FORMAT: &str = "akte-export-1";
 
@@ -98,7 +98,8 @@ async fn write_records<W: Write + Seek>(
     let mut manifest = Vec::new();
     let mut wanted: BTreeSet<(String, u32)> = BTreeSet::new();
     for id in ids {
-        let metas = store.list_sorted(&keys::record_prefix(id)).await?;
+        let metas =
+            crate::audit::revision_keys(svc.archive.journal(), ObjectKind::Record, id).await?;
         let mut m = ManifestRecord {
             id: id.clone(),
             revisions: vec![],
@@ -106,13 +107,13 @@ async fn write_records<W: Write + Seek>(
         };
         let mut seen_content = BTreeSet::new();
         let mut last: Option<RecordRevision> = None;
-        for meta in metas {
-            let bytes = store.get(&meta.location).await?;
+        for location in metas {
+            let bytes = store.get(&location).await?;
             let r = svc
                 .archive
-                .open_meta(RecordRevision::decode(meta.location.as_ref(), &bytes)?)
+                .open_meta(RecordRevision::decode(location.as_ref(), &bytes)?)
                 .await?;
-            let path = meta.location.to_string();
+            let path = location.to_string();
             w.add(&path, &bytes)?;
             m.revisions.push(path);
             wanted.insert((r.id.clone(), r.rev));
@@ -259,18 +260,15 @@ pub async fn tax<W: Write + Seek>(
     if to < from {
         return Err(Error::invalid("to", "before from"));
     }
-    let store = svc.archive.store();
-    let metas = store
-        .list_sorted(&keys::kind_prefix(ObjectKind::Record))
-        .await?;
-    let mut ids: Vec<String> = metas
-        .iter()
-        .filter_map(|m| match keys::classify(&m.location) {
-            KeyKind::Revision { id, .. } => Some(id),
-            _ => None,
-        })
+    let ids: Vec<String> = svc
+        .archive
+        .journal()
+        .ledger_synced()
+        .await?
+        .latest_of_kind(ObjectKind::Record)
+        .into_iter()
+        .map(|(id, _)| id)
         .collect();
-    ids.dedup();
     let mut selected = Vec::new();
     for id in ids {
         let r = svc.archive.latest(&id).await?;

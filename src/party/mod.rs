@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, journal::Journal};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::store::keys::{self, ObjectKind};
+use crate::store::keys::ObjectKind;
 use crate::store::{Store, codec};
 use crypt::{KeyStore, Sealed};
 
@@ -436,7 +436,8 @@ impl Parties {
         let rev = self
             .build(
                 id,
-                prev.rev + 1,
+                audit::next_rev(&self.store, &self.journal, ObjectKind::Party, id, prev.rev)
+                    .await?,
                 Some(prev_hash),
                 &data,
                 actor,
@@ -520,7 +521,14 @@ impl Parties {
         let redirect = self
             .build(
                 absorbed,
-                a_rev.rev + 1,
+                audit::next_rev(
+                    &self.store,
+                    &self.journal,
+                    ObjectKind::Party,
+                    absorbed,
+                    a_rev.rev,
+                )
+                .await?,
                 Some(a_hash),
                 &a.data,
                 actor,
@@ -532,7 +540,14 @@ impl Parties {
         let s_next = self
             .build(
                 survivor,
-                s_rev.rev + 1,
+                audit::next_rev(
+                    &self.store,
+                    &self.journal,
+                    ObjectKind::Party,
+                    survivor,
+                    s_rev.rev,
+                )
+                .await?,
                 Some(s_hash),
                 &merged,
                 actor,
@@ -552,7 +567,14 @@ impl Parties {
     }
 
     async fn latest_raw(&self, id: &str) -> Result<(PartyRevision, String)> {
-        audit::latest_revision(&self.store, ObjectKind::Party, id, PartyRevision::decode).await
+        audit::latest_revision(
+            &self.store,
+            &self.journal,
+            ObjectKind::Party,
+            id,
+            PartyRevision::decode,
+        )
+        .await
     }
 
     /// Erases a party's personal data: a last revision keeps only non-personal facts
@@ -571,7 +593,8 @@ impl Parties {
             ));
         }
         let mut next = prev.clone();
-        next.rev = prev.rev + 1;
+        next.rev =
+            audit::next_rev(&self.store, &self.journal, ObjectKind::Party, id, prev.rev).await?;
         next.prev_hash = Some(prev_hash);
         next.revised_at = self.clock.now();
         next.actor = actor.to_string();
@@ -658,20 +681,11 @@ impl Parties {
 
     pub async fn history(&self, id: &str) -> Result<Vec<Party>> {
         crate::archive::validate_id(id)?;
-        let metas = self
-            .store
-            .list_sorted(&keys::revision_prefix(ObjectKind::Party, id))
-            .await?;
-        if metas.is_empty() {
-            return Err(Error::ObjectNotFound {
-                key: format!("party {id}"),
-            });
-        }
         let mut out = Vec::new();
-        for m in metas {
-            let bytes = self.store.get(&m.location).await?;
+        for key in audit::revision_keys(&self.journal, ObjectKind::Party, id).await? {
+            let bytes = self.store.get(&key).await?;
             out.push(
-                self.open(&PartyRevision::decode(m.location.as_ref(), &bytes)?)
+                self.open(&PartyRevision::decode(key.as_ref(), &bytes)?)
                     .await?,
             );
         }
@@ -680,19 +694,14 @@ impl Parties {
 
     /// Every party id in the store.
     pub async fn ids(&self) -> Result<Vec<String>> {
-        let metas = self
-            .store
-            .list_sorted(&keys::kind_prefix(ObjectKind::Party))
-            .await?;
-        let mut ids: Vec<String> = metas
-            .iter()
-            .filter_map(|m| match keys::classify(&m.location) {
-                keys::KeyKind::Revision { id, .. } => Some(id),
-                _ => None,
-            })
-            .collect();
-        ids.dedup();
-        Ok(ids)
+        Ok(self
+            .journal
+            .ledger_synced()
+            .await?
+            .latest_of_kind(ObjectKind::Party)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
     }
 }
 

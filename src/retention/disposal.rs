@@ -194,15 +194,14 @@ impl Disposals {
     pub async fn eligible(&self) -> Result<Vec<RecordRevision>> {
         let today = self.trusted_today().await?;
         let holds = self.holds.all().await?;
-        let metas = self.store.list_sorted(&keys::records_prefix()).await?;
-        let mut ids: Vec<String> = metas
-            .iter()
-            .filter_map(|m| match keys::classify(&m.location) {
-                KeyKind::Revision { id, .. } => Some(id),
-                _ => None,
-            })
+        let ids: Vec<String> = self
+            .journal
+            .ledger_synced()
+            .await?
+            .latest_of_kind(ObjectKind::Record)
+            .into_iter()
+            .map(|(id, _)| id)
             .collect();
-        ids.dedup();
         let mut out = Vec::new();
         for id in ids {
             if let Ok(r) = self.check(&id, today, &holds).await? {
@@ -320,6 +319,7 @@ impl Disposals {
     async fn latest_raw(&self, id: &str) -> Result<(DisposalRevision, String)> {
         audit::latest_revision(
             &self.store,
+            &self.journal,
             ObjectKind::Disposal,
             id,
             DisposalRevision::decode,
@@ -461,7 +461,14 @@ impl Disposals {
             self.archive.destroy_record_key(&r.id).await?;
         }
         let mut d = req.clone();
-        d.rev += 1;
+        d.rev = audit::next_rev(
+            &self.store,
+            &self.journal,
+            ObjectKind::Disposal,
+            &req.id,
+            req.rev,
+        )
+        .await?;
         d.prev_hash = Some(hash);
         d.revised_at = now;
         d.actor = actor.into();

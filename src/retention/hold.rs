@@ -176,7 +176,7 @@ impl Holds {
         }
         let now = self.clock.now();
         let mut h = prev.clone();
-        h.rev += 1;
+        h.rev = audit::next_rev(&self.store, &self.journal, ObjectKind::Hold, id, prev.rev).await?;
         h.prev_hash = Some(hash);
         h.revised_at = now;
         h.actor = actor.into();
@@ -200,13 +200,20 @@ impl Holds {
     }
 
     async fn latest_raw(&self, id: &str) -> Result<(HoldRevision, String)> {
-        audit::latest_revision(&self.store, ObjectKind::Hold, id, HoldRevision::decode).await
+        audit::latest_revision(
+            &self.store,
+            &self.journal,
+            ObjectKind::Hold,
+            id,
+            HoldRevision::decode,
+        )
+        .await
     }
 
     /// Every hold, latest revision each (active and released).
     pub async fn all(&self) -> Result<Vec<HoldRevision>> {
         let mut out = Vec::new();
-        for key in audit::latest_keys(&self.store, ObjectKind::Hold).await? {
+        for key in audit::latest_keys(&self.journal, ObjectKind::Hold).await? {
             let bytes = self.store.get(&key).await?;
             out.push(HoldRevision::decode(key.as_ref(), &bytes)?);
         }

@@ -77,7 +77,7 @@ pub struct RetentionReport {
 }
 
 async fn latest_of(archive: &Archive, kind: ObjectKind) -> Result<Vec<object_store::path::Path>> {
-    crate::audit::latest_keys(archive.store(), kind).await
+    crate::audit::latest_keys(archive.journal(), kind).await
 }
 
 pub async fn build(

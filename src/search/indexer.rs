@@ -224,7 +224,8 @@ impl Indexer {
     async fn rebuild_locked(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<u64> {
         let head = self.svc.archive.journal().head_seq().await?;
         let store = self.svc.archive.store();
-        let latest = crate::audit::latest_keys(store, ObjectKind::Record).await?;
+        let latest =
+            crate::audit::latest_keys(self.svc.archive.journal(), ObjectKind::Record).await?;
         let total = latest.len() as u64;
         let holds = self.svc.holds.all().await?;
         let index = self.index.clone();

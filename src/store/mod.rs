@@ -191,6 +191,49 @@ impl Store {
             .map_err(|e| Error::Internal(format!("write task: {e}")))?
     }
 
+    /// Takes the writer lock: exclusively when no other writer holds it (then
+    /// [`WriterLock::sole`]), else shared. A store in memory (or a test's wrapped store)
+    /// belongs to this process; on S3 other nodes may write at any time, so there no
+    /// writer is ever alone.
+    pub async fn writer_lock(&self) -> Result<WriterLock> {
+        let Some(d) = &self.deferred else {
+            return Ok(WriterLock {
+                file: None,
+                sole: !self.desc.starts_with("s3://"),
+            });
+        };
+        let path = d.root.join(".writers.lock");
+        tokio::task::spawn_blocking(move || {
+            use rustix::fs::{FlockOperation, flock};
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| Error::io(path.display(), e))?;
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => Ok(WriterLock {
+                    file: Some(file),
+                    sole: true,
+                }),
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    flock(&file, FlockOperation::LockShared)
+                        .map_err(|e| Error::io(path.display(), e.into()))?;
+                    Ok(WriterLock {
+                        file: Some(file),
+                        sole: false,
+                    })
+                }
+                Err(e) => Err(Error::io(path.display(), e.into())),
+            }
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("lock task: {e}")))?
+    }
+
     /// Makes every deferred write durable: one `syncfs` of the store's file system.
     pub async fn sync_deferred(&self) -> Result<()> {
         let Some(d) = &self.deferred else {
@@ -429,6 +472,39 @@ fn create_file(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
     file.write_all(bytes)
         .map_err(|e| Error::io(path.display(), e))?;
     Ok(Created::New)
+}
+
+/// A writer's hold on the store (see `audit::recovery`). On the local store every
+/// writing process holds `<data>/.writers.lock` shared for its lifetime; one that got it
+/// exclusively at start knows no other writer is alive.
+#[derive(Debug)]
+pub struct WriterLock {
+    file: Option<std::fs::File>,
+    sole: bool,
+}
+
+impl WriterLock {
+    /// No other process can be writing to this store.
+    pub fn sole(&self) -> bool {
+        self.sole
+    }
+
+    /// The same lock, shared, so that other writers may start.
+    pub async fn shared(self) -> Result<WriterLock> {
+        let Some(file) = self.file else {
+            return Ok(self);
+        };
+        tokio::task::spawn_blocking(move || {
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::LockShared)
+                .map_err(|e| Error::io("writer lock", e.into()))?;
+            Ok(WriterLock {
+                file: Some(file),
+                sole: false,
+            })
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("lock task: {e}")))?
+    }
 }
 
 /// Reads a local file in [`READ_CHUNK`] pieces on the blocking pool.

@@ -1,0 +1,200 @@
+//! Automatic crash recovery (DESIGN §2.6): at every start of a writer (the server, and
+//! every CLI command but `verify`), revisions that were written but never committed by a
+//! journal entry are recorded in one `store.recover` entry — key, digest, "never
+//! acknowledged" — and from then on set aside by every reader and by `verify`.
+//!
+//! Nothing is turned into a record, nothing is deleted: on a store under Object Lock a
+//! leftover could not be deleted anyway, and its bytes are evidence. A leftover that
+//! cannot even be decoded (a write torn by a power loss) is recorded the same way; it
+//! never blocks a start.
+//!
+//! A revision without an entry is a crash leftover only if its writer is gone. On the
+//! local store every writer holds a shared lock on `<data>/.writers.lock` for its
+//! lifetime: a writer that gets the lock exclusively at start knows it is alone and
+//! recovers everything. Otherwise (another process writing, or a shared S3 bucket) only
+//! leftovers older than a grace period are recorded; younger ones may be in flight and
+//! stay invisible until their entry arrives or a later recovery records them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use serde::Serialize;
+
+use super::journal::{Draft, Journal, JournalEntry, Subject};
+use super::ledger::RECOVERY_ACTION;
+use crate::clock::Clock;
+use crate::error::Result;
+use crate::store::keys::{self, KeyKind, ObjectKind};
+use crate::store::{Store, WriterLock, codec};
+
+/// How old an uncommitted revision must be before a writer that is not alone records it
+/// as a leftover. Far above the seconds between a revision's write and its entry.
+pub const GRACE: Duration = Duration::from_secs(15 * 60);
+
+/// The actor of recovery entries.
+pub const ACTOR: &str = "akte:recovery";
+
+/// Subjects per recovery entry (a crash can leave a whole batch behind).
+const SUBJECTS_PER_ENTRY: usize = 4096;
+
+/// One revision written before a crash and never committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Leftover {
+    /// Journal subject kind (`record`, `party`, `token`, …).
+    pub kind: String,
+    pub id: String,
+    pub rev: u32,
+    pub key: String,
+    /// SHA-256 of the bytes found (whatever they are).
+    pub digest: String,
+    /// Whether the bytes decode as a revision (a torn write does not).
+    pub decodable: bool,
+}
+
+/// What one recovery did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Recovery {
+    /// Leftovers recorded now.
+    pub recorded: Vec<Leftover>,
+    /// Torn blobs named by those leftovers, recorded with them.
+    pub torn_blobs: Vec<String>,
+    /// Uncommitted revisions too young to decide (another writer may be committing them).
+    pub undecided: usize,
+    /// The entries written (none when there was nothing to record).
+    pub entries: Vec<u64>,
+}
+
+/// Records every never-committed revision as a leftover. `sole_writer`: no other
+/// process can be writing (see the module comment); otherwise only leftovers older than
+/// [`GRACE`] are recorded.
+pub async fn recover(
+    store: &Store,
+    journal: &Journal,
+    clock: &Arc<dyn Clock>,
+    actor: &str,
+    sole_writer: bool,
+) -> Result<Recovery> {
+    journal.sync_ledger().await?;
+    let now = clock.now();
+    let grace = chrono::Duration::from_std(GRACE).unwrap_or(chrono::Duration::MAX);
+    let mut out = Recovery::default();
+    let mut found = Vec::new();
+    for kind in ObjectKind::ALL {
+        let mut list = store.list(&keys::kind_prefix(kind));
+        while let Some(meta) = list.try_next().await? {
+            let KeyKind::Revision { id, rev, .. } = keys::classify(&meta.location) else {
+                continue;
+            };
+            let ledger = journal.ledger();
+            if ledger.is_committed(kind, &id, rev) || ledger.is_recovered(kind, &id, rev) {
+                continue;
+            }
+            if !sole_writer && now - meta.last_modified < grace {
+                out.undecided += 1;
+                continue;
+            }
+            found.push((kind, id, rev, meta.location));
+        }
+    }
+    if found.is_empty() {
+        return Ok(out);
+    }
+    // A writer that was not alone may have committed some of them meanwhile.
+    journal.sync_ledger().await?;
+    let mut subjects = Vec::new();
+    for (kind, id, rev, key) in found {
+        if journal.ledger().is_committed(kind, &id, rev) {
+            continue;
+        }
+        let Some(bytes) = store.get_opt(&key).await? else {
+            continue;
+        };
+        let digest = codec::sha256_hex(&bytes);
+        let decoded = decode_content(kind, key.as_ref(), &bytes);
+        if let Some(Some(sha)) = &decoded
+            && let Some(torn) = torn_blob(store, sha).await?
+        {
+            subjects.push(Subject::about("blob", &torn));
+            out.torn_blobs.push(torn);
+        }
+        subjects.push(Subject {
+            kind: kind.subject().to_string(),
+            id: id.clone(),
+            rev: Some(rev),
+            digest: Some(digest.clone()),
+        });
+        out.recorded.push(Leftover {
+            kind: kind.subject().to_string(),
+            id,
+            rev,
+            key: key.to_string(),
+            digest,
+            decodable: decoded.is_some(),
+        });
+    }
+    for chunk in subjects.chunks(SUBJECTS_PER_ENTRY) {
+        let n = chunk.iter().filter(|s| s.rev.is_some()).count();
+        let e: JournalEntry = journal
+            .append(Draft {
+                actor: actor.to_string(),
+                action: RECOVERY_ACTION.into(),
+                subjects: chunk.to_vec(),
+                payload_digest: None,
+                detail: Some(format!(
+                    "{n} revision(s) written before a crash and never committed: never \
+                     acknowledged, set aside, not part of the archive"
+                )),
+            })
+            .await?;
+        out.entries.push(e.seq);
+    }
+    if !out.recorded.is_empty() {
+        tracing::warn!(
+            leftovers = out.recorded.len(),
+            torn_blobs = out.torn_blobs.len(),
+            "crash recovery: never-committed writes recorded and set aside"
+        );
+    }
+    Ok(out)
+}
+
+/// `None`: the bytes do not decode as a revision of `kind`; `Some(sha)`: they do, and a
+/// record names its content blob.
+fn decode_content(kind: ObjectKind, key: &str, bytes: &[u8]) -> Option<Option<String>> {
+    super::verify::decode_content(kind, key, bytes).ok()
+}
+
+/// The blob `sha` if it exists and its bytes do not hash to its name.
+async fn torn_blob(store: &Store, sha: &str) -> Result<Option<String>> {
+    let key = keys::blob(sha);
+    if !store.exists(&key).await? {
+        return Ok(None);
+    }
+    match store.sha256_of(&key).await {
+        Ok((found, _)) if found == sha => Ok(None),
+        _ => Ok(Some(sha.to_string())),
+    }
+}
+
+/// A writer's hold on the store for its lifetime, after recovery ran.
+#[derive(Debug)]
+pub struct WriterSession {
+    pub recovery: Recovery,
+    _lock: WriterLock,
+}
+
+/// Starts a writer: takes the writer lock, records crash leftovers, keeps the lock.
+pub async fn start_writer(
+    store: &Store,
+    journal: &Journal,
+    clock: &Arc<dyn Clock>,
+    actor: &str,
+) -> Result<WriterSession> {
+    let lock = store.writer_lock().await?;
+    let recovery = recover(store, journal, clock, actor, lock.sole()).await?;
+    Ok(WriterSession {
+        recovery,
+        _lock: lock.shared().await?,
+    })
+}
