@@ -35,6 +35,8 @@ pub(super) struct LedgerState {
     recovered: HashSet<(ObjectKind, Box<str>, u32)>,
     /// Blobs a recovery entry recorded as torn leftovers.
     recovered_blobs: HashSet<Box<str>>,
+    /// Key files (by key id) a recovery entry recorded as torn leftovers.
+    recovered_keys: HashSet<Box<str>>,
 }
 
 impl LedgerState {
@@ -49,6 +51,9 @@ impl LedgerState {
                     }
                     _ if s.kind == "blob" => {
                         self.recovered_blobs.insert(s.id.as_str().into());
+                    }
+                    _ if s.kind == "key" => {
+                        self.recovered_keys.insert(s.id.as_str().into());
                     }
                     _ => {}
                 }
@@ -108,6 +113,11 @@ impl Ledger {
     /// Whether a recovery entry recorded this blob as a torn leftover.
     pub fn is_recovered_blob(&self, sha256: &str) -> bool {
         self.read().recovered_blobs.contains(sha256)
+    }
+
+    /// Whether a recovery entry recorded this key file as a torn leftover.
+    pub fn is_recovered_key(&self, key_id: &str) -> bool {
+        self.read().recovered_keys.contains(key_id)
     }
 
     /// Every object of `kind` with its latest committed revision, in id order.

@@ -59,6 +59,8 @@ pub struct Recovery {
     pub recorded: Vec<Leftover>,
     /// Torn blobs named by those leftovers, recorded with them.
     pub torn_blobs: Vec<String>,
+    /// Torn key files of objects never committed (by key id), recorded with them.
+    pub torn_keys: Vec<String>,
     /// Uncommitted revisions too young to decide (another writer may be committing them).
     pub undecided: usize,
     /// The entries written (none when there was nothing to record).
@@ -97,7 +99,54 @@ pub async fn recover(
             found.push((kind, id, rev, meta.location));
         }
     }
-    if found.is_empty() {
+    // Key files torn by a crash (group commit writes them without an fsync each) whose
+    // owner was never committed.
+    let mut torn_keys = Vec::new();
+    let mut list = store.list(&keys::keys_prefix());
+    while let Some(meta) = list.try_next().await? {
+        let KeyKind::PartyKey { party: owner } = keys::classify(&meta.location) else {
+            continue;
+        };
+        let (kind, id) = match owner.strip_prefix("record-") {
+            Some(r) => (ObjectKind::Record, r.to_string()),
+            None => (ObjectKind::Party, owner.clone()),
+        };
+        if journal.ledger().revisions(kind, &id).is_some()
+            || journal.ledger().is_recovered_key(&owner)
+            || (!sole_writer && now - meta.last_modified < grace)
+        {
+            continue;
+        }
+        let Some(bytes) = store.get_opt(&meta.location).await? else {
+            continue;
+        };
+        if crate::party::crypt::parse_key_file(meta.location.as_ref(), &bytes).is_err() {
+            torn_keys.push((owner, kind, id, codec::sha256_hex(&bytes)));
+        }
+    }
+    // Blobs written since shortly before the last entry: a power loss can leave one of
+    // them short (its batch never committed). Older blobs were synced long ago.
+    let horizon = journal
+        .last_time()
+        .await?
+        .map(|t| t - chrono::Duration::minutes(10));
+    let mut torn_blobs = Vec::new();
+    let mut list = store.list(&keys::blobs_prefix());
+    while let Some(meta) = list.try_next().await? {
+        let KeyKind::Blob { sha256 } = keys::classify(&meta.location) else {
+            continue;
+        };
+        if horizon.is_some_and(|h| meta.last_modified < h)
+            || journal.ledger().is_recovered_blob(&sha256)
+            || (!sole_writer && now - meta.last_modified < grace)
+        {
+            continue;
+        }
+        if let Some(t) = torn_blob(store, &sha256).await? {
+            torn_blobs.push(t);
+        }
+    }
+    if found.is_empty() && torn_keys.is_empty() && torn_blobs.is_empty() {
         return Ok(out);
     }
     // A writer that was not alone may have committed some of them meanwhile.
@@ -112,12 +161,6 @@ pub async fn recover(
         };
         let digest = codec::sha256_hex(&bytes);
         let decoded = decode_content(kind, key.as_ref(), &bytes);
-        if let Some(Some(sha)) = &decoded
-            && let Some(torn) = torn_blob(store, sha).await?
-        {
-            subjects.push(Subject::about("blob", &torn));
-            out.torn_blobs.push(torn);
-        }
         subjects.push(Subject {
             kind: kind.subject().to_string(),
             id: id.clone(),
@@ -132,6 +175,25 @@ pub async fn recover(
             digest,
             decodable: decoded.is_some(),
         });
+    }
+    for sha in torn_blobs {
+        subjects.push(Subject::about("blob", &sha));
+        out.torn_blobs.push(sha);
+    }
+    for (owner, kind, id, digest) in torn_keys {
+        if journal.ledger().revisions(kind, &id).is_some() {
+            continue;
+        }
+        subjects.push(Subject {
+            kind: "key".into(),
+            id: owner.clone(),
+            rev: None,
+            digest: Some(digest),
+        });
+        out.torn_keys.push(owner);
+    }
+    if subjects.is_empty() {
+        return Ok(out);
     }
     for chunk in subjects.chunks(SUBJECTS_PER_ENTRY) {
         let n = chunk.iter().filter(|s| s.rev.is_some()).count();

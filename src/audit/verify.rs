@@ -183,6 +183,7 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
         erased,
         recovered,
         recovered_blobs,
+        recovered_keys,
     } = check_journal(store, &mut journal, &mut report).await?;
     let mut cps = store.list(&keys::checkpoints_prefix());
     while let Some(meta) = cps.try_next().await? {
@@ -253,7 +254,15 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
                         &path,
                         &id,
                     )),
-                    Err(e) => report.problems.push(Problem::new(&path, e.to_string())),
+                    // Decided once the chains are read: a torn key of an object that
+                    // was never committed is a crash leftover, else corruption.
+                    Err(e) => {
+                        if let KeyKind::PartyKey { party } = keys::classify(&meta.location) {
+                            absent.torn_keys.push((party, path.clone(), e.to_string()));
+                        } else {
+                            report.problems.push(Problem::new(&path, e.to_string()));
+                        }
+                    }
                 }
             }
             Err(e) => report
@@ -278,6 +287,23 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
             &mut report,
         )
         .await?;
+    }
+    for (owner, path, e) in std::mem::take(&mut absent.torn_keys) {
+        let (kind, id) = match owner.strip_prefix("record-") {
+            Some(r) => (ObjectKind::Record, r.to_string()),
+            None => (ObjectKind::Party, owner.clone()),
+        };
+        let committed = journaled.keys().any(|(k, i, _)| *k == kind && *i == id);
+        if committed {
+            report.problems.push(Problem::new(&path, e));
+        } else if recovered_keys.contains(&owner) {
+            report.leftovers_recovered += 1;
+        } else {
+            report.warnings.push(Problem::new(
+                &path,
+                format!("{e}; its owner was never committed (a torn crash leftover)"),
+            ));
+        }
     }
     for (record, key) in std::mem::take(&mut absent.keyless) {
         if !absent.disposed_records.contains(&record) {
@@ -390,6 +416,17 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
         }
     }
 
+    // Damaged blob bytes that a fresh upload replaced: the archive is whole again, but
+    // the damage happened and an auditor should see it.
+    let mut q = store.list(&keys::quarantine_prefix());
+    while let Some(meta) = q.try_next().await? {
+        report.warnings.push(Problem::new(
+            meta.location.to_string(),
+            "a blob was found damaged and replaced by a fresh upload of its bytes; the \
+             damaged copy is kept here as evidence",
+        ));
+    }
+
     report.seconds = started.elapsed().as_secs_f64();
     report.problems.sort_by(|a, b| a.key.cmp(&b.key));
     report.warnings.sort_by(|a, b| a.key.cmp(&b.key));
@@ -406,6 +443,8 @@ struct Journaled {
     recovered: std::collections::HashSet<RevKey>,
     /// Blobs recovery recorded as torn leftovers.
     recovered_blobs: std::collections::HashSet<String>,
+    /// Key files (by key id) recovery recorded as torn leftovers.
+    recovered_keys: std::collections::HashSet<String>,
 }
 
 /// A revision as journal subjects name it: kind, id, revision number.
@@ -419,6 +458,7 @@ async fn check_journal(store: &Store, seqs: &mut [u64], report: &mut Report) -> 
         erased: Default::default(),
         recovered: Default::default(),
         recovered_blobs: Default::default(),
+        recovered_keys: Default::default(),
     };
     let Some(&max) = seqs.last() else {
         return Ok(out);
@@ -510,6 +550,9 @@ async fn check_journal(store: &Store, seqs: &mut [u64], report: &mut Report) -> 
                     }
                     _ if s.kind == "blob" => {
                         out.recovered_blobs.insert(s.id.clone());
+                    }
+                    _ if s.kind == "key" => {
+                        out.recovered_keys.insert(s.id.clone());
                     }
                     _ => {}
                 }
@@ -620,6 +663,8 @@ struct Absent {
     deleted: std::collections::HashSet<String>,
     /// Blobs some committed record revision names.
     referenced: std::collections::HashSet<String>,
+    /// Key files that do not parse: (key id, path, error).
+    torn_keys: Vec<(String, String, String)>,
 }
 
 #[allow(clippy::too_many_arguments)]

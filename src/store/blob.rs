@@ -87,28 +87,32 @@ where
 
     let sha256 = hex::encode(hasher.finalize());
     let published = store.copy_new(&staging, &keys::blob(&sha256)).await;
+    let checked = match &published {
+        // A blob already there is trusted only once its bytes hash to its name: a torn
+        // write or damage is healed from this upload (its damaged bytes kept as evidence).
+        Ok(Created::Existed) => heal_large(store, &staging, &sha256).await,
+        _ => Ok(()),
+    };
     let cleaned = store.delete_staging(&staging).await;
-    let created = published?;
+    checked?;
     cleaned?;
-    if created == Created::Existed {
-        // A large blob already there is checked by its size (cheap); a torn write from an
-        // unsynced batch would be shorter. It is healed from a fresh upload.
-        let have = store.head(&keys::blob(&sha256)).await?.map(|m| m.size);
-        if have != Some(size) {
-            return Err(Error::CorruptObject {
-                key: keys::blob(&sha256).to_string(),
-                reason: format!(
-                    "stored blob has {} bytes, its content has {size} (run `akte verify`)",
-                    have.unwrap_or(0)
-                ),
-            });
-        }
-    }
+    let created = published?;
     Ok(BlobRef {
         sha256,
         size,
         new: created == Created::New,
     })
+}
+
+/// Checks an existing large blob against its name; when it does not match, keeps its
+/// bytes under `quarantine/` and replaces it with the staged upload, which does.
+async fn heal_large(store: &Store, staging: &object_store::path::Path, sha256: &str) -> Result<()> {
+    let key = keys::blob(sha256);
+    let (found, _) = store.sha256_of(&key).await?;
+    if found == sha256 {
+        return Ok(());
+    }
+    store.heal_blob_from(sha256, &found, staging).await
 }
 
 /// Stores `bytes`, whose SHA-256 is `sha256`, as a blob. With `deferred` the write is
@@ -133,7 +137,7 @@ pub async fn put_inline(
     if created == Created::Existed {
         let have = store.get(&key).await?;
         if crate::store::codec::sha256_hex(&have) != sha256 {
-            store.heal_blob(&sha256, bytes).await?;
+            store.heal_blob(&sha256, have, bytes).await?;
         }
     }
     Ok(BlobRef {
@@ -208,6 +212,13 @@ mod tests {
         assert!(!r.new);
         store.sync_deferred().await.unwrap();
         assert_eq!(store.get(&keys::blob(&sha)).await.unwrap(), data);
+        // The damaged bytes are kept as evidence.
+        let kept = store.list_sorted(&keys::quarantine_prefix()).await.unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            store.get(&kept[0].location).await.unwrap().as_ref(),
+            b"the whole"
+        );
         // An intact blob is left as it is.
         let again = put_inline(&store, sha.clone(), data.clone(), true)
             .await
@@ -215,5 +226,32 @@ mod tests {
         assert!(!again.new);
         let staged: Vec<_> = store.list_sorted(&keys::staging("")).await.unwrap();
         assert!(staged.is_empty(), "staging must be cleaned up");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_large_blob_is_checked_by_hash_and_healed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        let data: Vec<u8> = (0..INLINE_LIMIT + 4096).map(|i| (i % 251) as u8).collect();
+        let sha = sha256_hex(&data);
+        // Same size, one byte changed: a size check would trust it.
+        let mut bad = data.clone();
+        bad[100] ^= 1;
+        let path = dir.path().join(keys::blob(&sha).as_ref());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &bad).unwrap();
+        let one = futures::stream::once(async { Ok::<_, Error>(Bytes::from(data.clone())) });
+        let r = put_stream(&store, "x", Box::pin(one)).await.unwrap();
+        assert!(!r.new);
+        assert_eq!(
+            store.get(&keys::blob(&sha)).await.unwrap().as_ref(),
+            &data[..]
+        );
+        let kept = store.list_sorted(&keys::quarantine_prefix()).await.unwrap();
+        assert_eq!(kept.len(), 1, "the damaged copy is kept");
+        assert_eq!(
+            store.get(&kept[0].location).await.unwrap().as_ref(),
+            &bad[..]
+        );
     }
 }

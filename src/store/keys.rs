@@ -14,6 +14,7 @@ pub const BLOBS: &str = "blobs/sha256";
 pub const RECORDS: &str = "records";
 pub const JOURNAL: &str = "journal";
 pub const STAGING: &str = "staging";
+pub const QUARANTINE: &str = "quarantine";
 pub const CHECKPOINTS: &str = "checkpoints";
 pub const TOKENS: &str = "tokens";
 pub const PARTIES: &str = "parties";
@@ -136,6 +137,16 @@ pub fn party_key(party_id: &str) -> Path {
 
 pub fn keys_prefix() -> Path {
     Path::from(KEYS)
+}
+
+/// Where the damaged bytes found under a blob's name are kept when a fresh upload of
+/// the right bytes replaces them: evidence, never archive content.
+pub fn quarantine_blob(sha256: &str, found: &str) -> Path {
+    Path::from(format!("{QUARANTINE}/blobs/{sha256}.{found}"))
+}
+
+pub fn quarantine_prefix() -> Path {
+    Path::from(QUARANTINE)
 }
 
 pub fn staging(name: &str) -> Path {

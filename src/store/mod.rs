@@ -249,21 +249,53 @@ impl Store {
     }
 
     /// Replaces the object under a blob key whose bytes do not hash to its name (a write
-    /// torn by a crash before its batch was synced) with the bytes that do. Nothing that
-    /// *is* the blob is ever overwritten: the caller checked the hash, and this checks
-    /// it again for the new bytes.
-    pub(crate) async fn heal_blob(&self, sha256: &str, bytes: Bytes) -> Result<()> {
+    /// torn by a crash before its batch was synced, or damage) with `bytes`, which do.
+    /// The damaged bytes are first kept under `quarantine/` (create-only): the evidence
+    /// stays, and `verify` reports it. Nothing that *is* the blob is ever overwritten:
+    /// the caller checked the hash, and this checks it again for the new bytes.
+    pub(crate) async fn heal_blob(&self, sha256: &str, damaged: Bytes, bytes: Bytes) -> Result<()> {
         if codec::sha256_hex(&bytes) != sha256 {
             return Err(Error::Internal(format!(
                 "refusing to heal blob {sha256} with bytes of another hash"
             )));
         }
+        let found = codec::sha256_hex(&damaged);
+        if found == sha256 {
+            return Ok(());
+        }
+        self.put_new(&keys::quarantine_blob(sha256, &found), damaged)
+            .await?;
         let key = keys::blob(sha256);
-        tracing::warn!("blob {sha256} did not match its hash (torn write); rewritten");
+        tracing::warn!(
+            "blob {sha256} did not match its hash (found {found}); damaged copy kept under \
+             quarantine/, replaced by a fresh upload of the right bytes"
+        );
         self.inner
             .put(&key, PutPayload::from_bytes(bytes))
             .await
             .map(|_| ())
+            .map_err(|e| self.err(&key, e))
+    }
+
+    /// [`Store::heal_blob`] for a large blob: the damaged object (whose bytes hash to
+    /// `found`) is copied under `quarantine/`, then `source` (checked by the caller to
+    /// hash to `sha256`) is copied over it. Nothing passes through memory.
+    pub(crate) async fn heal_blob_from(
+        &self,
+        sha256: &str,
+        found: &str,
+        source: &Path,
+    ) -> Result<()> {
+        let key = keys::blob(sha256);
+        self.copy_new(&key, &keys::quarantine_blob(sha256, found))
+            .await?;
+        tracing::warn!(
+            "blob {sha256} did not match its hash (found {found}); damaged copy kept under \
+             quarantine/, replaced by a fresh upload of the right bytes"
+        );
+        self.inner
+            .copy(source, &key)
+            .await
             .map_err(|e| self.err(&key, e))
     }
 
@@ -448,30 +480,63 @@ impl Store {
 /// recover from that, and `Archive::stage` for why revisions need not.
 fn create_file(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
     use std::io::{ErrorKind, Write};
-    let open = || {
-        std::fs::OpenOptions::new()
+    // Written under a temporary name, then renamed without replacing: a process killed
+    // mid-write leaves a temporary file, never a short object under its final name. (A
+    // power loss before the batch's sync can still leave one short: recovery and verify
+    // treat such a file as a leftover of a batch that never committed.)
+    let parent = path
+        .parent()
+        .ok_or_else(|| Error::Internal(format!("{} has no directory", path.display())))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if path.exists() {
+        return Ok(Created::Existed);
+    }
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
+    // `<name>#<digits>` is the local backend's own name for an object in flight: its
+    // listings skip it, so a leftover never shows up as an object.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let (tmp_path, mut tmp) = loop {
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp_name = format!("{name}#{}{n:06}", std::process::id());
+        let tmp_path = parent.join(&tmp_name);
+        match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(path)
-    };
-    let mut file = match open() {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(Created::Existed),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
-            }
-            match open() {
-                Ok(f) => f,
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(Created::Existed),
-                Err(e) => return Err(Error::io(path.display(), e)),
-            }
+            .open(&tmp_path)
+        {
+            Ok(f) => break (tmp_path, f),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(tmp_path.display(), e)),
         }
-        Err(e) => return Err(Error::io(path.display(), e)),
     };
-    file.write_all(bytes)
-        .map_err(|e| Error::io(path.display(), e))?;
-    Ok(Created::New)
+    let cleanup = |e: std::io::Error| {
+        let _ = std::fs::remove_file(&tmp_path);
+        Error::io(path.display(), e)
+    };
+    tmp.write_all(bytes).map_err(cleanup)?;
+    drop(tmp);
+    let dir = std::fs::File::open(parent).map_err(cleanup)?;
+    let tmp_name = tmp_path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    match rustix::fs::renameat_with(
+        &dir,
+        tmp_name.as_os_str(),
+        &dir,
+        name.as_str(),
+        rustix::fs::RenameFlags::NOREPLACE,
+    ) {
+        Ok(()) => Ok(Created::New),
+        Err(rustix::io::Errno::EXIST) => {
+            let _ = std::fs::remove_file(&tmp_path);
+            Ok(Created::Existed)
+        }
+        Err(e) => Err(cleanup(e.into())),
+    }
 }
 
 /// A writer's hold on the store (see `audit::recovery`). On the local store every
