@@ -116,7 +116,10 @@ impl Archive {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Archive {
         let journal = Arc::new(Journal::new(store.clone(), clock.clone()));
         Archive {
-            keys: Arc::new(crate::party::crypt::KeyStore::new(store.clone())),
+            keys: Arc::new(crate::party::crypt::KeyStore::new(
+                store.clone(),
+                journal.clone(),
+            )),
             store,
             journal,
             clock,

@@ -576,10 +576,24 @@ async fn erasure_waits_for_retention_then_leaves_no_trace_of_the_canary() {
         "personal data are never stored in clear: {before:?}"
     );
 
+    // Another process has the party's key in its cache.
+    let other = Services::new(Archive::new(
+        Store::open(dir.path().to_str().unwrap()).unwrap(),
+        clock.clone(),
+    ));
+    other.load().await.unwrap();
+    assert_ne!(other.parties.get(&pid).await.unwrap().data.name, "(erased)");
     let erased = s
         .erase_party("alice", &pid, "Löschersuchen nach Ablauf der Fristen")
         .await
         .unwrap();
+    // Once it sees the journal entry, it drops the key: no stale decryption.
+    other.archive.journal().sync_ledger().await.unwrap();
+    assert_eq!(
+        other.parties.get(&pid).await.unwrap().data.name,
+        "(erased)",
+        "a destroyed key leaves every process's cache"
+    );
     assert!(erased.erased);
     assert_eq!(erased.data.name, "(erased)");
     assert!(

@@ -466,7 +466,7 @@ async fn create_record(
                     let stream = field.map_err(|e| Error::invalid("file", e.body_text()));
                     // The field borrows the multipart reader; stream it through a channel so
                     // the limited body is 'static.
-                    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Error>>(4);
+                    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(4);
                     let rx_stream = tokio_stream_from(rx);
                     let body = limited_body(&state, token.clone(), rx_stream);
                     let svc = state.svc.clone();
@@ -475,11 +475,18 @@ async fn create_record(
                     let actor = actor.clone();
                     let ingest = tokio::spawn(async move { svc.archive(&actor, body, meta).await });
                     let mut stream = stream;
+                    let mut complete = true;
                     while let Some(chunk) = stream.next().await {
                         let failed = chunk.is_err();
-                        if tx.send(chunk).await.is_err() || failed {
+                        if tx.send(Piece::Chunk(chunk)).await.is_err() || failed {
+                            complete = false;
                             break;
                         }
+                    }
+                    // Only an explicit end lets the ingest commit: a sender dropped
+                    // mid-stream (the request cancelled by a client reset) is an error.
+                    if complete {
+                        let _ = tx.send(Piece::End).await;
                     }
                     drop(tx);
                     result = Some(ingest.await.map_err(|e| {
@@ -522,10 +529,40 @@ async fn create_record(
     Ok(super::located(StatusCode::CREATED, &location, body))
 }
 
+/// What flows from a request's multipart field to the ingest task.
+enum Piece {
+    Chunk(Result<Bytes, Error>),
+    /// The field ended as the client sent it.
+    End,
+}
+
+/// The ingest side of the channel: ends only at an explicit [`Piece::End`]; a channel
+/// closed without one (the request was dropped mid-upload) is an error, so that a cut-off
+/// prefix is never committed.
 fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, Error>>,
+    mut rx: tokio::sync::mpsc::Receiver<Piece>,
 ) -> impl Stream<Item = Result<Bytes, Error>> + Send + Unpin + 'static {
-    Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    let mut ended = false;
+    Box::pin(futures::stream::poll_fn(move |cx| {
+        if ended {
+            return std::task::Poll::Ready(None);
+        }
+        match rx.poll_recv(cx) {
+            std::task::Poll::Pending => std::task::Poll::Pending,
+            std::task::Poll::Ready(Some(Piece::Chunk(c))) => std::task::Poll::Ready(Some(c)),
+            std::task::Poll::Ready(Some(Piece::End)) => {
+                ended = true;
+                std::task::Poll::Ready(None)
+            }
+            std::task::Poll::Ready(None) => {
+                ended = true;
+                std::task::Poll::Ready(Some(Err(Error::invalid(
+                    "file",
+                    "the upload was cut off before its end; nothing was stored",
+                ))))
+            }
+        }
+    }))
 }
 
 /// Queues the journaling of a read (batched; see `audit::reads`).
@@ -844,5 +881,33 @@ mod tests {
         let d = content_disposition(Some("Rechnung Müller.pdf"));
         assert!(d.contains("filename=\"Rechnung M_ller.pdf\""));
         assert!(d.contains("filename*=UTF-8''Rechnung%20M%C3%BCller%2Epdf"));
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_field_stream_cut_off_without_its_end_is_an_error() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(4);
+        let mut s = tokio_stream_from(rx);
+        tx.send(Piece::Chunk(Ok(Bytes::from_static(b"abc"))))
+            .await
+            .unwrap();
+        drop(tx); // the request was dropped mid-upload
+        assert_eq!(s.next().await.unwrap().unwrap().as_ref(), b"abc");
+        assert!(s.next().await.unwrap().is_err(), "no silent end");
+        assert!(s.next().await.is_none());
+
+        let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(4);
+        let mut s = tokio_stream_from(rx);
+        tx.send(Piece::Chunk(Ok(Bytes::from_static(b"abc"))))
+            .await
+            .unwrap();
+        tx.send(Piece::End).await.unwrap();
+        drop(tx);
+        assert_eq!(s.next().await.unwrap().unwrap().as_ref(), b"abc");
+        assert!(s.next().await.is_none(), "an explicit end ends it");
     }
 }

@@ -20,6 +20,11 @@ use crate::store::keys::ObjectKind;
 /// The action of the entry that records crash leftovers (see [`super::recovery`]).
 pub const RECOVERY_ACTION: &str = "store.recover";
 
+/// The erasure of a party: its data key is destroyed.
+pub const ERASE_ACTION: &str = "party.erase";
+/// The tombstone of a disposed record: its metadata key is destroyed.
+pub const DISPOSE_ACTION: &str = "record.dispose";
+
 /// One object: its kind and id.
 type ObjKey = (ObjectKind, Box<str>);
 
@@ -37,6 +42,9 @@ pub(super) struct LedgerState {
     recovered_blobs: HashSet<Box<str>>,
     /// Key files (by key id) a recovery entry recorded as torn leftovers.
     recovered_keys: HashSet<Box<str>>,
+    /// Data keys a journaled erasure or disposal destroyed (by key id): gone for every
+    /// reader from that entry on, even before (or if a crash kept) the file's deletion.
+    destroyed_keys: HashSet<Box<str>>,
 }
 
 impl LedgerState {
@@ -59,6 +67,20 @@ impl LedgerState {
                 }
             }
         } else {
+            match e.action.as_str() {
+                ERASE_ACTION => {
+                    for s in &e.subjects {
+                        self.destroyed_keys.insert(s.id.as_str().into());
+                    }
+                }
+                DISPOSE_ACTION => {
+                    for s in e.subjects.iter().filter(|s| s.kind == "record") {
+                        self.destroyed_keys
+                            .insert(format!("record-{}", s.id).into_boxed_str());
+                    }
+                }
+                _ => {}
+            }
             for (s, rev, _) in e.written() {
                 if let Some(kind) = ObjectKind::from_subject(&s.kind) {
                     let revs = self
@@ -118,6 +140,20 @@ impl Ledger {
     /// Whether a recovery entry recorded this key file as a torn leftover.
     pub fn is_recovered_key(&self, key_id: &str) -> bool {
         self.read().recovered_keys.contains(key_id)
+    }
+
+    /// Whether a journaled erasure or disposal destroyed this data key.
+    pub fn is_key_destroyed(&self, key_id: &str) -> bool {
+        self.read().destroyed_keys.contains(key_id)
+    }
+
+    /// Every destroyed data key (by key id).
+    pub fn destroyed_keys(&self) -> Vec<String> {
+        self.read()
+            .destroyed_keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
     }
 
     /// Every object of `kind` with its latest committed revision, in id order.

@@ -61,6 +61,8 @@ pub struct Recovery {
     pub torn_blobs: Vec<String>,
     /// Torn key files of objects never committed (by key id), recorded with them.
     pub torn_keys: Vec<String>,
+    /// Data keys whose journaled destruction a crash interrupted, destroyed now.
+    pub keys_destroyed: Vec<String>,
     /// Uncommitted revisions too young to decide (another writer may be committing them).
     pub undecided: usize,
     /// The entries written (none when there was nothing to record).
@@ -107,6 +109,13 @@ pub async fn recover(
         let KeyKind::PartyKey { party: owner } = keys::classify(&meta.location) else {
             continue;
         };
+        if journal.ledger().is_key_destroyed(&owner) {
+            // An erasure or disposal was journaled, and a crash kept its key file: finish
+            // the destruction (durably) now.
+            store.destroy_key(&owner).await?;
+            out.keys_destroyed.push(owner);
+            continue;
+        }
         let (kind, id) = match owner.strip_prefix("record-") {
             Some(r) => (ObjectKind::Record, r.to_string()),
             None => (ObjectKind::Party, owner.clone()),

@@ -12,12 +12,14 @@
 //! journaled erasure.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use crate::audit::journal::Journal;
 use crate::error::{Error, Result};
 use crate::store::{Created, Store, codec, keys};
 
@@ -123,13 +125,17 @@ pub fn open(key: &[u8; 32], party: &str, sealed: &Sealed) -> Result<Vec<u8>> {
 #[derive(Debug)]
 pub struct KeyStore {
     store: Store,
+    /// The journal tells which keys an erasure or disposal destroyed, in this process or
+    /// any other: such a key is dropped from the cache and never served again.
+    journal: Arc<Journal>,
     cache: Mutex<HashMap<String, [u8; 32]>>,
 }
 
 impl KeyStore {
-    pub fn new(store: Store) -> KeyStore {
+    pub fn new(store: Store, journal: Arc<Journal>) -> KeyStore {
         KeyStore {
             store,
+            journal,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -194,6 +200,10 @@ impl KeyStore {
 
     /// The party's key, or `None` if it has none (never created, or erased).
     pub async fn get(&self, party: &str) -> Result<Option<[u8; 32]>> {
+        if self.journal.ledger_synced().await?.is_key_destroyed(party) {
+            self.cache.lock().await.remove(party);
+            return Ok(None);
+        }
         if let Some(k) = self.cache.lock().await.get(party) {
             return Ok(Some(*k));
         }
@@ -231,10 +241,14 @@ mod tests {
     #[tokio::test]
     async fn keys_are_created_once_and_kept() {
         let store = Store::open("memory://").unwrap();
-        let ks = KeyStore::new(store.clone());
+        let journal = Arc::new(Journal::new(
+            store.clone(),
+            Arc::new(crate::clock::SystemClock),
+        ));
+        let ks = KeyStore::new(store.clone(), journal.clone());
         assert!(ks.get("p").await.unwrap().is_none());
         let a = ks.get_or_create("p").await.unwrap();
-        let fresh = KeyStore::new(store);
+        let fresh = KeyStore::new(store, journal);
         assert_eq!(fresh.get_or_create("p").await.unwrap(), a);
     }
 }

@@ -307,7 +307,7 @@ pub struct Parties {
 impl Parties {
     pub fn new(store: Store, journal: Arc<Journal>, clock: Arc<dyn Clock>) -> Parties {
         Parties {
-            keys: Arc::new(KeyStore::new(store.clone())),
+            keys: Arc::new(KeyStore::new(store.clone(), journal.clone())),
             store,
             journal,
             clock,

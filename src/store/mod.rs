@@ -442,22 +442,43 @@ impl Store {
 
     /// Deletes a blob. The one sanctioned deletion of archive content: only the disposal
     /// of an approved request calls it, after the tombstones are committed.
+    /// Durable when it returns (the directory entry is gone on disk too).
     pub(crate) async fn dispose_blob(&self, sha256: &str) -> Result<()> {
         let key = keys::blob(sha256);
         match self.inner.delete(&key).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => self.sync_parent(&key).await,
             Err(e) => Err(self.err(&key, e)),
         }
     }
 
     /// Deletes a party's data key (crypto-shredding; the key store is the one exception
     /// to write-once). Only a journaled erasure calls it.
+    /// Durable when it returns: a crash afterwards cannot bring the key back.
     pub(crate) async fn destroy_key(&self, party: &str) -> Result<()> {
         let key = keys::party_key(party);
         match self.inner.delete(&key).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => self.sync_parent(&key).await,
             Err(e) => Err(self.err(&key, e)),
         }
+    }
+
+    /// Makes a deletion under `key` durable: on the local store an fsync of its
+    /// directory (object stores acknowledge a DELETE only once it is durable).
+    async fn sync_parent(&self, key: &Path) -> Result<()> {
+        let Some(d) = &self.deferred else {
+            return Ok(());
+        };
+        let path = d.root.join(key.as_ref());
+        let Some(dir) = path.parent().map(std::path::Path::to_path_buf) else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || match std::fs::File::open(&dir) {
+            Ok(f) => f.sync_all().map_err(|e| Error::io(dir.display(), e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(dir.display(), e)),
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("sync task: {e}")))?
     }
 
     /// Removes an upload in flight. Refuses any key outside `staging/`.
