@@ -379,6 +379,7 @@ impl Archive {
     {
         Self::class_and_title(&meta)?;
         let id = self.clock.new_id().to_string();
+        let _upload = self.store.upload_guard().await;
 
         // Peek at the first chunk for media-type sniffing without buffering the rest.
         let mut input = input;
@@ -811,6 +812,7 @@ impl Archive {
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: Into<Error>,
     {
+        let _upload = self.store.upload_guard().await;
         let (prev, prev_hash) = self.latest_live(id).await?;
         let mut input = input;
         let first = input.try_next().await.map_err(Into::into)?;

@@ -51,6 +51,70 @@ struct Acked {
     amended: HashMap<String, u64>,
     /// Requests that were in flight when the server died (answer lost).
     lost_answers: u64,
+    /// Old records uploaded for disposal, with their bytes.
+    old: HashMap<String, Vec<u8>>,
+    /// Approved disposals (202 received) and their records.
+    disposals: Vec<(String, Vec<String>)>,
+    /// Records of a disposal whose approval was sent but not answered.
+    maybe_disposed: std::collections::HashSet<String>,
+}
+
+/// Uploads old records, requests their disposal and has `approver` approve it, while
+/// the server may be killed at any moment.
+async fn disposal_round(base: String, approver: String, mut rng: Rng, acked: Arc<Mutex<Acked>>) {
+    let c = client();
+    let mut ids = Vec::new();
+    for _ in 0..(3 + rng.below(8)) {
+        let len = 1 + rng.below(4096) as usize;
+        let body = rng.bytes(len);
+        let r = c
+            .post(format!(
+                "{base}/v1/records?class=business-letter&date=2012-01-01"
+            ))
+            .header("authorization", bearer(ADMIN))
+            .body(body.clone())
+            .send()
+            .await;
+        let Ok(r) = r else { return };
+        if r.status() != 201 {
+            return;
+        }
+        let Ok(v) = r.json::<Value>().await else {
+            return;
+        };
+        let id = v["id"].as_str().unwrap_or_default().to_string();
+        acked.lock().await.old.insert(id.clone(), body);
+        ids.push(id);
+    }
+    let Ok(r) = c
+        .post(format!("{base}/v1/disposals"))
+        .header("authorization", bearer(ADMIN))
+        .json(&json!({"records": ids, "reason": "Frist abgelaufen"}))
+        .send()
+        .await
+    else {
+        return;
+    };
+    let Ok(v) = r.json::<Value>().await else {
+        return;
+    };
+    let Some(d) = v["id"].as_str().map(str::to_string) else {
+        eprintln!("disposal request refused: {v}");
+        return;
+    };
+    acked
+        .lock()
+        .await
+        .maybe_disposed
+        .extend(ids.iter().cloned());
+    let r = c
+        .post(format!("{base}/v1/disposals/{d}/approve"))
+        .header("authorization", bearer(&approver))
+        .send()
+        .await;
+    if matches!(&r, Ok(r) if r.status() == 202) {
+        acked.lock().await.disposals.push((d, ids));
+    }
 }
 
 fn sha_hex(b: &[u8]) -> String {
@@ -201,8 +265,25 @@ fn sigkill_during_uploads_loses_nothing_acknowledged_and_shows_nothing_uncommitt
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut rng = Rng(seed | 1);
     let started = Instant::now();
+    let mut approver = String::new();
     for round in 0..rounds {
         let mut server = Server::start_on(&data, &[]);
+        if approver.is_empty() {
+            // A second person for the four-eyes rule (tokens survive the kills).
+            let v: Value = rt.block_on(async {
+                client()
+                    .post(server.url("/v1/tokens"))
+                    .header("authorization", bearer(ADMIN))
+                    .json(&json!({"role": "archivist", "name": "approver"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap()
+            });
+            approver = v["token"].as_str().unwrap().to_string();
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let tasks: Vec<_> = (0..4u64)
             .map(|i| {
@@ -214,6 +295,15 @@ fn sigkill_during_uploads_loses_nothing_acknowledged_and_shows_nothing_uncommitt
                 ))
             })
             .collect();
+        // Every third round a disposal is approved and executed beside the uploads.
+        if round % 3 == 1 {
+            rt.spawn(disposal_round(
+                server.base.clone(),
+                approver.clone(),
+                Rng(rng.next() | 1),
+                acked.clone(),
+            ));
+        }
         // Every third round, a server-side import runs beside the uploads.
         let imports = round % 3 == 0;
         if imports {
@@ -221,7 +311,8 @@ fn sigkill_during_uploads_loses_nothing_acknowledged_and_shows_nothing_uncommitt
             rt.spawn(async move { import(&base, mbox(MBOX_MESSAGES), false).await });
             std::thread::sleep(Duration::from_millis(300));
         }
-        std::thread::sleep(Duration::from_millis(150 + rng.below(500)));
+        let extra = if round % 3 == 1 { 400 } else { 0 };
+        std::thread::sleep(Duration::from_millis(150 + extra + rng.below(500)));
         server.child.kill().unwrap(); // SIGKILL
         server.child.wait().unwrap();
         stop.store(true, Ordering::SeqCst);
@@ -284,6 +375,49 @@ fn sigkill_during_uploads_loses_nothing_acknowledged_and_shows_nothing_uncommitt
                 lost += 1;
             }
         }
+        // Approved disposals finish after the restarts; records of an approval whose
+        // answer was lost are either disposed or whole, never half.
+        let t = Instant::now();
+        for (d, _) in &acked.disposals {
+            loop {
+                let v: Value = c
+                    .get(server.url(&format!("/v1/disposals/{d}")))
+                    .header("authorization", bearer(ADMIN))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if v["state"] == "executed" {
+                    break;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(60),
+                    "disposal {d} not finished: {v}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let disposed: std::collections::HashSet<&String> =
+            acked.disposals.iter().flat_map(|(_, r)| r).collect();
+        for (id, bytes) in &acked.old {
+            let r = c
+                .get(server.url(&format!("/v1/records/{id}/content")))
+                .header("authorization", bearer(ADMIN))
+                .send()
+                .await
+                .unwrap();
+            match r.status().as_u16() {
+                410 if disposed.contains(id) || acked.maybe_disposed.contains(id) => {}
+                200 if !disposed.contains(id) => {
+                    if r.bytes().await.unwrap().as_ref() != bytes.as_slice() {
+                        wrong += 1;
+                    }
+                }
+                _ => lost += 1,
+            }
+        }
         (wrong, lost)
     });
     // The import, run once more to its end, leaves every message archived exactly once.
@@ -327,10 +461,10 @@ fn sigkill_during_uploads_loses_nothing_acknowledged_and_shows_nothing_uncommitt
     let after: Value = serde_json::from_slice(&out.stdout).unwrap();
     let acked = rt.block_on(acked.lock());
     let committed = after["records"].as_u64().unwrap();
-    let unacked_visible =
-        committed.saturating_sub(acked.records.len() as u64 + MBOX_MESSAGES as u64);
+    let unacked_visible = committed
+        .saturating_sub(acked.records.len() as u64 + acked.old.len() as u64 + MBOX_MESSAGES as u64);
     println!(
-        "crash loop: {rounds} SIGKILLs in {:.1} s; acknowledged: {} uploads, {} amended records, {MBOX_MESSAGES} emails by /v1/imports (final run: {} archived, {} duplicates); \
+        "crash loop: {rounds} SIGKILLs in {:.1} s; acknowledged: {} uploads, {} amended records, {MBOX_MESSAGES} emails by /v1/imports (final run: {} archived, {} duplicates), {} disposals approved ({} records) and finished; \
          acknowledged lost: {lost}; wrong bytes: {wrong}; committed but answer lost in a kill: \
          {unacked_visible} (of {} requests cut off); leftovers recorded by recovery: {}; \
          verify before restart: ok={} warnings={}; after: ok={} warnings={}",
@@ -339,6 +473,8 @@ fn sigkill_during_uploads_loses_nothing_acknowledged_and_shows_nothing_uncommitt
         acked.amended.len(),
         s["archived"],
         s["duplicates"],
+        acked.disposals.len(),
+        acked.disposals.iter().map(|(_, r)| r.len()).sum::<usize>(),
         acked.lost_answers,
         after["leftovers_recovered"],
         before["ok"],

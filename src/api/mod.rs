@@ -97,6 +97,8 @@ pub struct Inner {
     pub jobs: journal::Jobs,
     /// Server-side imports (`/v1/imports`).
     pub imports: imports::Jobs,
+    /// Disposal executions running in the background.
+    pub disposal_runs: retention::Runs,
     pub config: ServerConfig,
     /// Background work (verify jobs).
     pub tasks: TaskTracker,
@@ -261,6 +263,7 @@ pub async fn start(
         metrics: ops::Metrics::default(),
         jobs: journal::Jobs::default(),
         imports: imports::Jobs::default(),
+        disposal_runs: retention::Runs::default(),
         config,
         tasks: TaskTracker::new(),
         search,
@@ -313,6 +316,16 @@ pub async fn start(
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
             }
+        }
+        // Approved disposals whose execution a crash or an error cut short resume.
+        match st.svc.disposals.unfinished().await {
+            Ok(ds) => {
+                for d in ds {
+                    tracing::info!(disposal = %d.id, "resuming an approved disposal");
+                    retention::spawn_execution(&st, d.id);
+                }
+            }
+            Err(e) => tracing::warn!("listing unfinished disposals failed: {e}"),
         }
         let (p, r, c) = st.svc.catalog.counts().await;
         tracing::info!(

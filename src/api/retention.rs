@@ -252,12 +252,127 @@ async fn request_disposal(
     ))
 }
 
+/// A disposal request with how far its execution has come.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DisposalView {
+    #[serde(flatten)]
+    pub request: DisposalRevision,
+    /// For an approved request: the execution's progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution: Option<Execution>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Execution {
+    /// Records tombstoned so far, of all.
+    pub records_done: usize,
+    pub records_total: usize,
+    /// Whether this server is executing it now.
+    pub running: bool,
+    /// Why the last run stopped (it is retried by approving again, or at restart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Disposal executions of this server: which run, and the last error of each.
+#[derive(Debug, Default)]
+pub struct Runs {
+    runs: std::sync::Mutex<std::collections::HashMap<String, RunState>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct RunState {
+    running: bool,
+    error: Option<String>,
+}
+
+impl Runs {
+    fn get(&self, id: &str) -> RunState {
+        self.runs
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Marks `id` running; false if it already is.
+    fn start(&self, id: &str) -> bool {
+        let Ok(mut m) = self.runs.lock() else {
+            return false;
+        };
+        let e = m.entry(id.to_string()).or_default();
+        if e.running {
+            return false;
+        }
+        e.running = true;
+        e.error = None;
+        true
+    }
+
+    fn finish(&self, id: &str, error: Option<String>) {
+        if let Ok(mut m) = self.runs.lock() {
+            m.insert(
+                id.to_string(),
+                RunState {
+                    running: false,
+                    error,
+                },
+            );
+        }
+    }
+}
+
+/// Executes an approved request in the background (once at a time per request): after
+/// an approval, and for every unfinished one when the server starts.
+pub fn spawn_execution(state: &AppState, id: String) {
+    if !state.disposal_runs.start(&id) {
+        return;
+    }
+    let st = state.clone();
+    state.tasks.spawn(async move {
+        let r = st.svc.disposals.execute(&id, &disposal::NoProgress).await;
+        match r {
+            Ok(d) => {
+                for item in &d.items {
+                    if let Ok(r) = st.archive.latest(&item.record).await {
+                        st.svc.catalog.put_record(&r).await;
+                    }
+                }
+                st.disposal_runs.finish(&id, None);
+            }
+            Err(e) => {
+                tracing::error!(disposal = %id, "disposal execution stopped: {e}");
+                st.disposal_runs.finish(&id, Some(e.to_string()));
+            }
+        }
+    });
+}
+
+async fn view(state: &AppState, d: DisposalRevision) -> ApiResult<DisposalView> {
+    let execution = if d.state == disposal::DisposalState::Requested {
+        None
+    } else {
+        let (records_done, records_total) = state.svc.disposals.progress(&d).await?;
+        let run = state.disposal_runs.get(&d.id);
+        Some(Execution {
+            records_done,
+            records_total,
+            running: run.running,
+            error: run.error,
+        })
+    };
+    Ok(DisposalView {
+        request: d,
+        execution,
+    })
+}
+
 /// A disposal request; with `Accept: text/html` its human-readable certificate.
 #[utoipa::path(
     get, path = "/v1/disposals/{id}", tag = "retention",
     params(("id" = String, Path, description = "Disposal request id")),
     responses(
-        (status = 200, body = DisposalRevision),
+        (status = 200, body = DisposalView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -287,15 +402,21 @@ async fn get_disposal(
         );
         return Ok(resp);
     }
-    Ok(axum::Json(d).into_response())
+    Ok(axum::Json(view(&state, d).await?).into_response())
 }
 
-/// Approve and execute a disposal request: only someone other than the requester.
+/// Approve a disposal request (only someone other than the requester). The approval is
+/// journaled at once; the execution (tombstones, deletion of unused content, key
+/// destruction) runs in the background, survives restarts, and shows its progress at
+/// `GET /v1/disposals/{id}`. Approving an approved request again resumes a stopped
+/// execution.
 #[utoipa::path(
     post, path = "/v1/disposals/{id}/approve", tag = "retention",
     params(("id" = String, Path, description = "Disposal request id")),
     responses(
-        (status = 201, description = "Executed", body = DisposalRevision),
+        (status = 202, description = "Approved; executing", body = DisposalView, headers(("Location" = String, description = "The request, with its progress"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 423, description = "Four-eyes rule, a hold, retention or a clock behind the journal", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -306,11 +427,16 @@ async fn approve_disposal(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
-    let d = state.svc.disposals.approve(&caller.actor(), &id).await?;
-    for item in &d.items {
-        if let Ok(r) = state.archive.latest(&item.record).await {
-            state.svc.catalog.put_record(&r).await;
-        }
-    }
-    Ok((StatusCode::CREATED, axum::Json(d)).into_response())
+    let d = state
+        .svc
+        .disposals
+        .approve_only(&caller.actor(), &id)
+        .await?;
+    spawn_execution(&state, d.id.clone());
+    let v = view(&state, d).await?;
+    Ok(super::located(
+        StatusCode::ACCEPTED,
+        &format!("/v1/disposals/{}", v.request.id),
+        v,
+    ))
 }

@@ -204,7 +204,9 @@ impl Services {
             }
         }
 
-        // 6. Stage every record of the batch.
+        // 6. Stage every record of the batch (an upload in flight until its commit: a
+        // disposal does not delete a blob this batch deduplicates onto).
+        let _upload = self.archive.store().upload_guard().await;
         let staged = self.stage_all(actor, &plans).await;
         let mut to_commit: Vec<Staged> = Vec::new();
         let mut owner: Vec<usize> = Vec::new();

@@ -31,6 +31,9 @@ pub const FORMAT: u32 = 1;
 #[serde(rename_all = "lowercase")]
 pub enum DisposalState {
     Requested,
+    /// Approved by a second person; the execution is under way (or was cut short and
+    /// resumes).
+    Approved,
     Executed,
 }
 
@@ -364,8 +367,19 @@ impl Disposals {
         Ok(live)
     }
 
-    /// Approves and executes a request. The approver must be another person.
+    /// Approves a request and executes it (in the caller's task). See
+    /// [`Disposals::approve_only`] and [`Disposals::execute`]: the approval is journaled
+    /// first, so that an execution cut short by a crash is finished later.
     pub async fn approve(&self, actor: &str, id: &str) -> Result<DisposalRevision> {
+        let approved = self.approve_only(actor, id).await?;
+        self.execute(&approved.id, &NoProgress).await
+    }
+
+    /// Approves a request: the approver must be another person, the clock trusted, every
+    /// record still eligible. Journaled as `disposal.approve`: from then on the decision
+    /// stands, and [`Disposals::execute`] carries it out (again and again if need be).
+    /// An approved request is returned as it is.
+    pub async fn approve_only(&self, actor: &str, id: &str) -> Result<DisposalRevision> {
         let (req, hash) = self.latest_raw(id).await?;
         let subjects = vec![Subject {
             kind: "disposal".into(),
@@ -373,11 +387,15 @@ impl Disposals {
             rev: Some(req.rev),
             digest: None,
         }];
-        if req.state != DisposalState::Requested {
-            return Err(Error::invalid(
-                "disposal",
-                format!("request {id} was already executed"),
-            ));
+        match req.state {
+            DisposalState::Requested => {}
+            DisposalState::Approved => return Ok(req),
+            DisposalState::Executed => {
+                return Err(Error::invalid(
+                    "disposal",
+                    format!("request {id} was already executed"),
+                ));
+            }
         }
         if actor == req.requested_by {
             let e = Error::FourEyes { id: id.into() };
@@ -395,12 +413,10 @@ impl Disposals {
         };
         let holds = self.holds.all().await?;
         // Re-check: a hold may have been placed since the request.
-        let mut records = Vec::new();
         let mut not = Vec::new();
         for rid in &req.records {
-            match self.check(rid, today, &holds).await? {
-                Ok(r) => records.push(r),
-                Err(n) => not.push(format!("{}: {}", n.record, n.reason)),
+            if let Err(n) = self.check(rid, today, &holds).await? {
+                not.push(format!("{}: {}", n.record, n.reason));
             }
         }
         if !not.is_empty() {
@@ -409,57 +425,7 @@ impl Disposals {
                 .await;
             return Err(Error::NotEligible { reason: why });
         }
-        // Which blobs go: those no live record (in any revision) still references.
-        let disposing: HashSet<String> = req.records.iter().cloned().collect();
-        let live = self.live_blobs(&disposing).await?;
         let now = self.clock.now();
-        let mut items = Vec::new();
-        let mut to_delete = BTreeSet::new();
-        for r in &records {
-            let history = self.archive.history(&r.id).await?;
-            let mut contents: Vec<(String, u64)> = Vec::new();
-            for h in &history {
-                if !contents.iter().any(|(s, _)| *s == h.content.sha256) {
-                    contents.push((h.content.sha256.clone(), h.content.size));
-                }
-            }
-            let deleted: Vec<String> = contents
-                .iter()
-                .filter(|(s, _)| !live.contains(s))
-                .map(|(s, _)| s.clone())
-                .collect();
-            to_delete.extend(deleted.iter().cloned());
-            let tomb = Tombstone {
-                disposal: id.into(),
-                disposed_at: now,
-                requested_by: req.requested_by.clone(),
-                approved_by: actor.into(),
-                reason: req.reason.clone(),
-                class: r.class.clone(),
-                policy: r.retention.policy.clone(),
-                legal_basis: r.retention.legal_basis.clone(),
-                retain_until: r.retention.retain_until,
-                contents: contents.clone(),
-                blobs_deleted: deleted.clone(),
-            };
-            self.archive.write_tombstone(actor, &r.id, tomb).await?;
-            items.push(DisposedItem {
-                record: r.id.clone(),
-                class: r.class.clone(),
-                policy: r.retention.policy.clone(),
-                legal_basis: r.retention.legal_basis.clone(),
-                retain_until: r.retention.retain_until,
-                contents,
-                blobs_deleted: deleted,
-            });
-        }
-        for sha in &to_delete {
-            self.store.dispose_blob(sha).await?;
-        }
-        // Crypto-shred the records' titles and file names in every earlier revision.
-        for r in &records {
-            self.archive.destroy_record_key(&r.id).await?;
-        }
         let mut d = req.clone();
         d.rev = audit::next_rev(
             &self.store,
@@ -472,10 +438,9 @@ impl Disposals {
         d.prev_hash = Some(hash);
         d.revised_at = now;
         d.actor = actor.into();
-        d.state = DisposalState::Executed;
+        d.state = DisposalState::Approved;
         d.approved_by = Some(actor.into());
         d.approved_at = Some(now);
-        d.items = items;
         audit::commit_revision(
             &self.store,
             &self.journal,
@@ -484,6 +449,196 @@ impl Disposals {
             d.rev,
             codec::encode(&d)?,
             actor,
+            "disposal.approve",
+            Some(format!("{} records", d.records.len())),
+        )
+        .await?;
+        Ok(d)
+    }
+
+    /// Approved requests whose execution has not finished (a crash, an error): what a
+    /// starting server resumes.
+    pub async fn unfinished(&self) -> Result<Vec<DisposalRevision>> {
+        let mut out = Vec::new();
+        for (id, _) in self
+            .journal
+            .ledger_synced()
+            .await?
+            .latest_of_kind(ObjectKind::Disposal)
+        {
+            let d = self.get(&id).await?;
+            if d.state == DisposalState::Approved {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// How far the execution of a request has come: records tombstoned of all.
+    pub async fn progress(&self, d: &DisposalRevision) -> Result<(usize, usize)> {
+        let mut done = 0;
+        for rid in &d.records {
+            if self
+                .archive
+                .latest(rid)
+                .await?
+                .tombstone
+                .is_some_and(|t| t.disposal == d.id)
+            {
+                done += 1;
+            }
+        }
+        Ok((done, d.records.len()))
+    }
+
+    /// Executes an approved request, idempotently: records already tombstoned by it are
+    /// skipped, the rest get their tombstone, then the blobs no live record uses are
+    /// deleted and the records' keys destroyed (each durably), and `disposal.execute`
+    /// closes it. Run again after a crash or an error, it finishes what is left.
+    ///
+    /// The blobs to delete are decided while no upload of this process is half-way, and
+    /// reserved until deleted: an upload of the same bytes meanwhile waits and then
+    /// stores its own copy — it is never acknowledged onto a blob that is then deleted.
+    pub async fn execute(&self, id: &str, progress: &dyn Progress) -> Result<DisposalRevision> {
+        let (req, hash) = self.latest_raw(id).await?;
+        match req.state {
+            DisposalState::Executed => return Ok(req),
+            DisposalState::Requested => {
+                return Err(Error::invalid(
+                    "disposal",
+                    format!("request {id} is not approved"),
+                ));
+            }
+            DisposalState::Approved => {}
+        }
+        let approver = req.approved_by.clone().unwrap_or_default();
+        let now = self.clock.now();
+        // Which records are left, and are they still free of holds? A hold placed after
+        // the approval stops the execution (it resumes once the hold is released).
+        let holds = self.holds.all().await?;
+        let mut left = Vec::new();
+        for rid in &req.records {
+            let r = self.archive.latest(rid).await?;
+            match &r.tombstone {
+                Some(t) if t.disposal == req.id => {}
+                Some(t) => {
+                    return Err(Error::invalid(
+                        "disposal",
+                        format!("record {rid} was disposed by request {}", t.disposal),
+                    ));
+                }
+                None => {
+                    let held = self.held_by(&holds, &r).await?;
+                    if !held.is_empty() {
+                        let why = format!("{rid}: on legal hold: {}", held.join(", "));
+                        self.refused(
+                            &approver,
+                            "disposal execution",
+                            Self::subjects(std::slice::from_ref(rid)),
+                            &why,
+                        )
+                        .await;
+                        return Err(Error::NotEligible { reason: why });
+                    }
+                    left.push(r);
+                }
+            }
+        }
+        progress.started(req.records.len(), req.records.len() - left.len());
+        // Every content version of every record of the request.
+        let mut contents_of: HashMap<String, Vec<(String, u64)>> = HashMap::new();
+        for rid in &req.records {
+            let mut contents: Vec<(String, u64)> = Vec::new();
+            for h in self.archive.history(rid).await? {
+                if h.tombstone.is_none() && !contents.iter().any(|(s, _)| *s == h.content.sha256) {
+                    contents.push((h.content.sha256.clone(), h.content.size));
+                }
+            }
+            contents_of.insert(rid.clone(), contents);
+        }
+        let all: BTreeSet<String> = contents_of
+            .values()
+            .flatten()
+            .map(|(s, _)| s.clone())
+            .collect();
+        let disposing: HashSet<String> = req.records.iter().cloned().collect();
+        let reservation = self
+            .store
+            .reserve_blobs(async {
+                let live = self.live_blobs(&disposing).await?;
+                Ok(all.into_iter().filter(|s| !live.contains(s)).collect())
+            })
+            .await?;
+        let to_delete: BTreeSet<String> = reservation_blobs(&reservation);
+        for r in &left {
+            let contents = contents_of.get(&r.id).cloned().unwrap_or_default();
+            let deleted: Vec<String> = contents
+                .iter()
+                .filter(|(s, _)| to_delete.contains(s))
+                .map(|(s, _)| s.clone())
+                .collect();
+            let tomb = Tombstone {
+                disposal: req.id.clone(),
+                disposed_at: now,
+                requested_by: req.requested_by.clone(),
+                approved_by: approver.clone(),
+                reason: req.reason.clone(),
+                class: r.class.clone(),
+                policy: r.retention.policy.clone(),
+                legal_basis: r.retention.legal_basis.clone(),
+                retain_until: r.retention.retain_until,
+                contents,
+                blobs_deleted: deleted,
+            };
+            self.archive.write_tombstone(&approver, &r.id, tomb).await?;
+            progress.record_done();
+        }
+        for sha in &to_delete {
+            self.store.dispose_blob(sha).await?;
+        }
+        drop(reservation);
+        // Crypto-shred the records' titles and file names in every earlier revision.
+        for rid in &req.records {
+            self.archive.destroy_record_key(rid).await?;
+        }
+        // The items, from the tombstones (this run's and earlier runs').
+        let mut items = Vec::new();
+        for rid in &req.records {
+            let r = self.archive.latest(rid).await?;
+            if let Some(t) = r.tombstone {
+                items.push(DisposedItem {
+                    record: rid.clone(),
+                    class: t.class,
+                    policy: t.policy,
+                    legal_basis: t.legal_basis,
+                    retain_until: t.retain_until,
+                    contents: t.contents,
+                    blobs_deleted: t.blobs_deleted,
+                });
+            }
+        }
+        let mut d = req.clone();
+        d.rev = audit::next_rev(
+            &self.store,
+            &self.journal,
+            ObjectKind::Disposal,
+            &req.id,
+            req.rev,
+        )
+        .await?;
+        d.prev_hash = Some(hash);
+        d.revised_at = self.clock.now();
+        d.actor = approver.clone();
+        d.state = DisposalState::Executed;
+        d.items = items;
+        audit::commit_revision(
+            &self.store,
+            &self.journal,
+            ObjectKind::Disposal,
+            &d.id,
+            d.rev,
+            codec::encode(&d)?,
+            &approver,
             "disposal.execute",
             Some(format!(
                 "{} records, {} blobs deleted",
@@ -495,6 +650,20 @@ impl Disposals {
         Ok(d)
     }
 }
+
+fn reservation_blobs(r: &crate::store::Reservation) -> BTreeSet<String> {
+    r.blobs().iter().cloned().collect()
+}
+
+/// Progress of an execution, for the CLI's bar and the server's job view.
+pub trait Progress: Send + Sync {
+    /// `total` records, `done` of them tombstoned by an earlier run.
+    fn started(&self, _total: usize, _done: usize) {}
+    fn record_done(&self) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
 
 /// A human-readable disposal certificate.
 pub fn certificate_html(d: &DisposalRevision) -> String {

@@ -86,6 +86,7 @@ where
     writer.finish().await.map_err(|e| store.err(&staging, e))?;
 
     let sha256 = hex::encode(hasher.finalize());
+    store.wait_unreserved(&sha256).await;
     let published = store.copy_new(&staging, &keys::blob(&sha256)).await;
     let checked = match &published {
         // A blob already there is trusted only once its bytes hash to its name: a torn
@@ -129,6 +130,7 @@ pub async fn put_inline(
 ) -> Result<BlobRef> {
     let key = keys::blob(&sha256);
     let size = bytes.len() as u64;
+    store.wait_unreserved(&sha256).await;
     let created = if deferred {
         store.put_new_deferred(&key, bytes.clone()).await?
     } else {
@@ -253,5 +255,29 @@ mod tests {
             store.get(&kept[0].location).await.unwrap().as_ref(),
             &bad[..]
         );
+    }
+
+    #[tokio::test]
+    async fn an_upload_onto_a_reserved_blob_waits_and_then_stores_its_own_copy() {
+        let store = Store::open("memory://").unwrap();
+        let data = Bytes::from_static(b"bytes a disposal is about to delete");
+        let sha = sha256_hex(&data);
+        put_inline(&store, sha.clone(), data.clone(), false)
+            .await
+            .unwrap();
+        // A disposal decided to delete the blob and reserved it.
+        let reservation = store
+            .reserve_blobs(async { Ok(vec![sha.clone()]) })
+            .await
+            .unwrap();
+        let (s2, d2, sha2) = (store.clone(), data.clone(), sha.clone());
+        let upload = tokio::spawn(async move { put_inline(&s2, sha2, d2, false).await });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!upload.is_finished(), "the upload waits for the disposal");
+        store.dispose_blob(&sha).await.unwrap();
+        drop(reservation);
+        let r = upload.await.unwrap().unwrap();
+        assert!(r.new, "its own copy, not the deleted blob");
+        assert_eq!(store.get(&keys::blob(&sha)).await.unwrap(), data);
     }
 }

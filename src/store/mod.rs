@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, S3CopyIfNotExists};
 use object_store::local::LocalFileSystem;
@@ -48,15 +49,98 @@ pub enum Created {
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
     desc: String,
-    /// The local backend's directory, for deferred writes (group commit).
-    deferred: Option<Deferred>,
+    /// The local backend's directory (writer lock, directory syncs).
+    root: Option<PathBuf>,
+    /// How writes of a group commit are made durable together (see [`DeferredWrites`]).
+    deferred: Option<Arc<dyn DeferredWrites>>,
+    /// Keeps uploads off blobs a disposal is about to delete (see [`IngestGate`]).
+    gate: Arc<IngestGate>,
 }
 
-/// Writes whose durability is established later, for a whole batch at once, by
-/// [`Store::sync_deferred`]: the root of the local backend.
-#[derive(Clone)]
-struct Deferred {
+/// Disposal deletes blobs that no live record uses; an upload of identical bytes must
+/// never be acknowledged onto such a blob. Every upload holds the gate shared from its
+/// first blob write to its journal entry; a disposal takes it exclusively for a moment to
+/// decide which blobs go (no upload is then half-way) and *reserves* them: an upload whose
+/// bytes hash to a reserved blob waits until the disposal is done, then writes its own
+/// copy. (One process: uploads of another process against the same store are not held
+/// back; see ARCHITECTURE.md.)
+#[derive(Debug, Default)]
+pub struct IngestGate {
+    rw: Arc<tokio::sync::RwLock<()>>,
+    reserved: std::sync::Mutex<std::collections::HashSet<String>>,
+    released: tokio::sync::Notify,
+}
+
+/// An upload in flight, from its first blob write to its journal entry.
+pub type UploadGuard = tokio::sync::OwnedRwLockReadGuard<()>;
+
+/// Blobs reserved by a disposal; released when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    gate: Arc<IngestGate>,
+    blobs: Vec<String>,
+}
+
+impl Reservation {
+    /// The reserved blobs.
+    pub fn blobs(&self) -> &[String] {
+        &self.blobs
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut r = self.gate.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        for b in &self.blobs {
+            r.remove(b);
+        }
+        drop(r);
+        self.gate.released.notify_waiters();
+    }
+}
+
+/// Writes whose durability is established later, for a whole batch at once (group
+/// commit): `put_new` without a sync each, then one `sync` for all. The local backend's
+/// implementation is [`LocalDeferred`] (`O_EXCL`-style create through a temporary name,
+/// then one `syncfs`); a store without one makes every deferred write an ordinary
+/// durable `put_new`. Tests plug in a fault-injecting one that can lose unsynced writes.
+pub trait DeferredWrites: Send + Sync + std::fmt::Debug {
+    /// Creates `key` unless it exists; durable only after the next [`Self::sync`].
+    fn put_new(&self, key: &Path, bytes: Bytes) -> BoxFuture<'static, Result<Created>>;
+    /// Makes every earlier `put_new` durable.
+    fn sync(&self) -> BoxFuture<'static, Result<()>>;
+}
+
+/// Deferred writes on the local backend: files created without an fsync each, made
+/// durable by one `syncfs` of the store's file system.
+#[derive(Debug, Clone)]
+pub struct LocalDeferred {
     root: PathBuf,
+}
+
+impl DeferredWrites for LocalDeferred {
+    fn put_new(&self, key: &Path, bytes: Bytes) -> BoxFuture<'static, Result<Created>> {
+        // Keys are plain ASCII segments (hex, UUIDs, numbers: see `keys`), which the
+        // local backend maps to the same relative path.
+        let path = self.root.join(key.as_ref());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || create_file(&path, &bytes))
+                .await
+                .map_err(|e| Error::Internal(format!("write task: {e}")))?
+        })
+    }
+
+    fn sync(&self) -> BoxFuture<'static, Result<()>> {
+        let root = self.root.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let dir = std::fs::File::open(&root).map_err(|e| Error::io(root.display(), e))?;
+                rustix::fs::syncfs(&dir).map_err(|e| Error::io(root.display(), e.into()))
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("sync task: {e}")))?
+        })
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -125,7 +209,8 @@ impl Store {
             .with_fsync(true);
         let mut store = Store::from_object_store(Arc::new(local), path.display().to_string());
         let root = std::fs::canonicalize(&path).map_err(|e| config_err(e.to_string()))?;
-        store.deferred = Some(Deferred { root });
+        store.deferred = Some(Arc::new(LocalDeferred { root: root.clone() }));
+        store.root = Some(root);
         Ok(store)
     }
 
@@ -134,7 +219,48 @@ impl Store {
         Store {
             inner,
             desc: desc.into(),
+            root: None,
             deferred: None,
+            gate: Arc::default(),
+        }
+    }
+
+    /// Marks an upload in flight (see [`IngestGate`]); hold it until the journal entry.
+    pub async fn upload_guard(&self) -> UploadGuard {
+        self.gate.rw.clone().read_owned().await
+    }
+
+    /// Waits for every upload in flight to finish, then reserves the blobs `decide`
+    /// names (it runs while no upload is half-way). Uploads of a reserved blob wait.
+    pub(crate) async fn reserve_blobs<F>(&self, decide: F) -> Result<Reservation>
+    where
+        F: std::future::Future<Output = Result<Vec<String>>>,
+    {
+        let _exclusive = self.gate.rw.write().await;
+        let blobs = decide.await?;
+        let mut r = self.gate.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        r.extend(blobs.iter().cloned());
+        drop(r);
+        Ok(Reservation {
+            gate: self.gate.clone(),
+            blobs,
+        })
+    }
+
+    /// Returns once `sha256` is not reserved by a disposal.
+    pub(crate) async fn wait_unreserved(&self, sha256: &str) {
+        loop {
+            let released = self.gate.released.notified();
+            let reserved = self
+                .gate
+                .reserved
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(sha256);
+            if !reserved {
+                return;
+            }
+            released.await;
         }
     }
 
@@ -180,15 +306,17 @@ impl Store {
     /// Whoever uses it must not report anything written before `sync_deferred` returned,
     /// and must journal only after it (group commit in `Archive::commit_staged`).
     pub async fn put_new_deferred(&self, key: &Path, bytes: Bytes) -> Result<Created> {
-        let Some(d) = &self.deferred else {
-            return self.put_new(key, bytes).await;
-        };
-        // Keys are plain ASCII segments (hex, UUIDs, numbers: see `keys`), which the
-        // local backend maps to the same relative path.
-        let path = d.root.join(key.as_ref());
-        tokio::task::spawn_blocking(move || create_file(&path, &bytes))
-            .await
-            .map_err(|e| Error::Internal(format!("write task: {e}")))?
+        match &self.deferred {
+            Some(d) => d.put_new(key, bytes).await,
+            None => self.put_new(key, bytes).await,
+        }
+    }
+
+    /// The same store with `d` making its group commits durable (tests use this to
+    /// inject faults and lost unsynced writes).
+    pub fn with_deferred(mut self, d: Arc<dyn DeferredWrites>) -> Store {
+        self.deferred = Some(d);
+        self
     }
 
     /// Takes the writer lock: exclusively when no other writer holds it (then
@@ -196,13 +324,13 @@ impl Store {
     /// belongs to this process; on S3 other nodes may write at any time, so there no
     /// writer is ever alone.
     pub async fn writer_lock(&self) -> Result<WriterLock> {
-        let Some(d) = &self.deferred else {
+        let Some(root) = &self.root else {
             return Ok(WriterLock {
                 file: None,
                 sole: !self.desc.starts_with("s3://"),
             });
         };
-        let path = d.root.join(".writers.lock");
+        let path = root.join(".writers.lock");
         tokio::task::spawn_blocking(move || {
             use rustix::fs::{FlockOperation, flock};
             use std::os::unix::fs::OpenOptionsExt;
@@ -236,16 +364,10 @@ impl Store {
 
     /// Makes every deferred write durable: one `syncfs` of the store's file system.
     pub async fn sync_deferred(&self) -> Result<()> {
-        let Some(d) = &self.deferred else {
-            return Ok(());
-        };
-        let root = d.root.clone();
-        tokio::task::spawn_blocking(move || {
-            let dir = std::fs::File::open(&root).map_err(|e| Error::io(root.display(), e))?;
-            rustix::fs::syncfs(&dir).map_err(|e| Error::io(root.display(), e.into()))
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("sync task: {e}")))?
+        match &self.deferred {
+            Some(d) => d.sync().await,
+            None => Ok(()),
+        }
     }
 
     /// Replaces the object under a blob key whose bytes do not hash to its name (a write
@@ -465,10 +587,10 @@ impl Store {
     /// Makes a deletion under `key` durable: on the local store an fsync of its
     /// directory (object stores acknowledge a DELETE only once it is durable).
     async fn sync_parent(&self, key: &Path) -> Result<()> {
-        let Some(d) = &self.deferred else {
+        let Some(root) = &self.root else {
             return Ok(());
         };
-        let path = d.root.join(key.as_ref());
+        let path = root.join(key.as_ref());
         let Some(dir) = path.parent().map(std::path::Path::to_path_buf) else {
             return Ok(());
         };

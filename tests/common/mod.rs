@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod docs;
+pub mod fault;
 pub mod server;
 
 use std::fmt;
