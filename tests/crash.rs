@@ -500,3 +500,79 @@ fn sigkill_during_uploads_loses_nothing_acknowledged_and_shows_nothing_uncommitt
         acked.lost_answers
     );
 }
+
+/// Uploads cut off by the client — a body shorter than its `Content-Length`, a chunked
+/// body without its last chunk, a multipart body without its closing boundary — are
+/// refused with nothing journaled.
+#[test]
+fn uploads_cut_off_by_the_client_commit_nothing() {
+    use std::io::Write;
+    let server = Server::start(&[]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let head = |extra: &str| {
+        format!(
+            "POST /v1/records?class=business-letter HTTP/1.1\r\nHost: {addr}\r\n\
+             Authorization: Bearer {ADMIN}\r\n{extra}\r\n"
+        )
+    };
+    let payload = vec![b'x'; 50_000];
+    let boundary = "cutcutcut";
+    let multipart_start = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    );
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("short body", {
+            let mut b = head("Content-Length: 100000\r\n").into_bytes();
+            b.extend_from_slice(&payload);
+            b
+        }),
+        ("chunked without its last chunk", {
+            let mut b = head("Transfer-Encoding: chunked\r\n").into_bytes();
+            b.extend_from_slice(format!("{:x}\r\n", payload.len()).as_bytes());
+            b.extend_from_slice(&payload);
+            b.extend_from_slice(b"\r\n");
+            b
+        }),
+        ("multipart without its closing boundary", {
+            let mut body = multipart_start.into_bytes();
+            body.extend_from_slice(&payload);
+            let mut b = head(&format!(
+                "Content-Type: multipart/form-data; boundary={boundary}\r\n\
+                 Transfer-Encoding: chunked\r\n"
+            ))
+            .into_bytes();
+            b.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+            b.extend_from_slice(&body);
+            b.extend_from_slice(b"\r\n");
+            b
+        }),
+    ];
+    for (what, bytes) in &cases {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(bytes).unwrap();
+        s.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        // The client goes away mid-upload.
+        s.shutdown(std::net::Shutdown::Both).unwrap();
+        drop(s);
+        std::thread::sleep(Duration::from_millis(300));
+        let out = cli(&server.data, &["--json", "verify"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["ok"], true, "{what}: {v}");
+        assert_eq!(v["records"], 0, "{what}: nothing committed: {v}");
+    }
+    // The server is still there and takes a whole upload.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        client()
+            .post(server.url("/v1/records?class=business-letter"))
+            .header("authorization", bearer(ADMIN))
+            .body(payload.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 201);
+}

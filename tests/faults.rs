@@ -124,7 +124,7 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
             .filter(|(_, e)| !e.disposed)
             .map(|(id, _)| id.clone())
             .collect();
-        match rng.below(9) {
+        match rng.below(10) {
             0 | 1 => {
                 let bytes = pseudo_random(1 + rng.below(3000), n);
                 let title = format!("Brief {n}");
@@ -270,6 +270,19 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
                     .disposals
                     .execute(&req.id, &akte::retention::disposal::NoProgress)
                     .await;
+            }
+            8 => {
+                // A party import (CSV upsert), row by row.
+                let csv = format!("name,customer_number\nFirma {n} A,K{n}A\nFirma {n} B,K{n}B\n");
+                let (rows, errors) =
+                    akte::party::import::parse_csv(csv.as_bytes(), &Default::default());
+                let report =
+                    akte::party::import::import_rows(&svc.parties, &svc.catalog, "t", rows, errors)
+                        .await;
+                for c in report.created {
+                    let name = if c.line == 2 { "A" } else { "B" };
+                    acked.parties.insert(c.party, format!("Firma {n} {name}"));
+                }
             }
             _ => {
                 // An erasure of a party without records.
