@@ -463,7 +463,7 @@ fn sigkill_during_uploads_loses_nothing_acknowledged_and_shows_nothing_uncommitt
     let committed = after["records"].as_u64().unwrap();
     let unacked_visible = committed
         .saturating_sub(acked.records.len() as u64 + acked.old.len() as u64 + MBOX_MESSAGES as u64);
-    println!(
+    common::report(&format!(
         "crash loop: {rounds} SIGKILLs in {:.1} s; acknowledged: {} uploads, {} amended records, {MBOX_MESSAGES} emails by /v1/imports (final run: {} archived, {} duplicates), {} disposals approved ({} records) and finished; \
          acknowledged lost: {lost}; wrong bytes: {wrong}; committed but answer lost in a kill: \
          {unacked_visible} (of {} requests cut off); leftovers recorded by recovery: {}; \
@@ -481,7 +481,7 @@ fn sigkill_during_uploads_loses_nothing_acknowledged_and_shows_nothing_uncommitt
         before["warnings"].as_array().map_or(0, Vec::len),
         after["ok"],
         after["warnings"].as_array().map_or(0, Vec::len),
-    );
+    ));
     assert!(rounds >= 1 && a > 0, "nothing was acknowledged");
     assert_eq!(lost, 0, "acknowledged writes lost");
     assert_eq!(wrong, 0, "acknowledged writes with wrong bytes");

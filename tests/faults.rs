@@ -436,11 +436,11 @@ async fn every_fault_schedule_keeps_what_was_acknowledged_and_nothing_else() {
         )
         .await;
     }
-    println!(
+    common::report(&format!(
         "fault schedules: {schedules} passed ({kinds:?}); workloads of {}..{} writes; {acked_total} acknowledged records checked",
         writes.iter().min().unwrap_or(&0),
         writes.iter().max().unwrap_or(&0),
-    );
+    ));
 }
 
 /// A power loss during an import batch: the group commit's unsynced writes are dropped
@@ -529,9 +529,9 @@ async fn after_a_power_loss_during_an_import_the_server_starts_and_serves() {
         r.leftovers_recovered > 0,
         "the cut batch was recorded as leftovers"
     );
-    println!(
+    common::report(&format!(
         "power loss during an import: {} acknowledged emails served after restart; {} leftovers recorded",
         acked.len(),
         r.leftovers_recovered
-    );
+    ));
 }

@@ -121,3 +121,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// Prints a test's figures so that they show in `cargo test` output even when the test
+/// passes (libtest captures `println!`, not direct writes to the stderr handle).
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
