@@ -339,3 +339,52 @@ fn procedure_documentation_reflects_the_live_configuration() {
     let html = ok(&akte(&data, &["docs", "procedure", "--html"]));
     assert!(html.starts_with("<!doctype html>"));
 }
+
+#[test]
+fn a_disposal_approved_on_the_command_line_is_executed_and_shows_its_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let f = dir.path().join("brief.txt");
+    std::fs::write(&f, "Brief von 2012").unwrap();
+    let a = archive_json(
+        &data,
+        &f,
+        &["--class", "business-letter", "--date", "2012-03-01"],
+    );
+    let id = a["id"].as_str().unwrap();
+    let req: serde_json::Value = serde_json::from_str(
+        ok(&akte(
+            &data,
+            &[
+                "--json", "--actor", "alice", "dispose", "request", id, "--reason", "Frist",
+            ],
+        ))
+        .trim(),
+    )
+    .unwrap();
+    let rid = req["id"].as_str().unwrap();
+    assert_eq!(req["records_done"], 0);
+    // The requester cannot approve; another person can, and it is executed at once.
+    fails(&akte(
+        &data,
+        &["--actor", "alice", "dispose", "approve", rid],
+    ));
+    let done: serde_json::Value = serde_json::from_str(
+        ok(&akte(
+            &data,
+            &["--json", "--actor", "bob", "dispose", "approve", rid],
+        ))
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(done["state"], "executed", "{done}");
+    assert_eq!(done["records_done"], 1);
+    let shown = ok(&akte(&data, &["dispose", "show", rid]));
+    assert!(
+        shown.contains("Executed") && shown.contains("disposed"),
+        "{shown}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(ok(&akte(&data, &["--json", "verify"])).trim()).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+}

@@ -126,7 +126,14 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
             .collect();
         match rng.below(10) {
             0 | 1 => {
-                let bytes = pseudo_random(1 + rng.below(3000), n);
+                // Now and then one over the inline limit: the multipart path through
+                // `staging/` and a copy-if-not-exists.
+                let len = if rng.below(12) == 0 {
+                    akte::store::blob::INLINE_LIMIT + 1 + rng.below(1000)
+                } else {
+                    1 + rng.below(3000)
+                };
+                let bytes = pseudo_random(len, n);
                 let title = format!("Brief {n}");
                 if let Ok(a) = svc
                     .archive("t", once(bytes.clone()), old_record(&title))

@@ -367,6 +367,32 @@ pub async fn retention(
     Ok(())
 }
 
+/// Progress of a disposal's execution on the terminal.
+struct DisposalBar(indicatif::ProgressBar);
+
+impl DisposalBar {
+    fn new(json: bool) -> DisposalBar {
+        use std::io::IsTerminal;
+        let bar = if json || !std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::hidden()
+        } else {
+            indicatif::ProgressBar::new(0)
+        };
+        DisposalBar(bar)
+    }
+}
+
+impl disposal::Progress for DisposalBar {
+    fn started(&self, total: usize, done: usize) {
+        self.0.set_length(total as u64);
+        self.0.set_position(done as u64);
+    }
+
+    fn record_done(&self) {
+        self.0.inc(1);
+    }
+}
+
 pub async fn dispose(
     svc: &Services,
     actor: &str,
@@ -377,7 +403,14 @@ pub async fn dispose(
         DisposeCommand::Request { records, reason } => {
             svc.disposals.request(actor, &records, &reason).await?
         }
-        DisposeCommand::Approve { request } => svc.disposals.approve(actor, &request).await?,
+        DisposeCommand::Approve { request } => {
+            // Approving an approved request resumes its execution where it stopped.
+            let approved = svc.disposals.approve_only(actor, &request).await?;
+            let bar = DisposalBar::new(json);
+            let d = svc.disposals.execute(&approved.id, &bar).await;
+            bar.0.finish_and_clear();
+            d?
+        }
         DisposeCommand::Show { request, html } => {
             let d = svc.disposals.get(&request).await?;
             if html {
@@ -387,8 +420,11 @@ pub async fn dispose(
             d
         }
     };
+    let (done, total) = svc.disposals.progress(&d).await?;
     if json {
-        println!("{}", serde_json::to_string(&d)?);
+        let mut v = serde_json::to_value(&d)?;
+        v["records_done"] = done.into();
+        println!("{v}");
     } else {
         println!(
             "{}  {:?}  {} records  requested by {}{}",
@@ -400,6 +436,11 @@ pub async fn dispose(
                 .map(|a| format!(", approved by {a}"))
                 .unwrap_or_default()
         );
+        if d.state == disposal::DisposalState::Approved {
+            println!(
+                "  execution: {done} of {total} records disposed so far (run `dispose approve` again, or start the server, to finish)"
+            );
+        }
         for i in &d.items {
             println!(
                 "  {} {} disposed ({} blobs deleted)",
