@@ -107,6 +107,8 @@ pub enum Error {
     Index(String),
     #[error("the search index in {dir} is in use by another process (a running server?)")]
     IndexInUse { dir: String },
+    #[error("token {id} is the last active admin token; create another admin token first")]
+    LastAdmin { id: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -118,7 +120,7 @@ impl Error {
             Error::RecordNotFound { .. }
             | Error::RevisionNotFound { .. }
             | Error::ObjectNotFound { .. } => ErrorKind::NotFound,
-            Error::RevisionConflict { .. } => ErrorKind::Conflict,
+            Error::RevisionConflict { .. } | Error::LastAdmin { .. } => ErrorKind::Conflict,
             Error::RetentionShortening { .. }
             | Error::Retained { .. }
             | Error::Disposed { .. }

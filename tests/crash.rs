@@ -274,7 +274,7 @@ fn sigkill_during_uploads_loses_nothing_acknowledged_and_shows_nothing_uncommitt
                 client()
                     .post(server.url("/v1/tokens"))
                     .header("authorization", bearer(ADMIN))
-                    .json(&json!({"role": "archivist", "name": "approver"}))
+                    .json(&json!({"role": "archivist", "name": "approver", "person": "bob"}))
                     .send()
                     .await
                     .unwrap()

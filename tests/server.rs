@@ -14,7 +14,7 @@ async fn new_token(s: &Server, role: &str) -> (String, String) {
     let r = client()
         .post(s.url("/v1/tokens"))
         .header("authorization", bearer(ADMIN))
-        .json(&json!({"role": role, "name": format!("test-{role}")}))
+        .json(&json!({"role": role, "name": format!("test-{role}"), "person": format!("person-{role}")}))
         .send()
         .await
         .unwrap();
@@ -708,7 +708,13 @@ async fn revoked_and_expired_tokens_get_401() {
         let tokens = Tokens::new(store, journal, clock);
         let until = chrono::Utc.with_ymd_and_hms(2021, 1, 1, 0, 0, 0).unwrap();
         tokens
-            .create("test", Role::Clerk, "old", Some(until), None, vec![])
+            .create(
+                "test",
+                akte::access::NewToken {
+                    expires_at: Some(until),
+                    ..akte::access::NewToken::new(Role::Clerk, "old", "old")
+                },
+            )
             .await
             .unwrap()
             .1

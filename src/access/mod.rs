@@ -24,7 +24,9 @@ use crate::store::{Store, codec};
 pub const FORMAT: u32 = 1;
 const TOKEN_PREFIX: &str = "akte_";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Tokens and configuration; may do everything.
@@ -32,6 +34,7 @@ pub enum Role {
     /// Ingest, amend, holds; reads.
     Archivist,
     /// Reads; adds notes and links.
+    #[default]
     Clerk,
     /// Reads everything including the journal and reports; changes nothing.
     Auditor,
@@ -90,9 +93,20 @@ pub struct TokenRevision {
     /// them). Omitted when empty (unrestricted), so older revisions stay canonical.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parties: Vec<String>,
+    /// The person the token belongs to: four-eyes rules compare persons, not tokens.
+    /// Omitted in tokens made before persons existed (each such token is its own person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
 }
 
 impl TokenRevision {
+    /// The person acting with this token.
+    pub fn person(&self) -> String {
+        self.person
+            .clone()
+            .unwrap_or_else(|| format!("token-{}", self.id))
+    }
+
     pub fn decode(key: &str, bytes: &[u8]) -> Result<TokenRevision> {
         let t: TokenRevision = codec::decode(key, bytes)?;
         if t.format != FORMAT {
@@ -106,9 +120,59 @@ impl TokenRevision {
 }
 
 /// An authenticated caller.
+/// Between the person and the token in an actor name: `alice via token:name:id`.
+pub const PERSON_SEP: &str = " via token:";
+
+/// The person behind an actor name (a token's person, or the CLI's `--actor`).
+pub fn person_of(actor: &str) -> &str {
+    actor.split(PERSON_SEP).next().unwrap_or(actor)
+}
+
+/// Person names: what a directory would call a login.
+fn validate_person(p: &str) -> Result<()> {
+    let ok = !p.is_empty()
+        && p.len() <= 64
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "person",
+            "1-64 characters of letters, digits and - _ . @",
+        ))
+    }
+}
+
+/// A token to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewToken {
+    pub role: Role,
+    pub name: String,
+    /// The person it belongs to.
+    pub person: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The token itself, when the operator supplies it (`AKTE_ADMIN_TOKEN`).
+    pub secret: Option<String>,
+    pub parties: Vec<String>,
+}
+
+impl NewToken {
+    pub fn new(role: Role, name: &str, person: &str) -> NewToken {
+        NewToken {
+            role,
+            name: name.into(),
+            person: person.into(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub token_id: String,
+    /// The person the token belongs to.
+    pub person: String,
     pub name: String,
     pub role: Role,
     /// Parties this caller is restricted to; empty: no restriction.
@@ -118,7 +182,7 @@ pub struct Principal {
 impl Principal {
     /// How the caller appears in the journal.
     pub fn actor(&self) -> String {
-        format!("token:{}:{}", self.name, self.token_id)
+        format!("{}{PERSON_SEP}{}:{}", self.person, self.name, self.token_id)
     }
 }
 
@@ -215,15 +279,17 @@ impl Tokens {
 
     /// Creates a token; returns its record and the token string (shown once).
     /// `secret` lets an operator supply the token (e.g. `AKTE_ADMIN_TOKEN`).
-    pub async fn create(
-        &self,
-        actor: &str,
-        role: Role,
-        name: &str,
-        expires_at: Option<DateTime<Utc>>,
-        secret: Option<String>,
-        parties: Vec<String>,
-    ) -> Result<(TokenRevision, String)> {
+    pub async fn create(&self, actor: &str, new: NewToken) -> Result<(TokenRevision, String)> {
+        let NewToken {
+            role,
+            name,
+            person,
+            expires_at,
+            secret,
+            parties,
+        } = new;
+        let name = name.as_str();
+        validate_person(&person)?;
         for p in &parties {
             crate::archive::validate_id(p)
                 .map_err(|_| Error::invalid("parties", format!("{p:?} is not a party id")))?;
@@ -269,6 +335,7 @@ impl Tokens {
             revoked_at: None,
             revoked_by: None,
             parties,
+            person: Some(person),
         };
         audit::commit_revision(
             &self.store,
@@ -279,7 +346,7 @@ impl Tokens {
             codec::encode(&t)?,
             actor,
             "token.create",
-            Some(format!("{} ({})", t.name, t.role)),
+            Some(format!("{} ({}) for {}", t.name, t.role, t.person())),
         )
         .await?;
         let mut table = self.table.write().await;
@@ -299,6 +366,26 @@ impl Tokens {
         .await?;
         if prev.revoked_at.is_some() {
             return Ok(prev);
+        }
+        // Nobody may lock everyone out: the last admin token that works stays.
+        if prev.role == Role::Admin {
+            let now = self.clock.now();
+            let others = self
+                .table
+                .read()
+                .await
+                .by_id
+                .values()
+                .filter(|t| {
+                    t.id != prev.id
+                        && t.role == Role::Admin
+                        && t.revoked_at.is_none()
+                        && t.expires_at.is_none_or(|e| e > now)
+                })
+                .count();
+            if others == 0 {
+                return Err(Error::LastAdmin { id: id.to_string() });
+            }
         }
         let mut t = prev.clone();
         t.rev =
@@ -355,6 +442,7 @@ impl Tokens {
         }
         Ok(Principal {
             token_id: t.id.clone(),
+            person: t.person(),
             name: t.name.clone(),
             role: t.role,
             parties: t.parties.clone(),
@@ -371,11 +459,13 @@ impl Tokens {
         let (_, secret) = self
             .create(
                 "system:bootstrap",
-                Role::Admin,
-                "admin",
-                None,
-                supplied,
-                vec![],
+                NewToken {
+                    role: Role::Admin,
+                    name: "admin".into(),
+                    person: std::env::var("AKTE_ADMIN_PERSON").unwrap_or_else(|_| "admin".into()),
+                    secret: supplied,
+                    ..Default::default()
+                },
             )
             .await?;
         Ok(Some(secret))
@@ -400,7 +490,7 @@ mod tests {
     async fn created_token_authenticates_until_revoked() {
         let (tokens, _) = setup();
         let (t, secret) = tokens
-            .create("t", Role::Clerk, "anna", None, None, vec![])
+            .create("t", NewToken::new(Role::Clerk, "anna", "anna"))
             .await
             .unwrap();
         assert!(secret.starts_with("akte_"));
@@ -423,7 +513,13 @@ mod tests {
         let (tokens, clock) = setup();
         let soon = clock.now() + chrono::Duration::hours(1);
         let (_, secret) = tokens
-            .create("t", Role::Auditor, "pruefer", Some(soon), None, vec![])
+            .create(
+                "t",
+                NewToken {
+                    expires_at: Some(soon),
+                    ..NewToken::new(Role::Auditor, "pruefer", "pruefer")
+                },
+            )
             .await
             .unwrap();
         assert!(tokens.authenticate(&secret).await.is_ok());

@@ -31,6 +31,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// A zip may unpack to at most this many times its own size (zip bombs).
 const ZIP_RATIO: u64 = 20;
+/// A zip may hold at most this many entries (millions of empty ones fill memory and
+/// inodes without counting towards the size cap).
+pub const MAX_ZIP_ENTRIES: usize = 100_000;
+/// Imports running at once, per caller and in all.
+const MAX_IMPORTS_PER_CALLER: usize = 2;
+const MAX_IMPORTS: usize = 4;
+/// Finished jobs kept for polling.
+const FINISHED_KEPT: usize = 1000;
 
 /// A server-side import.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -57,6 +65,24 @@ pub struct ImportJob {
 #[derive(Debug, Default)]
 pub struct Jobs {
     jobs: Mutex<HashMap<String, Arc<Job>>>,
+}
+
+impl Jobs {
+    /// Imports not yet finished: `actor`'s, and all.
+    fn running(&self, actor: &str) -> (usize, usize) {
+        let Ok(m) = self.jobs.lock() else {
+            return (0, 0);
+        };
+        let views: Vec<ImportJob> = m
+            .values()
+            .map(|j| j.snapshot())
+            .filter(|v| v.state != "done" && v.state != "error")
+            .collect();
+        (
+            views.iter().filter(|v| v.started_by == actor).count(),
+            views.len(),
+        )
+    }
 }
 
 #[derive(Debug)]
@@ -113,6 +139,7 @@ impl Progress for Job {
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many imports running", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -124,6 +151,17 @@ async fn start_import(
     caller.require(roles::INGEST)?;
     state.catalog_ready().await?;
     let d = super::ingest::defaults(&state, req.uri().query()).await?;
+    // Imports are heavy: a few at a time per caller, and in all.
+    let (mine, all) = state.imports.running(&caller.actor());
+    if mine >= MAX_IMPORTS_PER_CALLER || all >= MAX_IMPORTS {
+        return Err(ApiError::rate_limited(
+            30,
+            format!(
+                "{mine} of your imports and {all} in all are running (at most \
+                 {MAX_IMPORTS_PER_CALLER} per caller, {MAX_IMPORTS} in all); retry when one is done"
+            ),
+        ));
+    }
 
     // The upload, to a temporary file (never held in memory).
     let dir = tempfile::Builder::new()
@@ -138,9 +176,10 @@ async fn start_import(
     let mut body = req.into_body().into_data_stream();
     let mut size = 0u64;
     let mut head = Vec::new();
-    while let Some(chunk) = body
-        .try_next()
+    let idle = state.config.upload_idle_timeout;
+    while let Some(chunk) = tokio::time::timeout(idle, body.try_next())
         .await
+        .map_err(|_| ApiError::invalid("body", "the upload stalled"))?
         .map_err(|e| ApiError::invalid("body", format!("upload interrupted: {e}")))?
     {
         size += chunk.len() as u64;
@@ -190,6 +229,19 @@ async fn start_import(
         }),
     });
     if let Ok(mut m) = state.imports.jobs.lock() {
+        // Forget the oldest finished jobs beyond a bound.
+        let mut done: Vec<(chrono::DateTime<chrono::Utc>, String)> = m
+            .iter()
+            .map(|(k, j)| (j.snapshot(), k))
+            .filter(|(v, _)| v.state == "done" || v.state == "error")
+            .map(|(v, k)| (v.started_at, k.clone()))
+            .collect();
+        if done.len() > FINISHED_KEPT {
+            done.sort();
+            for (_, k) in &done[..done.len() - FINISHED_KEPT] {
+                m.remove(k);
+            }
+        }
         m.insert(id.clone(), job.clone());
     }
     let st = state.clone();
@@ -252,6 +304,12 @@ fn unzip(zip: &std::path::Path, target: &std::path::Path, cap: u64) -> anyhow::R
     let f = std::fs::File::open(zip)?;
     let mut z = zip::ZipArchive::new(f).map_err(|e| anyhow::anyhow!("not a readable zip: {e}"))?;
     std::fs::create_dir_all(target)?;
+    if z.len() > MAX_ZIP_ENTRIES {
+        anyhow::bail!(
+            "the zip holds {} entries (at most {MAX_ZIP_ENTRIES}); nothing was imported",
+            z.len()
+        );
+    }
     let mut written = 0u64;
     for i in 0..z.len() {
         let entry = z

@@ -74,7 +74,7 @@ async fn post_email(
     let d = defaults(&state, req.uri().query()).await?;
     let limit =
         MAX_MESSAGE.min(usize::try_from(state.config.max_upload_bytes).unwrap_or(MAX_MESSAGE));
-    let raw = params::body_bytes(req, limit).await?;
+    let raw = params::body_bytes_idle(req, limit, state.config.upload_idle_timeout).await?;
     if raw.is_empty() {
         return Err(ApiError::invalid("body", "an empty message"));
     }

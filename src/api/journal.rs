@@ -198,11 +198,24 @@ impl Jobs {
 /// Start verifying the whole store (auditor, admin). Returns a job to poll.
 #[utoipa::path(
     post, path = "/v1/verify", tag = "audit",
-    responses((status = 202, description = "Started", body = VerifyJob, headers(("Location" = String, description = "The job")))),
+    responses((status = 202, description = "Started, or the verification already running", body = VerifyJob, headers(("Location" = String, description = "The job")))),
     security(("bearer" = []))
 )]
 async fn start_verify(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     caller.require(roles::AUDIT)?;
+    // One full verification at a time: asking again while one runs gets that one.
+    let running = state.jobs.jobs.lock().ok().and_then(|m| {
+        m.values()
+            .map(|j| j.snapshot())
+            .find(|v| v.state == "running")
+    });
+    if let Some(v) = running {
+        return Ok(super::located(
+            StatusCode::ACCEPTED,
+            &format!("/v1/verify/{}", v.id),
+            v,
+        ));
+    }
     let id = state.archive.clock().new_id().to_string();
     let job = Arc::new(Job {
         view: Mutex::new(VerifyJob {

@@ -67,6 +67,11 @@ pub struct ServerConfig {
     pub index_dir: Option<std::path::PathBuf>,
     /// How often the index follows the journal (and commits).
     pub index_interval: Duration,
+    /// Time for a connection's first byte and for each request head; an HTTP/1 connection
+    /// idle between requests is closed after it too.
+    pub header_timeout: Duration,
+    /// Open connections per client address (the total is `max_connections`).
+    pub max_connections_per_client: usize,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +86,8 @@ impl Default for ServerConfig {
             limits: LimitConfig::default(),
             index_dir: None,
             index_interval: Duration::from_millis(500),
+            header_timeout: Duration::from_secs(30),
+            max_connections_per_client: 128,
         }
     }
 }
@@ -490,6 +497,52 @@ pub fn app(state: AppState) -> Router {
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting, lets
 /// requests in flight finish (up to the grace period), waits for commits in flight and
 /// journals every queued read.
+/// Open connections per client address, bounded.
+struct PerClient {
+    max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One open connection of a client; gives its place back when dropped.
+struct ClientSlot {
+    owner: Arc<PerClient>,
+    ip: std::net::IpAddr,
+}
+
+impl PerClient {
+    fn new(max: usize) -> PerClient {
+        PerClient {
+            max,
+            open: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn acquire(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<ClientSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            owner: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.owner.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -500,14 +553,20 @@ pub async fn serve(
     builder
         .http1()
         .max_buf_size(state.config.max_header_bytes.max(8192))
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(state.config.header_timeout)
         .timer(TokioTimer::new());
+    // HTTP/2: pings find dead peers; a bounded number of streams per connection.
     builder
         .http2()
         .max_header_list_size(u32::try_from(state.config.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(100)
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20))
         .timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(state.config.max_connections));
+    let per_client = Arc::new(PerClient::new(state.config.max_connections_per_client));
+    let first_byte = state.config.header_timeout;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer): (_, SocketAddr) = tokio::select! {
@@ -525,10 +584,25 @@ pub async fn serve(
             tracing::warn!(%peer, "connection limit reached; refusing");
             continue;
         };
+        let Some(client_slot) = per_client.acquire(peer.ip()) else {
+            tracing::warn!(%peer, "connection limit per client reached; refusing");
+            continue;
+        };
         let svc = TowerToHyperService::new(app.clone());
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _client_slot = client_slot;
+            // A connection that sends nothing holds no slot for long.
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(first_byte, stream.peek(&mut first)).await,
+                Ok(Ok(1..))
+            ) {
+                tracing::debug!(%peer, "closed: nothing sent");
+                drop(slot);
+                return;
+            }
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, "connection ended: {e}");

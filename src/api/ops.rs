@@ -199,14 +199,23 @@ impl Metrics {
 /// timeout to everything but uploads (which have their own idle timeout).
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().to_string();
+    // Metric labels come from closed sets: a made-up method is `other`, an unknown path
+    // `unmatched`.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS") => m.to_string(),
+        _ => "other".to_string(),
+    };
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let is_upload =
-        method == "POST" && (route == "/v1/records" || route == "/v1/records/{id}/revisions");
+    // Uploads are bounded by size and idle time instead of the request timeout.
+    let is_upload = method == "POST"
+        && matches!(
+            route.as_str(),
+            "/v1/records" | "/v1/records/{id}/revisions" | "/v1/imports" | "/v1/emails"
+        );
     let mut resp = if is_upload {
         next.run(req).await
     } else {

@@ -56,7 +56,48 @@ impl Params {
 pub async fn body_bytes(req: axum::extract::Request, limit: usize) -> ApiResult<bytes::Bytes> {
     axum::body::to_bytes(req.into_body(), limit)
         .await
-        .map_err(|_| ApiError::too_large(limit as u64))
+        .map_err(|e| {
+            use std::error::Error as _;
+            let mut src: Option<&(dyn std::error::Error + 'static)> = e.source();
+            while let Some(s) = src {
+                if s.is::<http_body_util::LengthLimitError>() {
+                    return ApiError::too_large(limit as u64);
+                }
+                src = s.source();
+            }
+            ApiError::invalid("body", format!("the request body could not be read: {e}"))
+        })
+}
+
+/// Reads a request body of at most `limit` bytes (413 beyond) that may take as long as
+/// it needs, as long as it never stalls for `idle` (uploads are bounded by bytes and idle
+/// time, not by a wall clock).
+pub async fn body_bytes_idle(
+    req: axum::extract::Request,
+    limit: usize,
+    idle: std::time::Duration,
+) -> ApiResult<bytes::Bytes> {
+    use futures::StreamExt;
+    let mut body = req.into_body().into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, body.next()).await {
+            Err(_) => return Err(ApiError::invalid("body", "the upload stalled")),
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::invalid(
+                    "body",
+                    format!("the upload was cut off: {e}"),
+                ));
+            }
+            Ok(Some(Ok(chunk))) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(ApiError::too_large(limit as u64));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
 }
 
 /// Reads a request body of at most `limit` bytes (413 beyond) and decodes it as JSON.

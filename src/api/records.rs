@@ -192,6 +192,9 @@ pub struct AmendRequest {
     pub base_rev: Option<u32>,
 }
 
+/// Largest `metadata` part of a multipart upload.
+const MAX_METADATA: usize = 1 << 20;
+
 const META_PARAMS: &[&str] = &[
     "class",
     "title",
@@ -443,10 +446,23 @@ async fn create_record(
         {
             match field.name() {
                 Some("metadata") => {
-                    let bytes = field
-                        .bytes()
-                        .await
-                        .map_err(|e| ApiError::invalid("metadata", e.body_text()))?;
+                    // Read with a bound: the part is metadata, not content.
+                    let mut field = field;
+                    let mut bytes = Vec::new();
+                    while let Some(chunk) =
+                        tokio::time::timeout(state.config.upload_idle_timeout, field.chunk())
+                            .await
+                            .map_err(|_| ApiError::invalid("metadata", "the upload stalled"))?
+                            .map_err(|e| ApiError::invalid("metadata", e.body_text()))?
+                    {
+                        if bytes.len() + chunk.len() > MAX_METADATA {
+                            return Err(ApiError::invalid(
+                                "metadata",
+                                format!("longer than {MAX_METADATA} bytes"),
+                            ));
+                        }
+                        bytes.extend_from_slice(&chunk);
+                    }
                     meta = Some(params::json(&bytes).map_err(|mut e| {
                         e.field = e.field.map(|f| format!("metadata.{f}"));
                         e
@@ -656,7 +672,8 @@ async fn amend_record(
     state.catalog_ready().await?;
     let revision = if essence(&ct) == "application/json" {
         Params::parse(req.uri().query(), &[])?;
-        let a: AmendRequest = params::json_body(req, 1 << 20).await?;
+        let idle = state.config.upload_idle_timeout;
+        let a: AmendRequest = params::json(&params::body_bytes_idle(req, 1 << 20, idle).await?)?;
         state
             .archive
             .amend(

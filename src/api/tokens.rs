@@ -32,6 +32,10 @@ pub struct CreateToken {
     /// (and searches only them), and every other endpoint refuses it.
     #[serde(default)]
     pub parties: Vec<String>,
+    /// The person the token belongs to (default: the person creating it). Four-eyes rules
+    /// compare persons: two tokens of one person are one pair of eyes.
+    #[serde(default)]
+    pub person: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,6 +50,8 @@ pub struct TokenView {
     /// The parties the token is restricted to (absent: unrestricted).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parties: Vec<String>,
+    /// The person it belongs to.
+    pub person: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,6 +64,7 @@ pub struct CreatedToken {
 
 impl From<TokenRevision> for TokenView {
     fn from(t: TokenRevision) -> Self {
+        let person = t.person();
         TokenView {
             id: t.id,
             name: t.name,
@@ -66,6 +73,7 @@ impl From<TokenRevision> for TokenView {
             created_by: t.created_by,
             expires_at: t.expires_at,
             revoked_at: t.revoked_at,
+            person,
             parties: t.parties,
         }
     }
@@ -98,7 +106,17 @@ async fn create_token(
     let expires = c.expires.and_then(end_of_day);
     let (t, secret) = state
         .tokens
-        .create(&caller.actor(), c.role, &c.name, expires, None, c.parties)
+        .create(
+            &caller.actor(),
+            crate::access::NewToken {
+                role: c.role,
+                name: c.name,
+                person: c.person.unwrap_or_else(|| caller.principal.person.clone()),
+                expires_at: expires,
+                secret: None,
+                parties: c.parties,
+            },
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -140,6 +158,7 @@ async fn list_tokens(
     responses(
         (status = 200, body = TokenView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last active admin token", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

@@ -137,6 +137,13 @@ enum Command {
         /// How often the search index takes up new journal entries (milliseconds).
         #[arg(long, env = "AKTE_INDEX_INTERVAL_MS", default_value_t = 500)]
         index_interval_ms: u64,
+        /// A connection must send a whole request head within this many seconds (and
+        /// its first byte too: silent connections are closed).
+        #[arg(long, env = "AKTE_HEADER_TIMEOUT", default_value_t = 30)]
+        header_timeout: u64,
+        /// Open connections per client address.
+        #[arg(long, env = "AKTE_CONNECTIONS_PER_CLIENT", default_value_t = 128)]
+        connections_per_client: usize,
     },
     /// Manage API tokens.
     #[command(subcommand)]
@@ -232,6 +239,9 @@ enum TokenCommand {
         /// Restrict the token to this party's file, records and search (repeatable).
         #[arg(long = "party")]
         parties: Vec<String>,
+        /// The person the token belongs to (default: the acting person, `--actor`).
+        #[arg(long)]
+        person: Option<String>,
     },
     /// List tokens (never their secrets).
     List,
@@ -612,6 +622,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             concurrency,
             log_format,
             index_interval_ms,
+            header_timeout,
+            connections_per_client,
         } => {
             init_logging(&log_format);
             let config = crate::api::ServerConfig {
@@ -624,6 +636,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 index_dir: Some(index_dir.clone()),
                 index_interval: std::time::Duration::from_millis(index_interval_ms.max(10)),
+                header_timeout: std::time::Duration::from_secs(header_timeout.max(1)),
+                max_connections_per_client: connections_per_client.max(1),
                 ..Default::default()
             };
             serve(archive, config, &listen).await?;
@@ -642,12 +656,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     name,
                     expires,
                     parties,
+                    person,
                 } => {
                     let role: crate::access::Role = role.parse()?;
                     let name = name.unwrap_or_else(|| role.to_string());
                     let expires_at = expires.and_then(crate::api::tokens::end_of_day);
+                    let person = person.unwrap_or_else(|| {
+                        crate::access::person_of(&actor)
+                            .trim_start_matches("cli:")
+                            .to_string()
+                    });
                     let (t, secret) = tokens
-                        .create(&actor, role, &name, expires_at, None, parties)
+                        .create(
+                            &actor,
+                            crate::access::NewToken {
+                                role,
+                                name,
+                                person,
+                                expires_at,
+                                secret: None,
+                                parties,
+                            },
+                        )
                         .await?;
                     if json {
                         println!(

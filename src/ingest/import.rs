@@ -187,15 +187,15 @@ pub async fn run(
                     }
                 };
                 // Streams: one message in memory at a time.
-                let it = mail_parser::mailbox::mbox::MessageIterator::new(BufReader::new(file));
+                let it = super::mbox::Messages::new(BufReader::new(file));
                 for (i, m) in it.enumerate() {
                     if stopped() {
                         break;
                     }
                     let item = format!("{name}#{}", i + 1);
                     match m {
-                        Ok(m) => {
-                            let mut raw = m.contents().to_vec();
+                        Ok(contents) => {
+                            let mut raw = contents;
                             // The blank line before the next "From " belongs to the mbox.
                             if raw.ends_with(b"\n\n") {
                                 raw.pop();
@@ -203,7 +203,7 @@ pub async fn run(
                             batches.add(Incoming::Email(raw.into()), item, &mut s).await;
                             items += 1;
                         }
-                        Err(e) => fail(&mut s, &item, e.to_string(), false),
+                        Err(e) => fail(&mut s, &item, e, false),
                     }
                     if i.is_multiple_of(64) {
                         progress.advance(0, items);

@@ -4,4 +4,5 @@
 pub mod batch;
 pub mod import;
 pub mod mail;
+pub mod mbox;
 pub mod rules;

@@ -1,0 +1,215 @@
+//! The attack surface (issue #13): what a caller controls is bounded, and no request or
+//! connection takes the server down.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::server::{ADMIN, Server};
+
+/// Reads until the server closes the connection (or `limit` passes); returns how long
+/// that took and what arrived.
+fn until_closed(s: &mut TcpStream, limit: Duration) -> (Duration, Vec<u8>) {
+    let started = Instant::now();
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+        if started.elapsed() > limit {
+            break;
+        }
+    }
+    (started.elapsed(), got)
+}
+
+#[test]
+fn silent_and_idle_connections_are_closed_and_a_client_cannot_take_every_slot() {
+    let server = Server::start(&["--header-timeout", "1", "--connections-per-client", "8"]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+
+    // A connection that sends nothing is closed after the header timeout.
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    let (took, _) = until_closed(&mut silent, Duration::from_secs(10));
+    assert!(
+        took < Duration::from_secs(5),
+        "a silent connection was kept for {took:?}"
+    );
+
+    // A request head that never ends is cut too (slowloris).
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let (took, _) = until_closed(&mut slow, Duration::from_secs(10));
+    assert!(
+        took < Duration::from_secs(5),
+        "a slow head was kept for {took:?}"
+    );
+
+    // A keep-alive connection idle after its request is closed as well.
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (took, got) = until_closed(&mut idle, Duration::from_secs(10));
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    assert!(
+        took < Duration::from_secs(5),
+        "an idle connection was kept for {took:?}"
+    );
+
+    // One client address holds at most 8 connections; the 9th is refused, and the
+    // server keeps answering.
+    let held: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut ninth = TcpStream::connect(&addr).unwrap();
+    let _ = ninth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (_, got) = until_closed(&mut ninth, Duration::from_secs(3));
+    assert!(got.is_empty(), "the 9th connection was served");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut after = TcpStream::connect(&addr).unwrap();
+    after
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (_, got) = until_closed(&mut after, Duration::from_secs(5));
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
+        "served again once the slots were given back"
+    );
+    let _ = ADMIN;
+}
+
+async fn json_req(
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut r = common::server::client()
+        .request(method, url)
+        .header("authorization", common::server::bearer(token));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let v = r.json().await.unwrap_or(serde_json::Value::Null);
+    if status >= 400 {
+        assert_eq!(ct, "application/problem+json", "{v}");
+    }
+    (status, v)
+}
+
+#[tokio::test]
+async fn four_eyes_are_two_persons_and_the_last_admin_token_stays() {
+    use reqwest::Method;
+    let s = Server::start(&[]);
+    // The admin makes a second token for themself (no person named: their own).
+    let (status, second) = json_req(
+        Method::POST,
+        s.url("/v1/tokens"),
+        ADMIN,
+        Some(serde_json::json!({"role": "archivist", "name": "my-second"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(second["person"], "admin");
+    let second = second["token"].as_str().unwrap().to_string();
+    // An old record, and a disposal request by the admin.
+    let (status, rec) = {
+        let r = common::server::client()
+            .post(s.url("/v1/records?class=business-letter&date=2012-01-01"))
+            .header("authorization", common::server::bearer(ADMIN))
+            .body("alter Brief")
+            .send()
+            .await
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().await.unwrap(),
+        )
+    };
+    assert_eq!(status, 201);
+    let (status, req) = json_req(
+        Method::POST,
+        s.url("/v1/disposals"),
+        ADMIN,
+        Some(serde_json::json!({"records": [rec["id"]], "reason": "Frist"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{req}");
+    let approve = s.url(&format!(
+        "/v1/disposals/{}/approve",
+        req["id"].as_str().unwrap()
+    ));
+    // The same person with another token: refused.
+    let (status, v) = json_req(Method::POST, approve.clone(), &second, None).await;
+    assert_eq!(status, 423, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("four-eyes"), "{v}");
+    // Another person: approved.
+    let (_, bob) = json_req(
+        Method::POST,
+        s.url("/v1/tokens"),
+        ADMIN,
+        Some(serde_json::json!({"role": "archivist", "name": "bob", "person": "bob"})),
+    )
+    .await;
+    let (status, v) = json_req(Method::POST, approve, bob["token"].as_str().unwrap(), None).await;
+    assert_eq!(status, 202, "{v}");
+
+    // The admin token cannot revoke itself while it is the last admin token.
+    let (_, list) = json_req(Method::GET, s.url("/v1/tokens"), ADMIN, None).await;
+    let admin_id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "admin")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, v) = json_req(
+        Method::DELETE,
+        s.url(&format!("/v1/tokens/{admin_id}")),
+        ADMIN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{v}");
+    let (status, _) = json_req(Method::GET, s.url("/v1/tokens"), ADMIN, None).await;
+    assert_eq!(status, 200, "the admin still works");
+    // With a second admin (another person) it can go.
+    let (_, other) = json_req(
+        Method::POST,
+        s.url("/v1/tokens"),
+        ADMIN,
+        Some(serde_json::json!({"role": "admin", "name": "carol", "person": "carol"})),
+    )
+    .await;
+    let (status, v) = json_req(
+        Method::DELETE,
+        s.url(&format!("/v1/tokens/{admin_id}")),
+        other["token"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status} {v}");
+}
