@@ -213,3 +213,135 @@ async fn four_eyes_are_two_persons_and_the_last_admin_token_stays() {
     .await;
     assert!(status == 200 || status == 204, "{status} {v}");
 }
+
+/// Every process below `pid` (children, their children, …).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn extraction_workers_see_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with_env(
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("AWS_SECRET_ACCESS_KEY", "canary-aws-secret"),
+            ("AKTE_CANARY", "canary-akte"),
+        ],
+    );
+    // An email is parsed in a worker process.
+    let r = common::server::client()
+        .post(s.url("/v1/emails"))
+        .header("authorization", common::server::bearer(ADMIN))
+        .header("content-type", "message/rfc822")
+        .body("From: a@example.com\r\nSubject: Hallo\r\nMessage-ID: <w@x>\r\n\r\nText\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let workers: Vec<u32> = descendants(s.pid())
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("extract-worker"))
+        })
+        .collect();
+    assert!(!workers.is_empty(), "a worker was started");
+    for w in workers {
+        let env = std::fs::read(format!("/proc/{w}/environ")).unwrap();
+        let env = String::from_utf8_lossy(&env);
+        for var in env.split('\0').filter(|v| !v.is_empty()) {
+            assert!(
+                !var.starts_with("AKTE_") && !var.starts_with("AWS_"),
+                "worker {w} sees {var}"
+            );
+        }
+        let cwd = std::fs::read_link(format!("/proc/{w}/cwd")).unwrap();
+        assert!(
+            !cwd.starts_with(dir.path()),
+            "worker runs in {}",
+            cwd.display()
+        );
+    }
+}
+
+#[test]
+fn the_bootstrap_token_goes_to_an_owner_only_file_not_to_a_log() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_akte"))
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("AKTE_ADMIN_TOKEN")
+        .env_remove("AKTE_STORE")
+        .env("AKTE_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = Vec::new();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("listening on");
+        log.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = log.join("\n");
+    let path = data.join("admin-token");
+    let token = std::fs::read_to_string(&path).unwrap();
+    let token = token.trim();
+    assert!(token.starts_with("akte_"), "{token}");
+    assert!(!log.contains(token), "the token is not in the log: {log}");
+    assert!(log.contains("admin-token"), "the log says where: {log}");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "owner-only: {mode:o}");
+    // The data directory and the key files are owner-only too.
+    let f = dir.path().join("brief.txt");
+    std::fs::write(&f, "Brief").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_akte"))
+        .arg("--data")
+        .arg(&data)
+        .arg("archive")
+        .arg(&f)
+        .env_remove("AKTE_STORE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for p in [data.clone(), data.join("keys")] {
+        let m = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(m & 0o077, 0, "{}: {m:o}", p.display());
+    }
+    for k in std::fs::read_dir(data.join("keys")).unwrap() {
+        let k = k.unwrap().path();
+        let m = std::fs::metadata(&k).unwrap().permissions().mode();
+        assert_eq!(m & 0o077, 0, "{}: {m:o}", k.display());
+    }
+}

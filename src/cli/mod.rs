@@ -255,6 +255,9 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 }
 
 pub fn main() -> ExitCode {
+    // Everything akte creates — data directory, objects, key files, index, temporary
+    // files — is for its own user only.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     // A worker runs before (and without) the async runtime: one thread, a capped
     // address space.
@@ -640,7 +643,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_connections_per_client: connections_per_client.max(1),
                 ..Default::default()
             };
-            serve(archive, config, &listen).await?;
+            serve(archive, config, &listen, &cli.data).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(cmd) => {
@@ -803,6 +806,7 @@ async fn serve(
     archive: Archive,
     config: crate::api::ServerConfig,
     listen: &str,
+    data: &std::path::Path,
 ) -> anyhow::Result<()> {
     let admin = std::env::var("AKTE_ADMIN_TOKEN")
         .ok()
@@ -819,15 +823,43 @@ async fn serve(
             eprintln!(
                 "akte: first start on an empty store: admin token taken from AKTE_ADMIN_TOKEN"
             );
-        } else {
+        } else if std::io::stderr().is_terminal() {
             eprintln!("akte: first start on an empty store: created the admin token");
             eprintln!("akte: admin token (shown only now, store it safely): {token}");
+        } else {
+            // Not on a terminal (systemd, a log collector): a secret in a log stays there
+            // for good. It goes to a file only this user can read.
+            let path = data.join("admin-token");
+            write_secret(&path, token)
+                .with_context(|| format!("cannot write the admin token to {}", path.display()))?;
+            eprintln!(
+                "akte: first start on an empty store: the admin token is in {} (readable by \
+                 this user only); store it safely, then delete the file",
+                path.display()
+            );
+            tracing::warn!(path = %path.display(), "admin token written to a file");
         }
     }
     tracing::info!(store = %store_desc, "akte listening on http://{addr}");
     eprintln!("akte: listening on http://{addr}");
     crate::api::serve(listener, started.state, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Writes a secret to a new file readable by this user only.
+fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(f, "{secret}")?;
+    f.sync_all()
 }
 
 async fn shutdown_signal() {

@@ -269,7 +269,18 @@ impl Extractor {
     }
 
     fn spawn(&self, exe: &std::path::Path) -> Result<Worker, String> {
-        let mut child = tokio::process::Command::new(exe)
+        let mut cmd = tokio::process::Command::new(exe);
+        // A worker parses hostile bytes: it gets no secrets (`AKTE_ADMIN_TOKEN`, `AWS_*`,
+        // the store's location) — only what finding its tools and a temporary directory
+        // needs — and starts outside the data directory.
+        cmd.env_clear();
+        for keep in ["PATH", "TMPDIR", "LANG", "LC_ALL"] {
+            if let Some(v) = std::env::var_os(keep) {
+                cmd.env(keep, v);
+            }
+        }
+        let mut child = cmd
+            .current_dir(std::env::temp_dir())
             .arg("extract-worker")
             .arg("--memory-bytes")
             .arg(self.limits.memory_bytes.to_string())

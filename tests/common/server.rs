@@ -27,11 +27,17 @@ impl Server {
     }
 
     pub fn start_on(data: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(data, extra, &[])
+    }
+
+    /// Starts on `data` with extra environment variables.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_akte"))
             .arg("--data")
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
+            .envs(env.iter().copied())
             .env("AKTE_ADMIN_TOKEN", ADMIN)
             .env("AKTE_LOG", "warn")
             .env_remove("AKTE_STORE")
