@@ -754,7 +754,8 @@ impl Archive {
         id: &str,
         ch: LinkChange,
     ) -> Result<RecordRevision> {
-        let (prev, prev_hash) = self.latest_raw(id).await?;
+        // A tombstone is final: no links are added to (or taken from) a disposed record.
+        let (prev, prev_hash) = self.latest_live(id).await?;
         let mut next = prev.clone();
         for l in &ch.add_parties {
             validate_id(&l.party)

@@ -345,3 +345,146 @@ fn the_bootstrap_token_goes_to_an_owner_only_file_not_to_a_log() {
         assert_eq!(m & 0o077, 0, "{}: {m:o}", k.display());
     }
 }
+
+#[tokio::test]
+async fn a_restricted_token_learns_nothing_about_records_outside_its_parties() {
+    use reqwest::Method;
+    use serde_json::json;
+    let s = Server::start(&[]);
+    let post = |path: &str, body: serde_json::Value| {
+        let url = s.url(path);
+        async move { json_req(Method::POST, url, ADMIN, Some(body)).await }
+    };
+    let (_, a) = post(
+        "/v1/parties",
+        json!({"kind": "organisation", "name": "A GmbH"}),
+    )
+    .await;
+    let (_, b) = post(
+        "/v1/parties",
+        json!({"kind": "organisation", "name": "B GmbH"}),
+    )
+    .await;
+    let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    let upload = |party: &str| {
+        let url = s.url(&format!(
+            "/v1/records?class=business-letter&date=2012-01-01&party={party}&role=recipient"
+        ));
+        async move {
+            let r = common::server::client()
+                .post(url)
+                .header("authorization", common::server::bearer(ADMIN))
+                .body("Brief")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let ra = upload(a).await;
+    let rb = upload(b).await;
+    let rb_live = upload(b).await;
+    // A framework agreement of A in force, whose case also holds a document of B only.
+    let (status, case) = post(
+        "/v1/cases",
+        json!({"kind": "framework-agreement", "title": "Rahmenvertrag", "party": a,
+               "valid_from": "2020-01-01", "valid_until": "2099-12-31"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{case}");
+    let case = case["id"].as_str().unwrap();
+    for r in [&ra, &rb_live] {
+        let (status, v) = post(
+            &format!("/v1/records/{r}/links"),
+            json!({"add_cases": [case]}),
+        )
+        .await;
+        assert!(status == 200 || status == 201, "{v}");
+    }
+    // RB is disposed (two persons).
+    let (_, req) = post("/v1/disposals", json!({"records": [rb], "reason": "Frist"})).await;
+    let (_, bob) = post(
+        "/v1/tokens",
+        json!({"role": "archivist", "name": "bob", "person": "bob"}),
+    )
+    .await;
+    let (status, _) = json_req(
+        Method::POST,
+        s.url(&format!(
+            "/v1/disposals/{}/approve",
+            req["id"].as_str().unwrap()
+        )),
+        bob["token"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    for _ in 0..100 {
+        let (_, d) = json_req(
+            Method::GET,
+            s.url(&format!("/v1/disposals/{}", req["id"].as_str().unwrap())),
+            ADMIN,
+            None,
+        )
+        .await;
+        if d["state"] == "executed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A tombstone takes no new links.
+    let (status, v) = post(
+        &format!("/v1/records/{rb}/links"),
+        json!({"add": [{"party": a, "role": "recipient"}]}),
+    )
+    .await;
+    assert_eq!(status, 410, "{v}");
+
+    let (_, clerk) = post(
+        "/v1/tokens",
+        json!({"role": "clerk", "name": "clerk-a", "person": "carla", "parties": [a]}),
+    )
+    .await;
+    let clerk = clerk["token"].as_str().unwrap();
+    // Outside its parties: 404 everywhere, disposed or not, whatever revision is asked.
+    for r in [&rb, &rb_live] {
+        for path in [
+            format!("/v1/records/{r}"),
+            format!("/v1/records/{r}/revisions"),
+            format!("/v1/records/{r}/content"),
+            format!("/v1/records/{r}/content?rev=99"),
+        ] {
+            let (status, v) = json_req(Method::GET, s.url(&path), clerk, None).await;
+            assert_eq!(status, 404, "{path}: {v}");
+        }
+    }
+    for path in [format!("/v1/parties/{b}"), format!("/v1/parties/{b}/file")] {
+        let (status, _) = json_req(Method::GET, s.url(&path), clerk, None).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    // The admin sees that RB was disposed.
+    let (status, _) = json_req(
+        Method::GET,
+        s.url(&format!("/v1/records/{rb}/content")),
+        ADMIN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 410);
+    // A's file: the agreement's key documents are A's only.
+    let (status, file) = json_req(
+        Method::GET,
+        s.url(&format!("/v1/parties/{a}/file")),
+        clerk,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{file}");
+    let text = file.to_string();
+    assert!(text.contains(&ra), "A's own document is shown");
+    assert!(!text.contains(&rb_live), "B's document is not: {file}");
+}

@@ -815,11 +815,13 @@ async fn get_content(
     caller.require_scoped(roles::READ)?;
     let p = Params::parse(req.uri().query(), &["rev"])?;
     let rev: Option<u32> = p.number("rev")?;
-    let r = state.archive.content_revision(&id, rev).await?;
-    // Visibility follows the latest links, whichever revision's content is asked for.
+    // Visibility first (it follows the latest links, whichever revision's content is
+    // asked for): a restricted caller learns nothing — not even that a record was
+    // disposed or has no such revision — about a record it may not see.
     state
         .check_record_visible(&caller, &state.archive.latest(&id).await?)
         .await?;
+    let r = state.archive.content_revision(&id, rev).await?;
     let etag = format!("\"{}\"", r.content.sha256);
     if let Some(inm) = req
         .headers()

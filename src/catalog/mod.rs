@@ -778,6 +778,10 @@ impl Catalog {
             .filter_map(|c| st.cases.get(c))
             .collect();
         cases.sort_by(|a, b| b.revised_at.cmp(&a.revised_at).then(a.id.cmp(&b.id)));
+        // A case's key documents as far as they are in this file: a document of the case
+        // linked only to other parties is not shown here (nor to a token restricted to
+        // this party).
+        let in_file: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
         let agreements_in_force = cases
             .iter()
             .filter(|c| c.in_force(today))
@@ -787,6 +791,7 @@ impl Catalog {
                     .get(&c.id)
                     .into_iter()
                     .flatten()
+                    .filter(|r| in_file.contains(r.as_str()))
                     .filter_map(|r| st.records.get(r))
                     .collect();
                 docs.sort_by_key(|d| std::cmp::Reverse(d.date));
