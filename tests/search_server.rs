@@ -161,6 +161,19 @@ async fn party_scoped_search_and_restricted_tokens() {
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["field"], "page", "{body}");
     }
+    // Raw regular expressions are refused, under any field name.
+    for q in ["body:/.*e.*/", "body_de:/.*e.*/", "/.*/"] {
+        let (status, v) = get(
+            &s,
+            ADMIN,
+            &format!(
+                "/v1/search?q={}",
+                percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC)
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {v}");
+    }
     let (status, _) = get(&s, ADMIN, "/v1/search?q=Rechnung&page=500").await;
     assert_eq!(status, StatusCode::OK, "the last page within the window");
     let health = client().get(s.url("/healthz")).send().await.unwrap();

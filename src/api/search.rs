@@ -57,6 +57,10 @@ pub struct SearchResponse {
     pub facets: Option<BTreeMap<String, BTreeMap<String, u64>>>,
 }
 
+/// Searches running at once (each may use every core for its segments).
+static SEARCHES: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(4)));
+
 const PARAMS: &[&str] = &[
     "q", "party", "related", "class", "role", "case", "from", "to", "sort", "page", "per_page",
     "fuzzy", "facets", "snippets",
@@ -225,9 +229,28 @@ async fn run(
     let today = state.archive.clock().now().date_naive();
     let index = indexer.index.clone();
     let r2 = r.clone();
-    let result = tokio::task::spawn_blocking(move || index.search(&r2, today))
-        .await
-        .map_err(|e| ApiError::from(crate::error::Error::Internal(e.to_string())))??;
+    // A search that outlives its request keeps its permit until it ends: searches on the
+    // blocking pool are bounded however many requests time out.
+    let permit = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        SEARCHES.clone().acquire_owned(),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Too many searches running",
+            "every search slot is taken; retry in a moment",
+        )
+    })?
+    .map_err(|e| ApiError::from(crate::error::Error::Internal(e.to_string())))?;
+    let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        index.search(&r2, today)
+    })
+    .await
+    .map_err(|e| ApiError::from(crate::error::Error::Internal(e.to_string())))??;
     let snippets = p.number::<bool>("snippets")?.unwrap_or(true) && !q.trim().is_empty();
     let hits: Vec<Option<SearchHit>> = futures::stream::iter(result.hits)
         .map(|h| {

@@ -799,6 +799,14 @@ impl SearchIndex {
                         upper: upper.clone(),
                     })
                 }
+                // A regular expression runs over whole term dictionaries: not something a
+                // caller may hand in (`word*` covers prefixes).
+                UserInputLeaf::Regex { .. } => {
+                    return Err(Error::invalid(
+                        "q",
+                        "regular expressions are not supported; use word* for a prefix",
+                    ));
+                }
                 other => UserInputAst::Leaf(Box::new(other)),
             },
         })
