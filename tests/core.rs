@@ -348,3 +348,36 @@ async fn journal_lists_entries_since_a_sequence_number() {
     let stream_len = futures::stream::iter(e).count().await;
     assert_eq!(stream_len, 3);
 }
+
+#[tokio::test]
+async fn a_read_is_journaled_before_it_returns_and_fails_when_it_cannot_be() {
+    use akte::audit::reads::{ReadEvent, ReadLog};
+    let mem: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
+    let fault = Arc::new(FaultStore::new(mem));
+    let store = Store::from_object_store(fault.clone(), "fault");
+    let archive = Archive::new(store, Arc::new(SystemClock));
+    let log = ReadLog::start(archive.journal_arc());
+    let ev = |what| ReadEvent {
+        actor: "alice via token:a:1".into(),
+        record_id: "01a23300-0000-7000-8000-000000000001".into(),
+        rev: 1,
+        what,
+    };
+    log.record(ev("content")).await.unwrap();
+    let entries = archive.journal().entries(0, 10).await.unwrap();
+    assert_eq!(entries.len(), 1, "durable when record() returns");
+    assert_eq!(entries[0].action, "record.read");
+    log.record(ev("party")).await.unwrap();
+    let entries = archive.journal().entries(0, 10).await.unwrap();
+    assert_eq!(entries[1].action, "party.read");
+    assert_eq!(entries[1].subjects[0].kind, "party");
+    // The journal cannot be written: the read fails instead of being dropped.
+    fault.fail_journal.store(true, Ordering::SeqCst);
+    assert!(log.record(ev("content")).await.is_err());
+    fault.fail_journal.store(false, Ordering::SeqCst);
+    log.shutdown().await;
+    assert!(
+        log.record(ev("content")).await.is_err(),
+        "closed after shutdown"
+    );
+}

@@ -150,12 +150,12 @@ async fn get_party(
     caller.require_scoped(roles::READ)?;
     state.check_party_visible(&caller, &id).await?;
     let p = state.svc.parties.get(&id).await?;
-    audit_party_read(&state, &caller, &p.revision.id, p.revision.rev).await;
+    audit_party_read(&state, &caller, &p.revision.id, p.revision.rev).await?;
     Ok(axum::Json(p.into()))
 }
 
 /// Queues the journaling of a read of a party's (personal) data.
-async fn audit_party_read(state: &AppState, caller: &Caller, id: &str, rev: u32) {
+async fn audit_party_read(state: &AppState, caller: &Caller, id: &str, rev: u32) -> ApiResult<()> {
     state
         .reads
         .record(crate::audit::reads::ReadEvent {
@@ -164,7 +164,16 @@ async fn audit_party_read(state: &AppState, caller: &Caller, id: &str, rev: u32)
             rev,
             what: "party",
         })
-        .await;
+        .await
+        .map_err(|e| {
+            tracing::error!("a party read was refused: {e}");
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Read not journaled",
+                "the read could not be journaled, so it is not served; retry later",
+            )
+        })
 }
 
 /// Every revision of a party, oldest first.
@@ -185,7 +194,7 @@ async fn party_revisions(
     caller.require(roles::READ)?;
     let h = state.svc.parties.history(&id).await?;
     if let Some(last) = h.last() {
-        audit_party_read(&state, &caller, &last.revision.id, last.revision.rev).await;
+        audit_party_read(&state, &caller, &last.revision.id, last.revision.rev).await?;
     }
     Ok(axum::Json(h.into_iter().map(PartyView::from).collect()))
 }
@@ -387,7 +396,7 @@ async fn party_file(
         )
         .await
         .ok_or_else(|| ApiError::not_found(format!("no party {id}")))?;
-    audit_party_read(&state, &caller, &file.party.id, file.party.rev).await;
+    audit_party_read(&state, &caller, &file.party.id, file.party.rev).await?;
     Ok(axum::Json(file))
 }
 

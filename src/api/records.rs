@@ -582,7 +582,12 @@ fn tokio_stream_from(
 }
 
 /// Queues the journaling of a read (batched; see `audit::reads`).
-async fn audit_read(state: &AppState, caller: &Caller, r: &RecordRevision, what: &'static str) {
+async fn audit_read(
+    state: &AppState,
+    caller: &Caller,
+    r: &RecordRevision,
+    what: &'static str,
+) -> ApiResult<()> {
     state
         .reads
         .record(ReadEvent {
@@ -591,7 +596,16 @@ async fn audit_read(state: &AppState, caller: &Caller, r: &RecordRevision, what:
             rev: r.rev,
             what,
         })
-        .await;
+        .await
+        .map_err(|e| {
+            tracing::error!("a read was refused: {e}");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Read not journaled",
+                "the read could not be journaled, so it is not served; retry later",
+            )
+        })
 }
 
 /// The latest revision of a record.
@@ -612,7 +626,7 @@ async fn get_record(
     caller.require_scoped(roles::READ)?;
     let r = state.archive.latest(&id).await?;
     state.check_record_visible(&caller, &r).await?;
-    audit_read(&state, &caller, &r, "metadata").await;
+    audit_read(&state, &caller, &r, "metadata").await?;
     Ok(axum::Json(r.into()))
 }
 
@@ -635,7 +649,7 @@ async fn list_revisions(
     let revs = state.archive.history(&id).await?;
     if let Some(last) = revs.last() {
         state.check_record_visible(&caller, last).await?;
-        audit_read(&state, &caller, last, "metadata").await;
+        audit_read(&state, &caller, last, "metadata").await?;
     }
     Ok(axum::Json(revs.into_iter().map(RecordView::from).collect()))
 }
@@ -849,7 +863,8 @@ async fn get_content(
         None => None,
     };
     let stream = state.archive.content_stream(&r, range.clone()).await?;
-    audit_read(&state, &caller, &r, "content").await;
+    // Journaled before a byte is served.
+    audit_read(&state, &caller, &r, "content").await?;
     let (status, len) = match &range {
         Some(rg) => (StatusCode::PARTIAL_CONTENT, rg.end - rg.start),
         None => (StatusCode::OK, size),

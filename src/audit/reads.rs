@@ -1,22 +1,24 @@
-//! Read auditing (DESIGN §2.8): who opened or downloaded which record.
+//! Read auditing (DESIGN §2.8): who opened or downloaded which record or party.
 //!
-//! Reads must not wait for a journal append each, so they are queued and written in
-//! batches: one `record.read` entry per actor per batch, naming every revision read.
-//! `shutdown` drains the queue, so a graceful stop loses no read.
+//! A read is journaled *before* it is served: [`ReadLog::record`] returns once the entry
+//! naming it is durable, and fails when it cannot be written (the request then fails;
+//! a read is never served unjournaled, and never silently dropped). Reads do not pay an
+//! append each: whatever arrives while an append runs goes into the next one (group
+//! commit), so under load one entry names many reads — one entry per actor and kind
+//! (`record.read` for records and their content, `party.read` for parties).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::journal::{Draft, Journal, Subject};
+use crate::error::{Error, Result};
 
 /// Largest number of reads in one journal entry.
 const MAX_BATCH: usize = 512;
-/// How long a read may wait for its batch.
-const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct ReadEvent {
@@ -27,9 +29,11 @@ pub struct ReadEvent {
     pub what: &'static str,
 }
 
+type Waiting = (ReadEvent, oneshot::Sender<Result<()>>);
+
 #[derive(Debug)]
 pub struct ReadLog {
-    tx: Mutex<Option<mpsc::UnboundedSender<ReadEvent>>>,
+    tx: Mutex<Option<mpsc::UnboundedSender<Waiting>>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -43,12 +47,23 @@ impl ReadLog {
         }
     }
 
-    pub async fn record(&self, ev: ReadEvent) {
-        if let Some(tx) = self.tx.lock().await.as_ref()
-            && tx.send(ev).is_err()
-        {
-            tracing::error!("read log is closed; a read was not journaled");
+    /// Journals a read; returns once the entry naming it is durable.
+    pub async fn record(&self, ev: ReadEvent) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        let sent = match self.tx.lock().await.as_ref() {
+            Some(tx) => tx.send((ev, done)).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(Error::Internal(
+                "the read log is closed (shutting down); the read is not served".into(),
+            ));
         }
+        wait.await.unwrap_or_else(|_| {
+            Err(Error::Internal(
+                "the read log stopped before journaling the read".into(),
+            ))
+        })
     }
 
     /// Stops accepting reads and waits until every queued read is journaled.
@@ -62,48 +77,45 @@ impl ReadLog {
     }
 }
 
-async fn run(journal: Arc<Journal>, mut rx: mpsc::UnboundedReceiver<ReadEvent>) {
+async fn run(journal: Arc<Journal>, mut rx: mpsc::UnboundedReceiver<Waiting>) {
     while let Some(first) = rx.recv().await {
+        // Everything that queued up meanwhile joins this batch; nothing waits for more.
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
-        let mut closed = false;
         while batch.len() < MAX_BATCH {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(ev)) => batch.push(ev),
-                Ok(None) => {
-                    closed = true;
-                    break;
-                }
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
                 Err(_) => break,
             }
         }
         flush(&journal, batch).await;
-        if closed {
-            return;
-        }
     }
 }
 
-async fn flush(journal: &Journal, batch: Vec<ReadEvent>) {
-    let mut by_actor: BTreeMap<String, Vec<ReadEvent>> = BTreeMap::new();
-    for ev in batch {
-        by_actor.entry(ev.actor.clone()).or_default().push(ev);
+async fn flush(journal: &Journal, batch: Vec<Waiting>) {
+    let mut groups: BTreeMap<(String, bool), Vec<Waiting>> = BTreeMap::new();
+    for w in batch {
+        let key = (w.0.actor.clone(), w.0.what == "party");
+        groups.entry(key).or_default().push(w);
     }
-    for (actor, events) in by_actor {
-        let content = events.iter().filter(|e| e.what == "content").count();
-        let detail = format!(
-            "{} reads ({} content, {} metadata)",
-            events.len(),
-            content,
-            events.len() - content
-        );
-        let subjects = events
+    for ((actor, party), waiting) in groups {
+        let content = waiting.iter().filter(|(e, _)| e.what == "content").count();
+        let detail = if party {
+            format!("{} party reads", waiting.len())
+        } else {
+            format!(
+                "{} reads ({} content, {} metadata)",
+                waiting.len(),
+                content,
+                waiting.len() - content
+            )
+        };
+        let subjects = waiting
             .iter()
-            .map(|e| Subject {
-                kind: if e.what == "content" {
-                    "content"
-                } else {
-                    "record"
+            .map(|(e, _)| Subject {
+                kind: match e.what {
+                    "content" => "content",
+                    "party" => "party",
+                    _ => "record",
                 }
                 .to_string(),
                 id: e.record_id.clone(),
@@ -113,22 +125,36 @@ async fn flush(journal: &Journal, batch: Vec<ReadEvent>) {
             .collect();
         let draft = Draft {
             actor,
-            action: "record.read".into(),
+            action: if party { "party.read" } else { "record.read" }.into(),
             subjects,
             payload_digest: None,
             detail: Some(detail),
         };
-        // A failed append is retried: reads must not be lost.
-        let mut delay = Duration::from_millis(50);
-        for attempt in 0..8 {
+        // A failed append is retried briefly; if it still fails, every read in it fails.
+        let mut delay = Duration::from_millis(20);
+        let mut result = Err(Error::Internal("reads not journaled".into()));
+        for attempt in 0..4 {
             match journal.append(draft.clone()).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    result = Ok(());
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(attempt, "journaling reads failed: {e}");
+                    result = Err(e);
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
             }
+        }
+        let msg = result.as_ref().err().map(ToString::to_string);
+        for (_, done) in waiting {
+            let _ = done.send(match &msg {
+                None => Ok(()),
+                Some(m) => Err(Error::Internal(format!(
+                    "the read could not be journaled: {m}"
+                ))),
+            });
         }
     }
 }
