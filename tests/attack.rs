@@ -488,3 +488,26 @@ async fn a_restricted_token_learns_nothing_about_records_outside_its_parties() {
     assert!(text.contains(&ra), "A's own document is shown");
     assert!(!text.contains(&rb_live), "B's document is not: {file}");
 }
+
+#[tokio::test]
+async fn journal_paging_refuses_numbers_beyond_the_documented_range() {
+    let s = Server::start(&[]);
+    for q in ["since=9223372036854775808", "since=-1", "limit=0", "limit=10001"] {
+        let (status, v) = json_req(
+            reqwest::Method::GET,
+            s.url(&format!("/v1/journal?{q}")),
+            ADMIN,
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{q}: {v}");
+    }
+    let (status, _) = json_req(
+        reqwest::Method::GET,
+        s.url("/v1/journal?since=9223372036854775807"),
+        ADMIN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+}

@@ -89,8 +89,8 @@ pub struct JournalPage {
 #[utoipa::path(
     get, path = "/v1/journal", tag = "audit",
     params(
-        ("since" = Option<u64>, Query, description = "Entries after this sequence number (default 0)"),
-        ("limit" = Option<usize>, Query, description = "At most this many (default 1000, max 10000)"),
+        ("since" = Option<i64>, Query, minimum = 0, description = "Entries after this sequence number (default 0)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 10000, description = "At most this many (default 1000)"),
     ),
     responses(
         (status = 200, body = JournalPage),
@@ -105,7 +105,10 @@ async fn list_journal(
 ) -> ApiResult<axum::Json<JournalPage>> {
     caller.require(roles::AUDIT)?;
     let p = Params::parse(req.uri().query(), &["since", "limit"])?;
-    let since: u64 = p.number("since")?.unwrap_or(0);
+    // Sequence numbers are signed 64-bit in the API (as the OpenAPI document says).
+    let since: i64 = p.number("since")?.unwrap_or(0);
+    let since = u64::try_from(since)
+        .map_err(|_| ApiError::invalid("since", "a sequence number, 0 or more"))?;
     let limit: usize = p.number("limit")?.unwrap_or(1000);
     if limit == 0 || limit > 10_000 {
         return Err(ApiError::invalid("limit", "must be between 1 and 10000"));
