@@ -492,7 +492,12 @@ async fn a_restricted_token_learns_nothing_about_records_outside_its_parties() {
 #[tokio::test]
 async fn journal_paging_refuses_numbers_beyond_the_documented_range() {
     let s = Server::start(&[]);
-    for q in ["since=9223372036854775808", "since=-1", "limit=0", "limit=10001"] {
+    for q in [
+        "since=9223372036854775808",
+        "since=-1",
+        "limit=0",
+        "limit=10001",
+    ] {
         let (status, v) = json_req(
             reqwest::Method::GET,
             s.url(&format!("/v1/journal?{q}")),
@@ -510,4 +515,21 @@ async fn journal_paging_refuses_numbers_beyond_the_documented_range() {
     )
     .await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_equals_the_file() {
+    let s = Server::start(&[]);
+    let r = common::server::client()
+        .get(s.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let served = r.text().await.unwrap();
+    let file = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/openapi.json"),
+    )
+    .unwrap();
+    assert_eq!(served, file);
 }

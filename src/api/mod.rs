@@ -436,6 +436,20 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 }
 
 /// The OpenAPI document, as `schemas/openapi.json` holds it.
+/// `GET /v1/openapi.json`: the API's own description (no token needed, like `/healthz`).
+async fn openapi_document() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    static DOC: std::sync::LazyLock<String> = std::sync::LazyLock::new(openapi_json);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/json; charset=utf-8",
+        )],
+        DOC.as_str(),
+    )
+        .into_response()
+}
+
 pub fn openapi_json() -> String {
     let (_, doc) = api_router().split_for_parts();
     let mut s = doc.to_pretty_json().unwrap_or_default();
@@ -474,6 +488,7 @@ async fn no_method() -> ApiError {
 pub fn app(state: AppState) -> Router {
     let (router, _) = api_router().split_for_parts();
     router
+        .route("/v1/openapi.json", axum::routing::get(openapi_document))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
@@ -494,9 +509,6 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then stops accepting, lets
-/// requests in flight finish (up to the grace period), waits for commits in flight and
-/// journals every queued read.
 /// Open connections per client address, bounded.
 struct PerClient {
     max: usize,
@@ -543,6 +555,9 @@ impl Drop for ClientSlot {
     }
 }
 
+/// Serves `state` on `listener` until `shutdown` resolves, then stops accepting, lets
+/// requests in flight finish (up to the grace period), waits for commits in flight and
+/// journals every queued read.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
