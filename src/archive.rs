@@ -200,6 +200,18 @@ impl Archive {
         &self.store
     }
 
+    /// Starts a writer on this archive: takes the writer lock and records what a crash
+    /// left behind (see `audit::recovery`). Keep the session for the writer's lifetime.
+    pub async fn start_writer(&self) -> Result<audit::recovery::WriterSession> {
+        audit::recovery::start_writer(
+            &self.store,
+            &self.journal,
+            &self.clock,
+            audit::recovery::ACTOR,
+        )
+        .await
+    }
+
     pub fn journal(&self) -> &Journal {
         &self.journal
     }

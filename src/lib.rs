@@ -15,6 +15,8 @@ pub mod clock;
 pub mod error;
 pub mod export;
 pub mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ingest;
 pub mod party;
 pub mod record;

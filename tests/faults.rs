@@ -27,23 +27,7 @@ use akte::store::keys::ObjectKind;
 use bytes::Bytes;
 use chrono::NaiveDate;
 use common::fault::{FaultKind, Faulty};
-use common::{once, pseudo_random};
-
-/// A small deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use common::{Rng, once, pseudo_random};
 
 #[derive(Debug, Clone)]
 struct Expect {
@@ -112,7 +96,7 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
     if svc.load().await.is_err() {
         return acked;
     }
-    let ops = 6 + rng.below(5);
+    let ops = 6 + rng.index(5);
     for step in 0..ops {
         if f.crashed() {
             break;
@@ -124,14 +108,14 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
             .filter(|(_, e)| !e.disposed)
             .map(|(id, _)| id.clone())
             .collect();
-        match rng.below(10) {
+        match rng.index(10) {
             0 | 1 => {
                 // Now and then one over the inline limit: the multipart path through
                 // `staging/` and a copy-if-not-exists.
-                let len = if rng.below(12) == 0 {
-                    akte::store::blob::INLINE_LIMIT + 1 + rng.below(1000)
+                let len = if rng.index(12) == 0 {
+                    akte::store::blob::INLINE_LIMIT + 1 + rng.index(1000)
                 } else {
-                    1 + rng.below(3000)
+                    1 + rng.index(3000)
                 };
                 let bytes = pseudo_random(len, n);
                 let title = format!("Brief {n}");
@@ -151,7 +135,7 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
                 }
             }
             2 => {
-                let raw = email(n, rng.below(2) == 0);
+                let raw = email(n, rng.index(2) == 0);
                 if let Ok(o) = svc.archive_email("t", Bytes::from(raw.clone()), &d).await {
                     acked.records.insert(
                         o.id,
@@ -179,14 +163,14 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
                 // An import batch: emails and documents, one group commit.
                 let mut items = Vec::new();
                 let mut expected = Vec::new();
-                for k in 0..(2 + rng.below(4)) as u64 {
+                for k in 0..(2 + rng.index(4)) as u64 {
                     let m = n * 10 + k;
                     if k % 2 == 0 {
                         let raw = email(m, false);
                         expected.push(raw.clone());
                         items.push(Incoming::Email(Bytes::from(raw)));
                     } else {
-                        let b = pseudo_random(10 + rng.below(2000), m);
+                        let b = pseudo_random(10 + rng.index(2000), m);
                         expected.push(b.clone());
                         items.push(Incoming::Document {
                             bytes: Bytes::from(b),
@@ -211,7 +195,7 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
                 }
             }
             4 if !live.is_empty() => {
-                let id = live[rng.below(live.len())].clone();
+                let id = live[rng.index(live.len())].clone();
                 let title = format!("geändert {n}");
                 let a = Amendment {
                     title: Some(title.clone()),
@@ -230,7 +214,7 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
                 }
             }
             6 if !live.is_empty() => {
-                let id = live[rng.below(live.len())].clone();
+                let id = live[rng.index(live.len())].clone();
                 let scope = HoldScope::Records {
                     ids: vec![id.clone()],
                 };

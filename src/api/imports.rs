@@ -300,7 +300,11 @@ async fn start_import(
 
 /// Unpacks `zip` into `target`, refusing entries that would leave it and stopping once
 /// `cap` bytes are written.
-fn unzip(zip: &std::path::Path, target: &std::path::Path, cap: u64) -> anyhow::Result<()> {
+pub(crate) fn unzip(
+    zip: &std::path::Path,
+    target: &std::path::Path,
+    cap: u64,
+) -> anyhow::Result<()> {
     let f = std::fs::File::open(zip)?;
     let mut z = zip::ZipArchive::new(f).map_err(|e| anyhow::anyhow!("not a readable zip: {e}"))?;
     std::fs::create_dir_all(target)?;

@@ -228,13 +228,7 @@ pub async fn start(
     admin_token: Option<String>,
 ) -> Result<Started> {
     // Crash leftovers are recorded before anything is read or served (DESIGN §2.6).
-    let writer = crate::audit::recovery::start_writer(
-        archive.store(),
-        archive.journal(),
-        archive.clock(),
-        crate::audit::recovery::ACTOR,
-    )
-    .await?;
+    let writer = archive.start_writer().await?;
     let tokens = Arc::new(Tokens::new(
         archive.store().clone(),
         archive.journal_arc(),

@@ -755,7 +755,10 @@ async fn delete_record(
 }
 
 /// Parses a single `bytes=` range against `size`.
-fn parse_range(h: &str, size: u64) -> Option<std::result::Result<std::ops::Range<u64>, ()>> {
+pub(crate) fn parse_range(
+    h: &str,
+    size: u64,
+) -> Option<std::result::Result<std::ops::Range<u64>, ()>> {
     let spec = h.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None; // multiple ranges: serve the whole content

@@ -256,6 +256,17 @@ impl Journal {
         Ok(self.ledger.revisions(kind, id))
     }
 
+    /// The id of every committed object of `kind`, in id order.
+    pub async fn committed_ids(&self, kind: keys::ObjectKind) -> Result<Vec<String>> {
+        Ok(self
+            .ledger_synced()
+            .await?
+            .latest_of_kind(kind)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
     /// Reads and applies entries after the ledger's sequence up to `target`.
     async fn apply_up_to(&self, target: u64) -> Result<u64> {
         loop {

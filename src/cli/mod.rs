@@ -297,13 +297,7 @@ fn default_actor() -> String {
 
 /// Takes the writer lock and records what a crash left behind, saying so on stderr.
 async fn start_writer(archive: &Archive) -> anyhow::Result<crate::audit::recovery::WriterSession> {
-    let w = crate::audit::recovery::start_writer(
-        archive.store(),
-        archive.journal(),
-        archive.clock(),
-        crate::audit::recovery::ACTOR,
-    )
-    .await?;
+    let w = archive.start_writer().await?;
     let r = &w.recovery;
     if !r.recorded.is_empty() {
         eprintln!(

@@ -260,15 +260,11 @@ pub async fn tax<W: Write + Seek>(
     if to < from {
         return Err(Error::invalid("to", "before from"));
     }
-    let ids: Vec<String> = svc
+    let ids = svc
         .archive
         .journal()
-        .ledger_synced()
-        .await?
-        .latest_of_kind(ObjectKind::Record)
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+        .committed_ids(ObjectKind::Record)
+        .await?;
     let mut selected = Vec::new();
     for id in ids {
         let r = svc.archive.latest(&id).await?;

@@ -694,14 +694,7 @@ impl Parties {
 
     /// Every party id in the store.
     pub async fn ids(&self) -> Result<Vec<String>> {
-        Ok(self
-            .journal
-            .ledger_synced()
-            .await?
-            .latest_of_kind(ObjectKind::Party)
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect())
+        self.journal.committed_ids(ObjectKind::Party).await
     }
 }
 

@@ -197,14 +197,7 @@ impl Disposals {
     pub async fn eligible(&self) -> Result<Vec<RecordRevision>> {
         let today = self.trusted_today().await?;
         let holds = self.holds.all().await?;
-        let ids: Vec<String> = self
-            .journal
-            .ledger_synced()
-            .await?
-            .latest_of_kind(ObjectKind::Record)
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let ids = self.journal.committed_ids(ObjectKind::Record).await?;
         let mut out = Vec::new();
         for id in ids {
             if let Ok(r) = self.check(&id, today, &holds).await? {
@@ -427,6 +420,27 @@ impl Disposals {
             return Err(Error::NotEligible { reason: why });
         }
         let now = self.clock.now();
+        let d = self
+            .commit_next(&req, hash, actor, "disposal.approve", |d| {
+                d.state = DisposalState::Approved;
+                d.approved_by = Some(actor.into());
+                d.approved_at = Some(now);
+                format!("{} records", d.records.len())
+            })
+            .await?;
+        Ok(d)
+    }
+
+    /// Writes the request's next revision — `change` fills it in and returns the entry's
+    /// detail — and journals it as `action`.
+    async fn commit_next(
+        &self,
+        req: &DisposalRevision,
+        prev_hash: String,
+        actor: &str,
+        action: &str,
+        change: impl FnOnce(&mut DisposalRevision) -> String,
+    ) -> Result<DisposalRevision> {
         let mut d = req.clone();
         d.rev = audit::next_rev(
             &self.store,
@@ -436,12 +450,10 @@ impl Disposals {
             req.rev,
         )
         .await?;
-        d.prev_hash = Some(hash);
-        d.revised_at = now;
+        d.prev_hash = Some(prev_hash);
+        d.revised_at = self.clock.now();
         d.actor = actor.into();
-        d.state = DisposalState::Approved;
-        d.approved_by = Some(actor.into());
-        d.approved_at = Some(now);
+        let detail = change(&mut d);
         audit::commit_revision(
             &self.store,
             &self.journal,
@@ -450,8 +462,8 @@ impl Disposals {
             d.rev,
             codec::encode(&d)?,
             actor,
-            "disposal.approve",
-            Some(format!("{} records", d.records.len())),
+            action,
+            Some(detail),
         )
         .await?;
         Ok(d)
@@ -461,12 +473,7 @@ impl Disposals {
     /// starting server resumes.
     pub async fn unfinished(&self) -> Result<Vec<DisposalRevision>> {
         let mut out = Vec::new();
-        for (id, _) in self
-            .journal
-            .ledger_synced()
-            .await?
-            .latest_of_kind(ObjectKind::Disposal)
-        {
+        for id in self.journal.committed_ids(ObjectKind::Disposal).await? {
             let d = self.get(&id).await?;
             if d.state == DisposalState::Approved {
                 out.push(d);
@@ -618,36 +625,14 @@ impl Disposals {
                 });
             }
         }
-        let mut d = req.clone();
-        d.rev = audit::next_rev(
-            &self.store,
-            &self.journal,
-            ObjectKind::Disposal,
-            &req.id,
-            req.rev,
-        )
-        .await?;
-        d.prev_hash = Some(hash);
-        d.revised_at = self.clock.now();
-        d.actor = approver.clone();
-        d.state = DisposalState::Executed;
-        d.items = items;
-        audit::commit_revision(
-            &self.store,
-            &self.journal,
-            ObjectKind::Disposal,
-            &d.id,
-            d.rev,
-            codec::encode(&d)?,
-            &approver,
-            "disposal.execute",
-            Some(format!(
-                "{} records, {} blobs deleted",
-                d.records.len(),
-                to_delete.len()
-            )),
-        )
-        .await?;
+        let deleted = to_delete.len();
+        let d = self
+            .commit_next(&req, hash, &approver, "disposal.execute", |d| {
+                d.state = DisposalState::Executed;
+                d.items = items;
+                format!("{} records, {deleted} blobs deleted", d.records.len())
+            })
+            .await?;
         Ok(d)
     }
 }

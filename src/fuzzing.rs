@@ -1,0 +1,120 @@
+//! Entry points for coverage-guided fuzzing: one function per parser that takes bytes
+//! from outside. The afl.rs targets in `fuzz/` call them, and `tests/fuzz_corpora.rs`
+//! replays the committed corpora and every crash found through them. Each must return
+//! for any input: errors are fine, panics, hangs and unbounded allocations are not.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// An email as it arrives (parsed under `catch_unwind`, as ingest does).
+pub fn email(data: &[u8]) {
+    let _ = crate::ingest::mail::parse(data);
+}
+
+/// An mbox split into messages (with a small size bound, so that the bound is hit).
+pub fn mbox(data: &[u8]) {
+    for m in crate::ingest::mbox::Messages::with_limit(data, 64 * 1024) {
+        let _ = m;
+    }
+}
+
+/// A document through the extractors; the first byte picks the format.
+pub fn document(data: &[u8]) {
+    use crate::extract::document::{Kind, extract};
+    use office_oxide::DocumentFormat as F;
+    let Some((&pick, bytes)) = data.split_first() else {
+        return;
+    };
+    let kind = match pick % 9 {
+        0 => Kind::Pdf,
+        1 => Kind::Office(F::Docx),
+        2 => Kind::Office(F::Xlsx),
+        3 => Kind::Office(F::Pptx),
+        4 => Kind::OpenDocument,
+        5 => Kind::Rtf,
+        6 => Kind::Html,
+        7 => Kind::Xml,
+        _ => Kind::Text,
+    };
+    let _ = extract(bytes, kind);
+}
+
+/// A party import file, as CSV and as JSON.
+pub fn party_import(data: &[u8]) {
+    let _ = crate::party::import::parse_csv(data, &HashMap::new());
+    let _ = crate::party::import::parse_json(data);
+}
+
+/// A `Range` header against a 10,000-byte content.
+pub fn range(data: &[u8]) {
+    if let Ok(h) = std::str::from_utf8(data)
+        && let Some(Ok(r)) = crate::api::records::parse_range(h, 10_000)
+    {
+        assert!(
+            r.start <= r.end && r.end <= 10_000,
+            "range out of bounds: {r:?}"
+        );
+    }
+}
+
+/// A retention catalogue and a rule file (both TOML a company edits).
+pub fn catalogue(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = crate::retention::catalogue::Catalogue::parse(text);
+        let _ = crate::ingest::rules::Rules::parse(text, "fuzz", &|_| true);
+    }
+}
+
+static QUERY_INDEX: LazyLock<Option<(tempfile::TempDir, crate::search::SearchIndex)>> =
+    LazyLock::new(|| {
+        let dir = tempfile::tempdir().ok()?;
+        let index = crate::search::SearchIndex::open(dir.path(), false).ok()?;
+        Some((dir, index))
+    });
+
+/// A search query (any text, any paging) against an empty index.
+pub fn query(data: &[u8]) {
+    let Some((_, index)) = QUERY_INDEX.as_ref() else {
+        return;
+    };
+    let Ok(q) = std::str::from_utf8(data) else {
+        return;
+    };
+    let r = crate::search::SearchRequest {
+        q: q.to_string(),
+        limit: 10,
+        offset: data.len() * 997,
+        fuzzy: data.first().is_some_and(|b| b % 2 == 0),
+        facets: true,
+        ..Default::default()
+    };
+    let _ = index.search(&r, chrono::NaiveDate::MIN);
+}
+
+/// A zip upload for `/v1/imports`, unpacked with its size and entry bounds.
+pub fn zip(data: &[u8]) {
+    let Ok(dir) = tempfile::tempdir() else {
+        return;
+    };
+    let upload = dir.path().join("upload.zip");
+    if std::fs::write(&upload, data).is_err() {
+        return;
+    }
+    let cap = (data.len() as u64).saturating_mul(20);
+    let _ = crate::api::imports::unzip(&upload, &dir.path().join("files"), cap);
+}
+
+/// A fuzz target: any bytes in, nothing out.
+pub type Target = fn(&[u8]);
+
+/// Every target by name (for the corpus replay).
+pub const TARGETS: &[(&str, Target)] = &[
+    ("email", email),
+    ("mbox", mbox),
+    ("document", document),
+    ("party_import", party_import),
+    ("range", range),
+    ("catalogue", catalogue),
+    ("query", query),
+    ("zip", zip),
+];
