@@ -153,6 +153,22 @@ pub fn extract(bytes: &[u8], kind: Kind) -> Result<Extracted, String> {
     if bytes.is_empty() {
         return Ok(Extracted::default());
     }
+    // Third-party parsers can panic on hostile input (fuzzing found pdf_oxide indexing
+    // out of bounds): that is a failed extraction, not a dead worker or caller.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        extract_unguarded(bytes, kind)
+    }))
+    .unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        Err(format!("the {kind:?} parser failed on this file ({why})"))
+    })
+}
+
+fn extract_unguarded(bytes: &[u8], kind: Kind) -> Result<Extracted, String> {
     let mut out = match kind {
         Kind::Pdf => pdf(bytes)?,
         Kind::Office(format) => office(bytes, format)?,
@@ -660,6 +676,14 @@ pub fn rtf(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pdf_that_panics_its_parser_is_a_failed_extraction() {
+        // Found by fuzzing (fuzz/regressions/document/pdf-abort-1): pdf_oxide panics.
+        let data = include_bytes!("../../fuzz/regressions/document/pdf-abort-1");
+        let e = extract(&data[1..], Kind::Pdf).unwrap_err();
+        assert!(e.contains("parser failed"), "{e}");
+    }
 
     #[test]
     fn charsets_are_detected() {
