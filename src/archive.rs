@@ -579,13 +579,9 @@ impl Archive {
         let key = keys::record_rev(id, rev);
         let committed = self
             .journal
-            .ledger()
-            .is_committed(ObjectKind::Record, id, rev)
-            || self
-                .journal
-                .committed(ObjectKind::Record, id)
-                .await?
-                .is_some_and(|r| r.contains(&rev));
+            .committed(ObjectKind::Record, id)
+            .await?
+            .is_some_and(|r| r.contains(&rev));
         let found = if committed {
             self.store.get_opt(&key).await?
         } else {

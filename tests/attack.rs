@@ -89,7 +89,6 @@ fn silent_and_idle_connections_are_closed_and_a_client_cannot_take_every_slot() 
         String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
         "served again once the slots were given back"
     );
-    let _ = ADMIN;
 }
 
 async fn json_req(
@@ -532,4 +531,47 @@ async fn the_openapi_document_is_served_and_equals_the_file() {
     )
     .unwrap();
     assert_eq!(served, file);
+}
+
+#[tokio::test]
+async fn made_up_methods_add_no_metric_series_and_metadata_parts_are_bounded() {
+    let s = Server::start(&[]);
+    let c = common::server::client();
+    for m in ["FROBNICATE", "BREW", "XYZZY"] {
+        let method = reqwest::Method::from_bytes(m.as_bytes()).unwrap();
+        let _ = c
+            .request(method, s.url("/v1/records"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let metrics = c
+        .get(s.url("/metrics"))
+        .header("authorization", common::server::bearer(ADMIN))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for m in ["FROBNICATE", "BREW", "XYZZY"] {
+        assert!(!metrics.contains(m), "{m} became a label");
+    }
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+
+    // A multipart `metadata` part over 1 MiB is refused, naming the part.
+    let big = format!("{{\"title\": \"{}\"}}", "x".repeat(2 << 20));
+    let form = reqwest::multipart::Form::new()
+        .part("metadata", reqwest::multipart::Part::text(big))
+        .part("file", reqwest::multipart::Part::bytes(b"Brief".to_vec()));
+    let r = c
+        .post(s.url("/v1/records"))
+        .header("authorization", common::server::bearer(ADMIN))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["field"], "metadata", "{v}");
 }

@@ -42,19 +42,8 @@ async fn disposal_round(base: String, approver: String, mut rng: Rng, acked: Arc
     for _ in 0..(3 + rng.below(8)) {
         let len = 1 + rng.below(4096) as usize;
         let body = rng.bytes(len);
-        let r = c
-            .post(format!(
-                "{base}/v1/records?class=business-letter&date=2012-01-01"
-            ))
-            .header("authorization", bearer(ADMIN))
-            .body(body.clone())
-            .send()
-            .await;
-        let Ok(r) = r else { return };
-        if r.status() != 201 {
-            return;
-        }
-        let Ok(v) = r.json::<Value>().await else {
+        let url = format!("{base}/v1/records?class=business-letter&date=2012-01-01");
+        let Some(v) = upload(&c, url, body.clone()).await else {
             return;
         };
         let id = v["id"].as_str().unwrap_or_default().to_string();
@@ -96,6 +85,22 @@ fn sha_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
+/// Uploads `body` as a record; its JSON answer when it was archived (201), `None` when
+/// the server did not acknowledge it (it died, or was going down).
+async fn upload(c: &reqwest::Client, url: String, body: Vec<u8>) -> Option<Value> {
+    let r = c
+        .post(url)
+        .header("authorization", bearer(ADMIN))
+        .body(body)
+        .send()
+        .await
+        .ok()?;
+    if r.status() != 201 {
+        return None;
+    }
+    r.json().await.ok()
+}
+
 async fn client_loop(base: String, mut rng: Rng, acked: Arc<Mutex<Acked>>, stop: Arc<AtomicBool>) {
     let c = client();
     let mut mine: Vec<String> = Vec::new();
@@ -103,7 +108,7 @@ async fn client_loop(base: String, mut rng: Rng, acked: Arc<Mutex<Acked>>, stop:
     while !stop.load(Ordering::SeqCst) {
         n += 1;
         let amend = !mine.is_empty() && rng.below(3) == 0;
-        let result = if amend {
+        let acknowledged = if amend {
             let id = mine[rng.below(mine.len() as u64) as usize].clone();
             let r = c
                 .post(format!("{base}/v1/records/{id}/revisions"))
@@ -111,16 +116,13 @@ async fn client_loop(base: String, mut rng: Rng, acked: Arc<Mutex<Acked>>, stop:
                 .json(&json!({"title": format!("amendment {n}")}))
                 .send()
                 .await;
-            match r {
-                Ok(r) if r.status() == 201 => {
-                    let mut a = acked.lock().await;
-                    let e = a.amended.entry(id).or_default();
-                    *e = (*e).max(n);
-                    Ok(())
-                }
-                Ok(r) => Err(format!("amend answered {}", r.status())),
-                Err(e) => Err(e.to_string()),
+            let ok = matches!(&r, Ok(r) if r.status() == 201);
+            if ok {
+                let mut a = acked.lock().await;
+                let e = a.amended.entry(id).or_default();
+                *e = (*e).max(n);
             }
+            ok
         } else {
             // Mostly small files; now and then one over the 8 MiB inline limit.
             let size = if rng.below(40) == 0 {
@@ -129,37 +131,25 @@ async fn client_loop(base: String, mut rng: Rng, acked: Arc<Mutex<Acked>>, stop:
                 1 + rng.below(64 * 1024) as usize
             };
             let body = rng.bytes(size);
-            let r = c
-                .post(format!(
-                    "{base}/v1/records?class=business-letter&filename=f{n}.bin"
-                ))
-                .header("authorization", bearer(ADMIN))
-                .body(body.clone())
-                .send()
-                .await;
-            match r {
-                Ok(r) if r.status() == 201 => match r.json::<Value>().await {
-                    Ok(v) => {
-                        let id = v["id"].as_str().unwrap_or_default().to_string();
-                        assert_eq!(v["sha256"], sha_hex(&body), "the acknowledged hash");
-                        mine.push(id.clone());
-                        acked
-                            .lock()
-                            .await
-                            .records
-                            .insert(id, (sha_hex(&body), body));
-                        Ok(())
-                    }
-                    Err(e) => Err(e.to_string()),
-                },
-                Ok(r) => Err(format!("upload answered {}", r.status())),
-                Err(e) => Err(e.to_string()),
+            let url = format!("{base}/v1/records?class=business-letter&filename=f{n}.bin");
+            match upload(&c, url, body.clone()).await {
+                Some(v) => {
+                    let id = v["id"].as_str().unwrap_or_default().to_string();
+                    assert_eq!(v["sha256"], sha_hex(&body), "the acknowledged hash");
+                    mine.push(id.clone());
+                    acked
+                        .lock()
+                        .await
+                        .records
+                        .insert(id, (sha_hex(&body), body));
+                    true
+                }
+                None => false,
             }
         };
-        if let Err(e) = result {
+        if !acknowledged {
             // The server died under us (or answered 409/503 while it was going down):
             // this request's fate is unknown, and we stop until the next round.
-            let _ = e;
             acked.lock().await.lost_answers += 1;
             break;
         }

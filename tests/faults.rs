@@ -38,6 +38,18 @@ struct Expect {
     disposed: bool,
 }
 
+impl Expect {
+    /// A record whose original is `bytes` (its title not checked).
+    fn original(bytes: Vec<u8>) -> Expect {
+        Expect {
+            bytes: Some(bytes),
+            title: None,
+            held: false,
+            disposed: false,
+        }
+    }
+}
+
 /// What the workload was told succeeded.
 #[derive(Debug, Default)]
 struct Acked {
@@ -126,10 +138,8 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
                     acked.records.insert(
                         a.id,
                         Expect {
-                            bytes: Some(bytes),
                             title: Some(title),
-                            held: false,
-                            disposed: false,
+                            ..Expect::original(bytes)
                         },
                     );
                 }
@@ -137,25 +147,9 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
             2 => {
                 let raw = email(n, rng.index(2) == 0);
                 if let Ok(o) = svc.archive_email("t", Bytes::from(raw.clone()), &d).await {
-                    acked.records.insert(
-                        o.id,
-                        Expect {
-                            bytes: Some(raw),
-                            title: None,
-                            held: false,
-                            disposed: false,
-                        },
-                    );
+                    acked.records.insert(o.id, Expect::original(raw));
                     for a in o.attachments {
-                        acked.records.insert(
-                            a,
-                            Expect {
-                                bytes: Some(b"ABCD".to_vec()),
-                                title: None,
-                                held: false,
-                                disposed: false,
-                            },
-                        );
+                        acked.records.insert(a, Expect::original(b"ABCD".to_vec()));
                     }
                 }
             }
@@ -182,15 +176,7 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
                     if let Ok(o) = o
                         && !o.duplicate
                     {
-                        acked.records.insert(
-                            o.id,
-                            Expect {
-                                bytes: Some(raw),
-                                title: None,
-                                held: false,
-                                disposed: false,
-                            },
-                        );
+                        acked.records.insert(o.id, Expect::original(raw));
                     }
                 }
             }

@@ -137,6 +137,22 @@ impl JournalEntry {
         }
     }
 
+    /// What a recovery entry set aside (nothing for any other entry).
+    pub fn set_aside(&self) -> Vec<SetAside<'_>> {
+        if self.action != super::ledger::RECOVERY_ACTION {
+            return vec![];
+        }
+        self.subjects
+            .iter()
+            .filter_map(|s| match (keys::ObjectKind::from_subject(&s.kind), s.rev) {
+                (Some(kind), Some(rev)) => Some(SetAside::Revision(kind, &s.id, rev)),
+                _ if s.kind == "blob" => Some(SetAside::Blob(&s.id)),
+                _ if s.kind == "key" => Some(SetAside::Key(&s.id)),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn decode(key: &str, bytes: &[u8]) -> Result<JournalEntry> {
         let e: JournalEntry = codec::decode(key, bytes)?;
         if e.format != FORMAT {
@@ -147,6 +163,16 @@ impl JournalEntry {
         }
         Ok(e)
     }
+}
+
+/// A never-committed object a recovery entry recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetAside<'a> {
+    Revision(keys::ObjectKind, &'a str, u32),
+    /// A torn blob, by SHA-256.
+    Blob(&'a str),
+    /// A torn data key file, by key id.
+    Key(&'a str),
 }
 
 /// Every this many entries the journal writes a checkpoint of its head.
@@ -274,8 +300,8 @@ impl Journal {
             if seq >= target {
                 return Ok(seq);
             }
-            let limit = usize::try_from((target - seq).min(1000)).unwrap_or(1000);
-            let batch = self.entries(seq, limit).await?;
+            // `target` is a known head: no probe for it per batch.
+            let batch = self.range(seq, target.min(seq + 1000)).await?;
             if batch.is_empty() {
                 return Ok(seq);
             }
@@ -465,9 +491,14 @@ impl Journal {
 
     /// Entries after `since`, at most `limit`, in order.
     pub async fn entries(&self, since: u64, limit: usize) -> Result<Vec<JournalEntry>> {
-        use futures::StreamExt;
         let head = self.find_head().await?.seq;
-        let end = head.min(since.saturating_add(limit as u64));
+        self.range(since, head.min(since.saturating_add(limit as u64)))
+            .await
+    }
+
+    /// Entries `since + 1 ..= end`, which must exist (gap-free up to a known head).
+    async fn range(&self, since: u64, end: u64) -> Result<Vec<JournalEntry>> {
+        use futures::StreamExt;
         let reads = futures::stream::iter((since + 1)..=end)
             .map(|seq| async move { (seq, self.read(seq).await) })
             .buffered(16);

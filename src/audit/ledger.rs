@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
-use super::journal::JournalEntry;
+use super::journal::{JournalEntry, SetAside};
 use crate::store::keys::ObjectKind;
 
 /// The action of the entry that records crash leftovers (see [`super::recovery`]).
@@ -52,18 +52,17 @@ impl LedgerState {
     pub fn apply(&mut self, e: &JournalEntry) {
         debug_assert_eq!(e.seq, self.seq + 1);
         if e.action == RECOVERY_ACTION {
-            for s in &e.subjects {
-                match (ObjectKind::from_subject(&s.kind), s.rev) {
-                    (Some(kind), Some(rev)) => {
-                        self.recovered.insert((kind, s.id.as_str().into(), rev));
+            for a in e.set_aside() {
+                match a {
+                    SetAside::Revision(kind, id, rev) => {
+                        self.recovered.insert((kind, id.into(), rev));
                     }
-                    _ if s.kind == "blob" => {
-                        self.recovered_blobs.insert(s.id.as_str().into());
+                    SetAside::Blob(sha) => {
+                        self.recovered_blobs.insert(sha.into());
                     }
-                    _ if s.kind == "key" => {
-                        self.recovered_keys.insert(s.id.as_str().into());
+                    SetAside::Key(k) => {
+                        self.recovered_keys.insert(k.into());
                     }
-                    _ => {}
                 }
             }
         } else {

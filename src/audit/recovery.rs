@@ -116,10 +116,8 @@ pub async fn recover(
             out.keys_destroyed.push(owner);
             continue;
         }
-        let (kind, id) = match owner.strip_prefix("record-") {
-            Some(r) => (ObjectKind::Record, r.to_string()),
-            None => (ObjectKind::Party, owner.clone()),
-        };
+        let (kind, id) = keys::key_owner(&owner);
+        let id = id.to_string();
         if journal.ledger().revisions(kind, &id).is_some()
             || journal.ledger().is_recovered_key(&owner)
             || (!sole_writer && now - meta.last_modified < grace)

@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use super::journal::JournalEntry;
+use super::journal::{JournalEntry, SetAside};
 use crate::error::{Error, Result};
 use crate::record::RecordRevision;
 use crate::store::Store;
@@ -289,11 +289,8 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
         .await?;
     }
     for (owner, path, e) in std::mem::take(&mut absent.torn_keys) {
-        let (kind, id) = match owner.strip_prefix("record-") {
-            Some(r) => (ObjectKind::Record, r.to_string()),
-            None => (ObjectKind::Party, owner.clone()),
-        };
-        let committed = journaled.keys().any(|(k, i, _)| *k == kind && *i == id);
+        let (kind, id) = keys::key_owner(&owner);
+        let committed = journaled.keys().any(|(k, i, _)| *k == kind && i == id);
         if committed {
             report.problems.push(Problem::new(&path, e));
         } else if recovered_keys.contains(&owner) {
@@ -542,19 +539,16 @@ async fn check_journal(store: &Store, seqs: &mut [u64], report: &mut Report) -> 
             out.erased
                 .extend(entry.subjects.iter().map(|s| s.id.clone()));
         }
-        if entry.action == super::ledger::RECOVERY_ACTION {
-            for s in &entry.subjects {
-                match (ObjectKind::from_subject(&s.kind), s.rev) {
-                    (Some(kind), Some(rev)) => {
-                        out.recovered.insert((kind, s.id.clone(), rev));
-                    }
-                    _ if s.kind == "blob" => {
-                        out.recovered_blobs.insert(s.id.clone());
-                    }
-                    _ if s.kind == "key" => {
-                        out.recovered_keys.insert(s.id.clone());
-                    }
-                    _ => {}
+        for a in entry.set_aside() {
+            match a {
+                SetAside::Revision(kind, id, rev) => {
+                    out.recovered.insert((kind, id.to_string(), rev));
+                }
+                SetAside::Blob(sha) => {
+                    out.recovered_blobs.insert(sha.to_string());
+                }
+                SetAside::Key(k) => {
+                    out.recovered_keys.insert(k.to_string());
                 }
             }
         }

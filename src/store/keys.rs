@@ -135,6 +135,15 @@ pub fn party_key(party_id: &str) -> Path {
     Path::from(format!("{KEYS}/{party_id}"))
 }
 
+/// The object a data key belongs to: `record-<id>` seals a record's metadata, any other
+/// key id is a party's.
+pub fn key_owner(key_id: &str) -> (ObjectKind, &str) {
+    match key_id.strip_prefix("record-") {
+        Some(r) => (ObjectKind::Record, r),
+        None => (ObjectKind::Party, key_id),
+    }
+}
+
 pub fn keys_prefix() -> Path {
     Path::from(KEYS)
 }
