@@ -8,6 +8,7 @@
 //! Archiving identical content twice makes two records that share one blob: each
 //! archiving is its own act with its own metadata and retention.
 
+use std::collections::BTreeMap;
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use crate::audit::{
 };
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::ingest::content::Content;
 use crate::record::{self, ContentRef, PartyLink, RecordRevision};
 use crate::retention;
 use crate::store::Store;
@@ -95,7 +97,28 @@ pub struct NewContent {
     pub media_type: Option<String>,
     pub file_name: Option<String>,
     pub reason: Option<String>,
+    /// What reading the new content found (text, e-invoice facts, why there is none):
+    /// replaces what was found in the old content. `None` keeps the old facts.
+    pub facts: Option<BTreeMap<String, String>>,
 }
+
+/// The `extra` keys that reading a record's content fills (and a new content version
+/// replaces).
+pub const CONTENT_FACTS: &[&str] = &[
+    "text",
+    "extraction",
+    "einvoice",
+    "invoice_number",
+    "invoice_date",
+    "due_date",
+    "seller",
+    "buyer",
+    "seller_vat",
+    "buyer_vat",
+    "net_total",
+    "gross_total",
+    "currency",
+];
 
 pub const DEFAULT_CLASS: &str = "document";
 
@@ -294,20 +317,20 @@ impl Archive {
         &self,
         actor: &str,
         id: String,
-        bytes: Bytes,
+        content: Content,
         meta: NewRecord,
     ) -> Result<Staged> {
         Self::class_and_title(&meta)?;
         validate_id(&id)?;
         let media_type = match &meta.media_type {
             Some(m) => validate_media_type(m)?,
-            None => record::guess_media_type(meta.file_name.as_deref(), &bytes),
+            None => record::guess_media_type(meta.file_name.as_deref(), &content.head(8192)?),
         };
-        let blob = if bytes.len() <= blob::INLINE_LIMIT {
-            blob::put_inline(&self.store, codec::sha256_hex(&bytes), bytes, true).await?
-        } else {
-            let one = futures::stream::once(async move { Ok::<_, Error>(bytes) });
-            blob::put_stream(&self.store, &id, Box::pin(one)).await?
+        let blob = match content {
+            Content::Memory(bytes) if bytes.len() <= blob::INLINE_LIMIT => {
+                blob::put_inline(&self.store, codec::sha256_hex(&bytes), bytes, true).await?
+            }
+            content => blob::put_stream(&self.store, &id, content.stream().await?).await?,
         };
         let revision = self.first_revision(actor, id.clone(), &blob, media_type, meta)?;
         let key = self
@@ -845,6 +868,11 @@ impl Archive {
         next.change = "content".into();
         next.reason = meta.reason;
         next.content = content_ref(&blob, media_type, file_name, prev.content.version + 1);
+        if let Some(facts) = meta.facts {
+            next.extra
+                .retain(|k, _| !CONTENT_FACTS.contains(&k.as_str()));
+            next.extra.extend(facts);
+        }
         self.commit(
             next.clone(),
             "record.content",
@@ -947,13 +975,22 @@ fn content_ref(
 }
 
 /// Record ids are UUIDs; anything else is refused before it reaches a key.
+/// Checks a new record's metadata (class, title, media type) before anything is written.
+pub fn check_new(meta: &NewRecord) -> Result<()> {
+    Archive::class_and_title(meta)?;
+    if let Some(m) = &meta.media_type {
+        validate_media_type(m)?;
+    }
+    Ok(())
+}
+
 pub fn validate_id(id: &str) -> Result<()> {
     uuid::Uuid::parse_str(id)
         .map(|_| ())
         .map_err(|_| Error::invalid("id", format!("{id:?} is not a record id (UUID)")))
 }
 
-fn validate_media_type(m: &str) -> Result<String> {
+pub fn validate_media_type(m: &str) -> Result<String> {
     let ok = m.len() <= 255
         && m.split_once('/').is_some_and(|(a, b)| {
             !a.is_empty() && !b.is_empty() && m.bytes().all(|c| c.is_ascii_graphic() || c == b' ')

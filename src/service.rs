@@ -9,6 +9,8 @@ use crate::archive::{Archive, Archived, LinkChange, NewRecord};
 use crate::case::Cases;
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
+use crate::ingest::batch::{Given, Incoming, IngestDefaults, ItemOutcome};
+use crate::ingest::content::Content;
 use crate::party::Parties;
 use crate::record::{PartyLink, RecordRevision};
 
@@ -255,55 +257,29 @@ impl Services {
             extra.insert("duration".to_string(), d);
         }
         extra.insert("author".to_string(), actor.to_string());
-        let meta = NewRecord {
-            class: Some(class),
+        let given = Given {
             title: Some(title),
             document_date: Some(self.archive.clock().now().date_naive()),
             media_type: Some("text/plain".into()),
-            file_name: Some("note.txt".into()),
+            extra,
+            ..Default::default()
+        };
+        let d = IngestDefaults {
+            class: Some(class),
             parties: vec![PartyLink {
                 party: party.to_string(),
                 role: "subject".into(),
                 reason: None,
             }],
             cases: n.case.into_iter().collect(),
-            extra,
+            keep_copies: true,
         };
-        let body =
-            futures::stream::iter(vec![Ok::<_, Error>(bytes::Bytes::from(text.to_string()))]);
-        self.archive(actor, body, meta).await
+        let content = Content::Memory(bytes::Bytes::from(text.to_string()));
+        let (a, _) = self
+            .archive_document(actor, content, Some("note.txt".into()), given, d)
+            .await?;
+        Ok(a)
     }
-}
-
-/// Defaults for everything one ingest archives.
-#[derive(Debug, Clone, Default)]
-pub struct IngestDefaults {
-    /// Class of the email and its attachments (default `email`).
-    pub class: Option<String>,
-    pub parties: Vec<PartyLink>,
-    pub cases: Vec<String>,
-}
-
-/// What archiving one email did.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct EmailOutcome {
-    /// The email's record (the existing one for a duplicate).
-    pub id: String,
-    /// The same bytes were archived before: nothing was written.
-    pub duplicate: bool,
-    pub sha256: String,
-    pub size: u64,
-    pub message_id: Option<String>,
-    pub subject: Option<String>,
-    /// Other records with the same Message-ID but different bytes (kept, marked related).
-    pub related: Vec<String>,
-    /// Records made from the attachments (each also a content-addressed blob).
-    pub attachments: Vec<String>,
-    /// Parties linked automatically, and why.
-    pub auto_links: Vec<crate::catalog::LinkBrief>,
-    /// Why the message could not be parsed (the raw bytes are archived anyway).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub extraction_failed: Option<String>,
 }
 
 impl Services {
@@ -315,10 +291,49 @@ impl Services {
         actor: &str,
         raw: bytes::Bytes,
         d: &IngestDefaults,
-    ) -> Result<EmailOutcome> {
-        self.ingest(actor, vec![crate::ingest::batch::Incoming::Email(raw)], d)
+    ) -> Result<ItemOutcome> {
+        self.ingest_one(actor, Incoming::Email(raw), d).await
+    }
+
+    /// Archives one item (a batch of one).
+    pub async fn ingest_one(
+        &self,
+        actor: &str,
+        item: Incoming,
+        d: &IngestDefaults,
+    ) -> Result<ItemOutcome> {
+        self.ingest(actor, vec![item], d)
             .await
             .pop()
             .unwrap_or_else(|| Err(Error::Internal("no outcome".into())))
+    }
+
+    /// Archives one document as an act of its own (an upload, `akte archive`, a note):
+    /// the same bytes again make another record. Returns the committed record and what
+    /// ingest found.
+    pub async fn archive_document(
+        &self,
+        actor: &str,
+        content: Content,
+        file_name: Option<String>,
+        given: Given,
+        d: IngestDefaults,
+    ) -> Result<(Archived, ItemOutcome)> {
+        self.check_defaults(&d).await?;
+        let d = IngestDefaults {
+            keep_copies: true,
+            ..d
+        };
+        let item = Incoming::Document {
+            content,
+            file_name,
+            given: Box::new(given),
+        };
+        let mut o = self.ingest_one(actor, item, &d).await?;
+        let a = o
+            .archived
+            .take()
+            .ok_or_else(|| Error::Internal("an upload was not archived".into()))?;
+        Ok((a, o))
     }
 }

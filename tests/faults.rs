@@ -20,9 +20,10 @@ use akte::archive::{Amendment, Archive, NewRecord};
 use akte::audit::verify::{self, NoProgress};
 use akte::clock::SystemClock;
 use akte::ingest::batch::Incoming;
+use akte::ingest::batch::IngestDefaults;
 use akte::party::PartyData;
 use akte::retention::hold::HoldScope;
-use akte::service::{IngestDefaults, Services};
+use akte::service::Services;
 use akte::store::keys::ObjectKind;
 use bytes::Bytes;
 use chrono::NaiveDate;
@@ -166,10 +167,10 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
                     } else {
                         let b = pseudo_random(10 + rng.index(2000), m);
                         expected.push(b.clone());
-                        items.push(Incoming::Document {
-                            bytes: Bytes::from(b),
-                            file_name: Some(format!("d{m}.bin")),
-                        });
+                        items.push(Incoming::document(
+                            akte::ingest::content::Content::Memory(Bytes::from(b)),
+                            Some(format!("d{m}.bin")),
+                        ));
                     }
                 }
                 for (o, raw) in svc.ingest("t", items, &d).await.into_iter().zip(expected) {

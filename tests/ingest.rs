@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use akte::archive::Archive;
 use akte::clock::SystemClock;
-use akte::service::{IngestDefaults, Services};
+use akte::ingest::batch::IngestDefaults;
+use akte::service::Services;
 use akte::store::Store;
 use futures::TryStreamExt;
 

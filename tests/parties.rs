@@ -708,15 +708,39 @@ async fn identifiers_in_metadata_point_to_their_party() {
     let mueller = s.catalog.find("vat:DE123456789").await[0].clone();
     let m = s
         .catalog
-        .match_identifiers("Rechnung 2025-17 an Kd.-Nr. K-1001 (USt-IdNr. de123456789).pdf")
+        .match_identifiers(
+            "Rechnung 2025-17 an Kd.-Nr. K-1001 (USt-IdNr. de123456789).pdf",
+            false,
+        )
         .await;
     assert_eq!(m.len(), 2, "{m:?}");
     assert!(m.iter().all(|x| x.parties == vec![mueller.clone()]));
     assert!(m[0].reason.contains("customer number K-1001"), "{m:?}");
     assert!(
         s.catalog
-            .match_identifiers("Rechnung 2025-17")
+            .match_identifiers("Rechnung 2025-17", false)
             .await
             .is_empty()
+    );
+    // In running text a number counts only after a label that says what it is; a VAT ID
+    // always does.
+    let labelled = s
+        .catalog
+        .match_identifiers("Ihre Kundennummer: K-1001, Artikel 4711", true)
+        .await;
+    assert_eq!(labelled.len(), 1, "{labelled:?}");
+    assert!(labelled[0].reason.contains("found in the record's text"));
+    assert!(
+        s.catalog
+            .match_identifiers("Artikel K-1001 zu 12,50 EUR", true)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        s.catalog
+            .match_identifiers("USt-IdNr. DE123456789", true)
+            .await
+            .len(),
+        1
     );
 }

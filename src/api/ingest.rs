@@ -10,8 +10,8 @@ use super::AppState;
 use super::auth::{Caller, roles};
 use super::params::{self, Params};
 use super::problem::{ApiError, ApiResult, Problem};
+use crate::ingest::batch::{IngestDefaults, ItemOutcome};
 use crate::record::PartyLink;
-use crate::service::{EmailOutcome, IngestDefaults};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(post_email))
@@ -36,6 +36,7 @@ pub(super) async fn defaults(state: &AppState, query: Option<&str>) -> ApiResult
             })
             .collect(),
         cases: super::records::list(&p, "case"),
+        keep_copies: false,
     };
     state.svc.check_defaults(&d).await?;
     Ok(d)
@@ -57,8 +58,8 @@ pub(super) async fn defaults(state: &AppState, query: Option<&str>) -> ApiResult
     ),
     request_body(content = Vec<u8>, content_type = "message/rfc822"),
     responses(
-        (status = 201, body = EmailOutcome),
-        (status = 200, body = EmailOutcome, description = "Already archived (same bytes)"),
+        (status = 201, body = ItemOutcome),
+        (status = 200, body = ItemOutcome, description = "Already archived (same bytes)"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
     ),

@@ -72,6 +72,41 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Open connections per client address (the total is `max_connections`).
     pub max_connections_per_client: usize,
+    /// Where uploads are spooled while they are ingested (default: the system's
+    /// temporary directory; `akte serve` uses `<data>/spool`).
+    pub spool_dir: Option<std::path::PathBuf>,
+}
+
+impl ServerConfig {
+    /// Removes uploads a killed server left in its own spool directory (none of them
+    /// was acknowledged; the temporary directory of the system is left alone).
+    pub fn clean_spool(&self) {
+        let Some(dir) = &self.spool_dir else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("akte-upload-") {
+                match std::fs::remove_file(e.path()) {
+                    Ok(()) => tracing::info!("removed an abandoned upload {}", e.path().display()),
+                    Err(err) => tracing::warn!("{}: {err}", e.path().display()),
+                }
+            }
+        }
+    }
+
+    /// The spool directory, created when missing.
+    pub fn spool_dir(&self) -> std::path::PathBuf {
+        match &self.spool_dir {
+            Some(d) => {
+                if let Err(e) = std::fs::create_dir_all(d) {
+                    tracing::warn!("spool directory {}: {e}", d.display());
+                }
+                d.clone()
+            }
+            None => std::env::temp_dir(),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -88,6 +123,7 @@ impl Default for ServerConfig {
             index_interval: Duration::from_millis(500),
             header_timeout: Duration::from_secs(30),
             max_connections_per_client: 128,
+            spool_dir: None,
         }
     }
 }
@@ -229,6 +265,7 @@ pub async fn start(
 ) -> Result<Started> {
     // Crash leftovers are recorded before anything is read or served (DESIGN §2.6).
     let writer = archive.start_writer().await?;
+    config.clean_spool();
     let tokens = Arc::new(Tokens::new(
         archive.store().clone(),
         archive.journal_arc(),

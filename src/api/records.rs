@@ -19,6 +19,7 @@ use super::problem::{ApiError, ApiResult, Problem};
 use crate::archive::{Amendment, NewContent, NewRecord};
 use crate::audit::reads::ReadEvent;
 use crate::error::Error;
+use crate::ingest::batch::{Given, IngestDefaults, ItemOutcome};
 use crate::record::RecordRevision;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -47,6 +48,10 @@ pub struct RecordView {
     pub parties: Vec<PartyLinkView>,
     pub retention: RetentionView,
     pub holds: Vec<String>,
+    /// What ingest found and kept (mail headers, e-invoice facts such as
+    /// `invoice_number` and `seller_vat`, `class_rule`, `extraction` when there is no
+    /// text, `parent` of an attachment); the extracted text itself is not repeated here.
+    pub extra: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,6 +69,9 @@ pub struct ContentView {
 pub struct PartyLinkView {
     pub party: String,
     pub role: String,
+    /// Why ingest linked it (an address, an identifier, a rule); absent when a person did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,6 +96,8 @@ impl From<crate::archive::Archived> for Archived {
             journal_seq: a.journal_seq,
             auto_links: vec![],
             ambiguous: vec![],
+            class: a.revision.class,
+            extraction: None,
         }
     }
 }
@@ -109,6 +119,7 @@ impl From<RecordRevision> for RecordView {
                 .map(|p| PartyLinkView {
                     party: p.party,
                     role: p.role,
+                    reason: p.reason,
                 })
                 .collect(),
             retention: RetentionView {
@@ -130,6 +141,7 @@ impl From<RecordRevision> for RecordView {
             change: r.change,
             reason: r.reason,
             prev_hash: r.prev_hash,
+            extra: r.extra.into_iter().filter(|(k, _)| k != "text").collect(),
             holds: r.holds,
         }
     }
@@ -152,6 +164,11 @@ pub struct Archived {
     /// Evidence that points to more than one party: not linked, left for a human.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ambiguous: Vec<crate::catalog::Match>,
+    /// The class the record got (given, by a rule, or the default).
+    pub class: String,
+    /// Archived, but its text could not be read: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extraction: Option<String>,
 }
 
 /// Metadata of a new record (multipart `metadata` part, or query parameters).
@@ -241,83 +258,69 @@ fn meta_from_query(p: &Params) -> ApiResult<RecordMeta> {
     })
 }
 
-/// Turns metadata into a new record, linking parties named outright and those the
-/// sender/recipient addresses point to unambiguously.
-async fn prepare(
-    state: &AppState,
-    m: RecordMeta,
-) -> (
-    NewRecord,
-    Vec<crate::catalog::LinkBrief>,
-    Vec<crate::catalog::Match>,
-) {
-    let mut parties: Vec<crate::record::PartyLink> = Vec::new();
-    for l in m.parties {
-        parties.push(crate::record::PartyLink {
-            party: state.svc.catalog.resolve(&l.party).await,
-            role: l.role,
-            reason: None,
-        });
-    }
-    let mut auto = Vec::new();
-    let mut ambiguous = Vec::new();
-    for (addrs, role) in [(&m.from, "sender"), (&m.to, "recipient")] {
-        for found in state.svc.catalog.match_emails(addrs).await {
-            match found.parties.as_slice() {
-                [one] => {
-                    if !parties.iter().any(|l| l.party == *one && l.role == role) {
-                        parties.push(crate::record::PartyLink {
-                            party: one.clone(),
-                            role: role.into(),
-                            reason: Some(found.reason.clone()),
-                        });
-                        auto.push(crate::catalog::LinkBrief {
-                            party: one.clone(),
-                            role: role.into(),
-                            reason: Some(found.reason),
-                        });
-                    }
-                }
-                _ => ambiguous.push(found),
-            }
-        }
-    }
-    // Identifiers named in the title or file name (later: in the extracted text).
-    let text = format!(
-        "{} {}",
-        m.title.as_deref().unwrap_or(""),
-        m.file_name.as_deref().unwrap_or("")
-    );
-    for found in state.svc.catalog.match_identifiers(&text).await {
-        match found.parties.as_slice() {
-            [one] => {
-                if !parties.iter().any(|l| l.party == *one) {
-                    parties.push(crate::record::PartyLink {
-                        party: one.clone(),
-                        role: "mentioned".into(),
-                        reason: Some(found.reason.clone()),
-                    });
-                    auto.push(crate::catalog::LinkBrief {
-                        party: one.clone(),
-                        role: "mentioned".into(),
-                        reason: Some(found.reason),
-                    });
-                }
-            }
-            _ => ambiguous.push(found),
-        }
-    }
-    let rec = NewRecord {
+/// What the caller said of a new record, as ingest takes it: defaults (class, parties,
+/// cases) and what is given of the document itself.
+fn ingest_input(m: RecordMeta) -> (IngestDefaults, Given) {
+    let d = IngestDefaults {
         class: m.class,
+        parties: m
+            .parties
+            .into_iter()
+            .map(|l| crate::record::PartyLink {
+                party: l.party,
+                role: l.role,
+                reason: None,
+            })
+            .collect(),
+        cases: m.cases,
+        keep_copies: true,
+    };
+    let given = Given {
         title: m.title,
         document_date: m.document_date,
         media_type: m.media_type,
-        file_name: m.file_name,
-        parties,
-        cases: m.cases,
-        ..Default::default()
+        from: m.from,
+        to: m.to,
+        extra: Default::default(),
     };
-    (rec, auto, ambiguous)
+    (d, given)
+}
+
+/// Checks what a caller said before a byte of the upload is read: the class is valid,
+/// parties and cases exist, title and media type are acceptable.
+async fn check_input(state: &AppState, d: &IngestDefaults, g: &Given) -> ApiResult<()> {
+    state.svc.check_defaults(d).await?;
+    crate::archive::check_new(&NewRecord {
+        class: d.class.clone(),
+        title: g.title.clone(),
+        media_type: g.media_type.clone(),
+        ..Default::default()
+    })?;
+    Ok(())
+}
+
+/// Spools an upload to disk (bounded in size and idle time by `limited_body`), then
+/// archives it through the one ingest pipeline (extraction, rules, e-invoice facts,
+/// auto-links) in a task of its own: a client that hangs up after the last byte does
+/// not cut the commit short.
+async fn ingest_upload(
+    state: &AppState,
+    actor: String,
+    body: impl Stream<Item = Result<Bytes, Error>> + Send + Unpin + 'static,
+    file_name: Option<String>,
+    d: IngestDefaults,
+    given: Given,
+) -> ApiResult<(crate::archive::Archived, ItemOutcome)> {
+    let dir = state.config.spool_dir();
+    let content = crate::ingest::content::spool(&dir, body).await?;
+    let svc = state.svc.clone();
+    let task = tokio::spawn(async move {
+        svc.archive_document(&actor, content, file_name, given, d)
+            .await
+    });
+    Ok(task
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(format!("ingest task: {e}"))))??)
 }
 
 fn content_type(headers: &HeaderMap) -> Option<String> {
@@ -432,8 +435,7 @@ async fn create_record(
     let actor = caller.actor();
     let token = caller.principal.token_id.clone();
 
-    let mut linked = (Vec::new(), Vec::new());
-    let archived = if essence(&ct) == "multipart/form-data" {
+    let (archived, outcome) = if essence(&ct) == "multipart/form-data" {
         let mut mp = Multipart::from_request(req, &state)
             .await
             .map_err(|e| ApiError::invalid("body", e.body_text()))?;
@@ -470,27 +472,28 @@ async fn create_record(
                 }
                 Some("file") => {
                     let mut m = meta.take().unwrap_or_default();
-                    if m.file_name.is_none() {
-                        m.file_name = field.file_name().map(str::to_string);
-                    }
+                    let file_name = m
+                        .file_name
+                        .take()
+                        .or_else(|| field.file_name().map(str::to_string));
                     if m.media_type.is_none() {
                         m.media_type = field
                             .content_type()
                             .filter(|c| *c != "application/octet-stream")
                             .map(str::to_string);
                     }
-                    let stream = field.map_err(|e| Error::invalid("file", e.body_text()));
-                    // The field borrows the multipart reader; stream it through a channel so
-                    // the limited body is 'static.
+                    let (d, given) = ingest_input(m);
+                    check_input(&state, &d, &given).await?;
+                    // The field borrows the multipart reader; stream it through a channel
+                    // so that the limited body is 'static.
                     let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(4);
-                    let rx_stream = tokio_stream_from(rx);
-                    let body = limited_body(&state, token.clone(), rx_stream);
-                    let svc = state.svc.clone();
-                    let (meta, auto, ambiguous) = prepare(&state, m).await;
-                    linked = (auto, ambiguous);
+                    let body = limited_body(&state, token.clone(), tokio_stream_from(rx));
+                    let st = state.clone();
                     let actor = actor.clone();
-                    let ingest = tokio::spawn(async move { svc.archive(&actor, body, meta).await });
-                    let mut stream = stream;
+                    let ingest = tokio::spawn(async move {
+                        ingest_upload(&st, actor, body, file_name, d, given).await
+                    });
+                    let mut stream = field.map_err(|e| Error::invalid("file", e.body_text()));
                     let mut complete = true;
                     while let Some(chunk) = stream.next().await {
                         let failed = chunk.is_err();
@@ -532,16 +535,20 @@ async fn create_record(
         if m.media_type.is_none() {
             m.media_type = declared_media_type(&ct);
         }
+        let file_name = m.file_name.take();
+        let (d, given) = ingest_input(m);
+        check_input(&state, &d, &given).await?;
         let body = limited_body(&state, token, body_stream(req.into_body()));
-        let (meta, auto, ambiguous) = prepare(&state, m).await;
-        linked = (auto, ambiguous);
-        state.svc.archive(&actor, body, meta).await?
+        ingest_upload(&state, actor, body, file_name, d, given).await?
     };
-    state.metrics.record_created();
+    state
+        .metrics
+        .add_records(1 + outcome.attachments.len() as i64);
     let location = format!("/v1/records/{}", archived.id);
     let mut body = Archived::from(archived);
-    body.auto_links = linked.0;
-    body.ambiguous = linked.1;
+    body.auto_links = outcome.auto_links;
+    body.ambiguous = outcome.ambiguous;
+    body.extraction = outcome.extraction_failed;
     Ok(super::located(StatusCode::CREATED, &location, body))
 }
 
@@ -711,24 +718,27 @@ async fn amend_record(
         let p = Params::parse(req.uri().query(), &["filename", "reason"])?;
         check_declared_length(&state, req.headers())?;
         let media_type = declared_media_type(&ct);
+        // Refused before a byte is read when the record is not there or disposed.
+        let prev = state.archive.latest(&id).await?;
+        if prev.tombstone.is_some() {
+            return Err(Error::Disposed { id }.into());
+        }
         let body = limited_body(
             &state,
             caller.principal.token_id.clone(),
             body_stream(req.into_body()),
         );
-        state
-            .archive
-            .amend_content(
-                &caller.actor(),
-                &id,
-                body,
-                NewContent {
-                    media_type,
-                    file_name: p.string("filename"),
-                    reason: p.string("reason"),
-                },
-            )
-            .await?
+        let content = crate::ingest::content::spool(&state.config.spool_dir(), body).await?;
+        let meta = NewContent {
+            media_type,
+            file_name: p.string("filename"),
+            reason: p.string("reason"),
+            facts: None,
+        };
+        let (svc, actor) = (state.svc.clone(), caller.actor());
+        let task = tokio::spawn(async move { svc.new_content(&actor, &id, content, meta).await });
+        task.await
+            .map_err(|e| ApiError::from(Error::Internal(format!("ingest task: {e}"))))??
     };
     state.svc.catalog.put_record(&revision).await;
     Ok((StatusCode::CREATED, axum::Json(RecordView::from(revision))).into_response())

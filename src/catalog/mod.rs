@@ -675,15 +675,27 @@ impl Catalog {
     }
 
     /// Finds party identifiers (VAT IDs, customer/supplier numbers and other indexed
-    /// numbers) among the words of `text` (a title, a file name; later extracted text).
-    pub async fn match_identifiers(&self, text: &str) -> Vec<Match> {
+    /// numbers) among the words of `text`. In a title or file name any known number
+    /// counts; in running text (`labelled`) only a VAT ID, or a number right after a
+    /// label that says what it is ("Kundennummer 10042", "Lieferanten-Nr.: 7001") —
+    /// a bare number there is as likely an amount or a date.
+    pub async fn match_identifiers(&self, text: &str, labelled: bool) -> Vec<Match> {
         let st = self.state.read().await;
         let mut out: Vec<Match> = Vec::new();
+        let mut recent: std::collections::VecDeque<String> = Default::default();
         let words = text
-            .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '/'))
-            .map(|w| w.trim_matches(|c| c == '-' || c == '/'))
-            .filter(|w| w.len() >= 3 && w.chars().any(|c| c.is_ascii_digit()));
+            .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '/' || c == '.'))
+            .map(|w| w.trim_matches(|c| c == '-' || c == '/' || c == '.'))
+            .filter(|w| !w.is_empty());
         for w in words {
+            let label = recent.iter().any(|r| is_number_label(r));
+            if recent.len() == 3 {
+                recent.pop_front();
+            }
+            recent.push_back(w.to_lowercase());
+            if w.len() < 3 || !w.chars().any(|c| c.is_ascii_digit()) {
+                continue;
+            }
             let vat = w.to_ascii_uppercase();
             let mut hits: BTreeMap<String, String> = BTreeMap::new();
             if let Some(ids) = st.index.get(&format!("vat:{vat}")) {
@@ -691,10 +703,12 @@ impl Catalog {
                     hits.insert(st.resolve(id), format!("VAT ID {vat}"));
                 }
             }
-            for role in ["customer", "supplier"] {
-                if let Some(ids) = st.index.get(&format!("{role}:{w}")) {
-                    for id in ids {
-                        hits.insert(st.resolve(id), format!("{role} number {w}"));
+            if !labelled || label {
+                for role in ["customer", "supplier"] {
+                    if let Some(ids) = st.index.get(&format!("{role}:{w}")) {
+                        for id in ids {
+                            hits.insert(st.resolve(id), format!("{role} number {w}"));
+                        }
                     }
                 }
             }
@@ -703,8 +717,9 @@ impl Catalog {
             }
             let reason = if hits.len() == 1 {
                 format!(
-                    "{} found in the record's metadata",
-                    hits.values().next().map(String::as_str).unwrap_or_default()
+                    "{} found in the record's {}",
+                    hits.values().next().map(String::as_str).unwrap_or_default(),
+                    if labelled { "text" } else { "metadata" }
                 )
             } else {
                 format!("{w} names {} parties", hits.len())
@@ -989,4 +1004,32 @@ fn apply(state: &mut State, l: Loaded) {
         Loaded::Case(c) => state.put_case(*c),
         Loaded::Nothing => {}
     }
+}
+
+/// Whether a word says that the number after it is a customer or supplier number
+/// (German and English, with the usual abbreviations).
+fn is_number_label(word: &str) -> bool {
+    let w = word.trim_end_matches([':', '.']);
+    [
+        "kundennummer",
+        "kundennr",
+        "kunden-nr",
+        "kd-nr",
+        "kd.-nr",
+        "kdnr",
+        "kunden",
+        "kd",
+        "lieferantennummer",
+        "lieferantennr",
+        "lieferanten-nr",
+        "debitor",
+        "debitorennummer",
+        "kreditor",
+        "kreditorennummer",
+        "customer",
+        "supplier",
+        "vendor",
+        "account",
+    ]
+    .contains(&w)
 }

@@ -10,9 +10,10 @@ use std::time::Instant;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::ingest::batch::IngestDefaults;
 use crate::ingest::import::{self, Progress};
 use crate::record::PartyLink;
-use crate::service::{IngestDefaults, Services};
+use crate::service::Services;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -83,6 +84,7 @@ pub async fn import(
             })
             .collect(),
         cases: a.cases.clone(),
+        keep_copies: false,
     };
     // Checked once here, before anything is written.
     svc.check_defaults(&d).await?;
@@ -117,30 +119,25 @@ pub async fn import(
     if let Some(b) = &bar {
         b.bar.finish_and_clear();
     }
-    let hard = s.failures.iter().any(|f| !f.archived);
+    let hard = s.failed > 0;
     if json {
         println!("{}", serde_json::to_string(&s)?);
     } else {
         println!(
-            "{} {} archived, {} duplicates, {} failed, {:.1} MB in {:.1} s",
+            "{} {} archived, {} duplicates, {} failed (not archived), {} warnings, {:.1} MB in {:.1} s",
             if s.dry_run { "dry run:" } else { "import:" },
             s.archived,
             s.duplicates,
             s.failed,
+            s.warnings.len(),
             s.bytes as f64 / 1e6,
             s.seconds
         );
         for f in &s.failures {
-            println!(
-                "  {}: {}{}",
-                f.item,
-                f.reason,
-                if f.archived {
-                    " (original archived)"
-                } else {
-                    ""
-                }
-            );
+            println!("  failed: {}: {} (not archived)", f.item, f.reason);
+        }
+        for w in &s.warnings {
+            println!("  warning: {}: {} (archived)", w.item, w.reason);
         }
     }
     if s.interrupted {

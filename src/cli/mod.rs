@@ -15,12 +15,13 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::archive::{Amendment, Archive, NewContent, NewRecord};
+use crate::archive::{Amendment, Archive, NewContent};
 use crate::audit::verify::{self, Progress};
 use crate::clock::SystemClock;
 use crate::record::RecordRevision;
 use crate::store::Store;
 
+mod archive;
 mod docs;
 mod import;
 mod parties;
@@ -58,22 +59,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Archive files as new records.
-    Archive {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Record class (invoice, contract, business-letter, email, …).
-        #[arg(long)]
-        class: Option<String>,
-        #[arg(long)]
-        title: Option<String>,
-        /// Document date, YYYY-MM-DD.
-        #[arg(long, value_parser = parse_date)]
-        date: Option<NaiveDate>,
-        /// Media type, when the guess from name and content would be wrong.
-        #[arg(long)]
-        media_type: Option<String>,
-    },
+    /// Archive files as new records (text, class, e-invoice facts and links found as
+    /// for an upload).
+    Archive(archive::ArchiveArgs),
     /// Show the latest revision of a record.
     Show { id: String },
     /// List every revision of a record.
@@ -354,65 +342,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let index_dir = cli.index.clone().unwrap_or_else(|| cli.data.join("index"));
     match cli.command {
-        Command::Archive {
-            files,
-            class,
-            title,
-            date,
-            media_type,
-        } => {
-            let mut failed = 0;
-            for f in &files {
-                let meta = NewRecord {
-                    class: class.clone(),
-                    title: title.clone(),
-                    document_date: date,
-                    media_type: media_type.clone(),
-                    ..Default::default()
-                };
-                match archive.archive_file(&actor, f, meta).await {
-                    Ok(a) => {
-                        if json {
-                            #[derive(Serialize)]
-                            struct Out<'a> {
-                                file: String,
-                                #[serde(flatten)]
-                                a: &'a crate::archive::Archived,
-                            }
-                            println!(
-                                "{}",
-                                serde_json::to_string(&Out {
-                                    file: f.display().to_string(),
-                                    a: &a
-                                })?
-                            );
-                        } else {
-                            println!(
-                                "{}  sha256:{}  {} bytes  retain until {}{}  {}",
-                                a.id,
-                                a.sha256,
-                                a.size,
-                                a.retain_until,
-                                if a.new_blob {
-                                    ""
-                                } else {
-                                    "  (content already stored)"
-                                },
-                                f.display()
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        eprintln!("error: {e}");
-                    }
-                }
-            }
-            Ok(if failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+        Command::Archive(a) => {
+            let svc = crate::service::Services::new(archive)
+                .with_extractor(crate::extract::sandbox::Extractor::for_this_binary());
+            archive::archive(svc, &actor, json, a).await
         }
         Command::Show { id } => {
             let r = archive.latest(&id).await?;
@@ -463,20 +396,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let mut last = None;
             if let Some(path) = content {
-                let file = tokio::fs::File::open(&path)
-                    .await
-                    .with_context(|| path.display().to_string())?;
-                let stream = tokio_stream_of(file);
+                let file = crate::ingest::content::Content::file(&path)?;
                 let meta = NewContent {
                     file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
                     reason: reason.clone(),
                     ..Default::default()
                 };
-                last = Some(
-                    archive
-                        .amend_content(&actor, &id, Box::pin(stream), meta)
-                        .await?,
-                );
+                let svc = crate::service::Services::new(archive.clone())
+                    .with_extractor(crate::extract::sandbox::Extractor::for_this_binary());
+                last = Some(svc.new_content(&actor, &id, file, meta).await?);
             }
             if title.is_some() || class.is_some() || date.is_some() || retain_until.is_some() {
                 let a = Amendment {
@@ -635,6 +563,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 index_interval: std::time::Duration::from_millis(index_interval_ms.max(10)),
                 header_timeout: std::time::Duration::from_secs(header_timeout.max(1)),
                 max_connections_per_client: connections_per_client.max(1),
+                spool_dir: Some(cli.data.join("spool")),
                 ..Default::default()
             };
             serve(archive, config, &listen, &cli.data).await?;
@@ -927,21 +856,6 @@ fn print_revision(r: &RecordRevision, json: bool) -> anyhow::Result<()> {
         println!("party:         {} as {}", p.party, p.role);
     }
     Ok(())
-}
-
-fn tokio_stream_of(
-    file: tokio::fs::File,
-) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> {
-    futures::stream::try_unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 1 << 20];
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.truncate(n);
-        Ok(Some((bytes::Bytes::from(buf), file)))
-    })
 }
 
 struct Bar(ProgressBar);

@@ -28,7 +28,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Mutex, Semaphore};
 
+use futures::StreamExt;
+
 use super::document::{self, Extracted, Kind};
+use crate::ingest::content::Content;
 
 /// Limits of one extraction.
 #[derive(Debug, Clone, Copy)]
@@ -151,10 +154,22 @@ impl Extractor {
         }
     }
 
-    /// Extracts text and facts from `bytes`.
+    /// Extracts text and facts from `bytes` (in memory; see [`Extractor::extract_content`]).
     pub async fn extract(
         &self,
         bytes: bytes::Bytes,
+        media_type: &str,
+        file_name: Option<&str>,
+    ) -> Outcome {
+        self.extract_content(&Content::Memory(bytes), media_type, file_name)
+            .await
+    }
+
+    /// Extracts text and facts from `content`. Content in a file is streamed to the
+    /// worker from disk, never held whole in this process.
+    pub async fn extract_content(
+        &self,
+        content: &Content,
         media_type: &str,
         file_name: Option<&str>,
     ) -> Outcome {
@@ -167,7 +182,7 @@ impl Extractor {
                     return Outcome::Failed("extraction is shutting down".into());
                 };
                 match self
-                    .in_worker(exe, idle, &bytes, media_type, file_name)
+                    .in_worker(exe, idle, content, media_type, file_name)
                     .await
                 {
                     Ok(Answer::Document(r)) => r,
@@ -176,8 +191,12 @@ impl Extractor {
                 }
             }
             _ => {
-                let bytes = bytes.clone();
-                match tokio::task::spawn_blocking(move || guarded(&bytes, kind)).await {
+                let content = content.clone();
+                let job = move || {
+                    let bytes = content.to_bytes().map_err(|e| e.to_string())?;
+                    guarded(&bytes, kind)
+                };
+                match tokio::task::spawn_blocking(job).await {
                     Ok(r) => r,
                     Err(e) => Err(format!("extraction task: {e}")),
                 }
@@ -187,15 +206,12 @@ impl Extractor {
             Ok(mut e) => {
                 if e.needs_ocr && ocr_possible() {
                     let pdf = kind == Kind::Pdf;
-                    let job = tokio::task::spawn_blocking(move || ocr(&bytes, pdf));
-                    match tokio::time::timeout(self.limits.timeout * 4, job).await {
-                        Ok(Ok(Ok(text))) => {
+                    match ocr(content, pdf, self.limits).await {
+                        Ok(text) => {
                             e.text = document::finish_text(&text);
                             e.needs_ocr = false;
                         }
-                        Ok(Ok(Err(reason))) => return Outcome::Failed(format!("OCR: {reason}")),
-                        Ok(Err(join)) => return Outcome::Failed(format!("OCR task: {join}")),
-                        Err(_) => return Outcome::Failed("OCR timed out".into()),
+                        Err(reason) => return Outcome::Failed(format!("OCR: {reason}")),
                     }
                 }
                 Outcome::Done(Box::new(e))
@@ -214,6 +230,7 @@ impl Extractor {
                 let Ok(_slot) = slots.acquire().await else {
                     return Err("extraction is shutting down".into());
                 };
+                let raw = Content::Memory(raw);
                 match self.in_worker(exe, idle, &raw, MAIL, None).await {
                     Ok(Answer::Mail(r)) => r,
                     Ok(Answer::Document(_)) => Err("the extractor answered out of turn".into()),
@@ -232,7 +249,7 @@ impl Extractor {
         &self,
         exe: &std::path::Path,
         idle: &Mutex<Vec<Worker>>,
-        bytes: &[u8],
+        content: &Content,
         media_type: &str,
         file_name: Option<&str>,
     ) -> Result<Answer, String> {
@@ -242,7 +259,7 @@ impl Extractor {
             None => self.spawn(exe)?,
         };
         let limit = self.limits.timeout;
-        let r = tokio::time::timeout(limit, request(&mut w, bytes, media_type, file_name)).await;
+        let r = tokio::time::timeout(limit, request(&mut w, content, media_type, file_name)).await;
         match r {
             Ok(Ok(answer)) => {
                 idle.lock().await.push(w);
@@ -308,13 +325,29 @@ async fn write_frame(w: &mut tokio::process::ChildStdin, b: &[u8]) -> std::io::R
 
 async fn request(
     w: &mut Worker,
-    bytes: &[u8],
+    content: &Content,
     media_type: &str,
     file_name: Option<&str>,
 ) -> std::io::Result<Answer> {
     write_frame(&mut w.stdin, media_type.as_bytes()).await?;
     write_frame(&mut w.stdin, file_name.unwrap_or_default().as_bytes()).await?;
-    write_frame(&mut w.stdin, bytes).await?;
+    match content {
+        Content::Memory(b) => write_frame(&mut w.stdin, b).await?,
+        Content::File(_) => {
+            // From disk, in chunks: the worker holds the item, this process does not.
+            w.stdin.write_all(&content.len().to_le_bytes()).await?;
+            let mut chunks = content.stream().await.map_err(std::io::Error::other)?;
+            let mut sent = 0u64;
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(std::io::Error::other)?;
+                sent += chunk.len() as u64;
+                w.stdin.write_all(&chunk).await?;
+            }
+            if sent != content.len() {
+                return Err(std::io::Error::other("the file changed while it was read"));
+            }
+        }
+    }
     w.stdin.flush().await?;
     let mut len = [0u8; 8];
     w.stdout.read_exact(&mut len).await?;
@@ -428,23 +461,32 @@ fn ocr_possible() -> bool {
 }
 
 /// OCR of an image or a scanned PDF with `tesseract` (German and English) and, for PDFs,
-/// `pdftoppm -r 300`. `OMP_THREAD_LIMIT=1`: on two cores it is several times faster.
-pub fn ocr(bytes: &[u8], pdf: bool) -> Result<String, String> {
+/// `pdftoppm -r 300`, each a child process under the extraction limits: the memory cap
+/// (`RLIMIT_AS`), and one deadline for the whole item, after which the running child is
+/// killed. `OMP_THREAD_LIMIT=1`: on two cores it is several times faster.
+pub async fn ocr(content: &Content, pdf: bool, limits: Limits) -> Result<String, String> {
+    let deadline = tokio::time::Instant::now() + limits.timeout * 4;
     let dir = tempfile::tempdir().map_err(|e| format!("OCR: {e}"))?;
-    let input = dir.path().join(if pdf { "in.pdf" } else { "in.img" });
-    std::fs::File::create(&input)
-        .and_then(|mut f| f.write_all(bytes))
-        .map_err(|e| format!("OCR: {e}"))?;
+    let input = match content.path() {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let input = dir.path().join(if pdf { "in.pdf" } else { "in.img" });
+            let bytes = content.to_bytes().map_err(|e| e.to_string())?;
+            tokio::fs::write(&input, &bytes)
+                .await
+                .map_err(|e| format!("OCR: {e}"))?;
+            input
+        }
+    };
     let mut images = vec![];
     if pdf {
-        let st = std::process::Command::new("pdftoppm")
-            .args(["-r", "300", "-png"])
+        let mut cmd = limited_command("pdftoppm", dir.path(), limits);
+        cmd.args(["-r", "300", "-png"])
             .arg(&input)
-            .arg(dir.path().join("page"))
-            .status()
-            .map_err(|e| format!("pdftoppm: {e}"))?;
-        if !st.success() {
-            return Err(format!("pdftoppm failed: {st}"));
+            .arg(dir.path().join("page"));
+        let out = run_until(cmd, deadline).await?;
+        if !out.status.success() {
+            return Err(format!("pdftoppm failed: {}", out.status));
         }
         let mut pages: Vec<PathBuf> = std::fs::read_dir(dir.path())
             .map_err(|e| format!("OCR: {e}"))?
@@ -458,19 +500,88 @@ pub fn ocr(bytes: &[u8], pdf: bool) -> Result<String, String> {
     }
     let mut text = String::new();
     for img in images {
-        let out = std::process::Command::new("tesseract")
-            .arg(&img)
+        let mut cmd = limited_command("tesseract", dir.path(), limits);
+        cmd.arg(&img)
             .arg("stdout")
             .args(["-l", "deu+eng"])
-            .env("OMP_THREAD_LIMIT", "1")
-            .stderr(std::process::Stdio::null())
-            .output()
-            .map_err(|e| format!("tesseract: {e}"))?;
+            .env("OMP_THREAD_LIMIT", "1");
+        let out = run_until(cmd, deadline).await?;
         if !out.status.success() {
-            return Err(format!("tesseract failed: {}", out.status));
+            let why = String::from_utf8_lossy(&out.stderr);
+            let why = why
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or_default();
+            return Err(format!("tesseract failed ({}): {why}", out.status));
         }
         text.push_str(&String::from_utf8_lossy(&out.stdout));
         text.push('\n');
     }
     Ok(text)
+}
+
+/// A command for an OCR tool: the worker's environment (nothing but what finding the
+/// tool and its data needs), `dir` as its working directory, and the memory cap
+/// (`RLIMIT_AS`, inherited by whatever the tool starts) set by util-linux's `prlimit`,
+/// which then runs the tool in its own place — so a kill reaches the tool itself.
+fn limited_command(
+    program: &str,
+    dir: &std::path::Path,
+    limits: Limits,
+) -> tokio::process::Command {
+    let mut cmd = if prlimit_available() {
+        let mut c = tokio::process::Command::new("prlimit");
+        c.arg(format!("--as={}", limits.memory_bytes))
+            .arg("--")
+            .arg(program);
+        c
+    } else {
+        tokio::process::Command::new(program)
+    };
+    cmd.env_clear();
+    for keep in ["PATH", "TMPDIR", "LANG", "LC_ALL", "TESSDATA_PREFIX"] {
+        if let Some(v) = std::env::var_os(keep) {
+            cmd.env(keep, v);
+        }
+    }
+    cmd.current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+static PRLIMIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Whether `prlimit` (util-linux, on every Debian) can cap OCR's memory; checked once,
+/// with a notice when it cannot.
+fn prlimit_available() -> bool {
+    *PRLIMIT.get_or_init(|| {
+        let ok = std::process::Command::new("prlimit")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            tracing::warn!("prlimit not found: OCR runs with its deadline but no memory cap");
+        }
+        ok
+    })
+}
+
+/// Runs `cmd` to its end or until `deadline`, when the child is killed (and reaped).
+async fn run_until(
+    mut cmd: tokio::process::Command,
+    deadline: tokio::time::Instant,
+) -> Result<std::process::Output, String> {
+    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+    let child = cmd.spawn().map_err(|e| format!("{program}: {e}"))?;
+    // `wait_with_output` owns the child; dropping it on the deadline kills the child
+    // (`kill_on_drop`), and tokio reaps it.
+    match tokio::time::timeout_at(deadline, child.wait_with_output()).await {
+        Ok(r) => r.map_err(|e| format!("{program}: {e}")),
+        Err(_) => Err(format!("{program} timed out (killed)")),
+    }
 }

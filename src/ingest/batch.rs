@@ -1,11 +1,20 @@
-//! Archiving many items at once (group commit): the path of `akte import`, and of a
-//! single `POST /v1/emails` too (a batch of one email and its attachments).
+//! The one ingest pipeline. Every way content enters goes through [`Services::ingest`]:
+//! `POST /v1/records` (raw and multipart), `POST /v1/emails`, `POST /v1/imports`,
+//! `akte archive`, `akte import`, notes — a single upload is a batch of one. (A new
+//! content version of an existing record takes the same extraction and facts through
+//! [`Services::new_content`].)
 //!
-//! 1. Every item is hashed on the blocking pool, on all cores.
+//! 1. Every item is hashed on the blocking pool, on all cores (a file in chunks).
 //! 2. Duplicates are set aside: bytes the catalog already holds, and copies within the
-//!    batch. Nothing is written for them, and they are not parsed.
+//!    batch. Nothing is written for them, and they are not parsed. (Unless the caller
+//!    archives every copy as an act of its own: `IngestDefaults::keep_copies`.)
 //! 3. New emails are parsed, and documents and attachments extracted, in the worker
 //!    processes of `extract::sandbox` (time and memory limits).
+//!    Then the plan of each record: what the caller said wins (class, parties, title,
+//!    date), then the classification rules (`rules.rs`, the rule named in
+//!    `extra.class_rule`), e-invoice facts, and auto-links by email addresses and
+//!    domains, identifiers in the title, file name and labelled in the text, and an
+//!    e-invoice's VAT IDs.
 //! 4. Every new record (each email, each attachment, each document) is *staged*: blob,
 //!    key and revision are written without an fsync each.
 //! 5. One commit makes the batch durable (one sync) and journals it in one entry. Only
@@ -19,14 +28,73 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::archive::{NewRecord, Staged};
+use chrono::NaiveDate;
+
+use crate::archive::{Archived, NewRecord, Staged};
+use crate::catalog::{LinkBrief, Match};
 use crate::error::{Error, Result};
 use crate::extract::document;
 use crate::extract::sandbox::Outcome;
+use crate::ingest::content::Content;
 use crate::ingest::mail::{self, MailFacts};
 use crate::ingest::rules;
 use crate::record::PartyLink;
-use crate::service::{EmailOutcome, IngestDefaults, Services};
+use crate::service::Services;
+
+/// Defaults for everything one ingest archives.
+#[derive(Debug, Clone, Default)]
+pub struct IngestDefaults {
+    /// Class of every item (default: by the rules, else `email` or `document`).
+    pub class: Option<String>,
+    pub parties: Vec<PartyLink>,
+    pub cases: Vec<String>,
+    /// Archive the same bytes again as a record of its own (an explicit upload is an act
+    /// of its own, DESIGN: same content twice) instead of answering "duplicate" (imports
+    /// and emails, which are idempotent).
+    pub keep_copies: bool,
+}
+
+/// What the caller says of one document, winning over what ingest would find.
+#[derive(Debug, Clone, Default)]
+pub struct Given {
+    pub title: Option<String>,
+    pub document_date: Option<NaiveDate>,
+    pub media_type: Option<String>,
+    /// Sender and recipient addresses, for auto-links.
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+    /// Further metadata (a note's duration and author).
+    pub extra: BTreeMap<String, String>,
+}
+
+/// What archiving one item did.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ItemOutcome {
+    /// The item's record (the existing one for a duplicate).
+    pub id: String,
+    /// The same bytes were archived before: nothing was written.
+    pub duplicate: bool,
+    pub sha256: String,
+    pub size: u64,
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+    /// Other records with the same Message-ID but different bytes (kept, marked related).
+    pub related: Vec<String>,
+    /// Records made from the attachments (each also a content-addressed blob).
+    pub attachments: Vec<String>,
+    /// Parties linked automatically, and why.
+    pub auto_links: Vec<LinkBrief>,
+    /// Evidence that names more than one party: nothing was linked for it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ambiguous: Vec<Match>,
+    /// What went wrong while reading the item, though it was archived (a message the
+    /// parser cannot read, an attachment without text): each problem named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extraction_failed: Option<String>,
+    /// The item's own record as committed (not for duplicates).
+    #[serde(skip)]
+    pub archived: Option<Archived>,
+}
 
 /// Records staged at once while a batch is written.
 const STAGE_PARALLEL: usize = 8;
@@ -38,15 +106,43 @@ pub enum Incoming {
     Email(Bytes),
     /// Any other file; `file_name` is the name it had (sanitised before it is kept).
     Document {
-        bytes: Bytes,
+        content: Content,
         file_name: Option<String>,
+        given: Box<Given>,
     },
 }
 
 impl Incoming {
-    pub fn bytes(&self) -> &Bytes {
+    /// A document with nothing said about it but its name.
+    pub fn document(content: Content, file_name: Option<String>) -> Incoming {
+        Incoming::Document {
+            content,
+            file_name,
+            given: Box::default(),
+        }
+    }
+
+    /// How many bytes the item has.
+    pub fn len(&self) -> u64 {
         match self {
-            Incoming::Email(b) | Incoming::Document { bytes: b, .. } => b,
+            Incoming::Email(b) => b.len() as u64,
+            Incoming::Document { content, .. } => content.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The item's bytes when they are in memory (emails, small documents).
+    pub fn in_memory(&self) -> Option<&Bytes> {
+        match self {
+            Incoming::Email(b) => Some(b),
+            Incoming::Document {
+                content: Content::Memory(b),
+                ..
+            } => Some(b),
+            Incoming::Document { .. } => None,
         }
     }
 }
@@ -64,13 +160,13 @@ struct Prepared {
 
 /// Hashes an item on the blocking pool. (Emails are parsed later, and only if new.)
 async fn prepare(item: Incoming) -> Result<Prepared> {
-    let bytes = item.bytes().clone();
-    let sha = tokio::task::spawn_blocking(move || crate::store::codec::sha256_hex(&bytes))
-        .await
-        .map_err(|e| Error::Internal(format!("hash task: {e}")))?;
+    let sha = match &item {
+        Incoming::Email(b) => Content::Memory(b.clone()).sha256().await?,
+        Incoming::Document { content, .. } => content.sha256().await?,
+    };
     Ok(Prepared {
         sha,
-        size: item.bytes().len() as u64,
+        size: item.len(),
         is_email: matches!(item, Incoming::Email(_)),
         facts: MailFacts::default(),
         failed: None,
@@ -82,7 +178,7 @@ async fn prepare(item: Incoming) -> Result<Prepared> {
 struct Plan {
     index: usize,
     id: String,
-    bytes: Bytes,
+    content: Content,
     meta: NewRecord,
     attachments: Vec<(String, Bytes, NewRecord)>,
 }
@@ -94,7 +190,7 @@ impl Services {
         actor: &str,
         items: Vec<Incoming>,
         d: &IngestDefaults,
-    ) -> Vec<Result<EmailOutcome>> {
+    ) -> Vec<Result<ItemOutcome>> {
         // 1. Hash and parse on all cores.
         let count = items.len();
         let mut prepared: Vec<Prepared> = match futures::stream::iter(items)
@@ -116,12 +212,13 @@ impl Services {
         let n = prepared.len();
 
         // 2. Duplicates: bytes archived before, or earlier in this batch.
-        let mut out: Vec<Option<Result<EmailOutcome>>> = (0..n).map(|_| None).collect();
+        let mut out: Vec<Option<Result<ItemOutcome>>> = (0..n).map(|_| None).collect();
         let mut in_batch: HashMap<String, String> = HashMap::new();
         let mut ids: Vec<Option<String>> = Vec::with_capacity(n);
-        let mut outcomes: Vec<EmailOutcome> = Vec::with_capacity(n);
+        let mut outcomes: Vec<ItemOutcome> = Vec::with_capacity(n);
         for p in &prepared {
             let existing = match in_batch.get(&p.sha) {
+                _ if d.keep_copies => None,
                 Some(id) => Some(id.clone()),
                 None => self
                     .catalog
@@ -139,7 +236,7 @@ impl Services {
                     (id, true)
                 }
             };
-            outcomes.push(EmailOutcome {
+            outcomes.push(ItemOutcome {
                 id: id.clone(),
                 duplicate: !new,
                 sha256: p.sha.clone(),
@@ -149,7 +246,9 @@ impl Services {
                 related: vec![],
                 attachments: vec![],
                 auto_links: vec![],
+                ambiguous: vec![],
                 extraction_failed: p.failed.clone(),
+                archived: None,
             });
             ids.push(new.then_some(id));
         }
@@ -159,7 +258,7 @@ impl Services {
             .iter()
             .enumerate()
             .filter(|(i, p)| p.is_email && ids[*i].is_some())
-            .map(|(i, p)| (i, p.item.bytes().clone()))
+            .filter_map(|(i, p)| p.item.in_memory().map(|b| (i, b.clone())))
             .collect();
         let parsed: Vec<(usize, std::result::Result<MailFacts, String>)> =
             futures::stream::iter(to_parse)
@@ -209,7 +308,7 @@ impl Services {
         let _upload = self.archive.store().upload_guard().await;
         let staged = self.stage_all(actor, &plans).await;
         let mut to_commit: Vec<Staged> = Vec::new();
-        let mut owner: Vec<usize> = Vec::new();
+        let mut owner: Vec<(usize, bool)> = Vec::new();
         for (plan, (main, atts)) in plans.iter().zip(staged) {
             let o = &mut outcomes[plan.index];
             match main {
@@ -219,7 +318,7 @@ impl Services {
                 }
                 Ok(s) => {
                     to_commit.push(s);
-                    owner.push(plan.index);
+                    owner.push((plan.index, true));
                 }
             }
             let mut errors = Vec::new();
@@ -228,7 +327,7 @@ impl Services {
                     Ok(s) => {
                         o.attachments.push(s.archived.id.clone());
                         to_commit.push(s);
-                        owner.push(plan.index);
+                        owner.push((plan.index, false));
                     }
                     Err(e) => errors.push(format!(
                         "attachment {}: {e}",
@@ -248,13 +347,16 @@ impl Services {
         // 7. One commit for all of it.
         match self.archive.commit_staged(actor, to_commit).await {
             Ok(archived) => {
-                for a in &archived {
+                for (a, (i, own)) in archived.into_iter().zip(owner) {
                     self.catalog.put_record(&a.revision).await;
+                    if own {
+                        outcomes[i].archived = Some(a);
+                    }
                 }
             }
             Err(e) => {
                 let msg = e.to_string();
-                for i in owner {
+                for (i, _) in owner {
                     out[i] = Some(Err(Error::Internal(format!("batch not committed: {msg}"))));
                 }
             }
@@ -273,21 +375,28 @@ impl Services {
         prepared: &[Prepared],
         ids: &[Option<String>],
     ) -> HashMap<(usize, Option<usize>), Outcome> {
-        let mut jobs: Vec<(JobKey, Bytes, String, Option<String>)> = Vec::new();
+        let mut jobs: Vec<(JobKey, Content, String, Option<String>)> = Vec::new();
         for (i, (p, id)) in prepared.iter().zip(ids).enumerate() {
             if id.is_none() {
                 continue;
             }
             match &p.item {
-                Incoming::Document { bytes, file_name } => {
-                    let media = crate::record::guess_media_type(file_name.as_deref(), bytes);
-                    jobs.push(((i, None), bytes.clone(), media, file_name.clone()));
+                Incoming::Document {
+                    content,
+                    file_name,
+                    given,
+                } => {
+                    let media = match media_of(content, file_name.as_deref(), given) {
+                        Ok(m) => m,
+                        Err(_) => continue,
+                    };
+                    jobs.push(((i, None), content.clone(), media, file_name.clone()));
                 }
                 Incoming::Email(_) => {
                     for (k, a) in p.facts.attachments.iter().enumerate() {
                         jobs.push((
                             (i, Some(k)),
-                            a.bytes.clone(),
+                            Content::Memory(a.bytes.clone()),
                             a.media_type.clone(),
                             a.file_name.clone(),
                         ));
@@ -297,10 +406,12 @@ impl Services {
         }
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         futures::stream::iter(jobs)
-            .map(|(key, bytes, media, name)| async move {
+            .map(|(key, content, media, name)| async move {
                 (
                     key,
-                    self.extractor.extract(bytes, &media, name.as_deref()).await,
+                    self.extractor
+                        .extract_content(&content, &media, name.as_deref())
+                        .await,
                 )
             })
             .buffer_unordered(workers)
@@ -316,7 +427,7 @@ impl Services {
         p: Prepared,
         found: Found,
         d: &IngestDefaults,
-        o: &mut EmailOutcome,
+        o: &mut ItemOutcome,
     ) -> Result<Plan> {
         let mut parties: Vec<PartyLink> = Vec::new();
         for l in &d.parties {
@@ -327,23 +438,21 @@ impl Services {
             });
         }
         let facts = p.facts;
-        let recipients: Vec<String> = facts.to.iter().chain(&facts.cc).cloned().collect();
-        for (addrs, role) in [(&facts.from, "sender"), (&recipients, "recipient")] {
+        let given = match &p.item {
+            Incoming::Document { given, .. } => given.as_ref().clone(),
+            Incoming::Email(_) => Given::default(),
+        };
+        let senders: Vec<String> = facts.from.iter().chain(&given.from).cloned().collect();
+        let recipients: Vec<String> = facts
+            .to
+            .iter()
+            .chain(&facts.cc)
+            .chain(&given.to)
+            .cloned()
+            .collect();
+        for (addrs, role) in [(&senders, "sender"), (&recipients, "recipient")] {
             for found in self.catalog.match_emails(addrs).await {
-                if let [one] = found.parties.as_slice()
-                    && !parties.iter().any(|l| l.party == *one && l.role == role)
-                {
-                    parties.push(PartyLink {
-                        party: one.clone(),
-                        role: role.into(),
-                        reason: Some(found.reason.clone()),
-                    });
-                    o.auto_links.push(crate::catalog::LinkBrief {
-                        party: one.clone(),
-                        role: role.into(),
-                        reason: Some(found.reason),
-                    });
-                }
+                link(&mut parties, o, found, role);
             }
         }
         let mut failures: Vec<String> = Vec::new();
@@ -365,8 +474,13 @@ impl Services {
         if let Some(f) = &p.failed {
             put("extraction", format!("extraction failed: {f}"));
         }
-        let date = facts.date.map(|d| d.date_naive());
-        let senders = rules::domains(&facts.from);
+        for (k, v) in given.extra {
+            put(&k, v);
+        }
+        let date = given
+            .document_date
+            .or_else(|| facts.date.map(|d| d.date_naive()));
+        let senders = rules::domains(&senders);
 
         // The item's own record.
         let (bytes, mut meta, mut embedded, own_invoice) = match p.item {
@@ -387,11 +501,17 @@ impl Services {
                     cases: d.cases.clone(),
                     extra,
                 };
-                (raw, meta, vec![], None)
+                (Content::Memory(raw), meta, vec![], None)
             }
-            Incoming::Document { bytes, file_name } => {
-                let media = crate::record::guess_media_type(file_name.as_deref(), &bytes);
+            Incoming::Document {
+                content,
+                file_name,
+                given: g,
+            } => {
+                let media = media_of(&content, file_name.as_deref(), &g)?;
                 let mut meta = NewRecord {
+                    title: g.title.clone(),
+                    document_date: date,
                     file_name: file_name.map(|n| mail::sanitize_file_name(&n)),
                     media_type: Some(media),
                     parties: parties.clone(),
@@ -400,9 +520,59 @@ impl Services {
                     ..Default::default()
                 };
                 let (invoice, embedded) = apply(found.own, &mut meta, &mut failures, None);
-                (bytes, meta, embedded, invoice)
+                if meta.document_date.is_none() {
+                    meta.document_date = invoice
+                        .as_ref()
+                        .and_then(|i| i.issue_date.as_deref())
+                        .and_then(invoice_date);
+                }
+                (content, meta, embedded, invoice)
             }
         };
+        crate::archive::check_new(&meta)?;
+
+        // An e-invoice names its seller and buyer by VAT ID.
+        if let Some(inv) = &own_invoice {
+            for (vat, role, who) in [
+                (&inv.seller_vat, "sender", "seller"),
+                (&inv.buyer_vat, "recipient", "buyer"),
+            ] {
+                if let Some(vat) = vat {
+                    for mut found in self.catalog.match_identifiers(vat, false).await {
+                        found.reason = format!("the e-invoice's {who} VAT ID {vat}");
+                        link(&mut parties, o, found, role);
+                    }
+                }
+            }
+        }
+        // Identifiers: in the title, file name and subject any known number; in the text
+        // only VAT IDs and numbers a label names ("Kundennummer 10042").
+        let named = format!(
+            "{} {} {}",
+            meta.title.as_deref().unwrap_or_default(),
+            meta.file_name.as_deref().unwrap_or_default(),
+            facts.subject.as_deref().unwrap_or_default()
+        );
+        let mut found_ids = self.catalog.match_identifiers(&named, false).await;
+        let own_text = meta.extra.get("text").map(String::as_str);
+        let body = if p.is_email {
+            facts.text.as_str()
+        } else {
+            own_text.unwrap_or_default()
+        };
+        for m in self.catalog.match_identifiers(body, true).await {
+            if !found_ids.iter().any(|f| f.evidence == m.evidence) {
+                found_ids.push(m);
+            }
+        }
+        for found in found_ids {
+            link(&mut parties, o, found, "mentioned");
+        }
+        for l in &parties {
+            if !meta.parties.contains(l) {
+                meta.parties.push(l.clone());
+            }
+        }
 
         // Attachments: records of their own, each with its text and facts.
         let mut attachments: Vec<(String, Bytes, NewRecord)> = Vec::new();
@@ -505,10 +675,47 @@ impl Services {
         Ok(Plan {
             index,
             id,
-            bytes,
+            content: bytes,
             meta,
             attachments,
         })
+    }
+
+    /// A new content version of record `id`, read like any upload: its text and
+    /// e-invoice facts replace those of the old content (class, links and retention stay
+    /// as they are; an amendment changes those).
+    pub async fn new_content(
+        &self,
+        actor: &str,
+        id: &str,
+        content: Content,
+        mut meta: crate::archive::NewContent,
+    ) -> Result<crate::record::RecordRevision> {
+        let prev = self.archive.latest(id).await?;
+        if prev.tombstone.is_some() {
+            return Err(Error::Disposed { id: id.to_string() });
+        }
+        let file_name = meta.file_name.clone().or(prev.content.file_name.clone());
+        let given = Given {
+            media_type: meta.media_type.clone(),
+            ..Default::default()
+        };
+        let media = media_of(&content, file_name.as_deref(), &given)?;
+        meta.media_type = Some(media.clone());
+        let outcome = self
+            .extractor
+            .extract_content(&content, &media, file_name.as_deref())
+            .await;
+        let mut found = NewRecord::default();
+        let mut failures = Vec::new();
+        apply(outcome, &mut found, &mut failures, None);
+        meta.facts = Some(found.extra);
+        let r = self
+            .archive
+            .amend_content(actor, id, content.stream().await?, meta)
+            .await?;
+        self.catalog.put_record(&r).await;
+        Ok(r)
     }
 
     /// A record for a file carried inside another (the XML of a ZUGFeRD PDF), kept as an
@@ -585,21 +792,29 @@ impl Services {
     /// Stages every record of `plans`, `STAGE_PARALLEL` at a time; per plan, the result of
     /// its own record and of each attachment.
     async fn stage_all(&self, actor: &str, plans: &[Plan]) -> Vec<StagedPlan> {
-        let jobs: Vec<(usize, Option<usize>, String, Bytes, NewRecord)> = plans
+        let jobs: Vec<(usize, Option<usize>, String, Content, NewRecord)> = plans
             .iter()
             .enumerate()
             .flat_map(|(i, p)| {
-                std::iter::once((i, None, p.id.clone(), p.bytes.clone(), p.meta.clone())).chain(
+                std::iter::once((i, None, p.id.clone(), p.content.clone(), p.meta.clone())).chain(
                     p.attachments
                         .iter()
                         .enumerate()
-                        .map(move |(k, (id, b, m))| (i, Some(k), id.clone(), b.clone(), m.clone())),
+                        .map(move |(k, (id, b, m))| {
+                            (
+                                i,
+                                Some(k),
+                                id.clone(),
+                                Content::Memory(b.clone()),
+                                m.clone(),
+                            )
+                        }),
                 )
             })
             .collect();
         let results: Vec<(usize, Option<usize>, Result<Staged>)> = futures::stream::iter(jobs)
-            .map(|(i, k, id, bytes, meta)| async move {
-                (i, k, self.archive.stage(actor, id, bytes, meta).await)
+            .map(|(i, k, id, content, meta)| async move {
+                (i, k, self.archive.stage(actor, id, content, meta).await)
             })
             .buffer_unordered(STAGE_PARALLEL)
             .collect()
@@ -706,3 +921,54 @@ fn apply(
 
 /// Staging results of one plan: its own record, then each attachment.
 type StagedPlan = (Result<Staged>, Vec<Result<Staged>>);
+
+/// The media type of a document: the caller's (checked), else sniffed from its first
+/// bytes and name.
+fn media_of(content: &Content, file_name: Option<&str>, given: &Given) -> Result<String> {
+    match &given.media_type {
+        Some(m) => crate::archive::validate_media_type(m),
+        None => Ok(crate::record::guess_media_type(
+            file_name,
+            &content.head(8192)?,
+        )),
+    }
+}
+
+/// An e-invoice's issue date (`YYYY-MM-DD` or CII's `YYYYMMDD`).
+fn invoice_date(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(s, "%Y%m%d"))
+        .ok()
+}
+
+/// Links the one party `found` names (with `role`, the reason as evidence) unless it is
+/// linked so already; evidence naming several parties is reported, not linked.
+fn link(parties: &mut Vec<PartyLink>, o: &mut ItemOutcome, found: Match, role: &str) {
+    match found.parties.as_slice() {
+        [one] => {
+            // "Mentioned" adds nothing to a party linked in any role.
+            if parties
+                .iter()
+                .any(|l| l.party == *one && (l.role == role || role == "mentioned"))
+            {
+                return;
+            }
+            parties.push(PartyLink {
+                party: one.clone(),
+                role: role.into(),
+                reason: Some(found.reason.clone()),
+            });
+            o.auto_links.push(LinkBrief {
+                party: one.clone(),
+                role: role.into(),
+                reason: Some(found.reason),
+            });
+        }
+        [] => {}
+        _ => {
+            if !o.ambiguous.iter().any(|m| m.evidence == found.evidence) {
+                o.ambiguous.push(found);
+            }
+        }
+    }
+}

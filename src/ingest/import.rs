@@ -14,9 +14,9 @@ use std::time::Instant;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::archive::NewRecord;
-use crate::ingest::batch::Incoming;
-use crate::service::{IngestDefaults, Services};
+use crate::ingest::batch::{Incoming, IngestDefaults, ItemOutcome};
+use crate::ingest::content::Content;
+use crate::service::Services;
 
 /// Told how an import advances (a progress bar, a job's view).
 pub trait Progress: Send + Sync {
@@ -35,11 +35,16 @@ impl Progress for Quiet {}
 /// What an import did.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Summary {
+    /// Items archived (with or without warnings).
     pub archived: u64,
+    /// Items whose bytes were archived before: nothing written.
     pub duplicates: u64,
-    /// Items archived without text (extraction failed) or not archived at all.
+    /// Items *not* archived (unreadable, refused, a failed commit): see `failures`.
     pub failed: u64,
-    pub failures: Vec<Failure>,
+    pub failures: Vec<ItemProblem>,
+    /// Items archived, but with a problem reading them (an extraction that failed, a
+    /// message the parser could not read, an attachment without text), each named.
+    pub warnings: Vec<ItemProblem>,
     pub bytes: u64,
     pub seconds: f64,
     pub dry_run: bool,
@@ -47,12 +52,11 @@ pub struct Summary {
     pub interrupted: bool,
 }
 
+/// One item and what went wrong with it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Failure {
+pub struct ItemProblem {
     pub item: String,
     pub reason: String,
-    /// Whether the original was archived all the same.
-    pub archived: bool,
 }
 
 enum Kind {
@@ -169,7 +173,7 @@ pub async fn run(
                 let raw = match std::fs::read(f) {
                     Ok(r) => r,
                     Err(e) => {
-                        fail(&mut s, &name, e.to_string(), false);
+                        fail(&mut s, &name, e.to_string());
                         continue;
                     }
                 };
@@ -182,7 +186,7 @@ pub async fn run(
                 let file = match std::fs::File::open(f) {
                     Ok(file) => file,
                     Err(e) => {
-                        fail(&mut s, &name, e.to_string(), false);
+                        fail(&mut s, &name, e.to_string());
                         continue;
                     }
                 };
@@ -203,37 +207,37 @@ pub async fn run(
                             batches.add(Incoming::Email(raw.into()), item, &mut s).await;
                             items += 1;
                         }
-                        Err(e) => fail(&mut s, &item, e, false),
+                        Err(e) => fail(&mut s, &item, e),
                     }
                     if i.is_multiple_of(64) {
                         progress.advance(0, items);
                     }
                 }
             }
+            Kind::Document if dry_run => {
+                dry_document(svc, f, &name, &mut s).await;
+                items += 1;
+            }
             Kind::Document => {
+                // Small files are read at once; larger ones stay on disk and are read
+                // in chunks wherever their bytes go (hash, extraction, blob).
                 let small = std::fs::metadata(f)
                     .is_ok_and(|m| m.len() <= crate::store::blob::INLINE_LIMIT as u64);
-                if small && !dry_run {
-                    match std::fs::read(f) {
-                        Ok(bytes) => {
-                            let file_name = f.file_name().map(|n| n.to_string_lossy().into_owned());
-                            batches
-                                .add(
-                                    Incoming::Document {
-                                        bytes: bytes.into(),
-                                        file_name,
-                                    },
-                                    name.clone(),
-                                    &mut s,
-                                )
-                                .await;
-                        }
-                        Err(e) => fail(&mut s, &name, e.to_string(), false),
-                    }
+                let content = if small {
+                    std::fs::read(f)
+                        .map(|b| Content::Memory(b.into()))
+                        .map_err(|e| crate::error::Error::io(f.display(), e))
                 } else {
-                    // Large files stream from disk, one at a time.
-                    batches.settle(&mut s).await;
-                    document(svc, actor, d, dry_run, f, &name, &mut s).await;
+                    Content::file(f)
+                };
+                match content {
+                    Ok(content) => {
+                        let file_name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+                        batches
+                            .add(Incoming::document(content, file_name), name.clone(), &mut s)
+                            .await;
+                    }
+                    Err(e) => fail(&mut s, &name, e.to_string()),
                 }
                 items += 1;
             }
@@ -249,12 +253,20 @@ pub async fn run(
     Ok(s)
 }
 
-fn fail(s: &mut Summary, item: &str, reason: String, archived: bool) {
+/// An item that was not archived.
+fn fail(s: &mut Summary, item: &str, reason: String) {
     s.failed += 1;
-    s.failures.push(Failure {
+    s.failures.push(ItemProblem {
         item: item.to_string(),
         reason,
-        archived,
+    });
+}
+
+/// An item archived with a problem.
+fn warn(s: &mut Summary, item: &str, reason: String) {
+    s.warnings.push(ItemProblem {
+        item: item.to_string(),
+        reason,
     });
 }
 
@@ -273,7 +285,7 @@ struct Pending {
 
 impl Pending {
     fn push(&mut self, item: Incoming, name: String) {
-        self.bytes += item.bytes().len();
+        self.bytes += item.in_memory().map_or(0, |b| b.len());
         self.items.push((item, name));
     }
 
@@ -289,7 +301,7 @@ pub fn rate(items: u64, started: Instant) -> String {
 
 /// A batch being archived in the background: its task, and per item its name and size.
 type InFlight = (
-    tokio::task::JoinHandle<Vec<crate::error::Result<crate::service::EmailOutcome>>>,
+    tokio::task::JoinHandle<Vec<crate::error::Result<ItemOutcome>>>,
     Vec<String>,
     Vec<u64>,
 );
@@ -329,16 +341,16 @@ impl Batcher<'_> {
                             s.archived += 1;
                             s.bytes += len;
                             if let Some(reason) = o.extraction_failed {
-                                fail(s, &name, format!("extraction failed: {reason}"), true);
+                                warn(s, &name, format!("extraction failed: {reason}"));
                             }
                         }
-                        Err(e) => fail(s, &name, e.to_string(), false),
+                        Err(e) => fail(s, &name, e.to_string()),
                     }
                 }
             }
             Err(e) => {
                 for name in names {
-                    fail(s, &name, format!("batch task: {e}"), false);
+                    fail(s, &name, format!("batch task: {e}"));
                 }
             }
         }
@@ -356,7 +368,7 @@ impl Batcher<'_> {
         if items.is_empty() {
             return;
         }
-        let lens: Vec<u64> = items.iter().map(|i| i.bytes().len() as u64).collect();
+        let lens: Vec<u64> = items.iter().map(Incoming::len).collect();
         if self.dry_run {
             let mut seen = std::collections::HashSet::new();
             for ((item, name), len) in items.into_iter().zip(names).zip(lens) {
@@ -371,7 +383,7 @@ impl Batcher<'_> {
                 s.archived += 1;
                 s.bytes += len;
                 if let Err(reason) = crate::ingest::mail::parse(&raw) {
-                    fail(s, &name, format!("extraction failed: {reason}"), true);
+                    warn(s, &name, format!("extraction failed: {reason}"));
                 }
             }
             return;
@@ -382,43 +394,16 @@ impl Batcher<'_> {
     }
 }
 
-async fn document(
-    svc: &Services,
-    actor: &str,
-    d: &IngestDefaults,
-    dry_run: bool,
-    path: &Path,
-    item: &str,
-    s: &mut Summary,
-) {
+/// A dry run's look at a document: would it be archived, or is it a duplicate?
+async fn dry_document(svc: &Services, path: &Path, item: &str, s: &mut Summary) {
     let (sha, len) = match sha256_file(path) {
         Ok(x) => x,
-        Err(e) => return fail(s, item, e.to_string(), false),
+        Err(e) => return fail(s, item, e.to_string()),
     };
     if !svc.catalog.records_with_sha(&sha).await.is_empty() {
         s.duplicates += 1;
         return;
     }
-    if dry_run {
-        s.archived += 1;
-        s.bytes += len;
-        return;
-    }
-    let meta = NewRecord {
-        class: d.class.clone(),
-        parties: d.parties.clone(),
-        cases: d.cases.clone(),
-        file_name: path
-            .file_name()
-            .map(|n| crate::ingest::mail::sanitize_file_name(&n.to_string_lossy())),
-        ..Default::default()
-    };
-    match svc.archive.archive_file(actor, path, meta).await {
-        Ok(a) => {
-            svc.catalog.put_record(&a.revision).await;
-            s.archived += 1;
-            s.bytes += len;
-        }
-        Err(e) => fail(s, item, e.to_string(), false),
-    }
+    s.archived += 1;
+    s.bytes += len;
 }

@@ -2,6 +2,7 @@
 //! original; what parsing yields (headers, thread, text, attachments) is additional.
 
 pub mod batch;
+pub mod content;
 pub mod import;
 pub mod mail;
 pub mod mbox;

@@ -8,6 +8,12 @@ use std::io::Write;
 /// A one-page PDF whose text layer holds `lines` (Helvetica, WinAnsi: Latin-1 text).
 /// With `embedded = Some((name, bytes))` the file is attached as an associated file.
 pub fn pdf(lines: &[&str], embedded: Option<(&str, &[u8])>) -> Vec<u8> {
+    pdf_padded(lines, embedded, 0)
+}
+
+/// Like [`pdf`], with an image of `padding` bytes on the page's resources (not drawn):
+/// a large PDF whose text is still on its first page.
+pub fn pdf_padded(lines: &[&str], embedded: Option<(&str, &[u8])>, padding: usize) -> Vec<u8> {
     let mut content = String::from("BT /F1 11 Tf 60 780 Td 14 TL\n");
     for l in lines {
         let esc: String = l
@@ -32,10 +38,18 @@ pub fn pdf(lines: &[&str], embedded: Option<(&str, &[u8])>) -> Vec<u8> {
     };
     objects.push(format!("<< /Type /Catalog /Pages 2 0 R{names} >>").into_bytes());
     objects.push(b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec());
+    let image = if embedded.is_some() { 8 } else { 6 };
+    let xobject = if padding > 0 {
+        format!(" /XObject << /Pad {image} 0 R >>")
+    } else {
+        String::new()
+    };
     objects.push(
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R \
-/Resources << /Font << /F1 5 0 R >> >> >>"
-            .to_vec(),
+        format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R \
+/Resources << /Font << /F1 5 0 R >>{xobject} >> >>"
+        )
+        .into_bytes(),
     );
     let mut stream = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
     stream.extend_from_slice(&content);
@@ -61,6 +75,20 @@ pub fn pdf(lines: &[&str], embedded: Option<(&str, &[u8])>) -> Vec<u8> {
             )
             .into_bytes(),
         );
+    }
+    if padding > 0 {
+        // A grey image `padding` bytes large, one row of 1000 pixels per 1000 bytes.
+        let height = padding.div_ceil(1000);
+        let mut s = format!(
+            "<< /Type /XObject /Subtype /Image /Width 1000 /Height {height} \
+/ColorSpace /DeviceGray /BitsPerComponent 8 /Length {} >>\nstream\n",
+            height * 1000
+        )
+        .into_bytes();
+        s.reserve(height * 1000 + 16);
+        s.extend((0..height * 1000).map(|i| (i % 251) as u8));
+        s.extend_from_slice(b"\nendstream");
+        objects.push(s);
     }
     let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
     let mut offsets = Vec::new();
