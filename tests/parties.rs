@@ -744,3 +744,57 @@ async fn identifiers_in_metadata_point_to_their_party() {
         1
     );
 }
+
+/// An ERP export as German Excel writes it: `;`-separated, Windows-1252, German headers
+/// mapped to ours, a quoted address with a line break and a `;` in it, CRLF lines.
+#[tokio::test]
+async fn a_german_excel_csv_imports_into_the_right_parties() {
+    let s = services("memory://").await;
+    let text = "Kundennummer;Firma;Straße;PLZ;Ort;USt-IdNr.;E-Mail\r\n\
+K-2001;Müller Maschinenbau GmbH;\"Hauptstraße 5\r\nHinterhaus; 2. OG\";80331;München;DE111222333;info@mueller-mb.de\r\n\
+K-2002;Bäckerei Weiß;Große Straße 1;50667;Köln;;\r\n";
+    let (cp1252, _, unmappable) = encoding_rs::WINDOWS_1252.encode(text);
+    assert!(!unmappable);
+    let mapping = import::parse_mapping(Some(
+        "Kundennummer:customer_number,Firma:name,Straße:street,PLZ:postcode,Ort:city,\
+         USt-IdNr.:vat_id,E-Mail:email",
+    ))
+    .unwrap();
+    for bytes in [
+        cp1252.to_vec(),
+        text.as_bytes().to_vec(),
+        [b"\xef\xbb\xbf".as_slice(), text.as_bytes()].concat(),
+    ] {
+        let (rows, errors) = import::parse_csv(&bytes, &mapping);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].1["name"], "Müller Maschinenbau GmbH");
+        assert_eq!(rows[0].1["street"], "Hauptstraße 5\r\nHinterhaus; 2. OG");
+        assert_eq!(rows[1].1["city"], "Köln");
+    }
+    let (rows, errors) = import::parse_csv(&cp1252, &mapping);
+    let report = import::import_rows(&s.parties, &s.catalog, "t", rows, errors).await;
+    assert_eq!(report.created.len(), 2, "{:?}", report.errors);
+    let m = s.catalog.find("vat:DE111222333").await;
+    assert_eq!(m.len(), 1);
+    let p = s.parties.get(&m[0]).await.unwrap();
+    assert_eq!(p.data.name, "Müller Maschinenbau GmbH");
+    assert_eq!(p.data.addresses[0].city.as_deref(), Some("München"));
+    let weiss = s.catalog.find("customer:K-2002").await;
+    let p = s.parties.get(&weiss[0]).await.unwrap();
+    assert_eq!(p.data.name, "Bäckerei Weiß");
+    // Found by a name prefix, typed with the umlaut or without.
+    for prefix in ["Bäck", "baeck"] {
+        assert!(
+            s.catalog
+                .list(&akte::catalog::PartyFilter {
+                    name_prefix: Some(prefix.into()),
+                    ..Default::default()
+                })
+                .await
+                .iter()
+                .any(|b| b.id == weiss[0]),
+            "{prefix}"
+        );
+    }
+}

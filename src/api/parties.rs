@@ -452,7 +452,7 @@ async fn import_parties(
     caller.require(roles::INGEST)?;
     state.catalog_ready().await?;
     let p = Params::parse(req.uri().query(), &["map"])?;
-    let mapping = parse_mapping(p.string("map").as_deref())?;
+    let mapping = import::parse_mapping(p.string("map").as_deref())?;
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -482,24 +482,6 @@ async fn import_parties(
     )
     .await;
     Ok(axum::Json(report))
-}
-
-/// Parses `a:b,c:d` into a column mapping.
-pub fn parse_mapping(s: Option<&str>) -> ApiResult<std::collections::HashMap<String, String>> {
-    let mut m = std::collections::HashMap::new();
-    for pair in s.unwrap_or("").split(',').filter(|p| !p.trim().is_empty()) {
-        let (a, b) = pair
-            .split_once([':', '='])
-            .ok_or_else(|| ApiError::invalid("map", format!("{pair:?} is not source:target")))?;
-        if !import::COLUMNS.contains(&b.trim()) {
-            return Err(ApiError::invalid(
-                "map",
-                format!("{:?} is not a known column", b.trim()),
-            ));
-        }
-        m.insert(a.trim().to_string(), b.trim().to_string());
-    }
-    Ok(m)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

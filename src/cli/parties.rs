@@ -269,8 +269,7 @@ pub async fn party(
         PartyCommand::Import { file, map } => {
             svc.load().await?;
             let bytes = std::fs::read(&file).with_context(|| file.display().to_string())?;
-            let mapping = crate::api::parties::parse_mapping(map.as_deref())
-                .map_err(|e| anyhow::anyhow!("--map: {}", e.detail))?;
+            let mapping = import::parse_mapping(map.as_deref()).context("--map")?;
             let is_json = file
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("json"));

@@ -181,7 +181,7 @@ fn extract_unguarded(bytes: &[u8], kind: Kind) -> Result<Extracted, String> {
             ..Default::default()
         },
         Kind::Html => Extracted {
-            text: super::strip_tags(&decode_text(bytes)),
+            text: super::html_text(&decode_text(bytes)),
             ..Default::default()
         },
         Kind::Xml => xml(bytes)?,
@@ -554,25 +554,38 @@ fn cii_date(v: &str) -> String {
     }
 }
 
-/// Text of an RTF document: control words and destinations dropped, `\'hh` decoded as
-/// Windows-1252, `\uN` as Unicode, `\par`/`\line` as line breaks.
+/// Text of an RTF document: control words and destinations dropped, `\par`/`\line` as
+/// line breaks. Bytes given as `\'hh` (and raw 8-bit bytes) are decoded in the
+/// document's code page (`\ansicpg`, default Windows-1252; multi-byte pages such as 932
+/// decode byte runs together); `\uN` is Unicode, followed by `\ucN` fallback characters
+/// (default 1, scoped to the group) that are skipped; `\binN` skips N bytes of binary.
 pub fn rtf(bytes: &[u8]) -> String {
     let mut out = String::new();
+    let mut encoding: &'static encoding_rs::Encoding = encoding_rs::WINDOWS_1252;
+    // Bytes waiting to be decoded together (a run of `\'hh`).
+    let mut pending: Vec<u8> = Vec::new();
+    let flush = |pending: &mut Vec<u8>, out: &mut String, enc: &'static encoding_rs::Encoding| {
+        if !pending.is_empty() {
+            let (s, _) = enc.decode_without_bom_handling(pending);
+            out.push_str(&s);
+            pending.clear();
+        }
+    };
     let mut i = 0;
     // Group depth at which an ignored destination started, if inside one.
     let mut skip_from: Option<usize> = None;
     let mut depth = 0usize;
+    // `\ucN` of each open group; fallback characters still to skip after a `\uN`.
+    let mut uc: Vec<usize> = vec![1];
     let mut uc_skip = 0usize;
-    let cp1252 = |b: u8| {
-        let one = [b];
-        let (s, _, _) = encoding_rs::WINDOWS_1252.decode(&one);
-        s.into_owned()
-    };
     while i < bytes.len() {
         let b = bytes[i];
         match b {
             b'{' => {
+                flush(&mut pending, &mut out, encoding);
                 depth += 1;
+                uc.push(uc.last().copied().unwrap_or(1));
+                uc_skip = 0;
                 i += 1;
                 // `{\*\dest …}` and the tables are not text.
                 let rest = &bytes[i..bytes.len().min(i + 12)];
@@ -588,10 +601,15 @@ pub fn rtf(bytes: &[u8]) -> String {
                 }
             }
             b'}' => {
+                flush(&mut pending, &mut out, encoding);
                 if skip_from == Some(depth) {
                     skip_from = None;
                 }
                 depth = depth.saturating_sub(1);
+                if uc.len() > 1 {
+                    uc.pop();
+                }
+                uc_skip = 0;
                 i += 1;
             }
             b'\\' => {
@@ -607,12 +625,18 @@ pub fn rtf(bytes: &[u8]) -> String {
                     if skip_from.is_none()
                         && let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(hex), 16)
                     {
-                        out.push_str(&cp1252(v));
+                        pending.push(v);
                     }
                     continue;
                 }
+                flush(&mut pending, &mut out, encoding);
                 if !c.is_ascii_alphabetic() {
                     // An escaped symbol: \\ \{ \} or \~ (non-breaking space).
+                    i += 1;
+                    if uc_skip > 0 {
+                        uc_skip -= 1;
+                        continue;
+                    }
                     if skip_from.is_none() {
                         match c {
                             b'~' => out.push(' '),
@@ -620,7 +644,6 @@ pub fn rtf(bytes: &[u8]) -> String {
                             _ => {}
                         }
                     }
-                    i += 1;
                     continue;
                 }
                 let start = i;
@@ -641,10 +664,32 @@ pub fn rtf(bytes: &[u8]) -> String {
                 if i < bytes.len() && bytes[i] == b' ' {
                     i += 1;
                 }
-                if skip_from.is_some() {
+                if word == b"bin" {
+                    // Binary data: skipped whatever it contains, also in a destination.
+                    let n = usize::try_from(num.unwrap_or(0)).unwrap_or(0);
+                    i = i.saturating_add(n).min(bytes.len());
+                    continue;
+                }
+                if uc_skip > 0 {
+                    // A control word stands for one fallback character too.
+                    uc_skip -= 1;
                     continue;
                 }
                 match word {
+                    b"ansicpg" => {
+                        if let Some(enc) = num
+                            .and_then(|n| u16::try_from(n).ok())
+                            .and_then(codepage::to_encoding)
+                        {
+                            encoding = enc;
+                        }
+                    }
+                    b"uc" => {
+                        if let (Some(n), Some(top)) = (num, uc.last_mut()) {
+                            *top = usize::try_from(n).unwrap_or(0).min(16);
+                        }
+                    }
+                    _ if skip_from.is_some() => {}
                     b"par" | b"line" | b"row" | b"page" => out.push('\n'),
                     b"tab" | b"cell" => out.push('\t'),
                     b"u" => {
@@ -653,7 +698,7 @@ pub fn rtf(bytes: &[u8]) -> String {
                             if let Some(ch) = u32::try_from(code).ok().and_then(char::from_u32) {
                                 out.push(ch);
                             }
-                            uc_skip = 1;
+                            uc_skip = uc.last().copied().unwrap_or(1);
                         }
                     }
                     _ => {}
@@ -661,15 +706,22 @@ pub fn rtf(bytes: &[u8]) -> String {
             }
             b'\r' | b'\n' => i += 1,
             _ => {
+                i += 1;
                 if uc_skip > 0 {
                     uc_skip -= 1;
                 } else if skip_from.is_none() {
-                    out.push(b as char);
+                    if b.is_ascii() {
+                        flush(&mut pending, &mut out, encoding);
+                        out.push(b as char);
+                    } else {
+                        // A raw 8-bit byte: in the code page, like `\'hh`.
+                        pending.push(b);
+                    }
                 }
-                i += 1;
             }
         }
     }
+    flush(&mut pending, &mut out, encoding);
     out
 }
 
@@ -683,6 +735,26 @@ mod tests {
         let data = include_bytes!("../../fuzz/regressions/document/pdf-abort-1");
         let e = extract(&data[1..], Kind::Pdf).unwrap_err();
         assert!(e.contains("parser failed"), "{e}");
+    }
+
+    #[test]
+    fn rtf_honours_its_code_page_unicode_fallbacks_and_binary() {
+        // Windows-1252 by default.
+        assert_eq!(rtf(br"{\rtf1\ansi Stra\'dfe}"), "Straße");
+        // \ansicpg1251: Cyrillic.
+        assert_eq!(
+            rtf(br"{\rtf1\ansi\ansicpg1251 \'cc\'ee\'f1\'ea\'e2\'e0}"),
+            "Москва"
+        );
+        // \ansicpg932: Shift-JIS byte pairs decode together.
+        assert_eq!(rtf(br"{\rtf1\ansi\ansicpg932 \'93\'fa\'96\'7b}"), "日本");
+        // \uc2: two fallback characters after each \u, and \uc is scoped to its group.
+        assert_eq!(rtf(br"{\rtf1{\uc2\u246 oe}\u252 u}"), "öü");
+        assert_eq!(rtf(br"{\rtf1\uc0\u8364 EUR}"), "€EUR");
+        // A \'hh fallback counts as one character.
+        assert_eq!(rtf(br"{\rtf1\u228\'e4x}"), "äx");
+        // \binN: N raw bytes skipped, braces and backslashes in them included.
+        assert_eq!(rtf(b"{\\rtf1 vor \\bin5 {\\}}x nach}"), "vor  nach");
     }
 
     #[test]

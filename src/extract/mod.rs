@@ -61,53 +61,74 @@ pub fn text_of(media_type: &str, bytes: &[u8]) -> String {
     }
     let s = String::from_utf8_lossy(bytes);
     if media_type.eq_ignore_ascii_case("text/html") {
-        strip_tags(&s)
+        html_text(&s)
     } else {
         s.into_owned()
     }
 }
 
-/// Drops tags, `<script>`/`<style>` bodies and decodes the common entities.
-pub fn strip_tags(html: &str) -> String {
-    let mut out = String::with_capacity(html.len() / 2);
-    let lower = html.to_ascii_lowercase();
-    let mut i = 0;
-    let b = html.as_bytes();
-    while i < b.len() {
-        if b[i] == b'<' {
-            let rest = &lower[i..];
-            let skip_to = if rest.starts_with("<script") {
-                rest.find("</script>").map(|p| p + 9)
-            } else if rest.starts_with("<style") {
-                rest.find("</style>").map(|p| p + 8)
-            } else {
-                rest.find('>').map(|p| p + 1)
-            };
-            match skip_to {
-                Some(n) => {
-                    i += n;
-                    out.push(' ');
-                }
-                None => break,
+/// The text of an HTML document or email body, for search and snippets: html2text's
+/// plain rendering (entities decoded, `<script>`/`<style>` dropped, block elements as
+/// line breaks, table cells kept together), no link footnotes or decoration.
+///
+/// The renderer recurses over the element tree, so hostile nesting could exhaust a
+/// thread's stack, which no `catch_unwind` catches: it runs on a thread of its own with
+/// a stack sized for the nesting this input can have, and elements nested deeper than
+/// [`MAX_HTML_NESTING`] are flattened first.
+pub fn html_text(html: &str) -> String {
+    let html = flatten_deep(html, MAX_HTML_NESTING);
+    let job = move || {
+        html2text::config::plain_no_decorate()
+            .raw_mode(true)
+            .no_link_wrapping()
+            .allow_width_overflow()
+            .string_from_read(html.as_bytes(), 200)
+            .unwrap_or_default()
+    };
+    std::thread::Builder::new()
+        .name("html-text".into())
+        .stack_size(HTML_STACK)
+        .spawn(job)
+        .ok()
+        .and_then(|t| t.join().ok())
+        .unwrap_or_default()
+}
+
+/// Elements nested deeper than this are flattened before rendering.
+pub const MAX_HTML_NESTING: usize = 512;
+/// Stack of the rendering thread: ample for [`MAX_HTML_NESTING`] levels.
+const HTML_STACK: usize = 64 * 1024 * 1024;
+
+/// Drops the tags that would open an element deeper than `max` levels (their text
+/// stays): the nesting a renderer sees is bounded whatever the input.
+fn flatten_deep(html: &str, max: usize) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut depth = 0usize;
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let tag = &rest[open..];
+        let end = tag.find('>').map_or(tag.len(), |e| e + 1);
+        let t = &tag[..end];
+        let closing = t.starts_with("</");
+        let self_closing = t.ends_with("/>") || t.starts_with("<!") || t.starts_with("<?");
+        if closing {
+            if depth <= max {
+                out.push_str(t);
             }
+            depth = depth.saturating_sub(1);
+        } else if self_closing {
+            out.push_str(t);
         } else {
-            let next = html[i..].find('<').map_or(html.len(), |p| i + p);
-            out.push_str(&html[i..next]);
-            i = next;
+            depth += 1;
+            if depth <= max {
+                out.push_str(t);
+            }
         }
+        rest = &tag[end..];
     }
-    out.replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&auml;", "ä")
-        .replace("&ouml;", "ö")
-        .replace("&uuml;", "ü")
-        .replace("&Auml;", "Ä")
-        .replace("&Ouml;", "Ö")
-        .replace("&Uuml;", "Ü")
-        .replace("&szlig;", "ß")
-        .replace("&amp;", "&")
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -116,11 +137,29 @@ mod tests {
 
     #[test]
     fn html_loses_tags_and_scripts() {
-        let t = strip_tags("<p>Sehr <b>geehrte</b> Frau M&uuml;ller</p><script>x()</script>ok");
+        let t = html_text("<p>Sehr <b>geehrte</b> Frau M&uuml;ller</p><script>x()</script>ok");
         assert!(t.contains("Sehr"));
         assert!(t.contains("geehrte"));
         assert!(t.contains("Müller"));
         assert!(!t.contains("x()"));
         assert!(t.contains("ok"));
+        // Entities beyond the common few, tables, styles and comments.
+        let t = html_text(
+            "<html><head><style>p{color:red}</style></head><body><!-- intern -->\
+             <table><tr><td>Preis&#x3a;</td><td>12&nbsp;&euro;</td></tr></table>\
+             <p>Gr&uuml;&szlig;e aus K&ouml;ln &amp; Bonn</p></body></html>",
+        );
+        assert!(t.contains("Grüße aus Köln & Bonn"), "{t}");
+        assert!(t.contains("12\u{a0}€") || t.contains("12 €"), "{t}");
+        assert!(!t.contains("color") && !t.contains("intern"), "{t}");
+    }
+
+    #[test]
+    fn hostile_nesting_is_flattened_not_a_stack_overflow() {
+        for open in ["<div>", "<b>", "<table><tr><td>"] {
+            let html = format!("{}tief{}", open.repeat(200_000), "</div>".repeat(10));
+            let t = html_text(&html);
+            assert!(t.contains("tief"), "{open}: {t:.80}");
+        }
     }
 }

@@ -79,7 +79,7 @@ fn parse_inner(raw: &[u8]) -> Result<MailFacts, String> {
         Some(t) => t.into_owned(),
         None => m
             .body_html(0)
-            .map(|h| crate::extract::strip_tags(&h))
+            .map(|h| crate::extract::html_text(&h))
             .unwrap_or_default(),
     };
     let mut attachments = Vec::new();
@@ -221,6 +221,25 @@ Content-Disposition: attachment; filename=\"../../etc/pos\x01ten.csv\"\r\n\
 \r\n\
 a;b\r\n\
 --b--\r\n";
+
+    #[test]
+    fn an_html_only_message_has_its_text() {
+        let raw = b"From: a@example.com\r\nSubject: Lieferung\r\nMessage-ID: <h1@example.com>\r\n\
+MIME-Version: 1.0\r\nContent-Type: text/html; charset=iso-8859-1\r\n\r\n\
+<html><head><style>.x{color:red}</style></head><body><p>Die Zahnr&auml;der sind\r\n\
+versp\xe4tet.</p><table><tr><td>Menge</td><td>12&nbsp;St&uuml;ck</td></tr></table>\
+<script>alert(1)</script></body></html>\r\n";
+        let f = parse(raw).unwrap();
+        assert!(f.text.contains("Zahnräder sind"), "{}", f.text);
+        assert!(f.text.contains("verspätet"), "{}", f.text);
+        assert!(f.text.contains("Stück"), "{}", f.text);
+        assert!(
+            !f.text.contains("alert") && !f.text.contains("color"),
+            "{}",
+            f.text
+        );
+        assert!(index_text(raw).contains("verspätet"));
+    }
 
     #[test]
     fn headers_thread_body_and_attachments() {

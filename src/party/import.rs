@@ -62,16 +62,22 @@ type Row = BTreeMap<String, String>;
 /// Parsed rows with their line numbers, and the errors found while parsing.
 pub type Parsed = (Vec<(usize, Row)>, Vec<RowError>);
 
-/// Parses CSV with a header row. `mapping` renames source columns to ours.
+/// Parses CSV with a header row, as ERP systems export it: UTF-8 with or without a
+/// byte-order mark, UTF-16 with one, or else Windows-1252; fields separated by `;`, `,`
+/// or tabs (whichever the header line uses most, outside quotes); quoted fields may
+/// hold separators and line breaks. `mapping` renames source columns to ours.
 pub fn parse_csv(
     bytes: &[u8],
     mapping: &HashMap<String, String>,
 ) -> (Vec<(usize, Row)>, Vec<RowError>) {
+    let text = decode_csv(bytes);
+    let delimiter = sniff_delimiter(&text);
     let mut errors = Vec::new();
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
+        .delimiter(delimiter)
         .trim(csv::Trim::All)
-        .from_reader(bytes);
+        .from_reader(text.as_bytes());
     let header: Vec<String> = match rdr.headers() {
         Ok(h) => h
             .iter()
@@ -126,6 +132,68 @@ pub fn parse_csv(
         }
     }
     (rows, errors)
+}
+
+/// A column mapping `source:target,…` (or `source=target`): the source system's header
+/// names to ours (`Kundennummer:customer_number,Straße:street`).
+pub fn parse_mapping(s: Option<&str>) -> Result<HashMap<String, String>> {
+    let mut m = HashMap::new();
+    for pair in s.unwrap_or("").split(',').filter(|p| !p.trim().is_empty()) {
+        let (a, b) = pair
+            .split_once([':', '='])
+            .ok_or_else(|| Error::invalid("map", format!("{pair:?} is not source:target")))?;
+        if !COLUMNS.contains(&b.trim()) {
+            return Err(Error::invalid(
+                "map",
+                format!("{:?} is not a known column", b.trim()),
+            ));
+        }
+        m.insert(a.trim().to_string(), b.trim().to_string());
+    }
+    Ok(m)
+}
+
+/// The text of a CSV file: UTF-8 (a BOM dropped), UTF-16 by its BOM, else Windows-1252
+/// — the encoding German ERP exports use when they are not UTF-8.
+fn decode_csv(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Some((enc, bom)) = encoding_rs::Encoding::for_bom(bytes) {
+        let (s, _) = enc.decode_without_bom_handling(&bytes[bom..]);
+        return s;
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => {
+            encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(bytes)
+                .0
+        }
+    }
+}
+
+/// The field separator the header line uses most (outside quotes): `;`, `,` or a tab;
+/// `,` when it has none.
+fn sniff_delimiter(text: &str) -> u8 {
+    let mut counts = [(b';', 0usize), (b',', 0), (b'\t', 0)];
+    let mut quoted = false;
+    for c in text.bytes() {
+        match c {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => break,
+            _ if !quoted => {
+                for (d, n) in &mut counts {
+                    if c == *d {
+                        *n += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .max_by_key(|(_, n)| *n)
+        .map_or(b',', |(d, _)| *d)
 }
 
 /// Parses a JSON array of flat objects with the CSV column names as keys.
