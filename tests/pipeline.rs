@@ -380,3 +380,176 @@ async fn a_200_mb_pdf_is_archived_and_extracted_in_bounded_memory() {
     ));
     assert!(peak < 300 << 20, "peak RSS {} MB", peak >> 20);
 }
+
+/// Whether OCR can run here (`.ci/deps` installs it); says why not when it cannot.
+fn ocr_tools() -> bool {
+    let has = |tool: &str, arg: &str| {
+        std::process::Command::new(tool)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success() || !o.stdout.is_empty() || !o.stderr.is_empty())
+    };
+    let ok = has("tesseract", "--version") && has("pdftoppm", "-v");
+    if !ok {
+        common::report(
+            "skipped scans_are_read_by_ocr: tesseract or pdftoppm missing (`.ci/deps` installs \
+             them); without_tesseract_a_scan_is_archived_and_says_why still runs",
+        );
+    }
+    ok
+}
+
+/// Without tesseract (a PATH without it), a scan is archived all the same, and says
+/// why it has no text.
+#[tokio::test]
+async fn without_tesseract_a_scan_is_archived_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with_env(&dir.path().join("data"), &[], &[("PATH", "/nonexistent")]);
+    // The smallest PNG header: an image only OCR could read.
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
+    let r = client()
+        .post(s.url("/v1/records?filename=scan.png"))
+        .header("authorization", bearer(ADMIN))
+        .header("content-type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let a: Value = r.json().await.unwrap();
+    let v = get(&s, &format!("/v1/records/{}", id_of(&a))).await;
+    assert!(
+        v["extra"]["extraction"]
+            .as_str()
+            .unwrap()
+            .contains("OCR unavailable"),
+        "{v}"
+    );
+}
+
+/// A scan (an image, and a PDF that is only an image) is read by OCR when tesseract is
+/// installed (`.ci/deps`). The page is rendered here from a PDF with a known German
+/// sentence (pdftoppm), so nothing is committed.
+#[tokio::test]
+async fn scans_are_read_by_ocr() {
+    if !ocr_tools() {
+        return;
+    }
+    let s = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("page.pdf");
+    std::fs::write(
+        &page,
+        docs::pdf(
+            &[
+                "Sehr geehrte Frau Schneider,",
+                "die Ersatzteillieferung erfolgt am Montag.",
+            ],
+            None,
+        ),
+    )
+    .unwrap();
+    let render = |format: &str| {
+        let out = dir.path().join(format!("scan-{format}"));
+        let st = std::process::Command::new("pdftoppm")
+            .args(["-r", "200", "-gray", "-singlefile", &format!("-{format}")])
+            .arg(&page)
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let ext = if format == "jpeg" { "jpg" } else { format };
+        std::fs::read(out.with_extension(ext)).unwrap()
+    };
+    let png = render("png");
+    let scanned_pdf = docs::pdf_of_jpeg(&render("jpeg"));
+    let mut ids = vec![];
+    let started = Instant::now();
+    for (name, media, bytes) in [
+        ("scan.png", "image/png", png),
+        ("scan.pdf", "application/pdf", scanned_pdf),
+    ] {
+        let r = client()
+            .post(s.url(&format!("/v1/records?filename={name}")))
+            .header("authorization", bearer(ADMIN))
+            .header("content-type", media)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let a: Value = r.json().await.unwrap();
+        assert!(a.get("extraction").is_none(), "{name}: {a}");
+        let v = get(&s, &format!("/v1/records/{}", id_of(&a))).await;
+        assert!(v["extra"].get("extraction").is_none(), "{name}: {v}");
+        ids.push(id_of(&a));
+    }
+    common::report(&format!(
+        "OCR: a PNG scan and a scanned PDF archived with their text in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    // Both scans are found by words OCR read.
+    for id in &ids {
+        found(&s, "Ersatzteillieferung", id).await;
+        found(&s, "Schneider", id).await;
+    }
+}
+
+/// OCR runs under the extraction limits: a tesseract that hangs is killed at the
+/// deadline (the tool's own process, not only a wrapper), and it ran with the memory cap.
+/// A stand-in `tesseract` on the PATH records its pid and its address-space limit.
+#[tokio::test]
+async fn a_hanging_ocr_is_killed_at_its_deadline_and_ran_under_the_memory_cap() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let pid_file = dir.path().join("tesseract.pid");
+    let limit_file = dir.path().join("tesseract.limit");
+    let script = bin.join("tesseract");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo 'tesseract 5 (stand-in)'; exit 0; }}\n\
+             ulimit -v > {limit}\necho $$ > {pid}\nexec sleep 600\n",
+            limit = limit_file.display(),
+            pid = pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let s = Server::start_with_env(
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("PATH", path.as_str()),
+            ("AKTE_EXTRACT_TIMEOUT_SECS", "1"),
+            ("AKTE_EXTRACT_MEMORY_MB", "512"),
+        ],
+    );
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
+    let started = Instant::now();
+    let r = client()
+        .post(s.url("/v1/records?filename=scan.png"))
+        .header("authorization", bearer(ADMIN))
+        .header("content-type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status(), StatusCode::CREATED, "archived all the same");
+    let a: Value = r.json().await.unwrap();
+    assert!(
+        a["extraction"].as_str().unwrap().contains("timed out"),
+        "{a}"
+    );
+    // The deadline of an item's OCR is four times the extraction timeout.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let alive = std::path::Path::new(&format!("/proc/{}", pid.trim())).exists();
+    assert!(!alive, "the hanging tesseract ({}) was killed", pid.trim());
+    let limit = std::fs::read_to_string(&limit_file).unwrap();
+    assert_eq!(limit.trim(), (512 * 1024).to_string(), "RLIMIT_AS in KiB");
+}

@@ -235,8 +235,10 @@ fn pdf(bytes: &[u8]) -> Result<Extracted, String> {
     let text = doc
         .extract_all_text()
         .map_err(|e| format!("PDF text: {e}"))?;
+    // A scanned PDF has no text layer; some scanners' PDFs carry a few stray
+    // characters (page separators, control codes): no letter or digit means OCR.
     let mut out = Extracted {
-        needs_ocr: text.trim().is_empty(),
+        needs_ocr: !text.chars().any(char::is_alphanumeric),
         text,
         ..Default::default()
     };

@@ -296,3 +296,76 @@ pub fn base64(data: &[u8]) -> String {
     }
     out
 }
+
+/// A PDF with no text layer: one page that is the JPEG `jpeg` (a scan).
+pub fn pdf_of_jpeg(jpeg: &[u8]) -> Vec<u8> {
+    let (w, h, components) = jpeg_size(jpeg).expect("a baseline or progressive JPEG");
+    let space = if components == 1 {
+        "DeviceGray"
+    } else {
+        "DeviceRGB"
+    };
+    let content = b"q 595 0 0 842 0 0 cm /Scan Do Q".to_vec();
+    let mut objects: Vec<Vec<u8>> = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R \
+/Resources << /XObject << /Scan 5 0 R >> >> >>"
+            .to_vec(),
+    ];
+    let mut c = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
+    c.extend_from_slice(&content);
+    c.extend_from_slice(b"\nendstream");
+    objects.push(c);
+    let mut img = format!(
+        "<< /Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace /{space} \
+/BitsPerComponent 8 /Filter /DCTDecode /Length {} >>\nstream\n",
+        jpeg.len()
+    )
+    .into_bytes();
+    img.extend_from_slice(jpeg);
+    img.extend_from_slice(b"\nendstream");
+    objects.push(img);
+    let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(o);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for off in offsets {
+        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// Width, height and components from a JPEG's start-of-frame marker.
+fn jpeg_size(j: &[u8]) -> Option<(u32, u32, u8)> {
+    let mut i = 2;
+    while i + 9 < j.len() {
+        if j[i] != 0xFF {
+            return None;
+        }
+        let marker = j[i + 1];
+        let len = usize::from(u16::from_be_bytes([j[i + 2], j[i + 3]]));
+        if (0xC0..=0xC2).contains(&marker) {
+            let h = u16::from_be_bytes([j[i + 5], j[i + 6]]);
+            let w = u16::from_be_bytes([j[i + 7], j[i + 8]]);
+            return Some((u32::from(w), u32::from(h), j[i + 9]));
+        }
+        i += 2 + len;
+    }
+    None
+}
