@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 use akte::archive::{Archive, NewRecord};
 use akte::clock::SystemClock;
 use akte::extract::sandbox::{Extractor, Limits};
+use akte::ingest::Ingest;
 use akte::ingest::batch::{Given, IngestDefaults};
-use akte::ingest::content;
 use akte::service::Services;
 use akte::store::Store;
+use akte::store::content;
 use bytes::Bytes;
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
@@ -51,7 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(&dir.path().join("data").display().to_string())?;
     let archive = Archive::new(store, Arc::new(SystemClock));
     let workers = Extractor::workers(env!("CARGO_BIN_EXE_akte").into(), 2, Limits::default());
-    let svc = Services::new(archive).with_extractor(workers);
+    let svc = Services::new(archive);
+    let ingest = Ingest::new(svc.clone()).with_extractor(workers);
     let text = "Sehr geehrte Damen und Herren, anbei unser Angebot. ".repeat(40);
     let pdf = docs::pdf(
         &[
@@ -91,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     media_type: Some(media.into()),
                     ..Default::default()
                 };
-                svc.archive_document("bench", c, Some("a".into()), given, IngestDefaults::default())
+                ingest.archive_document("bench", c, Some("a".into()), given, IngestDefaults::default())
                     .await?;
                 let took_after = t.elapsed();
                 // The first rounds start the workers and warm the caches.

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use akte::archive::{Archive, NewRecord};
-use akte::audit::verify::{self, NoProgress};
 use akte::clock::SystemClock;
 use akte::store::Store;
+use akte::verify::{self, NoProgress};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 

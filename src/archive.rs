@@ -22,12 +22,12 @@ use crate::audit::{
 };
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::ingest::content::Content;
 use crate::record::{self, ContentRef, PartyLink, RecordRevision};
 use crate::retention;
 use crate::store::Store;
 use crate::store::blob::{self, BlobRef};
 use crate::store::codec;
+use crate::store::content::Content;
 use crate::store::keys::{self, ObjectKind};
 
 /// A record written but not committed yet (see [`Archive::stage`]).
@@ -132,14 +132,14 @@ pub struct Archive {
     /// The retention catalogue in force.
     catalogue: Arc<retention::catalogue::Catalogue>,
     /// Per-record keys sealing titles and file names (destroyed at disposal).
-    keys: Arc<crate::party::crypt::KeyStore>,
+    keys: Arc<crate::store::crypt::KeyStore>,
 }
 
 impl Archive {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Archive {
         let journal = Arc::new(Journal::new(store.clone(), clock.clone()));
         Archive {
-            keys: Arc::new(crate::party::crypt::KeyStore::new(
+            keys: Arc::new(crate::store::crypt::KeyStore::new(
                 store.clone(),
                 journal.clone(),
             )),
@@ -185,7 +185,7 @@ impl Archive {
             extra: std::mem::take(&mut r.extra),
         };
         let kid = Self::record_key_id(&r.id);
-        r.sealed = Some(crate::party::crypt::seal(
+        r.sealed = Some(crate::store::crypt::seal(
             key,
             &kid,
             &codec::encode(&meta)?,
@@ -203,7 +203,7 @@ impl Archive {
                     key: keys::record_rev(&r.id, r.rev).to_string(),
                     reason: "sealed metadata do not authenticate with the record's key".into(),
                 };
-                let plain = crate::party::crypt::open(&key, &kid, &s).map_err(corrupt)?;
+                let plain = crate::store::crypt::open(&key, &kid, &s).map_err(corrupt)?;
                 let meta: record::SealedMeta =
                     codec::decode("record metadata", &plain).map_err(corrupt)?;
                 r.title = meta.title;
@@ -296,7 +296,7 @@ impl Archive {
             .class
             .clone()
             .unwrap_or_else(|| DEFAULT_CLASS.to_string());
-        record::validate_class(&class)?;
+        crate::ids::validate_class(&class)?;
         let title = meta
             .title
             .clone()
@@ -321,7 +321,7 @@ impl Archive {
         meta: NewRecord,
     ) -> Result<Staged> {
         Self::class_and_title(&meta)?;
-        validate_id(&id)?;
+        crate::ids::validate_id(&id)?;
         let media_type = match &meta.media_type {
             Some(m) => validate_media_type(m)?,
             None => record::guess_media_type(meta.file_name.as_deref(), &content.head(8192)?),
@@ -514,7 +514,7 @@ impl Archive {
     /// Keys of the record's committed revisions, oldest first (DESIGN §2.6: a revision
     /// no journal entry names does not exist).
     async fn committed_keys(&self, id: &str) -> Result<Vec<object_store::path::Path>> {
-        validate_id(id)?;
+        crate::ids::validate_id(id)?;
         audit::revision_keys(&self.journal, ObjectKind::Record, id)
             .await
             .map_err(|e| match e {
@@ -598,7 +598,7 @@ impl Archive {
     }
 
     pub async fn revision(&self, id: &str, rev: u32) -> Result<RecordRevision> {
-        validate_id(id)?;
+        crate::ids::validate_id(id)?;
         let key = keys::record_rev(id, rev);
         let committed = self
             .journal
@@ -649,7 +649,7 @@ impl Archive {
         if let Some(c) = a.class
             && c != prev.class
         {
-            record::validate_class(&c)?;
+            crate::ids::validate_class(&c)?;
             next.class = c;
             changed.push("class");
         }
@@ -789,9 +789,9 @@ impl Archive {
         let (prev, prev_hash) = self.latest_live(id).await?;
         let mut next = prev.clone();
         for l in &ch.add_parties {
-            validate_id(&l.party)
+            crate::ids::validate_id(&l.party)
                 .map_err(|_| Error::invalid("party", format!("{:?} is not a party id", l.party)))?;
-            record::validate_class(&l.role)
+            crate::ids::validate_class(&l.role)
                 .map_err(|_| Error::invalid("role", format!("{:?} is not a role name", l.role)))?;
         }
         next.parties.retain(|l| {
@@ -809,7 +809,7 @@ impl Archive {
             }
         }
         for c in &ch.add_cases {
-            validate_id(c)
+            crate::ids::validate_id(c)
                 .map_err(|_| Error::invalid("case", format!("{c:?} is not a case id")))?;
         }
         next.cases.retain(|c| !ch.remove_cases.contains(c));
@@ -982,12 +982,6 @@ pub fn check_new(meta: &NewRecord) -> Result<()> {
         validate_media_type(m)?;
     }
     Ok(())
-}
-
-pub fn validate_id(id: &str) -> Result<()> {
-    uuid::Uuid::parse_str(id)
-        .map(|_| ())
-        .map_err(|_| Error::invalid("id", format!("{id:?} is not a record id (UUID)")))
 }
 
 pub fn validate_media_type(m: &str) -> Result<String> {

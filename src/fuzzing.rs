@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 /// An email as it arrives (parsed under `catch_unwind`, as ingest does).
 pub fn email(data: &[u8]) {
-    let _ = crate::ingest::mail::parse(data);
+    let _ = crate::extract::mail::parse(data);
 }
 
 /// An mbox split into messages (with a small size bound, so that the bound is hit).
@@ -41,8 +41,8 @@ pub fn document(data: &[u8]) {
 
 /// A party import file, as CSV and as JSON.
 pub fn party_import(data: &[u8]) {
-    let _ = crate::party::import::parse_csv(data, &HashMap::new());
-    let _ = crate::party::import::parse_json(data);
+    let _ = crate::ingest::parties::parse_csv(data, &HashMap::new());
+    let _ = crate::ingest::parties::parse_json(data);
 }
 
 /// A `Range` header against a 10,000-byte content.
@@ -101,7 +101,7 @@ pub fn zip(data: &[u8]) {
         return;
     }
     let cap = (data.len() as u64).saturating_mul(20);
-    let _ = crate::api::imports::unzip(&upload, &dir.path().join("files"), cap);
+    let _ = crate::ingest::zip::unzip(&upload, &dir.path().join("files"), cap);
 }
 
 /// A fuzz target: any bytes in, nothing out.

@@ -12,11 +12,13 @@ pub mod case;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
+pub mod disposal;
 pub mod error;
 pub mod export;
 pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ids;
 pub mod ingest;
 pub mod party;
 pub mod record;
@@ -24,5 +26,6 @@ pub mod retention;
 pub mod search;
 pub mod service;
 pub mod store;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 
 use akte::ErrorKind;
 use akte::archive::{Amendment, Archive, NewRecord};
-use akte::audit::verify::{self, NoProgress};
 use akte::clock::SystemClock;
 use akte::store::{Store, keys};
+use akte::verify::{self, NoProgress};
 use common::*;
 use futures::{StreamExt, TryStreamExt};
 use object_store::memory::InMemory;

@@ -17,14 +17,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use akte::archive::{Amendment, Archive, NewRecord};
-use akte::audit::verify::{self, NoProgress};
 use akte::clock::SystemClock;
+use akte::disposal::hold::HoldScope;
 use akte::ingest::batch::Incoming;
 use akte::ingest::batch::IngestDefaults;
 use akte::party::PartyData;
-use akte::retention::hold::HoldScope;
 use akte::service::Services;
 use akte::store::keys::ObjectKind;
+use akte::verify::{self, NoProgress};
 use bytes::Bytes;
 use chrono::NaiveDate;
 use common::fault::{FaultKind, Faulty};
@@ -147,7 +147,10 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
             }
             2 => {
                 let raw = email(n, rng.index(2) == 0);
-                if let Ok(o) = svc.archive_email("t", Bytes::from(raw.clone()), &d).await {
+                if let Ok(o) = akte::ingest::Ingest::new(svc.clone())
+                    .archive_email("t", Bytes::from(raw.clone()), &d)
+                    .await
+                {
                     acked.records.insert(o.id, Expect::original(raw));
                     for a in o.attachments {
                         acked.records.insert(a, Expect::original(b"ABCD".to_vec()));
@@ -168,12 +171,17 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
                         let b = pseudo_random(10 + rng.index(2000), m);
                         expected.push(b.clone());
                         items.push(Incoming::document(
-                            akte::ingest::content::Content::Memory(Bytes::from(b)),
+                            akte::store::content::Content::Memory(Bytes::from(b)),
                             Some(format!("d{m}.bin")),
                         ));
                     }
                 }
-                for (o, raw) in svc.ingest("t", items, &d).await.into_iter().zip(expected) {
+                for (o, raw) in akte::ingest::Ingest::new(svc.clone())
+                    .ingest("t", items, &d)
+                    .await
+                    .into_iter()
+                    .zip(expected)
+                {
                     if let Ok(o) = o
                         && !o.duplicate
                     {
@@ -246,17 +254,22 @@ async fn workload(f: &Arc<Faulty>, seed: u64) -> Acked {
                 acked.disposals.push((req.id.clone(), free));
                 let _ = svc
                     .disposals
-                    .execute(&req.id, &akte::retention::disposal::NoProgress)
+                    .execute(&req.id, &akte::disposal::NoProgress)
                     .await;
             }
             8 => {
                 // A party import (CSV upsert), row by row.
                 let csv = format!("name,customer_number\nFirma {n} A,K{n}A\nFirma {n} B,K{n}B\n");
                 let (rows, errors) =
-                    akte::party::import::parse_csv(csv.as_bytes(), &Default::default());
-                let report =
-                    akte::party::import::import_rows(&svc.parties, &svc.catalog, "t", rows, errors)
-                        .await;
+                    akte::ingest::parties::parse_csv(csv.as_bytes(), &Default::default());
+                let report = akte::ingest::parties::import_rows(
+                    &svc.parties,
+                    &svc.catalog,
+                    "t",
+                    rows,
+                    errors,
+                )
+                .await;
                 for c in report.created {
                     let name = if c.line == 2 { "A" } else { "B" };
                     acked.parties.insert(c.party, format!("Firma {n} {name}"));
@@ -290,7 +303,7 @@ async fn check(f: &Arc<Faulty>, acked: &Acked, label: &str) {
     svc.load().await.unwrap();
     for d in svc.disposals.unfinished().await.unwrap() {
         svc.disposals
-            .execute(&d.id, &akte::retention::disposal::NoProgress)
+            .execute(&d.id, &akte::disposal::NoProgress)
             .await
             .unwrap_or_else(|e| panic!("{label}: resuming disposal {}: {e}", d.id));
     }
@@ -345,7 +358,7 @@ async fn check(f: &Arc<Faulty>, acked: &Acked, label: &str) {
         let d = svc.disposals.get(d).await.unwrap();
         assert_eq!(
             d.state,
-            akte::retention::disposal::DisposalState::Executed,
+            akte::disposal::DisposalState::Executed,
             "{label}: disposal {} finished",
             d.id
         );
@@ -432,7 +445,7 @@ async fn after_a_power_loss_during_an_import_the_server_starts_and_serves() {
     let d = IngestDefaults::default();
     // One batch committed, then a power loss during the next one, before its sync.
     let first: Vec<Vec<u8>> = (0..8).map(|i| email(900_000 + i, i % 2 == 0)).collect();
-    let outcomes = svc
+    let outcomes = akte::ingest::Ingest::new(svc.clone())
         .ingest(
             "t",
             first
@@ -456,10 +469,14 @@ async fn after_a_power_loss_during_an_import_the_server_starts_and_serves() {
     let probe_svc = services(&probe);
     probe_svc.load().await.unwrap();
     probe.arm(u64::MAX, FaultKind::Error);
-    let _ = probe_svc.ingest("t", second.clone(), &d).await;
+    let _ = akte::ingest::Ingest::new(probe_svc.clone())
+        .ingest("t", second.clone(), &d)
+        .await;
     let batch_writes = probe.writes();
     f.arm(batch_writes.saturating_sub(2), FaultKind::PowerLoss);
-    let lost = svc.ingest("t", second, &d).await;
+    let lost = akte::ingest::Ingest::new(svc.clone())
+        .ingest("t", second, &d)
+        .await;
     assert!(
         lost.iter().all(|o| o.is_err()),
         "nothing of the cut batch acknowledged"

@@ -125,7 +125,8 @@ fn journal_entry_v1_fixture_decodes_and_its_hash_holds() {
 
 #[test]
 fn party_revision_v1_fixture_decodes() {
-    use akte::party::{PartyKind, PartyRevision, RoleEntry, crypt::Sealed};
+    use akte::party::{PartyKind, PartyRevision, RoleEntry};
+    use akte::store::crypt::Sealed;
     let sample = PartyRevision {
         format: 1,
         id: "01959a3c-4e00-7000-8000-0000000000aa".into(),

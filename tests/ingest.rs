@@ -8,18 +8,19 @@ use std::sync::Arc;
 
 use akte::archive::Archive;
 use akte::clock::SystemClock;
+use akte::ingest::Ingest;
 use akte::ingest::batch::IngestDefaults;
 use akte::service::Services;
 use akte::store::Store;
 use futures::TryStreamExt;
 
-async fn services() -> Services {
+async fn services() -> Ingest {
     let s = Services::new(Archive::new(
         Store::open("memory://").unwrap(),
         Arc::new(SystemClock),
     ));
     s.load().await.unwrap();
-    s
+    Ingest::new(s)
 }
 
 /// Python's `test/test_email/data`, or `None` (with a visible notice) where absent.
@@ -37,8 +38,8 @@ fn python_email_samples() -> Option<PathBuf> {
     }
 }
 
-async fn content(s: &Services, id: &str) -> Vec<u8> {
-    let (_, stream) = s.archive.open_content(id, None, None).await.unwrap();
+async fn content(s: &Ingest, id: &str) -> Vec<u8> {
+    let (_, stream) = s.svc.archive.open_content(id, None, None).await.unwrap();
     let chunks: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
     chunks.concat()
 }
@@ -72,13 +73,13 @@ async fn python_sample_emails_are_archived_byte_exact_with_headers_and_attachmen
         o.message_id.as_deref(),
         Some("15261.36209.358846.118674@anthem.python.org")
     );
-    let rec = s.archive.latest(&o.id).await.unwrap();
+    let rec = s.svc.archive.latest(&o.id).await.unwrap();
     assert_eq!(rec.class, "email");
     assert_eq!(rec.content.media_type, "message/rfc822");
     assert!(rec.extra["from"].contains('@'), "{:?}", rec.extra);
     // Attachments are records of their own, pointing to the email.
     let names: Vec<String> =
-        futures::future::join_all(o.attachments.iter().map(|id| s.archive.latest(id)))
+        futures::future::join_all(o.attachments.iter().map(|id| s.svc.archive.latest(id)))
             .await
             .into_iter()
             .map(|r| {
@@ -89,7 +90,7 @@ async fn python_sample_emails_are_archived_byte_exact_with_headers_and_attachmen
             .collect();
     assert!(names.contains(&"msg.txt".to_string()), "{names:?}");
     let fish = &by_name["msg_07.txt"];
-    let gif = s.archive.latest(&fish.attachments[0]).await.unwrap();
+    let gif = s.svc.archive.latest(&fish.attachments[0]).await.unwrap();
     assert_eq!(gif.content.file_name.as_deref(), Some("dingusfish.gif"));
     assert_eq!(gif.content.media_type, "image/gif");
     assert!(content(&s, &gif.id).await.starts_with(b"GIF8"));
@@ -99,15 +100,15 @@ async fn python_sample_emails_are_archived_byte_exact_with_headers_and_attachmen
     let first = &by_name["msg_01.txt"];
     let third = &by_name["msg_03.txt"];
     assert!(third.related.contains(&first.id), "{:?}", third.related);
-    let r3 = s.archive.latest(&third.id).await.unwrap();
+    let r3 = s.svc.archive.latest(&third.id).await.unwrap();
     assert!(r3.extra["related"].contains(&first.id));
     // The same bytes again: a duplicate, nothing written.
-    let head = s.archive.journal().head_seq().await.unwrap();
+    let head = s.svc.archive.journal().head_seq().await.unwrap();
     let raw = std::fs::read(dir.join("msg_01.txt")).unwrap();
     let again = s.archive_email("t", raw.into(), &d).await.unwrap();
     assert!(again.duplicate);
     assert_eq!(again.id, first.id);
-    assert_eq!(s.archive.journal().head_seq().await.unwrap(), head);
+    assert_eq!(s.svc.archive.journal().head_seq().await.unwrap(), head);
     // The index reads the message's text, not its MIME source.
     let text = akte::extract::text_of(
         "message/rfc822",
@@ -127,7 +128,7 @@ async fn unparseable_messages_are_archived_with_the_reason() {
         .unwrap();
     assert!(o.extraction_failed.is_some());
     assert_eq!(content(&s, &o.id).await, raw);
-    let r = s.archive.latest(&o.id).await.unwrap();
+    let r = s.svc.archive.latest(&o.id).await.unwrap();
     assert!(
         r.extra["extraction"].starts_with("extraction failed"),
         "{:?}",

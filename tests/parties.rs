@@ -5,15 +5,16 @@ mod common;
 use std::sync::Arc;
 
 use akte::archive::{Archive, LinkChange, NewRecord};
-use akte::audit::verify::{self, NoProgress};
 use akte::case::{CaseChange, CaseStatus, NewCase};
 use akte::catalog::PartyFilter;
 use akte::clock::SystemClock;
-use akte::party::import;
+use akte::ingest::parties as import;
+use akte::ingest::{Ingest, NoteInput};
 use akte::party::{PartyData, PartyKind, Relation};
 use akte::record::PartyLink;
-use akte::service::{NoteInput, Services};
+use akte::service::Services;
 use akte::store::{Store, keys};
+use akte::verify::{self, NoProgress};
 use chrono::NaiveDate;
 use common::*;
 
@@ -625,7 +626,7 @@ async fn notes_and_links_are_revisions_with_who_and_why() {
     let pid = p.revision.id.clone();
     let q = s.parties.create("t", org("Zweiter GmbH")).await.unwrap();
     s.catalog.put_party(&q).await;
-    let note = s
+    let note = Ingest::new(s.clone())
         .note(
             "clerk:anna",
             &pid,

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use akte::ErrorKind;
 use akte::archive::{Amendment, Archive, NewRecord};
-use akte::audit::verify::{self, NoProgress};
 use akte::clock::{Clock, FixedClock};
+use akte::disposal::hold::HoldScope;
 use akte::record::PartyLink;
-use akte::retention::hold::HoldScope;
 use akte::service::Services;
 use akte::store::{Store, keys};
+use akte::verify::{self, NoProgress};
 use chrono::{NaiveDate, TimeZone, Utc};
 use common::*;
 
@@ -172,8 +172,7 @@ async fn disposal_end_to_end_with_four_eyes_tombstone_and_shared_blob() {
     // Verify: tombstoned content is legitimately absent.
     let r = verify_report(&s).await;
     assert!(r.ok(), "{:?}", r.problems);
-    let cert =
-        akte::retention::disposal::certificate_html(&s.disposals.get(&req.id).await.unwrap());
+    let cert = akte::disposal::certificate_html(&s.disposals.get(&req.id).await.unwrap());
     assert!(cert.contains(&sha_old) && cert.contains("bob") && cert.contains("Löschprotokoll"));
     assert!(
         !cert.contains("Mustermann"),
@@ -678,7 +677,7 @@ async fn the_retention_report_counts_what_the_auditor_asks_for() {
         .await
         .unwrap();
     s.disposals.approve("bob", &req.id).await.unwrap();
-    let r = akte::retention::report::build(&s.archive, &s.holds, &s.disposals)
+    let r = akte::disposal::report::build(&s.archive, &s.holds, &s.disposals)
         .await
         .unwrap();
     assert_eq!(r.records_total, 7);
@@ -700,9 +699,9 @@ async fn the_retention_report_counts_what_the_auditor_asks_for() {
             "disposed".into()
         )
     );
-    let csv = akte::retention::report::to_csv(&r);
+    let csv = akte::disposal::report::to_csv(&r);
     assert_eq!(csv.lines().count(), 8);
-    assert!(akte::retention::report::to_html(&r).contains("Prüfung"));
+    assert!(akte::disposal::report::to_html(&r).contains("Prüfung"));
 }
 
 #[tokio::test]

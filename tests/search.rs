@@ -452,7 +452,7 @@ async fn a_second_writer_is_refused_and_a_reader_still_works() {
 
 #[tokio::test]
 async fn holds_show_in_the_state_facet_and_disposed_records_leave_the_index() {
-    use akte::retention::hold::HoldScope;
+    use akte::disposal::hold::HoldScope;
     let svc = services("memory://").await;
     let old = doc(
         &svc,

@@ -5,9 +5,9 @@ mod common;
 use std::sync::Arc;
 
 use akte::archive::{Amendment, Archive, NewRecord};
-use akte::audit::verify::{self, NoProgress, Report};
 use akte::clock::SystemClock;
 use akte::store::{Store, keys};
+use akte::verify::{self, NoProgress, Report};
 use bytes::Bytes;
 use common::*;
 use futures::TryStreamExt;

@@ -291,7 +291,7 @@ impl Tokens {
         let name = name.as_str();
         validate_person(&person)?;
         for p in &parties {
-            crate::archive::validate_id(p)
+            crate::ids::validate_id(p)
                 .map_err(|_| Error::invalid("parties", format!("{p:?} is not a party id")))?;
         }
         if name.is_empty()

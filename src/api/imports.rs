@@ -2,8 +2,6 @@
 //! (the engine of `akte import`, `ingest::import`).
 
 use std::collections::HashMap;
-use std::io::Read as _;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
@@ -29,11 +27,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_import))
 }
 
-/// A zip may unpack to at most this many times its own size (zip bombs).
-const ZIP_RATIO: u64 = 20;
-/// A zip may hold at most this many entries (millions of empty ones fill memory and
-/// inodes without counting towards the size cap).
-pub const MAX_ZIP_ENTRIES: usize = 100_000;
 /// Imports running at once, per caller and in all.
 const MAX_IMPORTS_PER_CALLER: usize = 2;
 const MAX_IMPORTS: usize = 4;
@@ -252,20 +245,21 @@ async fn start_import(
             let input = if format == "zip" {
                 let target = dir.path().join("files");
                 let from = upload.clone();
-                let cap = size.saturating_mul(ZIP_RATIO);
-                tokio::task::spawn_blocking(move || unzip(&from, &target, cap))
+                let cap = size.saturating_mul(crate::ingest::zip::RATIO);
+                tokio::task::spawn_blocking(move || crate::ingest::zip::unzip(&from, &target, cap))
                     .await
-                    .map_err(|e| anyhow::anyhow!("unzip task: {e}"))??;
+                    .map_err(|e| crate::error::Error::Internal(format!("unzip task: {e}")))??;
                 runner.update(|v| v.state = "running".into());
                 dir.path().join("files")
             } else {
                 // An mbox is recognised by its content, whatever the upload's name.
                 let mbox = dir.path().join("upload.mbox");
-                std::fs::rename(&upload, &mbox)?;
+                std::fs::rename(&upload, &mbox)
+                    .map_err(|e| crate::error::Error::io(mbox.display(), e))?;
                 mbox
             };
             let never = AtomicBool::new(false);
-            import::run(&st.svc, &actor, &[input], &d, false, &*runner, &never).await
+            import::run(&st.ingest, &actor, &[input], &d, false, &*runner, &never).await
         }
         .await;
         let detail = match &result {
@@ -296,62 +290,6 @@ async fn start_import(
         &format!("/v1/imports/{id}"),
         job.snapshot(),
     ))
-}
-
-/// Unpacks `zip` into `target`, refusing entries that would leave it and stopping once
-/// `cap` bytes are written.
-pub(crate) fn unzip(
-    zip: &std::path::Path,
-    target: &std::path::Path,
-    cap: u64,
-) -> anyhow::Result<()> {
-    let f = std::fs::File::open(zip)?;
-    let mut z = zip::ZipArchive::new(f).map_err(|e| anyhow::anyhow!("not a readable zip: {e}"))?;
-    std::fs::create_dir_all(target)?;
-    if z.len() > MAX_ZIP_ENTRIES {
-        anyhow::bail!(
-            "the zip holds {} entries (at most {MAX_ZIP_ENTRIES}); nothing was imported",
-            z.len()
-        );
-    }
-    let mut written = 0u64;
-    for i in 0..z.len() {
-        let entry = z
-            .by_index(i)
-            .map_err(|e| anyhow::anyhow!("zip entry {i}: {e}"))?;
-        if entry.is_dir() {
-            continue;
-        }
-        // An entry whose path would leave the archive (`../`) keeps only its file name.
-        let rel = entry.enclosed_name().unwrap_or_else(|| {
-            let base = entry.name().rsplit(['/', '\\']).next().unwrap_or("unnamed");
-            let name = crate::ingest::mail::sanitize_file_name(base);
-            PathBuf::from("outside").join(if name.is_empty() {
-                "unnamed".into()
-            } else {
-                name
-            })
-        });
-        let rel: PathBuf = rel
-            .components()
-            .map(|c| crate::ingest::mail::sanitize_file_name(&c.as_os_str().to_string_lossy()))
-            .filter(|c| !c.is_empty())
-            .collect();
-        let path = target.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let mut out = std::fs::File::create(&path)?;
-        let n = std::io::copy(&mut entry.take(cap - written + 1), &mut out)?;
-        written += n;
-        if written > cap {
-            anyhow::bail!(
-                "the zip unpacks to more than {ZIP_RATIO} times its size (zip bomb?); \
-                 nothing was imported"
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Progress and, once done, the summary of an import job.

@@ -38,7 +38,7 @@ pub(super) async fn defaults(state: &AppState, query: Option<&str>) -> ApiResult
         cases: super::records::list(&p, "case"),
         keep_copies: false,
     };
-    state.svc.check_defaults(&d).await?;
+    state.ingest.check_defaults(&d).await?;
     Ok(d)
 }
 
@@ -79,7 +79,7 @@ async fn post_email(
     if raw.is_empty() {
         return Err(ApiError::invalid("body", "an empty message"));
     }
-    let out = state.svc.archive_email(&caller.actor(), raw, &d).await?;
+    let out = state.ingest.archive_email(&caller.actor(), raw, &d).await?;
     let status = if out.duplicate {
         StatusCode::OK
     } else {

@@ -18,7 +18,7 @@ use super::auth::{Caller, roles};
 use super::params::Params;
 use super::problem::{ApiError, ApiResult, Problem};
 use crate::audit::journal::{Draft, JournalEntry, Subject};
-use crate::audit::verify::{self, Progress};
+use crate::verify::{self, Progress};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

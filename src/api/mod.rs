@@ -133,6 +133,8 @@ pub struct Inner {
     pub archive: Archive,
     /// Records, parties, cases and the catalog joining them.
     pub svc: crate::service::Services,
+    /// The one ingest pipeline over `svc` (extraction workers, classification rules).
+    pub ingest: crate::ingest::Ingest,
     pub tokens: Arc<Tokens>,
     pub reads: ReadLog,
     pub limits: Limits,
@@ -272,14 +274,15 @@ pub async fn start(
         archive.clock().clone(),
     ));
     let new_admin_token = tokens.bootstrap(admin_token).await?;
-    let mut svc = crate::service::Services::new(archive.clone())
+    let svc = crate::service::Services::new(archive.clone());
+    let mut ingest = crate::ingest::Ingest::new(svc.clone())
         .with_extractor(crate::extract::sandbox::Extractor::for_this_binary());
     if let Some(path) = std::env::var_os("AKTE_RULES") {
         let cat = archive.catalogue().clone();
         let rules = crate::ingest::rules::Rules::load(std::path::Path::new(&path), &|c| {
             cat.classes.contains_key(c)
         })?;
-        svc = svc.with_rules(rules);
+        ingest = ingest.with_rules(rules);
     }
     let search = match &config.index_dir {
         Some(dir) => {
@@ -296,6 +299,7 @@ pub async fn start(
         limits: Limits::new(config.limits.clone()),
         archive,
         svc,
+        ingest,
         tokens,
         reads,
         metrics: ops::Metrics::default(),

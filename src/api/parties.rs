@@ -15,10 +15,10 @@ use super::params::{self, Params};
 use super::problem::{ApiError, ApiResult, Problem};
 use crate::archive::LinkChange;
 use crate::catalog::{PartyBrief, PartyFile, PartyFilter};
-use crate::party::import::{self, ImportReport};
+use crate::ingest::NoteInput;
+use crate::ingest::parties::{self as import, ImportReport};
 use crate::party::{Party, PartyData, RoleEntry};
 use crate::record::PartyLink;
-use crate::service::NoteInput;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -422,7 +422,7 @@ async fn add_note(
     state.catalog_ready().await?;
     let n: NoteInput = params::json_body(req, 256 * 1024).await?;
     let party = state.svc.catalog.resolve(&id).await;
-    let a = state.svc.note(&caller.actor(), &party, n).await?;
+    let a = state.ingest.note(&caller.actor(), &party, n).await?;
     Ok(super::located(
         StatusCode::CREATED,
         &format!("/v1/records/{}", a.id),

@@ -289,7 +289,7 @@ fn ingest_input(m: RecordMeta) -> (IngestDefaults, Given) {
 /// Checks what a caller said before a byte of the upload is read: the class is valid,
 /// parties and cases exist, title and media type are acceptable.
 async fn check_input(state: &AppState, d: &IngestDefaults, g: &Given) -> ApiResult<()> {
-    state.svc.check_defaults(d).await?;
+    state.ingest.check_defaults(d).await?;
     crate::archive::check_new(&NewRecord {
         class: d.class.clone(),
         title: g.title.clone(),
@@ -312,8 +312,8 @@ async fn ingest_upload(
     given: Given,
 ) -> ApiResult<(crate::archive::Archived, ItemOutcome)> {
     let dir = state.config.spool_dir();
-    let content = crate::ingest::content::spool(&dir, body).await?;
-    let svc = state.svc.clone();
+    let content = crate::store::content::spool(&dir, body).await?;
+    let svc = state.ingest.clone();
     let task = tokio::spawn(async move {
         svc.archive_document(&actor, content, file_name, given, d)
             .await
@@ -728,14 +728,14 @@ async fn amend_record(
             caller.principal.token_id.clone(),
             body_stream(req.into_body()),
         );
-        let content = crate::ingest::content::spool(&state.config.spool_dir(), body).await?;
+        let content = crate::store::content::spool(&state.config.spool_dir(), body).await?;
         let meta = NewContent {
             media_type,
             file_name: p.string("filename"),
             reason: p.string("reason"),
             facts: None,
         };
-        let (svc, actor) = (state.svc.clone(), caller.actor());
+        let (svc, actor) = (state.ingest.clone(), caller.actor());
         let task = tokio::spawn(async move { svc.new_content(&actor, &id, content, meta).await });
         task.await
             .map_err(|e| ApiError::from(Error::Internal(format!("ingest task: {e}"))))??

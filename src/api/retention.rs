@@ -14,8 +14,8 @@ use super::auth::{Caller, roles};
 use super::params;
 use super::problem::{ApiError, ApiResult, Problem};
 use super::records::RecordView;
-use crate::retention::disposal::{self, DisposalRevision};
-use crate::retention::hold::{HoldRevision, HoldScope};
+use crate::disposal::hold::{HoldRevision, HoldScope};
+use crate::disposal::{self, DisposalRevision};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -179,7 +179,7 @@ async fn eligible(
     get, path = "/v1/retention/report", tag = "retention",
     params(("format" = Option<String>, Query, description = "json (default), csv or html")),
     responses(
-        (status = 200, body = crate::retention::report::RetentionReport),
+        (status = 200, body = crate::disposal::report::RetentionReport),
         (status = 400, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -191,7 +191,7 @@ async fn report(
 ) -> ApiResult<Response> {
     caller.require(roles::RETENTION_READ)?;
     let p = super::params::Params::parse(req.uri().query(), &["format"])?;
-    let r = crate::retention::report::build(&state.archive, &state.svc.holds, &state.svc.disposals)
+    let r = crate::disposal::report::build(&state.archive, &state.svc.holds, &state.svc.disposals)
         .await?;
     let text = |body: String, ct: &'static str| {
         let mut resp = body.into_response();
@@ -202,12 +202,12 @@ async fn report(
     match p.string("format").as_deref() {
         None | Some("json") => Ok(axum::Json(r).into_response()),
         Some("csv") => Ok(text(
-            crate::retention::report::to_csv(&r),
+            crate::disposal::report::to_csv(&r),
             "text/csv; charset=utf-8",
         )),
         Some("html") => {
             let mut resp = text(
-                crate::retention::report::to_html(&r),
+                crate::disposal::report::to_html(&r),
                 "text/html; charset=utf-8",
             );
             resp.headers_mut().insert(

@@ -206,7 +206,7 @@ async fn run(
     };
     let class = p.string("class");
     if let Some(c) = &class {
-        crate::record::validate_class(c)?;
+        crate::ids::validate_class(c)?;
     }
     let q = p.string("q").unwrap_or_default();
     if q.len() > 4096 {

@@ -222,6 +222,16 @@ pub struct Journal {
 /// that requests for made-up ids cannot turn into a stream of journal probes.
 const MISS_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// The key store asks the journal which keys a journaled erasure or disposal destroyed.
+impl crate::store::crypt::Destroyed for Journal {
+    fn is_destroyed<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool>> + Send + 'a>> {
+        Box::pin(async move { Ok(self.ledger_synced().await?.is_key_destroyed(id)) })
+    }
+}
+
 impl Journal {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Journal {
         Journal {

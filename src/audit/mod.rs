@@ -5,7 +5,6 @@ pub mod journal;
 pub mod ledger;
 pub mod reads;
 pub mod recovery;
-pub mod verify;
 
 use bytes::Bytes;
 
@@ -56,7 +55,7 @@ pub async fn commit_revision(
 /// The keys of the committed revisions of object `id` of `kind`, oldest first. An
 /// object no journal entry committed does not exist, whatever the store holds.
 pub async fn revision_keys(journal: &Journal, kind: ObjectKind, id: &str) -> Result<Vec<Path>> {
-    crate::archive::validate_id(id)?;
+    crate::ids::validate_id(id)?;
     let revs = journal
         .committed(kind, id)
         .await?

@@ -127,7 +127,7 @@ pub async fn recover(
         let Some(bytes) = store.get_opt(&meta.location).await? else {
             continue;
         };
-        if crate::party::crypt::parse_key_file(meta.location.as_ref(), &bytes).is_err() {
+        if crate::store::crypt::parse_key_file(meta.location.as_ref(), &bytes).is_err() {
             torn_keys.push((owner, kind, id, codec::sha256_hex(&bytes)));
         }
     }
@@ -167,7 +167,7 @@ pub async fn recover(
             continue;
         };
         let digest = codec::sha256_hex(&bytes);
-        let decoded = decode_content(kind, key.as_ref(), &bytes);
+        let decoded = decode_content(kind, &id, rev, &bytes);
         subjects.push(Subject {
             kind: kind.subject().to_string(),
             id: id.clone(),
@@ -228,10 +228,35 @@ pub async fn recover(
     Ok(out)
 }
 
-/// `None`: the bytes do not decode as a revision of `kind`; `Some(sha)`: they do, and a
-/// record names its content blob.
-fn decode_content(kind: ObjectKind, key: &str, bytes: &[u8]) -> Option<Option<String>> {
-    super::verify::decode_content(kind, key, bytes).ok()
+/// What recovery reads of a leftover revision, whatever its kind: the head every
+/// revision format has (`format`, `id`, `rev`) and a record's content blob. (Recovery
+/// sits below the kinds' own types; `verify` decodes each kind in full.)
+#[derive(serde::Deserialize)]
+struct Head {
+    #[allow(dead_code)]
+    format: u32,
+    id: String,
+    rev: u32,
+    #[serde(default)]
+    content: Option<HeadContent>,
+}
+
+#[derive(serde::Deserialize)]
+struct HeadContent {
+    sha256: String,
+}
+
+/// `None`: the bytes are not a whole revision of `id`/`rev` (a torn write); `Some(sha)`:
+/// they are, and a record names its content blob.
+fn decode_content(kind: ObjectKind, id: &str, rev: u32, bytes: &[u8]) -> Option<Option<String>> {
+    let h: Head = rmp_serde::from_slice(bytes).ok()?;
+    if h.id != id || h.rev != rev {
+        return None;
+    }
+    Some(match kind {
+        ObjectKind::Record => h.content.map(|c| c.sha256),
+        _ => None,
+    })
 }
 
 /// The blob `sha` if it exists and its bytes do not hash to its name.

@@ -145,7 +145,7 @@ impl Cases {
 
     /// Opens a case for `party` (which the caller has checked exists).
     pub async fn create(&self, actor: &str, n: NewCase) -> Result<CaseRevision> {
-        crate::record::validate_class(&n.kind).map_err(|_| {
+        crate::ids::validate_class(&n.kind).map_err(|_| {
             Error::invalid(
                 "kind",
                 format!("{:?} is not a case kind (lower-case, '-')", n.kind),
@@ -155,8 +155,7 @@ impl Cases {
         if n.title.trim().is_empty() {
             return Err(Error::invalid("title", "required"));
         }
-        crate::archive::validate_id(&n.party)
-            .map_err(|_| Error::invalid("party", "not a party id"))?;
+        crate::ids::validate_id(&n.party).map_err(|_| Error::invalid("party", "not a party id"))?;
         if let (Some(f), Some(u)) = (n.valid_from, n.valid_until)
             && u < f
         {

@@ -10,9 +10,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::ingest::batch::{Given, IngestDefaults};
-use crate::ingest::content::Content;
 use crate::record::PartyLink;
-use crate::service::Services;
+use crate::store::content::Content;
 
 #[derive(Debug, Args)]
 pub struct ArchiveArgs {
@@ -45,20 +44,12 @@ pub struct ArchiveArgs {
 }
 
 pub async fn archive(
-    svc: Services,
+    archive: crate::archive::Archive,
     actor: &str,
     json: bool,
     a: ArchiveArgs,
 ) -> anyhow::Result<ExitCode> {
-    let svc = match &a.rules {
-        Some(path) => {
-            let cat = svc.archive.catalogue().clone();
-            let rules = crate::ingest::rules::Rules::load(path, &|c| cat.classes.contains_key(c))?;
-            svc.with_rules(rules)
-        }
-        None => svc,
-    };
-    svc.load().await?;
+    let svc = super::import::pipeline(archive, a.rules.as_deref()).await?;
     let d = IngestDefaults {
         class: a.class.clone(),
         parties: a
@@ -146,7 +137,7 @@ pub async fn archive(
             }
         }
     }
-    svc.archive.drain().await;
+    svc.svc.archive.drain().await;
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -10,6 +10,7 @@ use std::time::Instant;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::ingest::Ingest;
 use crate::ingest::batch::IngestDefaults;
 use crate::ingest::import::{self, Progress};
 use crate::record::PartyLink;
@@ -57,21 +58,30 @@ impl Progress for Bar {
     }
 }
 
+/// The ingest pipeline of a command: extraction workers of this binary, the rules of
+/// `rules` (else the shipped ones), the catalog loaded.
+pub(super) async fn pipeline(
+    archive: crate::archive::Archive,
+    rules: Option<&std::path::Path>,
+) -> anyhow::Result<Ingest> {
+    let mut ingest = Ingest::new(Services::new(archive))
+        .with_extractor(crate::extract::sandbox::Extractor::for_this_binary());
+    if let Some(path) = rules {
+        let cat = ingest.svc.archive.catalogue().clone();
+        let rules = crate::ingest::rules::Rules::load(path, &|c| cat.classes.contains_key(c))?;
+        ingest = ingest.with_rules(rules);
+    }
+    ingest.svc.load().await?;
+    Ok(ingest)
+}
+
 pub async fn import(
-    svc: Services,
+    archive: crate::archive::Archive,
     actor: &str,
     json: bool,
     a: ImportArgs,
 ) -> anyhow::Result<ExitCode> {
-    let svc = match &a.rules {
-        Some(path) => {
-            let cat = svc.archive.catalogue().clone();
-            let rules = crate::ingest::rules::Rules::load(path, &|c| cat.classes.contains_key(c))?;
-            svc.with_rules(rules)
-        }
-        None => svc,
-    };
-    svc.load().await?;
+    let svc = pipeline(archive, a.rules.as_deref()).await?;
     let d = IngestDefaults {
         class: a.class.clone(),
         parties: a

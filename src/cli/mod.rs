@@ -16,10 +16,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::archive::{Amendment, Archive, NewContent};
-use crate::audit::verify::{self, Progress};
 use crate::clock::SystemClock;
 use crate::record::RecordRevision;
 use crate::store::Store;
+use crate::verify::{self, Progress};
 
 mod archive;
 mod docs;
@@ -342,11 +342,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let index_dir = cli.index.clone().unwrap_or_else(|| cli.data.join("index"));
     match cli.command {
-        Command::Archive(a) => {
-            let svc = crate::service::Services::new(archive)
-                .with_extractor(crate::extract::sandbox::Extractor::for_this_binary());
-            archive::archive(svc, &actor, json, a).await
-        }
+        Command::Archive(a) => archive::archive(archive, &actor, json, a).await,
         Command::Show { id } => {
             let r = archive.latest(&id).await?;
             print_revision(&r, json)?;
@@ -396,14 +392,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let mut last = None;
             if let Some(path) = content {
-                let file = crate::ingest::content::Content::file(&path)?;
+                let file = crate::store::content::Content::file(&path)?;
                 let meta = NewContent {
                     file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
                     reason: reason.clone(),
                     ..Default::default()
                 };
-                let svc = crate::service::Services::new(archive.clone())
-                    .with_extractor(crate::extract::sandbox::Extractor::for_this_binary());
+                let svc = import::pipeline(archive.clone(), None).await?;
                 last = Some(svc.new_content(&actor, &id, file, meta).await?);
             }
             if title.is_some() || class.is_some() || date.is_some() || retain_until.is_some() {
@@ -470,8 +465,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             duration,
             memo,
         } => {
-            let svc = crate::service::Services::new(archive);
-            let n = crate::service::NoteInput {
+            let svc = import::pipeline(archive, None).await?;
+            let n = crate::ingest::NoteInput {
                 text,
                 kind: memo.then(|| "memo".to_string()),
                 case,
@@ -503,11 +498,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(a) => {
             search::search(crate::service::Services::new(archive), &index_dir, json, a).await
         }
-        Command::Import(a) => {
-            let svc = crate::service::Services::new(archive)
-                .with_extractor(crate::extract::sandbox::Extractor::for_this_binary());
-            import::import(svc, &actor, json, a).await
-        }
+        Command::Import(a) => import::import(archive, &actor, json, a).await,
         Command::ExtractWorker { .. } => Ok(ExitCode::FAILURE),
         Command::Reindex => {
             search::reindex(crate::service::Services::new(archive), &index_dir, json).await

@@ -10,10 +10,11 @@ use super::parse_date;
 use crate::archive::LinkChange;
 use crate::case::{CaseChange, CaseStatus, NewCase};
 use crate::catalog::{PartyFile, PartyFilter};
-use crate::party::import;
+use crate::ingest::NoteInput;
+use crate::ingest::parties as import;
 use crate::party::{PartyData, PartyKind, RoleEntry};
 use crate::record::PartyLink;
-use crate::service::{NoteInput, Services};
+use crate::service::Services;
 
 #[derive(Debug, Subcommand)]
 pub enum PartyCommand {
@@ -503,13 +504,13 @@ pub async fn case(svc: &Services, actor: &str, json: bool, cmd: CaseCommand) -> 
 }
 
 pub async fn note(
-    svc: &Services,
+    svc: &crate::ingest::Ingest,
     actor: &str,
     json: bool,
     party: String,
     n: NoteInput,
 ) -> anyhow::Result<()> {
-    let party = svc.parties.resolve(&party).await?.revision.id;
+    let party = svc.svc.parties.resolve(&party).await?.revision.id;
     let a = svc.note(actor, &party, n).await?;
     if json {
         print_json(&a)?;

@@ -4,8 +4,8 @@ use chrono::NaiveDate;
 use clap::Subcommand;
 
 use super::parse_date;
-use crate::retention::disposal;
-use crate::retention::hold::HoldScope;
+use crate::disposal;
+use crate::disposal::hold::HoldScope;
 use crate::service::Services;
 
 #[derive(Debug, Subcommand)]
@@ -268,12 +268,12 @@ pub async fn retention(
         }
         RetentionCommand::Report { format } => {
             let r =
-                crate::retention::report::build(&svc.archive, &svc.holds, &svc.disposals).await?;
+                crate::disposal::report::build(&svc.archive, &svc.holds, &svc.disposals).await?;
             let format = if json { "json".to_string() } else { format };
             match format.as_str() {
                 "json" => println!("{}", serde_json::to_string(&r)?),
-                "csv" => print!("{}", crate::retention::report::to_csv(&r)),
-                "html" => print!("{}", crate::retention::report::to_html(&r)),
+                "csv" => print!("{}", crate::disposal::report::to_csv(&r)),
+                "html" => print!("{}", crate::disposal::report::to_html(&r)),
                 _ => {
                     println!(
                         "retention report {} (catalogue {}): {} records",

@@ -252,7 +252,7 @@ fn pdf(bytes: &[u8]) -> Result<Extracted, String> {
                 if out.invoice.is_none() {
                     out.invoice = Some(inv);
                 }
-                let name = crate::ingest::mail::sanitize_file_name(&name);
+                let name = crate::extract::mail::sanitize_file_name(&name);
                 out.embedded.push((name, "application/xml".into(), data));
             }
         }

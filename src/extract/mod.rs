@@ -7,6 +7,7 @@
 //! (`extra.text`). Types without an extractor yield no text (archived, never rejected).
 
 pub mod document;
+pub mod mail;
 pub mod sandbox;
 
 use futures::TryStreamExt;
@@ -57,7 +58,7 @@ pub async fn record_text_upto(archive: &Archive, r: &RecordRevision, max: u64) -
 /// Text of bytes of a given media type.
 pub fn text_of(media_type: &str, bytes: &[u8]) -> String {
     if media_type.eq_ignore_ascii_case("message/rfc822") {
-        return crate::ingest::mail::index_text(bytes);
+        return crate::extract::mail::index_text(bytes);
     }
     let s = String::from_utf8_lossy(bytes);
     if media_type.eq_ignore_ascii_case("text/html") {

@@ -31,7 +31,7 @@ use tokio::sync::{Mutex, Semaphore};
 use futures::StreamExt;
 
 use super::document::{self, Extracted, Kind};
-use crate::ingest::content::Content;
+use crate::store::content::Content;
 
 /// Limits of one extraction.
 #[derive(Debug, Clone, Copy)]
@@ -81,7 +81,7 @@ pub enum Outcome {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum Answer {
     Document(Result<Extracted, String>),
-    Mail(Result<crate::ingest::mail::MailFacts, String>),
+    Mail(Result<crate::extract::mail::MailFacts, String>),
 }
 
 /// The media type that asks a worker to parse an email.
@@ -224,7 +224,7 @@ impl Extractor {
     pub async fn parse_mail(
         &self,
         raw: bytes::Bytes,
-    ) -> Result<crate::ingest::mail::MailFacts, String> {
+    ) -> Result<crate::extract::mail::MailFacts, String> {
         match &self.mode {
             Mode::Workers { exe, idle, slots } => {
                 let Ok(_slot) = slots.acquire().await else {
@@ -238,7 +238,7 @@ impl Extractor {
                 }
             }
             Mode::InProcess => {
-                tokio::task::spawn_blocking(move || crate::ingest::mail::parse(&raw))
+                tokio::task::spawn_blocking(move || crate::extract::mail::parse(&raw))
                     .await
                     .unwrap_or_else(|e| Err(format!("parse task: {e}")))
             }
@@ -398,7 +398,7 @@ pub fn worker_main(memory_bytes: u64) -> std::process::ExitCode {
         let name = (!name.is_empty()).then_some(name);
         let answer = if media == MAIL {
             // mail::parse runs under catch_unwind itself.
-            Answer::Mail(crate::ingest::mail::parse(&bytes))
+            Answer::Mail(crate::extract::mail::parse(&bytes))
         } else {
             Answer::Document(match document::kind_of(&media, name.as_deref()) {
                 Some(kind) => guarded(&bytes, kind),

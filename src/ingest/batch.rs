@@ -1,8 +1,8 @@
-//! The one ingest pipeline. Every way content enters goes through [`Services::ingest`]:
+//! The one ingest pipeline. Every way content enters goes through [`Ingest::ingest`]:
 //! `POST /v1/records` (raw and multipart), `POST /v1/emails`, `POST /v1/imports`,
 //! `akte archive`, `akte import`, notes — a single upload is a batch of one. (A new
 //! content version of an existing record takes the same extraction and facts through
-//! [`Services::new_content`].)
+//! [`Ingest::new_content`].)
 //!
 //! 1. Every item is hashed on the blocking pool, on all cores (a file in chunks).
 //! 2. Duplicates are set aside: bytes the catalog already holds, and copies within the
@@ -30,16 +30,16 @@ use futures::StreamExt;
 
 use chrono::NaiveDate;
 
+use super::Ingest;
 use crate::archive::{Archived, NewRecord, Staged};
 use crate::catalog::{LinkBrief, Match};
 use crate::error::{Error, Result};
 use crate::extract::document;
+use crate::extract::mail::{self, MailFacts};
 use crate::extract::sandbox::Outcome;
-use crate::ingest::content::Content;
-use crate::ingest::mail::{self, MailFacts};
 use crate::ingest::rules;
 use crate::record::PartyLink;
-use crate::service::Services;
+use crate::store::content::Content;
 
 /// Defaults for everything one ingest archives.
 #[derive(Debug, Clone, Default)]
@@ -183,7 +183,7 @@ struct Plan {
     attachments: Vec<(String, Bytes, NewRecord)>,
 }
 
-impl Services {
+impl Ingest {
     /// Archives `items` with one group commit; one result per item, in order.
     pub async fn ingest(
         &self,
@@ -221,6 +221,7 @@ impl Services {
                 _ if d.keep_copies => None,
                 Some(id) => Some(id.clone()),
                 None => self
+                    .svc
                     .catalog
                     .records_with_sha(&p.sha)
                     .await
@@ -231,7 +232,7 @@ impl Services {
             let (id, new) = match existing {
                 Some(id) => (id, false),
                 None => {
-                    let id = self.archive.new_id();
+                    let id = self.svc.archive.new_id();
                     in_batch.insert(p.sha.clone(), id.clone());
                     (id, true)
                 }
@@ -290,7 +291,7 @@ impl Services {
             let Some(id) = id else { continue };
             let o = &mut outcomes[index];
             if let Some(m) = &p.facts.message_id {
-                let mut related = self.catalog.records_with_message_id(m).await;
+                let mut related = self.svc.catalog.records_with_message_id(m).await;
                 let earlier = by_message_id.entry(m.clone()).or_default();
                 related.extend(earlier.iter().cloned());
                 earlier.push(id.clone());
@@ -305,7 +306,7 @@ impl Services {
 
         // 6. Stage every record of the batch (an upload in flight until its commit: a
         // disposal does not delete a blob this batch deduplicates onto).
-        let _upload = self.archive.store().upload_guard().await;
+        let _upload = self.svc.archive.store().upload_guard().await;
         let staged = self.stage_all(actor, &plans).await;
         let mut to_commit: Vec<Staged> = Vec::new();
         let mut owner: Vec<(usize, bool)> = Vec::new();
@@ -345,10 +346,10 @@ impl Services {
         }
 
         // 7. One commit for all of it.
-        match self.archive.commit_staged(actor, to_commit).await {
+        match self.svc.archive.commit_staged(actor, to_commit).await {
             Ok(archived) => {
                 for (a, (i, own)) in archived.into_iter().zip(owner) {
-                    self.catalog.put_record(&a.revision).await;
+                    self.svc.catalog.put_record(&a.revision).await;
                     if own {
                         outcomes[i].archived = Some(a);
                     }
@@ -432,7 +433,7 @@ impl Services {
         let mut parties: Vec<PartyLink> = Vec::new();
         for l in &d.parties {
             parties.push(PartyLink {
-                party: self.catalog.resolve(&l.party).await,
+                party: self.svc.catalog.resolve(&l.party).await,
                 role: l.role.clone(),
                 reason: l.reason.clone(),
             });
@@ -451,7 +452,7 @@ impl Services {
             .cloned()
             .collect();
         for (addrs, role) in [(&senders, "sender"), (&recipients, "recipient")] {
-            for found in self.catalog.match_emails(addrs).await {
+            for found in self.svc.catalog.match_emails(addrs).await {
                 link(&mut parties, o, found, role);
             }
         }
@@ -538,7 +539,7 @@ impl Services {
                 (&inv.buyer_vat, "recipient", "buyer"),
             ] {
                 if let Some(vat) = vat {
-                    for mut found in self.catalog.match_identifiers(vat, false).await {
+                    for mut found in self.svc.catalog.match_identifiers(vat, false).await {
                         found.reason = format!("the e-invoice's {who} VAT ID {vat}");
                         link(&mut parties, o, found, role);
                     }
@@ -553,14 +554,14 @@ impl Services {
             meta.file_name.as_deref().unwrap_or_default(),
             facts.subject.as_deref().unwrap_or_default()
         );
-        let mut found_ids = self.catalog.match_identifiers(&named, false).await;
+        let mut found_ids = self.svc.catalog.match_identifiers(&named, false).await;
         let own_text = meta.extra.get("text").map(String::as_str);
         let body = if p.is_email {
             facts.text.as_str()
         } else {
             own_text.unwrap_or_default()
         };
-        for m in self.catalog.match_identifiers(body, true).await {
+        for m in self.svc.catalog.match_identifiers(body, true).await {
             if !found_ids.iter().any(|f| f.evidence == m.evidence) {
                 found_ids.push(m);
             }
@@ -596,7 +597,7 @@ impl Services {
             };
             let (invoice, inner) = apply(outcome, &mut m, &mut failures, att.file_name.as_deref());
             any_invoice |= invoice.is_some();
-            let att_id = self.archive.new_id();
+            let att_id = self.svc.archive.new_id();
             for (name, media, b) in inner {
                 attachments.push(self.embedded_record(
                     &att_id,
@@ -691,7 +692,7 @@ impl Services {
         content: Content,
         mut meta: crate::archive::NewContent,
     ) -> Result<crate::record::RecordRevision> {
-        let prev = self.archive.latest(id).await?;
+        let prev = self.svc.archive.latest(id).await?;
         if prev.tombstone.is_some() {
             return Err(Error::Disposed { id: id.to_string() });
         }
@@ -711,10 +712,11 @@ impl Services {
         apply(outcome, &mut found, &mut failures, None);
         meta.facts = Some(found.extra);
         let r = self
+            .svc
             .archive
             .amend_content(actor, id, content.stream().await?, meta)
             .await?;
-        self.catalog.put_record(&r).await;
+        self.svc.catalog.put_record(&r).await;
         Ok(r)
     }
 
@@ -745,7 +747,7 @@ impl Services {
             cases: carrier.cases.clone(),
             extra,
         };
-        (self.archive.new_id(), Bytes::from(bytes), m)
+        (self.svc.archive.new_id(), Bytes::from(bytes), m)
     }
 
     /// Sets the class of `meta` (explicit, rule or default) and links the parties rules
@@ -759,11 +761,11 @@ impl Services {
     ) -> String {
         let a = self.rules.apply(e);
         for (party, role, rule) in a.parties {
-            if self.catalog.party(&party).await.is_none() {
+            if self.svc.catalog.party(&party).await.is_none() {
                 tracing::warn!("classification rule {rule}: party {party} does not exist");
                 continue;
             }
-            let party = self.catalog.resolve(&party).await;
+            let party = self.svc.catalog.resolve(&party).await;
             if !meta
                 .parties
                 .iter()
@@ -814,7 +816,7 @@ impl Services {
             .collect();
         let results: Vec<(usize, Option<usize>, Result<Staged>)> = futures::stream::iter(jobs)
             .map(|(i, k, id, content, meta)| async move {
-                (i, k, self.archive.stage(actor, id, content, meta).await)
+                (i, k, self.svc.archive.stage(actor, id, content, meta).await)
             })
             .buffer_unordered(STAGE_PARALLEL)
             .collect()

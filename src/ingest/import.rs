@@ -3,7 +3,7 @@
 //!
 //! Idempotent: every item is looked up by the SHA-256 of its bytes first, so running an
 //! import again archives nothing twice (and so resumes one that was interrupted). Items
-//! are archived in batches (`Services::ingest`, one group commit each); memory is bounded
+//! are archived in batches (`Ingest::ingest`, one group commit each); memory is bounded
 //! by the batch, not by the size of a mailbox.
 
 use std::io::{BufReader, Read};
@@ -14,9 +14,9 @@ use std::time::Instant;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::Ingest;
 use crate::ingest::batch::{Incoming, IngestDefaults, ItemOutcome};
-use crate::ingest::content::Content;
-use crate::service::Services;
+use crate::store::content::Content;
 
 /// Told how an import advances (a progress bar, a job's view).
 pub trait Progress: Send + Sync {
@@ -93,15 +93,15 @@ fn kind_of(path: &Path) -> Kind {
 }
 
 /// Every file under the inputs, in a stable order.
-pub fn walk(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn walk(paths: &[PathBuf]) -> crate::error::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack: Vec<PathBuf> = paths.iter().rev().cloned().collect();
     while let Some(p) = stack.pop() {
         let meta =
-            std::fs::symlink_metadata(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            std::fs::symlink_metadata(&p).map_err(|e| crate::error::Error::io(p.display(), e))?;
         if meta.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(&p)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+                .map_err(|e| crate::error::Error::io(p.display(), e))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .collect();
             entries.sort();
@@ -132,14 +132,14 @@ fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
 /// Imports everything under `paths`. Stops after the batch in hand once `stop` is set
 /// (`interrupted` in the summary).
 pub async fn run(
-    svc: &Services,
+    svc: &Ingest,
     actor: &str,
     paths: &[PathBuf],
     d: &IngestDefaults,
     dry_run: bool,
     progress: &dyn Progress,
     stop: &AtomicBool,
-) -> anyhow::Result<Summary> {
+) -> crate::error::Result<Summary> {
     let started = Instant::now();
     let files = walk(paths)?;
     let total_bytes: u64 = files
@@ -246,7 +246,7 @@ pub async fn run(
     }
     batches.flush(&mut s).await;
     batches.settle(&mut s).await;
-    svc.archive.drain().await;
+    svc.svc.archive.drain().await;
     s.seconds = started.elapsed().as_secs_f64();
     s.interrupted = stopped();
     progress.summary(&s);
@@ -308,7 +308,7 @@ type InFlight = (
 
 /// Collects items into batches and archives each while the next one is read.
 struct Batcher<'a> {
-    svc: &'a Services,
+    svc: &'a Ingest,
     actor: &'a str,
     d: &'a IngestDefaults,
     dry_run: bool,
@@ -357,7 +357,7 @@ impl Batcher<'_> {
         self.progress.summary(s);
     }
 
-    /// Starts archiving the collected items with one group commit (`Services::ingest`)
+    /// Starts archiving the collected items with one group commit (`Ingest::ingest`)
     /// once the batch before has finished, and returns while it runs: the next batch is
     /// read meanwhile. (Batches never overlap: each finds the one before in the
     /// catalog, so copies across batches are duplicates.)
@@ -375,14 +375,14 @@ impl Batcher<'_> {
                 let Incoming::Email(raw) = item else { continue };
                 let sha = crate::store::codec::sha256_hex(&raw);
                 if !seen.insert(sha.clone())
-                    || !self.svc.catalog.records_with_sha(&sha).await.is_empty()
+                    || !self.svc.svc.catalog.records_with_sha(&sha).await.is_empty()
                 {
                     s.duplicates += 1;
                     continue;
                 }
                 s.archived += 1;
                 s.bytes += len;
-                if let Err(reason) = crate::ingest::mail::parse(&raw) {
+                if let Err(reason) = crate::extract::mail::parse(&raw) {
                     warn(s, &name, format!("extraction failed: {reason}"));
                 }
             }
@@ -395,12 +395,12 @@ impl Batcher<'_> {
 }
 
 /// A dry run's look at a document: would it be archived, or is it a duplicate?
-async fn dry_document(svc: &Services, path: &Path, item: &str, s: &mut Summary) {
+async fn dry_document(svc: &Ingest, path: &Path, item: &str, s: &mut Summary) {
     let (sha, len) = match sha256_file(path) {
         Ok(x) => x,
         Err(e) => return fail(s, item, e.to_string()),
     };
-    if !svc.catalog.records_with_sha(&sha).await.is_empty() {
+    if !svc.svc.catalog.records_with_sha(&sha).await.is_empty() {
         s.duplicates += 1;
         return;
     }

@@ -4,12 +4,9 @@
 //! partner … are *roles* of that one party, each with its own number and validity.
 //! A party is a chain of revisions `parties/<id>/<rev>.mpk` like a record. Personal
 //! fields (a person's name and address, every email address and phone number, free
-//! notes) are stored sealed with the party's own key ([`crypt`]); the rest stays in clear
+//! notes) are stored sealed with the party's own key ([`crate::store::crypt`]); the rest stays in clear
 //! and verifiable. Two parties found to be one are merged by a revision of the absorbed
 //! party that points to the survivor; nothing is deleted.
-
-pub mod crypt;
-pub mod import;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, journal::Journal};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::store::crypt::{self, KeyStore, Sealed};
 use crate::store::keys::ObjectKind;
 use crate::store::{Store, codec};
-use crypt::{KeyStore, Sealed};
 
 /// Current format version of [`PartyRevision`].
 pub const FORMAT: u32 = 1;
@@ -247,7 +244,7 @@ pub fn validate(mut d: PartyData) -> Result<PartyData> {
                 format!("{:?} is not a relation kind", rel.kind),
             ));
         }
-        crate::archive::validate_id(&rel.party).map_err(|_| {
+        crate::ids::validate_id(&rel.party).map_err(|_| {
             Error::invalid("relations", format!("{:?} is not a party id", rel.party))
         })?;
     }
@@ -680,7 +677,7 @@ impl Parties {
     }
 
     pub async fn history(&self, id: &str) -> Result<Vec<Party>> {
-        crate::archive::validate_id(id)?;
+        crate::ids::validate_id(id)?;
         let mut out = Vec::new();
         for key in audit::revision_keys(&self.journal, ObjectKind::Party, id).await? {
             let bytes = self.store.get(&key).await?;

@@ -60,7 +60,7 @@ pub struct RecordRevision {
     /// stored, `title`, `content.file_name` and `extra` are empty when this is set;
     /// readers get them back in clear from `Archive`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sealed: Option<crate::party::crypt::Sealed>,
+    pub sealed: Option<crate::store::crypt::Sealed>,
 }
 
 /// The part of a record revision that may name people, sealed per record.
@@ -128,27 +128,6 @@ impl RecordRevision {
     }
 }
 
-/// Validates a class name: lower-case words joined by `-`, as in the retention catalogue.
-pub fn validate_class(class: &str) -> Result<()> {
-    let ok = !class.is_empty()
-        && class.len() <= 64
-        && class
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !class.starts_with('-')
-        && !class.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "class",
-            format!(
-                "{class:?} must be lower-case letters, digits and '-' (e.g. invoice, business-letter)"
-            ),
-        ))
-    }
-}
-
 pub fn validate_title(title: &str) -> Result<()> {
     if title.len() > 1024 {
         return Err(Error::invalid("title", "longer than 1024 bytes"));
@@ -178,11 +157,11 @@ mod tests {
 
     #[test]
     fn class_names_are_validated() {
-        assert!(validate_class("invoice").is_ok());
-        assert!(validate_class("business-letter").is_ok());
-        assert!(validate_class("Invoice").is_err());
-        assert!(validate_class("").is_err());
-        assert!(validate_class("a/b").is_err());
+        assert!(crate::ids::validate_class("invoice").is_ok());
+        assert!(crate::ids::validate_class("business-letter").is_ok());
+        assert!(crate::ids::validate_class("Invoice").is_err());
+        assert!(crate::ids::validate_class("").is_err());
+        assert!(crate::ids::validate_class("a/b").is_err());
     }
 
     #[test]

@@ -105,7 +105,7 @@ impl Catalogue {
         check(&default, "default")?;
         let mut classes = BTreeMap::new();
         for e in f.class {
-            crate::record::validate_class(&e.id).map_err(|_| {
+            crate::ids::validate_class(&e.id).map_err(|_| {
                 Error::invalid(
                     "catalogue",
                     format!("{:?} is not a kebab-case class id", e.id),

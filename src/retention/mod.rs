@@ -3,12 +3,10 @@
 //! German commercial and tax law (§ 257 (5) HGB, § 147 (4) AO) starts a retention period at
 //! the end of the calendar year in which a document was received, sent or created. The
 //! periods come from a versioned catalogue (`catalogue`, data in `schemas/retention-de.toml`);
-//! holds and four-eyes disposal live in `hold` and `disposal`. Pure functions take `now`.
+//! holds and four-eyes disposal live a layer up, in `crate::disposal`. Pure functions take
+//! `now`; nothing here reads the store.
 
 pub mod catalogue;
-pub mod disposal;
-pub mod hold;
-pub mod report;
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};

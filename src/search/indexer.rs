@@ -15,9 +15,9 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{IndexDoc, SearchIndex};
+use crate::disposal::hold::{HoldRevision, HoldScope};
 use crate::error::{Error, Result};
 use crate::record::RecordRevision;
-use crate::retention::hold::{HoldRevision, HoldScope};
 use crate::service::Services;
 use crate::store::keys::{self, ObjectKind};
 

@@ -11,6 +11,8 @@
 
 pub mod blob;
 pub mod codec;
+pub mod content;
+pub mod crypt;
 pub mod keys;
 
 use std::ops::Range;

@@ -5,6 +5,9 @@
 //! that no live record references any more, and journals every step. Refused attempts
 //! are journaled too.
 
+pub mod hold;
+pub mod report;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -12,7 +15,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::hold::{HoldRevision, Holds};
 use crate::archive::Archive;
 use crate::audit::{
     self,
@@ -24,6 +26,7 @@ use crate::party::Parties;
 use crate::record::{RecordRevision, Tombstone};
 use crate::store::keys::{self, KeyKind, ObjectKind};
 use crate::store::{Store, codec};
+use hold::{HoldRevision, Holds};
 
 pub const FORMAT: u32 = 1;
 
@@ -133,7 +136,7 @@ impl Disposals {
         // one active, decide from the record alone.
         let party_scoped = holds
             .iter()
-            .any(|h| h.active && matches!(h.scope, super::hold::HoldScope::Party { .. }));
+            .any(|h| h.active && matches!(h.scope, hold::HoldScope::Party { .. }));
         if !party_scoped {
             return Ok(holds
                 .iter()
@@ -143,7 +146,7 @@ impl Disposals {
         }
         let mut ids: BTreeSet<String> = r.parties.iter().map(|l| l.party.clone()).collect();
         for h in holds {
-            if let super::hold::HoldScope::Party { id } = &h.scope {
+            if let hold::HoldScope::Party { id } = &h.scope {
                 ids.insert(id.clone());
             }
         }

@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::{Address, Parties, PartyData, PartyKind, RoleEntry, normalise_vat_id};
 use crate::catalog::{Catalog, fold};
 use crate::error::{Error, Result};
+use crate::party::{Address, Parties, PartyData, PartyKind, RoleEntry, normalise_vat_id};
 
 pub const COLUMNS: &[&str] = &[
     "kind",
@@ -319,7 +319,7 @@ fn row_data(row: &Row) -> Result<PartyData> {
         relations: vec![],
         notes: None,
     };
-    super::validate(data)
+    crate::party::validate(data)
 }
 
 /// The identifiers a row can be matched by, most trusted first.

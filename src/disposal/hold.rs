@@ -123,11 +123,11 @@ impl Holds {
             }
             HoldScope::Records { ids } => {
                 for id in ids {
-                    crate::archive::validate_id(id)?;
+                    crate::ids::validate_id(id)?;
                 }
             }
-            HoldScope::Party { id } | HoldScope::Case { id } => crate::archive::validate_id(id)?,
-            HoldScope::Class { class, .. } => crate::record::validate_class(class)?,
+            HoldScope::Party { id } | HoldScope::Case { id } => crate::ids::validate_id(id)?,
+            HoldScope::Class { class, .. } => crate::ids::validate_class(class)?,
         }
         let now = self.clock.now();
         let h = HoldRevision {

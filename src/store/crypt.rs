@@ -19,9 +19,18 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::audit::journal::Journal;
 use crate::error::{Error, Result};
 use crate::store::{Created, Store, codec, keys};
+
+/// Tells which keys a journaled erasure or disposal destroyed — in this process or any
+/// other (the journal, which lives a layer above the store, implements it).
+pub trait Destroyed: Send + Sync + std::fmt::Debug {
+    /// Whether the key `id` was destroyed, after catching up with other processes.
+    fn is_destroyed<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool>> + Send + 'a>>;
+}
 
 /// A sealed (encrypted and authenticated) block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,12 +136,12 @@ pub struct KeyStore {
     store: Store,
     /// The journal tells which keys an erasure or disposal destroyed, in this process or
     /// any other: such a key is dropped from the cache and never served again.
-    journal: Arc<Journal>,
+    journal: Arc<dyn Destroyed>,
     cache: Mutex<HashMap<String, [u8; 32]>>,
 }
 
 impl KeyStore {
-    pub fn new(store: Store, journal: Arc<Journal>) -> KeyStore {
+    pub fn new(store: Store, journal: Arc<dyn Destroyed>) -> KeyStore {
         KeyStore {
             store,
             journal,
@@ -200,7 +209,7 @@ impl KeyStore {
 
     /// The party's key, or `None` if it has none (never created, or erased).
     pub async fn get(&self, party: &str) -> Result<Option<[u8; 32]>> {
-        if self.journal.ledger_synced().await?.is_key_destroyed(party) {
+        if self.journal.is_destroyed(party).await? {
             self.cache.lock().await.remove(party);
             return Ok(None);
         }
@@ -241,7 +250,7 @@ mod tests {
     #[tokio::test]
     async fn keys_are_created_once_and_kept() {
         let store = Store::open("memory://").unwrap();
-        let journal = Arc::new(Journal::new(
+        let journal = Arc::new(crate::audit::journal::Journal::new(
             store.clone(),
             Arc::new(crate::clock::SystemClock),
         ));

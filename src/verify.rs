@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use super::journal::{JournalEntry, SetAside};
+use crate::audit::journal::{JournalEntry, SetAside};
 use crate::error::{Error, Result};
 use crate::record::RecordRevision;
 use crate::store::Store;
@@ -195,7 +195,7 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
                 .push(Problem::new(path, "unexpected object in the archive"));
             continue;
         };
-        let cp: super::journal::Checkpoint = match store
+        let cp: crate::audit::journal::Checkpoint = match store
             .get(&meta.location)
             .await
             .and_then(|b| codec::decode(&path, &b))
@@ -244,7 +244,7 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
         match store.get(&meta.location).await {
             Ok(bytes) => {
                 report.bytes_hashed += bytes.len() as u64;
-                match crate::party::crypt::parse_key_file(&path, &bytes) {
+                match crate::store::crypt::parse_key_file(&path, &bytes) {
                     Ok((id, k)) if keys::party_key(&id) == meta.location => {
                         absent.keys.insert(id, k);
                     }
@@ -578,7 +578,7 @@ struct Decoded {
     /// Records: the content reference and the tombstone, if any.
     content: Option<(crate::record::ContentRef, Option<crate::record::Tombstone>)>,
     /// A sealed block and the id of the key that should open it.
-    sealed: Option<(String, crate::party::crypt::Sealed)>,
+    sealed: Option<(String, crate::store::crypt::Sealed)>,
 }
 
 impl Decoded {
@@ -589,13 +589,6 @@ impl Decoded {
             sealed: None,
         }
     }
-}
-
-/// Decodes a revision of `kind` fully; for a record, the content blob it names.
-pub(crate) fn decode_content(kind: ObjectKind, key: &str, bytes: &[u8]) -> Result<Option<String>> {
-    Ok(decode_full(kind, key, bytes)?
-        .content
-        .map(|(c, _)| c.sha256))
 }
 
 /// Full, canonical decode of a revision of `kind`.
@@ -634,11 +627,11 @@ fn decode_full(kind: ObjectKind, key: &str, bytes: &[u8]) -> Result<Decoded> {
             Decoded::chain(c.id, c.rev, c.prev_hash)
         }
         ObjectKind::Hold => {
-            let h = crate::retention::hold::HoldRevision::decode(key, bytes)?;
+            let h = crate::disposal::hold::HoldRevision::decode(key, bytes)?;
             Decoded::chain(h.id, h.rev, h.prev_hash)
         }
         ObjectKind::Disposal => {
-            let d = crate::retention::disposal::DisposalRevision::decode(key, bytes)?;
+            let d = crate::disposal::DisposalRevision::decode(key, bytes)?;
             Decoded::chain(d.id, d.rev, d.prev_hash)
         }
     })
@@ -745,7 +738,7 @@ async fn check_chain(
             }) => {
                 if let Some((kid, block)) = &sealed {
                     match absent.keys.get(kid) {
-                        Some(k) if crate::party::crypt::open(k, kid, block).is_err() => {
+                        Some(k) if crate::store::crypt::open(k, kid, block).is_err() => {
                             report.problems.push(Problem::new(
                                 keys::party_key(kid).to_string(),
                                 format!("data key does not open the sealed data of {key}"),

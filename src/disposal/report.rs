@@ -8,8 +8,8 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::disposal::{DisposalRevision, Disposals};
 use super::hold::Holds;
+use super::{DisposalRevision, Disposals};
 use crate::archive::Archive;
 use crate::error::Result;
 use crate::record::RecordRevision;
