@@ -18,7 +18,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 
 use crate::audit::{
     self,
-    journal::{Draft, Journal, JournalEntry, Subject},
+    journal::{Journal, JournalEntry, Subject},
 };
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -338,16 +338,9 @@ impl Archive {
             .create_fresh(&Self::record_key_id(&id), true)
             .await?;
         let sealed = Self::seal_with(revision.clone(), Some(&key))?;
-        let bytes = sealed.encode()?;
-        let digest = codec::sha256_hex(&bytes);
-        if self
-            .store
-            .put_new_deferred(&keys::record_rev(&id, 1), Bytes::from(bytes))
-            .await?
-            == crate::store::Created::Existed
-        {
-            return Err(Error::RevisionConflict { id, rev: 1 });
-        }
+        let digest =
+            audit::stage_revision(&self.store, ObjectKind::Record, &id, 1, sealed.encode()?)
+                .await?;
         Ok(Staged {
             archived: Archived {
                 id,
@@ -382,17 +375,10 @@ impl Archive {
                 digest: Some(s.digest.clone()),
             })
             .collect::<Vec<_>>();
-        let draft = Draft {
-            actor: actor.to_string(),
-            action: "record.create".into(),
-            detail: Some(format!("group commit of {} records", subjects.len())),
-            subjects,
-            payload_digest: None,
-        };
-        let (store, journal) = (self.store.clone(), self.journal.clone());
+        let (store, journal, actor) = (self.store.clone(), self.journal.clone(), actor.to_string());
+        let detail = Some(format!("group commit of {} records", subjects.len()));
         let task = self.commits.spawn(async move {
-            store.sync_deferred().await?;
-            journal.append(draft).await
+            audit::commit_staged(&store, &journal, &actor, "record.create", detail, subjects).await
         });
         let entry = task
             .await

@@ -113,6 +113,27 @@ pub enum Error {
     Internal(String),
 }
 
+/// What an object store's error means for the caller: a missing object is not found, a
+/// lost conditional write a conflict, a refusal by permissions or an unsupported call an
+/// operator's problem (internal), everything else (network, throttling, timeouts)
+/// unavailable — retry later.
+fn store_kind(e: &object_store::Error) -> ErrorKind {
+    use object_store::Error as S;
+    match e {
+        S::NotFound { .. } => ErrorKind::NotFound,
+        S::AlreadyExists { .. } | S::Precondition { .. } | S::NotModified { .. } => {
+            ErrorKind::Conflict
+        }
+        S::InvalidPath { .. } => ErrorKind::Invalid,
+        S::PermissionDenied { .. }
+        | S::Unauthenticated { .. }
+        | S::NotSupported { .. }
+        | S::NotImplemented { .. }
+        | S::UnknownConfigurationKey { .. } => ErrorKind::Internal,
+        _ => ErrorKind::Unavailable,
+    }
+}
+
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -128,9 +149,13 @@ impl Error {
             | Error::NotEligible { .. }
             | Error::ClockBehind { .. } => ErrorKind::Locked,
             Error::CorruptObject { .. } | Error::HashMismatch { .. } => ErrorKind::Corrupt,
-            Error::Store { .. } | Error::StoreConfig { .. } | Error::Io { .. } => {
-                ErrorKind::Unavailable
-            }
+            Error::Store { source, .. } => store_kind(source),
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+                std::io::ErrorKind::PermissionDenied => ErrorKind::Internal,
+                _ => ErrorKind::Unavailable,
+            },
+            Error::StoreConfig { .. } => ErrorKind::Unavailable,
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::Index(_) | Error::IndexInUse { .. } => ErrorKind::Unavailable,
             Error::Internal(_) => ErrorKind::Internal,
@@ -153,3 +178,55 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(source: object_store::Error) -> Error {
+        Error::Store {
+            store: "s3://b".into(),
+            source,
+        }
+    }
+
+    #[test]
+    fn object_store_errors_map_by_kind() {
+        let path = || "p".to_string();
+        let boxed = || -> Box<dyn std::error::Error + Send + Sync> { "x".into() };
+        assert_eq!(
+            store(object_store::Error::NotFound {
+                path: path(),
+                source: boxed()
+            })
+            .kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            store(object_store::Error::Precondition {
+                path: path(),
+                source: boxed()
+            })
+            .kind(),
+            ErrorKind::Conflict
+        );
+        assert_eq!(
+            store(object_store::Error::PermissionDenied {
+                path: path(),
+                source: boxed()
+            })
+            .kind(),
+            ErrorKind::Internal
+        );
+        assert_eq!(
+            store(object_store::Error::Generic {
+                store: "S3",
+                source: boxed()
+            })
+            .kind(),
+            ErrorKind::Unavailable
+        );
+        let io = Error::io("f", std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert_eq!(io.kind(), ErrorKind::NotFound);
+    }
+}

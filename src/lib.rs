@@ -4,6 +4,8 @@
 //! revision plus a hash-chained journal entry ([`audit`]); [`archive`] ties them into
 //! records. See `ARCHITECTURE.md` for the codemap and the invariants.
 
+#![deny(clippy::unwrap_used)]
+
 pub mod access;
 pub mod api;
 pub mod archive;

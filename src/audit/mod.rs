@@ -17,6 +17,8 @@ use object_store::path::Path;
 /// Writes revision `rev` of object `id` create-only, then journals it with the digest of
 /// its bytes. The journal entry is the commit point; its return means "durable".
 #[allow(clippy::too_many_arguments)]
+/// Writes one revision create-only, then its journal entry: with [`stage_revision`] and
+/// [`commit_staged`], the only code that writes revisions and the entries committing them.
 pub async fn commit_revision(
     store: &Store,
     journal: &Journal,
@@ -48,6 +50,53 @@ pub async fn commit_revision(
             }],
             payload_digest: Some(digest),
             detail,
+        })
+        .await
+}
+
+/// Writes revision `rev` of `id` create-only *without* committing it (group commit): the
+/// write is durable after the next `Store::sync_deferred`, and the revision exists for
+/// readers only once [`commit_staged`] has journaled it. Returns the digest the entry
+/// will name.
+pub async fn stage_revision(
+    store: &Store,
+    kind: ObjectKind,
+    id: &str,
+    rev: u32,
+    bytes: Vec<u8>,
+) -> Result<String> {
+    let digest = codec::sha256_hex(&bytes);
+    if store
+        .put_new_deferred(&keys::revision(kind, id, rev), Bytes::from(bytes))
+        .await?
+        == Created::Existed
+    {
+        return Err(Error::RevisionConflict {
+            id: id.to_string(),
+            rev,
+        });
+    }
+    Ok(digest)
+}
+
+/// Commits staged revisions (group commit): one sync makes every deferred write durable
+/// (blobs, keys, revisions), then one journal entry names each revision with its digest.
+pub async fn commit_staged(
+    store: &Store,
+    journal: &Journal,
+    actor: &str,
+    action: &str,
+    detail: Option<String>,
+    subjects: Vec<Subject>,
+) -> Result<JournalEntry> {
+    store.sync_deferred().await?;
+    journal
+        .append(Draft {
+            actor: actor.to_string(),
+            action: action.to_string(),
+            detail,
+            subjects,
+            payload_digest: None,
         })
         .await
 }
