@@ -5,6 +5,7 @@ pub mod batch;
 pub mod import;
 pub mod mbox;
 pub mod parties;
+mod plan;
 pub mod rules;
 pub mod zip;
 

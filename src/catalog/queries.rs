@@ -1,0 +1,479 @@
+//! The catalog's queries: lookups, party lists, contact and identifier matching, the
+//! party file, record scopes.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::case::{CaseRevision, CaseStatus};
+
+use super::Catalog;
+use super::state::*;
+use super::views::*;
+
+impl Catalog {
+    pub async fn party(&self, id: &str) -> Option<PartyBrief> {
+        self.state.read().await.parties.get(id).cloned()
+    }
+
+    pub async fn case(&self, id: &str) -> Option<CaseBrief> {
+        let st = self.state.read().await;
+        st.cases.get(id).map(|c| st.case_brief(c))
+    }
+
+    /// The surviving party for `id` (itself unless merged).
+    pub async fn resolve(&self, id: &str) -> String {
+        self.state.read().await.resolve(id)
+    }
+
+    pub async fn counts(&self) -> (usize, usize, usize) {
+        let st = self.state.read().await;
+        (st.parties.len(), st.records.len(), st.cases.len())
+    }
+
+    /// Parties whose indexed identifier equals `term` (`vat:DE…`, `customer:4711`, …).
+    pub async fn find(&self, term: &str) -> Vec<String> {
+        let st = self.state.read().await;
+        let mut v: Vec<String> = st
+            .index
+            .get(term)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    pub async fn list(&self, f: &PartyFilter) -> Vec<PartyBrief> {
+        let st = self.state.read().await;
+        let limit = if f.limit == 0 { 100 } else { f.limit };
+        let wanted = |p: &PartyBrief| {
+            (f.include_merged || p.merged_into.is_none())
+                && f.role
+                    .as_ref()
+                    .is_none_or(|r| p.data.roles.iter().any(|x| &x.role == r))
+        };
+        let mut out = Vec::new();
+        if let Some(ident) = &f.identifier {
+            let mut ids: BTreeSet<&String> = BTreeSet::new();
+            if let Some(s) = st.index.get(ident) {
+                ids.extend(s.iter());
+            }
+            for (term, s) in st.index.iter() {
+                if term.split_once(':').is_some_and(|(_, v)| v == ident) {
+                    ids.extend(s.iter());
+                }
+            }
+            for id in ids {
+                if let Some(p) = st.parties.get(id)
+                    && wanted(p)
+                    && f.name_prefix
+                        .as_ref()
+                        .is_none_or(|n| fold(&p.data.name).starts_with(&fold(n)))
+                {
+                    out.push(p.clone());
+                }
+            }
+            out.truncate(limit);
+            return out;
+        }
+        let prefix = f.name_prefix.as_deref().map(fold).unwrap_or_default();
+        for (name, id) in st.names.range((prefix.clone(), String::new())..) {
+            if !name.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            if let Some(p) = st.parties.get(id)
+                && wanted(p)
+            {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+
+    /// Matches email addresses against party contacts: an exact address first, else the
+    /// address's domain. Each piece of evidence yields the parties it points to; more
+    /// than one is ambiguous and left to a human.
+    pub async fn match_emails(&self, addresses: &[String]) -> Vec<Match> {
+        let st = self.state.read().await;
+        let mut out = Vec::new();
+        for a in addresses {
+            let a = a.trim().to_ascii_lowercase();
+            let live = |s: Option<&HashSet<String>>| -> Vec<String> {
+                let mut v: Vec<String> = s
+                    .map(|s| {
+                        s.iter()
+                            .map(|id| st.resolve(id))
+                            .collect::<BTreeSet<_>>()
+                            .into_iter()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                v.sort();
+                v
+            };
+            let exact = live(st.index.get(&format!("email:{a}")));
+            if !exact.is_empty() {
+                out.push(Match {
+                    reason: format!("email address {a} is a contact of the party"),
+                    evidence: a.clone(),
+                    parties: exact,
+                });
+                continue;
+            }
+            if let Some((_, dom)) = a.split_once('@') {
+                let by_domain = live(st.index.get(&format!("domain:{dom}")));
+                if !by_domain.is_empty() {
+                    out.push(Match {
+                        reason: format!("domain {dom} of {a} is a domain of the party"),
+                        evidence: a.clone(),
+                        parties: by_domain,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Finds party identifiers (VAT IDs, customer/supplier numbers and other indexed
+    /// numbers) among the words of `text`. In a title or file name any known number
+    /// counts; in running text (`labelled`) only a VAT ID, or a number right after a
+    /// label that says what it is ("Kundennummer 10042", "Lieferanten-Nr.: 7001") —
+    /// a bare number there is as likely an amount or a date.
+    pub async fn match_identifiers(&self, text: &str, labelled: bool) -> Vec<Match> {
+        let st = self.state.read().await;
+        let mut out: Vec<Match> = Vec::new();
+        let mut recent: std::collections::VecDeque<String> = Default::default();
+        let words = text
+            .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '/' || c == '.'))
+            .map(|w| w.trim_matches(|c| c == '-' || c == '/' || c == '.'))
+            .filter(|w| !w.is_empty());
+        for w in words {
+            let label = recent.iter().any(|r| is_number_label(r));
+            if recent.len() == 3 {
+                recent.pop_front();
+            }
+            recent.push_back(w.to_lowercase());
+            if w.len() < 3 || !w.chars().any(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let vat = w.to_ascii_uppercase();
+            let mut hits: BTreeMap<String, String> = BTreeMap::new();
+            if let Some(ids) = st.index.get(&format!("vat:{vat}")) {
+                for id in ids {
+                    hits.insert(st.resolve(id), format!("VAT ID {vat}"));
+                }
+            }
+            if !labelled || label {
+                for role in ["customer", "supplier"] {
+                    if let Some(ids) = st.index.get(&format!("{role}:{w}")) {
+                        for id in ids {
+                            hits.insert(st.resolve(id), format!("{role} number {w}"));
+                        }
+                    }
+                }
+            }
+            if hits.is_empty() || out.iter().any(|m| m.evidence == w) {
+                continue;
+            }
+            let reason = if hits.len() == 1 {
+                format!(
+                    "{} found in the record's {}",
+                    hits.values().next().map(String::as_str).unwrap_or_default(),
+                    if labelled { "text" } else { "metadata" }
+                )
+            } else {
+                format!("{w} names {} parties", hits.len())
+            };
+            out.push(Match {
+                evidence: w.to_string(),
+                parties: hits.into_keys().collect(),
+                reason,
+            });
+        }
+        out
+    }
+
+    /// The party file. `page` counts from 0.
+    pub async fn file(
+        &self,
+        id: &str,
+        today: NaiveDate,
+        page: usize,
+        per_page: usize,
+    ) -> Option<PartyFile> {
+        let st = self.state.read().await;
+        let sid = st.resolve(id);
+        let party = st.parties.get(&sid)?.clone();
+        let family = st.family(&sid);
+        let mut records: Vec<&RecordBrief> = family
+            .iter()
+            .filter_map(|p| st.by_party.get(p))
+            .flat_map(|s| s.iter())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter_map(|r| st.records.get(r))
+            .collect();
+        records.sort_by(|a, b| b.date.cmp(&a.date).then(b.archived_at.cmp(&a.archived_at)));
+
+        let mut counts_by_class: BTreeMap<String, usize> = BTreeMap::new();
+        for r in &records {
+            *counts_by_class.entry(r.class.clone()).or_default() += 1;
+        }
+        let communication: Vec<&&RecordBrief> = records
+            .iter()
+            .filter(|r| COMMUNICATION.contains(&r.class.as_str()))
+            .collect();
+        let per_page = per_page.clamp(1, 500);
+        let timeline = Timeline {
+            total: communication.len(),
+            items: communication
+                .iter()
+                .skip(page * per_page)
+                .take(per_page)
+                .map(|r| (**r).clone())
+                .collect(),
+            page,
+            per_page,
+        };
+        let mut transactions_by_year: BTreeMap<i32, Vec<RecordBrief>> = BTreeMap::new();
+        for r in records
+            .iter()
+            .filter(|r| TRANSACTIONS.contains(&r.class.as_str()))
+        {
+            transactions_by_year
+                .entry(r.date.year())
+                .or_default()
+                .push((*r).clone());
+        }
+
+        let mut cases: Vec<&CaseRevision> = family
+            .iter()
+            .filter_map(|p| st.cases_by_party.get(p))
+            .flat_map(|s| s.iter())
+            .filter_map(|c| st.cases.get(c))
+            .collect();
+        cases.sort_by(|a, b| b.revised_at.cmp(&a.revised_at).then(a.id.cmp(&b.id)));
+        // A case's key documents as far as they are in this file: a document of the case
+        // linked only to other parties is not shown here (nor to a token restricted to
+        // this party).
+        let in_file: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let agreements_in_force = cases
+            .iter()
+            .filter(|c| c.in_force(today))
+            .map(|c| {
+                let mut docs: Vec<&RecordBrief> = st
+                    .by_case
+                    .get(&c.id)
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| in_file.contains(r.as_str()))
+                    .filter_map(|r| st.records.get(r))
+                    .collect();
+                docs.sort_by_key(|d| std::cmp::Reverse(d.date));
+                AgreementInForce {
+                    case: st.case_brief(c),
+                    key_documents: docs.into_iter().take(5).cloned().collect(),
+                }
+            })
+            .collect();
+        let open_cases = cases
+            .iter()
+            .filter(|c| c.status == CaseStatus::Open && !c.is_agreement())
+            .map(|c| st.case_brief(c))
+            .collect();
+
+        let mut related = Vec::new();
+        for rel in &party.data.relations {
+            let rid = st.resolve(&rel.party);
+            if let Some(p) = st.parties.get(&rid) {
+                related.push(RelatedParty {
+                    id: rid,
+                    name: p.data.name.clone(),
+                    kind: p.data.kind,
+                    relation: rel.kind.clone(),
+                });
+            }
+        }
+        let mut inverse: Vec<&(String, String)> = family
+            .iter()
+            .filter_map(|f| st.related_to.get(f))
+            .flat_map(|s| s.iter())
+            .collect();
+        inverse.sort();
+        for (other, kind) in inverse {
+            let Some(p) = st.parties.get(other) else {
+                continue;
+            };
+            if p.merged_into.is_some() || p.id == sid {
+                continue;
+            }
+            let relation = match kind.as_str() {
+                "works-for" => "has-contact".to_string(),
+                "subsidiary-of" => "parent-of".to_string(),
+                k => format!("inverse-of-{k}"),
+            };
+            related.push(RelatedParty {
+                id: p.id.clone(),
+                name: p.data.name.clone(),
+                kind: p.data.kind,
+                relation,
+            });
+        }
+        Some(PartyFile {
+            merged_from: family.into_iter().skip(1).collect(),
+            party,
+            today,
+            agreements_in_force,
+            open_cases,
+            communication: timeline,
+            transactions_by_year,
+            counts_by_class,
+            records_total: records.len(),
+            related,
+        })
+    }
+
+    /// Open cases of a party family, or all cases when `all`.
+    pub async fn cases_of(&self, party: &str, all: bool) -> Vec<CaseBrief> {
+        let st = self.state.read().await;
+        let sid = st.resolve(party);
+        let mut v: Vec<CaseBrief> = st
+            .family(&sid)
+            .iter()
+            .filter_map(|p| st.cases_by_party.get(p))
+            .flat_map(|s| s.iter())
+            .filter_map(|c| st.cases.get(c))
+            .filter(|c| all || c.status == CaseStatus::Open)
+            .map(|c| st.case_brief(c))
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Records linked to a party or to any party merged into it.
+    pub async fn records_of(&self, party: &str) -> Vec<String> {
+        let st = self.state.read().await;
+        let sid = st.resolve(party);
+        let mut v: Vec<String> = st
+            .family(&sid)
+            .iter()
+            .filter_map(|p| st.by_party.get(p))
+            .flat_map(|s| s.iter().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Live records whose content has this SHA-256.
+    pub async fn records_with_sha(&self, sha256: &str) -> Vec<RecordBrief> {
+        let st = self.state.read().await;
+        st.by_sha
+            .get(sha256)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| st.records.get(id).cloned())
+            .collect()
+    }
+
+    /// Archived emails with this Message-ID.
+    pub async fn records_with_message_id(&self, message_id: &str) -> Vec<String> {
+        let st = self.state.read().await;
+        st.by_message_id
+            .get(message_id)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The summary of one record.
+    pub async fn record(&self, id: &str) -> Option<RecordBrief> {
+        self.state.read().await.records.get(id).cloned()
+    }
+
+    /// The party ids whose records make up `party`'s file: the party and everything
+    /// merged into it, and with `related` also the parties it relates to (and that relate
+    /// to it) with their merged ones. `None` for an unknown party.
+    pub async fn scope(&self, party: &str, related: bool) -> Option<Vec<String>> {
+        let st = self.state.read().await;
+        let sid = st.resolve(party);
+        let p = st.parties.get(&sid)?;
+        let mut heads = vec![sid.clone()];
+        if related {
+            for rel in &p.data.relations {
+                heads.push(st.resolve(&rel.party));
+            }
+            for f in st.family(&sid) {
+                for (other, _) in st.related_to.get(&f).into_iter().flatten() {
+                    heads.push(st.resolve(other));
+                }
+            }
+        }
+        let mut out: BTreeSet<String> = BTreeSet::new();
+        for h in heads {
+            out.extend(st.family(&h));
+        }
+        Some(out.into_iter().collect())
+    }
+
+    /// Records grouped in a case.
+    pub async fn records_in_case(&self, case: &str) -> Vec<String> {
+        let st = self.state.read().await;
+        let mut v: Vec<String> = st
+            .by_case
+            .get(case)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Every record id the catalog knows.
+    pub async fn record_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.state.read().await.records.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Records linked to `party`, counted by scanning every record summary: the naive
+    /// way, kept as the benchmark's baseline.
+    pub async fn scan_count_for_party(&self, party: &str) -> usize {
+        let st = self.state.read().await;
+        st.records
+            .values()
+            .filter(|r| r.parties.iter().any(|l| l.party == party))
+            .count()
+    }
+
+    pub async fn journal_seq(&self) -> u64 {
+        self.state.read().await.seq
+    }
+}
+
+/// Whether a word says that the number after it is a customer or supplier number
+/// (German and English, with the usual abbreviations).
+fn is_number_label(word: &str) -> bool {
+    let w = word.trim_end_matches([':', '.']);
+    [
+        "kundennummer",
+        "kundennr",
+        "kunden-nr",
+        "kd-nr",
+        "kd.-nr",
+        "kdnr",
+        "kunden",
+        "kd",
+        "lieferantennummer",
+        "lieferantennr",
+        "lieferanten-nr",
+        "debitor",
+        "debitorennummer",
+        "kreditor",
+        "kreditorennummer",
+        "customer",
+        "supplier",
+        "vendor",
+        "account",
+    ]
+    .contains(&w)
+}

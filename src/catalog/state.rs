@@ -1,0 +1,242 @@
+//! The catalog's state: the maps behind every query, and how a revision enters them.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::case::CaseRevision;
+use crate::party::Party;
+use crate::record::RecordRevision;
+
+use super::views::*;
+
+#[derive(Debug, Default)]
+pub(super) struct State {
+    pub(super) seq: u64,
+    pub(super) records: HashMap<String, RecordBrief>,
+    pub(super) by_sha: HashMap<String, BTreeSet<String>>,
+    pub(super) by_message_id: HashMap<String, BTreeSet<String>>,
+    pub(super) by_party: HashMap<String, HashSet<String>>,
+    pub(super) by_case: HashMap<String, HashSet<String>>,
+    pub(super) parties: HashMap<String, PartyBrief>,
+    pub(super) absorbed: HashMap<String, BTreeSet<String>>,
+    pub(super) names: BTreeSet<(String, String)>,
+    pub(super) index: HashMap<String, HashSet<String>>,
+    pub(super) cases: HashMap<String, CaseRevision>,
+    pub(super) cases_by_party: HashMap<String, HashSet<String>>,
+    /// Reverse relations: party → (other party, relation kind as the other states it).
+    pub(super) related_to: HashMap<String, HashSet<(String, String)>>,
+}
+
+/// Folds a name for prefix search: lower case, umlauts and ß spelled out.
+pub fn fold(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.trim().chars().flat_map(char::to_lowercase) {
+        match c {
+            'ä' => out.push_str("ae"),
+            'ö' => out.push_str("oe"),
+            'ü' => out.push_str("ue"),
+            'ß' => out.push_str("ss"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub(super) fn index_terms(p: &PartyBrief) -> Vec<String> {
+    let d = &p.data;
+    let mut t = Vec::new();
+    if let Some(v) = &d.vat_id {
+        t.push(format!("vat:{v}"));
+    }
+    if let Some(r) = &d.register_number {
+        t.push(format!("register:{}", r.to_lowercase()));
+    }
+    for r in &d.roles {
+        if let Some(n) = &r.number {
+            t.push(format!("{}:{}", r.role, n));
+        }
+    }
+    for (k, v) in &d.identifiers {
+        t.push(format!("{k}:{v}"));
+    }
+    for e in &d.emails {
+        t.push(format!("email:{e}"));
+    }
+    for dom in &d.domains {
+        t.push(format!("domain:{dom}"));
+    }
+    t
+}
+
+impl State {
+    pub(super) fn put_record(&mut self, r: RecordBrief) {
+        if let Some(old) = self.records.get(&r.id) {
+            if old.rev > r.rev {
+                return;
+            }
+            let old = old.clone();
+            for l in &old.parties {
+                if let Some(s) = self.by_party.get_mut(&l.party) {
+                    s.remove(&old.id);
+                }
+            }
+            if let Some(s) = self.by_sha.get_mut(&old.sha256) {
+                s.remove(&old.id);
+            }
+            if let Some(m) = &old.message_id
+                && let Some(s) = self.by_message_id.get_mut(m)
+            {
+                s.remove(&old.id);
+            }
+            for c in &old.cases {
+                if let Some(s) = self.by_case.get_mut(c) {
+                    s.remove(&old.id);
+                }
+            }
+        }
+        for l in &r.parties {
+            self.by_party
+                .entry(l.party.clone())
+                .or_default()
+                .insert(r.id.clone());
+        }
+        for c in &r.cases {
+            self.by_case
+                .entry(c.clone())
+                .or_default()
+                .insert(r.id.clone());
+        }
+        if !r.sha256.is_empty() {
+            self.by_sha
+                .entry(r.sha256.clone())
+                .or_default()
+                .insert(r.id.clone());
+        }
+        if let Some(m) = &r.message_id {
+            self.by_message_id
+                .entry(m.clone())
+                .or_default()
+                .insert(r.id.clone());
+        }
+        self.records.insert(r.id.clone(), r);
+    }
+
+    pub(super) fn put_party(&mut self, p: PartyBrief) {
+        if let Some(old) = self.parties.get(&p.id) {
+            if old.rev > p.rev {
+                return;
+            }
+            let old = old.clone();
+            self.names.remove(&(fold(&old.data.name), old.id.clone()));
+            for t in index_terms(&old) {
+                if let Some(s) = self.index.get_mut(&t) {
+                    s.remove(&old.id);
+                }
+            }
+            if let Some(m) = &old.merged_into
+                && let Some(s) = self.absorbed.get_mut(m)
+            {
+                s.remove(&old.id);
+            }
+            for rel in &old.data.relations {
+                if let Some(s) = self.related_to.get_mut(&rel.party) {
+                    s.remove(&(old.id.clone(), rel.kind.clone()));
+                }
+            }
+        }
+        for rel in &p.data.relations {
+            self.related_to
+                .entry(rel.party.clone())
+                .or_default()
+                .insert((p.id.clone(), rel.kind.clone()));
+        }
+        self.names.insert((fold(&p.data.name), p.id.clone()));
+        for t in index_terms(&p) {
+            self.index.entry(t).or_default().insert(p.id.clone());
+        }
+        if let Some(m) = &p.merged_into {
+            self.absorbed
+                .entry(m.clone())
+                .or_default()
+                .insert(p.id.clone());
+        }
+        self.parties.insert(p.id.clone(), p);
+    }
+
+    pub(super) fn put_case(&mut self, c: CaseRevision) {
+        if let Some(old) = self.cases.get(&c.id) {
+            if old.rev > c.rev {
+                return;
+            }
+            let party = old.party.clone();
+            if let Some(s) = self.cases_by_party.get_mut(&party) {
+                s.remove(&c.id);
+            }
+        }
+        self.cases_by_party
+            .entry(c.party.clone())
+            .or_default()
+            .insert(c.id.clone());
+        self.cases.insert(c.id.clone(), c);
+    }
+
+    pub(super) fn resolve(&self, id: &str) -> String {
+        let mut cur = id.to_string();
+        for _ in 0..32 {
+            match self.parties.get(&cur).and_then(|p| p.merged_into.clone()) {
+                Some(next) => cur = next,
+                None => break,
+            }
+        }
+        cur
+    }
+
+    /// The party and everything merged into it, transitively.
+    pub(super) fn family(&self, id: &str) -> Vec<String> {
+        let mut out = vec![id.to_string()];
+        let mut i = 0;
+        while i < out.len() {
+            if let Some(a) = self.absorbed.get(&out[i]) {
+                for x in a {
+                    if !out.contains(x) {
+                        out.push(x.clone());
+                    }
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+
+    pub(super) fn case_brief(&self, c: &CaseRevision) -> CaseBrief {
+        CaseBrief {
+            id: c.id.clone(),
+            rev: c.rev,
+            kind: c.kind.clone(),
+            title: c.title.clone(),
+            party: self.resolve(&c.party),
+            status: c.status,
+            status_changed_at: c.status_changed_at,
+            status_changed_by: c.status_changed_by.clone(),
+            valid_from: c.valid_from,
+            valid_until: c.valid_until,
+            reference: c.reference.clone(),
+            records: self.by_case.get(&c.id).map_or(0, |s| s.len()),
+        }
+    }
+}
+
+pub(super) enum Loaded {
+    Record(Box<RecordRevision>),
+    Party(Box<Party>),
+    Case(Box<CaseRevision>),
+    Nothing,
+}
+
+pub(super) fn apply(state: &mut State, l: Loaded) {
+    match l {
+        Loaded::Record(r) => state.put_record(RecordBrief::from(&*r)),
+        Loaded::Party(p) => state.put_party(PartyBrief::from(&*p)),
+        Loaded::Case(c) => state.put_case(*c),
+        Loaded::Nothing => {}
+    }
+}

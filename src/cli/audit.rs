@@ -1,0 +1,134 @@
+//! `akte journal`, `akte checkpoint`, `akte verify`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::archive::Archive;
+use crate::verify::{self, Progress};
+
+pub(super) async fn journal(
+    archive: Archive,
+    since: u64,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let entries = archive.journal().entries(since, limit).await?;
+    for e in &entries {
+        if json {
+            println!("{}", serde_json::to_string(e)?);
+        } else {
+            let subjects: Vec<String> = e
+                .subjects
+                .iter()
+                .map(|s| match s.rev {
+                    Some(r) => format!("{}:{}@{}", s.kind, s.id, r),
+                    None => format!("{}:{}", s.kind, s.id),
+                })
+                .collect();
+            println!(
+                "{:>8}  {}  {:<16} {:<20} {}  {}",
+                e.seq,
+                e.time.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                e.actor,
+                e.action,
+                subjects.join(","),
+                &e.hash[..16]
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn checkpoint(archive: Archive, json: bool) -> anyhow::Result<ExitCode> {
+    match archive.journal().checkpoint().await? {
+        Some(c) if json => println!("{}", serde_json::to_string(&c)?),
+        Some(c) => println!("checkpoint at entry {}: {}", c.seq, c.hash),
+        None => println!("the journal is empty; nothing to checkpoint"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn verify(archive: Archive, json: bool) -> anyhow::Result<ExitCode> {
+    let bar: Arc<dyn Progress> = if !json && std::io::stderr().is_terminal() {
+        Arc::new(Bar(ProgressBar::new(0)))
+    } else {
+        Arc::new(verify::NoProgress)
+    };
+    let report = verify::verify(archive.store(), &verify::Options::default(), bar).await?;
+    let ok = report.ok();
+    if json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            ok: bool,
+            mb_per_s: f64,
+            #[serde(flatten)]
+            report: &'a verify::Report,
+        }
+        println!(
+            "{}",
+            serde_json::to_string(&Out {
+                ok,
+                mb_per_s: report.mb_per_s(),
+                report: &report
+            })?
+        );
+    } else {
+        for p in &report.problems {
+            println!("BROKEN {p}");
+        }
+        for p in &report.warnings {
+            println!("WARNING {p}");
+        }
+        println!(
+            "{}: {} objects checked ({} blobs, {} records with {} revisions, {} journal entries), {:.1} MB hashed in {:.2} s ({:.0} MB/s), {} problems, {} crash leftovers recorded by recovery, {} not yet recorded",
+            if ok { "OK" } else { "FAILED" },
+            report.objects,
+            report.blobs,
+            report.records,
+            report.revisions,
+            report.journal_entries,
+            report.bytes_hashed as f64 / 1e6,
+            report.seconds,
+            report.mb_per_s(),
+            report.problems.len(),
+            report.leftovers_recovered,
+            report.warnings.len(),
+        );
+        if !report.warnings.is_empty() {
+            println!(
+                "  (leftovers are invisible to every reader; start the server or run any writing command to record them)"
+            );
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn start(&self, total: u64) {
+        self.0.set_length(total);
+        if let Ok(style) = ProgressStyle::with_template(
+            "verify {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ) {
+            self.0.set_style(style);
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}

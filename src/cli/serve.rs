@@ -1,0 +1,180 @@
+//! `akte serve`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::archive::Archive;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "AKTE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Largest upload in bytes.
+    #[arg(long, env = "AKTE_MAX_UPLOAD", default_value_t = 4 * 1024 * 1024 * 1024)]
+    max_upload: u64,
+    /// Requests per second per token.
+    #[arg(long, env = "AKTE_RATE", default_value_t = 500.0)]
+    rate: f64,
+    /// Upload bytes per second per token.
+    #[arg(long, env = "AKTE_UPLOAD_RATE", default_value_t = 256.0 * 1024.0 * 1024.0)]
+    upload_rate: f64,
+    /// Concurrent requests per token.
+    #[arg(long, env = "AKTE_CONCURRENCY", default_value_t = 64)]
+    concurrency: usize,
+    /// Log format.
+    #[arg(long, env = "AKTE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// How often the search index takes up new journal entries (milliseconds).
+    #[arg(long, env = "AKTE_INDEX_INTERVAL_MS", default_value_t = 500)]
+    index_interval_ms: u64,
+    /// A connection must send a whole request head within this many seconds (and
+    /// its first byte too: silent connections are closed).
+    #[arg(long, env = "AKTE_HEADER_TIMEOUT", default_value_t = 30)]
+    header_timeout: u64,
+    /// Open connections per client address.
+    #[arg(long, env = "AKTE_CONNECTIONS_PER_CLIENT", default_value_t = 128)]
+    connections_per_client: usize,
+}
+
+pub(super) async fn serve(
+    archive: Archive,
+    a: ServeArgs,
+    index_dir: PathBuf,
+    data: &Path,
+) -> anyhow::Result<ExitCode> {
+    let ServeArgs {
+        listen,
+        max_upload,
+        rate,
+        upload_rate,
+        concurrency,
+        log_format,
+        index_interval_ms,
+        header_timeout,
+        connections_per_client,
+    } = a;
+    init_logging(&log_format);
+    let config = crate::api::ServerConfig {
+        max_upload_bytes: max_upload,
+        limits: crate::api::auth::LimitConfig {
+            requests_per_second: rate,
+            burst: rate * 2.0,
+            concurrent_requests: concurrency,
+            upload_bytes_per_second: upload_rate,
+        },
+        index_dir: Some(index_dir),
+        index_interval: std::time::Duration::from_millis(index_interval_ms.max(10)),
+        header_timeout: std::time::Duration::from_secs(header_timeout.max(1)),
+        max_connections_per_client: connections_per_client.max(1),
+        spool_dir: Some(data.join("spool")),
+        ..Default::default()
+    };
+    listen_and_serve(archive, config, &listen, data).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AKTE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+async fn listen_and_serve(
+    archive: Archive,
+    config: crate::api::ServerConfig,
+    listen: &str,
+    data: &Path,
+) -> anyhow::Result<()> {
+    let admin = std::env::var("AKTE_ADMIN_TOKEN")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let supplied = admin.is_some();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let store_desc = archive.store().describe().to_string();
+    let started = crate::api::start(archive, config, admin).await?;
+    if let Some(token) = &started.new_admin_token {
+        if supplied {
+            eprintln!(
+                "akte: first start on an empty store: admin token taken from AKTE_ADMIN_TOKEN"
+            );
+        } else if std::io::stderr().is_terminal() {
+            eprintln!("akte: first start on an empty store: created the admin token");
+            eprintln!("akte: admin token (shown only now, store it safely): {token}");
+        } else {
+            // Not on a terminal (systemd, a log collector): a secret in a log stays there
+            // for good. It goes to a file only this user can read.
+            let path = data.join("admin-token");
+            write_secret(&path, token)
+                .with_context(|| format!("cannot write the admin token to {}", path.display()))?;
+            eprintln!(
+                "akte: first start on an empty store: the admin token is in {} (readable by \
+                 this user only); store it safely, then delete the file",
+                path.display()
+            );
+            tracing::warn!(path = %path.display(), "admin token written to a file");
+        }
+    }
+    tracing::info!(store = %store_desc, "akte listening on http://{addr}");
+    eprintln!("akte: listening on http://{addr}");
+    crate::api::serve(listener, started.state, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Writes a secret to a new file readable by this user only.
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(f, "{secret}")?;
+    f.sync_all()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}
