@@ -27,7 +27,7 @@ pub(super) async fn defaults(state: &AppState, query: Option<&str>) -> ApiResult
     let role = p.string("role").unwrap_or_else(|| "subject".into());
     let d = IngestDefaults {
         class: p.string("class"),
-        parties: super::records::list(&p, "party")
+        parties: super::upload::list(&p, "party")
             .into_iter()
             .map(|party| PartyLink {
                 party,
@@ -35,7 +35,7 @@ pub(super) async fn defaults(state: &AppState, query: Option<&str>) -> ApiResult
                 reason: None,
             })
             .collect(),
-        cases: super::records::list(&p, "case"),
+        cases: super::upload::list(&p, "case"),
         keep_copies: false,
     };
     state.ingest.check_defaults(&d).await?;

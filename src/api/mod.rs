@@ -14,10 +14,12 @@ pub mod ops;
 pub mod params;
 pub mod parties;
 pub mod problem;
+mod record_views;
 pub mod records;
 pub mod retention;
 pub mod search;
 pub mod tokens;
+mod upload;
 
 use std::future::Future;
 use std::net::SocketAddr;

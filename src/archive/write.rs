@@ -1,0 +1,295 @@
+//! Writing new records: stage and group-commit, or one record streamed (`archive`).
+
+use std::path::Path as FsPath;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+
+use super::*;
+use crate::audit::{
+    self,
+    journal::{JournalEntry, Subject},
+};
+use crate::error::{Error, Result};
+use crate::record::{self, RecordRevision};
+use crate::store::blob::{self, BlobRef};
+use crate::store::codec;
+use crate::store::content::Content;
+use crate::store::keys::ObjectKind;
+
+impl Archive {
+    /// The first revision of a new record over `blob`; `media_type` is the checked or
+    /// sniffed one.
+    pub(super) fn first_revision(
+        &self,
+        actor: &str,
+        id: String,
+        blob: &BlobRef,
+        media_type: String,
+        meta: NewRecord,
+    ) -> Result<RecordRevision> {
+        let (class, title) = Self::class_and_title(&meta)?;
+        let now = self.clock.now();
+        let trigger = meta.document_date.unwrap_or(now.date_naive());
+        Ok(RecordRevision {
+            format: record::FORMAT,
+            id,
+            rev: 1,
+            prev_hash: None,
+            retention: self.catalogue.compute(&class, trigger),
+            class,
+            title,
+            document_date: meta.document_date,
+            archived_at: now,
+            revised_at: now,
+            actor: actor.to_string(),
+            change: "created".into(),
+            reason: None,
+            content: content_ref(blob, media_type, meta.file_name, 1),
+            parties: meta.parties,
+            holds: vec![],
+            cases: meta.cases,
+            extra: meta.extra,
+            tombstone: None,
+            sealed: None,
+        })
+    }
+
+    /// Class and title of a new record, checked.
+    pub(super) fn class_and_title(meta: &NewRecord) -> Result<(String, String)> {
+        let class = meta
+            .class
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CLASS.to_string());
+        crate::ids::validate_class(&class)?;
+        let title = meta
+            .title
+            .clone()
+            .or_else(|| meta.file_name.clone())
+            .unwrap_or_default();
+        record::validate_title(&title)?;
+        Ok((class, title))
+    }
+
+    /// Writes a new record's blob, key and first revision *without* committing it: the
+    /// record does not exist until [`Archive::commit_staged`] has journaled it, and
+    /// nothing may report it archived before. The writes are deferred (on the local
+    /// store, no fsync each): a batch shares one sync, then one journal entry.
+    ///
+    /// `id` comes from [`Archive::new_id`], so that a caller can name the record (an
+    /// email's attachments name their parent) before it is staged.
+    pub async fn stage(
+        &self,
+        actor: &str,
+        id: String,
+        content: Content,
+        meta: NewRecord,
+    ) -> Result<Staged> {
+        Self::class_and_title(&meta)?;
+        crate::ids::validate_id(&id)?;
+        let media_type = match &meta.media_type {
+            Some(m) => validate_media_type(m)?,
+            None => record::guess_media_type(meta.file_name.as_deref(), &content.head(8192)?),
+        };
+        let blob = match content {
+            Content::Memory(bytes) if bytes.len() <= blob::INLINE_LIMIT => {
+                blob::put_inline(&self.store, codec::sha256_hex(&bytes), bytes, true).await?
+            }
+            content => blob::put_stream(&self.store, &id, content.stream().await?).await?,
+        };
+        let revision = self.first_revision(actor, id.clone(), &blob, media_type, meta)?;
+        let key = self
+            .keys
+            .create_fresh(&Self::record_key_id(&id), true)
+            .await?;
+        let sealed = Self::seal_with(revision.clone(), Some(&key))?;
+        let digest =
+            audit::stage_revision(&self.store, ObjectKind::Record, &id, 1, sealed.encode()?)
+                .await?;
+        Ok(Staged {
+            archived: Archived {
+                id,
+                rev: 1,
+                sha256: blob.sha256,
+                size: blob.size,
+                new_blob: blob.new,
+                retain_until: revision.retention.retain_until,
+                journal_seq: 0,
+                revision,
+            },
+            digest,
+        })
+    }
+
+    /// Commits staged records (group commit): one sync makes their blobs, keys and
+    /// revisions durable, then one journal entry names every revision with its digest.
+    /// Only when that entry is durable are the records archived and returned.
+    ///
+    /// Runs in its own task, like [`Archive::commit`]: a caller that goes away does not
+    /// leave a synced batch without its entry.
+    pub async fn commit_staged(&self, actor: &str, staged: Vec<Staged>) -> Result<Vec<Archived>> {
+        if staged.is_empty() {
+            return Ok(vec![]);
+        }
+        let subjects = staged
+            .iter()
+            .map(|s| Subject {
+                kind: "record".into(),
+                id: s.archived.id.clone(),
+                rev: Some(1),
+                digest: Some(s.digest.clone()),
+            })
+            .collect::<Vec<_>>();
+        let (store, journal, actor) = (self.store.clone(), self.journal.clone(), actor.to_string());
+        let detail = Some(format!("group commit of {} records", subjects.len()));
+        let task = self.commits.spawn(async move {
+            audit::commit_staged(&store, &journal, &actor, "record.create", detail, subjects).await
+        });
+        let entry = task
+            .await
+            .map_err(|e| Error::Internal(format!("commit task: {e}")))??;
+        Ok(staged
+            .into_iter()
+            .map(|s| Archived {
+                journal_seq: entry.seq,
+                ..s.archived
+            })
+            .collect())
+    }
+
+    /// Archives the bytes of `input` as a new record.
+    pub async fn archive<S, E>(&self, actor: &str, input: S, meta: NewRecord) -> Result<Archived>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: Into<Error>,
+    {
+        Self::class_and_title(&meta)?;
+        let id = self.clock.new_id().to_string();
+        let _upload = self.store.upload_guard().await;
+
+        // Peek at the first chunk for media-type sniffing without buffering the rest.
+        let mut input = input;
+        let first = input.try_next().await.map_err(Into::into)?;
+        let media_type = match &meta.media_type {
+            Some(m) => validate_media_type(m)?,
+            None => record::guess_media_type(
+                meta.file_name.as_deref(),
+                first.as_deref().unwrap_or_default(),
+            ),
+        };
+        let rest =
+            futures::stream::iter(first.map(Ok::<Bytes, Error>)).chain(input.map_err(Into::into));
+        let blob = blob::put_stream(&self.store, &id, Box::pin(rest)).await?;
+        let revision = self.first_revision(actor, id.clone(), &blob, media_type, meta)?;
+        let entry = self.commit(revision.clone(), "record.create", None).await?;
+        Ok(Archived {
+            id,
+            rev: 1,
+            sha256: blob.sha256,
+            size: blob.size,
+            new_blob: blob.new,
+            retain_until: revision.retention.retain_until,
+            journal_seq: entry.seq,
+            revision,
+        })
+    }
+
+    /// Archives a local file, streamed.
+    pub async fn archive_file(
+        &self,
+        actor: &str,
+        path: &FsPath,
+        mut meta: NewRecord,
+    ) -> Result<Archived> {
+        let file = open_file(path).await?;
+        if meta.file_name.is_none() {
+            meta.file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        }
+        let stream = tokio_util_stream(file, path);
+        self.archive(actor, Box::pin(stream), meta).await
+    }
+
+    /// Writes `revision` create-only, then journals it. Returns the journal entry.
+    ///
+    /// The two writes run in their own task: if the caller is dropped (a client hangs up,
+    /// a request is cancelled) the commit still completes, so a revision is never left
+    /// without its journal entry by cancellation.
+    pub(super) async fn commit(
+        &self,
+        revision: RecordRevision,
+        action: &str,
+        detail: Option<String>,
+    ) -> Result<JournalEntry> {
+        let revision = self.seal_meta(revision).await?;
+        let bytes = revision.encode()?;
+        let (store, journal) = (self.store.clone(), self.journal.clone());
+        let action = action.to_string();
+        let task = self.commits.spawn(async move {
+            audit::commit_revision(
+                &store,
+                &journal,
+                ObjectKind::Record,
+                &revision.id,
+                revision.rev,
+                bytes,
+                &revision.actor,
+                &action,
+                detail,
+            )
+            .await
+        });
+        task.await
+            .map_err(|e| Error::Internal(format!("commit task: {e}")))?
+    }
+
+    /// Waits for every commit in flight (graceful shutdown).
+    pub async fn drain(&self) {
+        self.commits.close();
+        self.commits.wait().await;
+    }
+}
+
+async fn open_file(path: &FsPath) -> Result<tokio::fs::File> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::io(path.display(), e))?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| Error::io(path.display(), e))?;
+    if !meta.is_file() {
+        return Err(Error::invalid(
+            "file",
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
+/// Reads a file as a stream of 1 MiB chunks.
+fn tokio_util_stream(
+    file: tokio::fs::File,
+    path: &FsPath,
+) -> impl Stream<Item = Result<Bytes>> + use<> {
+    let path = path.display().to_string();
+    futures::stream::try_unfold((file, path), |(mut file, path)| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 1024 * 1024];
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = file
+                .read(&mut buf[filled..])
+                .await
+                .map_err(|e| Error::io(&path, e))?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled == 0 {
+            return Ok(None);
+        }
+        buf.truncate(filled);
+        Ok(Some((Bytes::from(buf), (file, path))))
+    })
+}
