@@ -165,7 +165,7 @@ async fn documents_of_every_kind_are_archived_with_text_facts_and_class() {
     assert_eq!(xml.content.file_name.as_deref(), Some("factur-x.xml"));
 
     // No text, but archived: a scan (only a PNG header: without tesseract "OCR
-    // unavailable", with it tesseract's refusal; real scans: tests/pipeline.rs), a type
+    // unavailable", with it tesseract's refusal; real scans: tests/http/pipeline.rs), a type
     // without an extractor.
     let r = record_of(&s, &png).await;
     assert!(

@@ -5,12 +5,15 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod attack;
 mod auth;
 mod errors;
 mod ops;
 mod parties;
+mod pipeline;
 mod records;
 mod retention;
+mod search_server;
 
 use common::server::*;
 use reqwest::StatusCode;

@@ -1,7 +1,7 @@
 //! The attack surface (issue #13): what a caller controls is bounded, and no request or
 //! connection takes the server down.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! came in; an e-invoice uploaded raw gets its facts, the `invoice` class and a link to
 //! its seller; a large PDF is extracted without the server holding it in memory.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Search over HTTP and the CLI: party scope, restricted tokens, freshness, crash
 //! recovery and `akte reindex`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
