@@ -466,6 +466,12 @@ fn ocr_possible() -> bool {
 /// killed. `OMP_THREAD_LIMIT=1`: on two cores it is several times faster.
 pub async fn ocr(content: &Content, pdf: bool, limits: Limits) -> Result<String, String> {
     let deadline = tokio::time::Instant::now() + limits.timeout * 4;
+    if !pdf {
+        let head = content.head(12).map_err(|e| e.to_string())?;
+        if !is_image(&head) {
+            return Err("not a readable image (neither PNG, JPEG, GIF, TIFF, BMP nor WebP)".into());
+        }
+    }
     let dir = tempfile::tempdir().map_err(|e| format!("OCR: {e}"))?;
     let input = match content.path() {
         Some(p) => p.to_path_buf(),
@@ -518,6 +524,17 @@ pub async fn ocr(content: &Content, pdf: bool, limits: Limits) -> Result<String,
         text.push('\n');
     }
     Ok(text)
+}
+
+/// Whether `head` starts like an image tesseract reads.
+fn is_image(head: &[u8]) -> bool {
+    head.starts_with(b"\x89PNG")
+        || head.starts_with(b"\xff\xd8\xff")
+        || head.starts_with(b"GIF8")
+        || head.starts_with(b"II*\0")
+        || head.starts_with(b"MM\0*")
+        || head.starts_with(b"BM")
+        || (head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP"))
 }
 
 /// A command for an OCR tool: the worker's environment (nothing but what finding the
