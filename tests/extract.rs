@@ -542,3 +542,25 @@ async fn the_server_imports_an_uploaded_zip_as_a_job() {
     assert!(job["error"].as_str().unwrap().contains("zip bomb"), "{job}");
     assert_eq!(job["summary"]["archived"], 0);
 }
+
+/// A file over 8 MiB (the size held in memory) is extracted on the import path too: it
+/// stays on disk and is streamed to the worker.
+#[tokio::test]
+async fn a_large_file_is_extracted_on_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, src) = (dir.path().join("data"), dir.path().join("src"));
+    std::fs::create_dir_all(&src).unwrap();
+    let big = docs::pdf_padded(&["Jahresabschluss der Großbaustelle Nord"], None, 12 << 20);
+    assert!(big.len() > akte::store::blob::INLINE_LIMIT);
+    std::fs::write(src.join("abschluss.pdf"), &big).unwrap();
+    let v = import(&data, &[src.to_str().unwrap()], &[]);
+    assert_eq!(
+        (v["archived"].as_u64(), v["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{v}"
+    );
+    assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
+    let s = open(&data).await;
+    let r = record_of(&s, &big).await;
+    assert!(text(&r).contains("Großbaustelle"), "{:?}", r.extra);
+}
