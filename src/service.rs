@@ -57,7 +57,9 @@ impl Services {
         self.catalog.rebuild(self.archive.journal()).await
     }
 
-    /// Archives a record and enters it into the catalog.
+    /// Archives `input` with exactly the metadata given (nothing read, classified or
+    /// linked) and enters it into the catalog: for fixtures and tools. Uploads, imports
+    /// and notes go through `ingest::Ingest`, the one pipeline.
     pub async fn archive<S, E>(&self, actor: &str, input: S, meta: NewRecord) -> Result<Archived>
     where
         S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin,

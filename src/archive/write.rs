@@ -1,7 +1,5 @@
 //! Writing new records: stage and group-commit, or one record streamed (`archive`).
 
-use std::path::Path as FsPath;
-
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 
@@ -157,7 +155,9 @@ impl Archive {
             .collect())
     }
 
-    /// Archives the bytes of `input` as a new record.
+    /// Archives the bytes of `input` as a new record with exactly the metadata given —
+    /// nothing read, classified or linked. The primitive under fixtures and benchmarks;
+    /// every entry point of the product goes through `ingest::Ingest`.
     pub async fn archive<S, E>(&self, actor: &str, input: S, meta: NewRecord) -> Result<Archived>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
@@ -192,21 +192,6 @@ impl Archive {
             journal_seq: entry.seq,
             revision,
         })
-    }
-
-    /// Archives a local file, streamed.
-    pub async fn archive_file(
-        &self,
-        actor: &str,
-        path: &FsPath,
-        mut meta: NewRecord,
-    ) -> Result<Archived> {
-        let file = open_file(path).await?;
-        if meta.file_name.is_none() {
-            meta.file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        }
-        let stream = tokio_util_stream(file, path);
-        self.archive(actor, Box::pin(stream), meta).await
     }
 
     /// Writes `revision` create-only, then journals it. Returns the journal entry.
@@ -247,49 +232,4 @@ impl Archive {
         self.commits.close();
         self.commits.wait().await;
     }
-}
-
-async fn open_file(path: &FsPath) -> Result<tokio::fs::File> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| Error::io(path.display(), e))?;
-    let meta = file
-        .metadata()
-        .await
-        .map_err(|e| Error::io(path.display(), e))?;
-    if !meta.is_file() {
-        return Err(Error::invalid(
-            "file",
-            format!("{} is not a regular file", path.display()),
-        ));
-    }
-    Ok(file)
-}
-
-/// Reads a file as a stream of 1 MiB chunks.
-fn tokio_util_stream(
-    file: tokio::fs::File,
-    path: &FsPath,
-) -> impl Stream<Item = Result<Bytes>> + use<> {
-    let path = path.display().to_string();
-    futures::stream::try_unfold((file, path), |(mut file, path)| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 1024 * 1024];
-        let mut filled = 0;
-        while filled < buf.len() {
-            let n = file
-                .read(&mut buf[filled..])
-                .await
-                .map_err(|e| Error::io(&path, e))?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        if filled == 0 {
-            return Ok(None);
-        }
-        buf.truncate(filled);
-        Ok(Some((Bytes::from(buf), (file, path))))
-    })
 }
