@@ -80,10 +80,14 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Removes uploads a killed server left in its own spool directory (none of them
-    /// was acknowledged; the temporary directory of the system is left alone).
-    pub fn clean_spool(&self) {
+    /// Creates the spool directory, and removes uploads a killed server left in it (none
+    /// of them was acknowledged; the temporary directory of the system is left alone).
+    pub fn prepare_spool(&self) {
         let Some(dir) = &self.spool_dir else { return };
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::warn!("spool directory {}: {e}", dir.display());
+            return;
+        }
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -97,17 +101,9 @@ impl ServerConfig {
         }
     }
 
-    /// The spool directory, created when missing.
+    /// The spool directory (made by [`ServerConfig::prepare_spool`] at start).
     pub fn spool_dir(&self) -> std::path::PathBuf {
-        match &self.spool_dir {
-            Some(d) => {
-                if let Err(e) = std::fs::create_dir_all(d) {
-                    tracing::warn!("spool directory {}: {e}", d.display());
-                }
-                d.clone()
-            }
-            None => std::env::temp_dir(),
-        }
+        self.spool_dir.clone().unwrap_or_else(std::env::temp_dir)
     }
 }
 
@@ -269,7 +265,7 @@ pub async fn start(
 ) -> Result<Started> {
     // Crash leftovers are recorded before anything is read or served (DESIGN §2.6).
     let writer = archive.start_writer().await?;
-    config.clean_spool();
+    config.prepare_spool();
     let tokens = Arc::new(Tokens::new(
         archive.store().clone(),
         archive.journal_arc(),

@@ -154,20 +154,9 @@ impl Extractor {
         }
     }
 
-    /// Extracts text and facts from `bytes` (in memory; see [`Extractor::extract_content`]).
-    pub async fn extract(
-        &self,
-        bytes: bytes::Bytes,
-        media_type: &str,
-        file_name: Option<&str>,
-    ) -> Outcome {
-        self.extract_content(&Content::Memory(bytes), media_type, file_name)
-            .await
-    }
-
     /// Extracts text and facts from `content`. Content in a file is streamed to the
     /// worker from disk, never held whole in this process.
-    pub async fn extract_content(
+    pub async fn extract(
         &self,
         content: &Content,
         media_type: &str,
@@ -431,14 +420,20 @@ fn read_frame(r: &mut impl Read) -> Option<Vec<u8>> {
 
 static OCR_NOTICE: AtomicBool = AtomicBool::new(false);
 
-/// Whether `tesseract` is on the PATH.
-pub fn tesseract_available() -> bool {
-    std::process::Command::new("tesseract")
-        .arg("--version")
+/// Whether `program arg` runs and succeeds (a tool on the PATH, e.g. `tesseract
+/// --version`).
+fn tool_works(program: &str, arg: &str) -> bool {
+    std::process::Command::new(program)
+        .arg(arg)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Whether `tesseract` is on the PATH.
+pub fn tesseract_available() -> bool {
+    tool_works("tesseract", "--version")
 }
 
 static OCR_AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -575,12 +570,7 @@ static PRLIMIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 /// with a notice when it cannot.
 fn prlimit_available() -> bool {
     *PRLIMIT.get_or_init(|| {
-        let ok = std::process::Command::new("prlimit")
-            .arg("--version")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = tool_works("prlimit", "--version");
         if !ok {
             tracing::warn!("prlimit not found: OCR runs with its deadline but no memory cap");
         }

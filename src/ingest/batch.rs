@@ -410,7 +410,7 @@ impl Ingest {
                 (
                     key,
                     self.extractor
-                        .extract_content(&content, &media, name.as_deref())
+                        .extract(&content, &media, name.as_deref())
                         .await,
                 )
             })
@@ -442,7 +442,7 @@ impl Ingest {
         meta.media_type = Some(media.clone());
         let outcome = self
             .extractor
-            .extract_content(&content, &media, file_name.as_deref())
+            .extract(&content, &media, file_name.as_deref())
             .await;
         let mut found = NewRecord::default();
         let mut failures = Vec::new();

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::Ingest;
 use crate::ingest::batch::{Incoming, IngestDefaults, ItemOutcome};
@@ -111,22 +110,6 @@ pub fn walk(paths: &[PathBuf]) -> crate::error::Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        n += k as u64;
-        h.update(&buf[..k]);
-    }
-    Ok((hex::encode(h.finalize()), n))
 }
 
 /// Imports everything under `paths`. Stops after the batch in hand once `stop` is set
@@ -396,10 +379,15 @@ impl Batcher<'_> {
 
 /// A dry run's look at a document: would it be archived, or is it a duplicate?
 async fn dry_document(svc: &Ingest, path: &Path, item: &str, s: &mut Summary) {
-    let (sha, len) = match sha256_file(path) {
-        Ok(x) => x,
+    let content = match Content::file(path) {
+        Ok(c) => c,
         Err(e) => return fail(s, item, e.to_string()),
     };
+    let sha = match content.sha256().await {
+        Ok(sha) => sha,
+        Err(e) => return fail(s, item, e.to_string()),
+    };
+    let len = content.len();
     if !svc.svc.catalog.records_with_sha(&sha).await.is_empty() {
         s.duplicates += 1;
         return;

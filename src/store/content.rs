@@ -28,6 +28,8 @@ pub enum Content {
 pub struct FileContent {
     path: PathBuf,
     size: u64,
+    /// SHA-256 (hex), once known: computed while spooling, or on the first request.
+    sha256: std::sync::OnceLock<String>,
     /// The spool file, removed on drop.
     _temp: Option<tempfile::TempPath>,
 }
@@ -45,15 +47,18 @@ impl Content {
         Ok(Content::File(Arc::new(FileContent {
             path: path.to_path_buf(),
             size: meta.len(),
+            sha256: Default::default(),
             _temp: None,
         })))
     }
 
-    /// A spooled upload, removed when the last clone of this content is dropped.
-    pub fn spooled(temp: tempfile::TempPath, size: u64) -> Content {
+    /// A spooled upload of `size` bytes hashing to `sha256`, removed when the last clone
+    /// of this content is dropped.
+    fn spooled(temp: tempfile::TempPath, size: u64, sha256: String) -> Content {
         Content::File(Arc::new(FileContent {
             path: temp.to_path_buf(),
             size,
+            sha256: sha256.into(),
             _temp: Some(temp),
         }))
     }
@@ -105,8 +110,13 @@ impl Content {
         }
     }
 
-    /// SHA-256 (hex), computed on the blocking pool.
+    /// SHA-256 (hex): known from spooling, else computed on the blocking pool (once).
     pub async fn sha256(&self) -> Result<String> {
+        if let Content::File(f) = self
+            && let Some(h) = f.sha256.get()
+        {
+            return Ok(h.clone());
+        }
         let c = self.clone();
         tokio::task::spawn_blocking(move || match &c {
             Content::Memory(b) => Ok(crate::store::codec::sha256_hex(b)),
@@ -125,7 +135,7 @@ impl Content {
                     }
                     h.update(&buf[..n]);
                 }
-                Ok(hex::encode(h.finalize()))
+                Ok(f.sha256.get_or_init(|| hex::encode(h.finalize())).clone())
             }
         })
         .await
@@ -159,7 +169,7 @@ impl Content {
     }
 }
 
-/// Writes `input` to a new spool file in `dir` while counting it; the file is removed
+/// Writes `input` to a new spool file in `dir` while counting and hashing it; the file is removed
 /// when the returned content is dropped. An error of the input (a cut-off upload, a size
 /// limit) is returned and leaves nothing behind.
 pub async fn spool<S>(dir: &Path, input: S) -> Result<Content>
@@ -179,9 +189,11 @@ where
         .map_err(|e| Error::io(temp.display(), e))?;
     let mut input = input;
     let mut size = 0u64;
+    let mut hash = Sha256::new();
     while let Some(chunk) = input.next().await {
         let chunk = chunk?;
         size += chunk.len() as u64;
+        hash.update(&chunk);
         file.write_all(&chunk)
             .await
             .map_err(|e| Error::io(temp.display(), e))?;
@@ -190,5 +202,5 @@ where
         .await
         .map_err(|e| Error::io(temp.display(), e))?;
     drop(file);
-    Ok(Content::spooled(temp, size))
+    Ok(Content::spooled(temp, size, hex::encode(hash.finalize())))
 }
