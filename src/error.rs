@@ -47,6 +47,14 @@ impl fmt::Display for ErrorKind {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Each field has its documented shape, but together they break a rule (a role that
+    /// ends before it starts). HTTP 422.
+    #[error("{field}: {reason}")]
+    Unprocessable { field: String, reason: String },
+    /// The request does not fit the object's current state (nothing would change, the
+    /// hold is already released). HTTP 409.
+    #[error("{what}: {reason}")]
+    State { what: String, reason: String },
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },
     #[error("unknown record {id}")]
@@ -91,6 +99,8 @@ pub enum Error {
     },
     #[error("record {id} was disposed; only its tombstone remains")]
     Disposed { id: String },
+    #[error("party {id} was erased: its personal data is gone and it cannot change")]
+    Erased { id: String },
     #[error(
         "four-eyes rule: disposal request {id} must be approved by someone other than its requester"
     )]
@@ -137,7 +147,8 @@ fn store_kind(e: &object_store::Error) -> ErrorKind {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::Invalid { .. } | Error::Unprocessable { .. } => ErrorKind::Invalid,
+            Error::State { .. } => ErrorKind::Conflict,
             Error::RecordNotFound { .. }
             | Error::RevisionNotFound { .. }
             | Error::ObjectNotFound { .. } => ErrorKind::NotFound,
@@ -145,6 +156,7 @@ impl Error {
             Error::RetentionShortening { .. }
             | Error::Retained { .. }
             | Error::Disposed { .. }
+            | Error::Erased { .. }
             | Error::FourEyes { .. }
             | Error::NotEligible { .. }
             | Error::ClockBehind { .. } => ErrorKind::Locked,
@@ -165,6 +177,36 @@ impl Error {
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Invalid {
             field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn unprocessable(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Unprocessable {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An object the request names (in its body or query, not its path) that does not
+    /// exist: the request cannot be carried out (422), while the path's own object was
+    /// found. Other errors pass unchanged.
+    pub fn referenced(self, field: &str) -> Self {
+        if self.kind() == ErrorKind::NotFound {
+            Error::unprocessable(field, self.to_string())
+        } else {
+            self
+        }
+    }
+
+    /// A change that would change nothing (409: it conflicts with the current state).
+    pub(crate) fn unchanged(what: impl Into<String>) -> Self {
+        Error::state(what, "nothing would change")
+    }
+
+    pub(crate) fn state(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::State {
+            what: what.into(),
             reason: reason.into(),
         }
     }

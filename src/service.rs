@@ -79,10 +79,13 @@ impl Services {
     /// Adds or removes links of a record (parties and cases must exist).
     pub async fn link(&self, actor: &str, id: &str, ch: LinkChange) -> Result<RecordRevision> {
         for l in &ch.add_parties {
-            self.parties.get(&l.party).await?;
+            self.parties
+                .get(&l.party)
+                .await
+                .map_err(|e| e.referenced("party"))?;
         }
         for c in &ch.add_cases {
-            self.cases.get(c).await?;
+            self.cases.get(c).await.map_err(|e| e.referenced("case"))?;
         }
         let r = self.archive.change_links(actor, id, ch).await?;
         self.catalog.put_record(&r).await;

@@ -160,7 +160,7 @@ fn errors_are_one_line_with_non_zero_exit() {
     ));
     assert!(err.contains("unknown record"), "{err}");
     let err = fails(&akte(&data, &["show", "not-an-id"]));
-    assert!(err.contains("not a record id"), "{err}");
+    assert!(err.contains("not an object id"), "{err}");
     let err = fails(&akte(
         &data,
         &["archive", "--class", "Bad Class", "/etc/hostname"],

@@ -514,7 +514,7 @@ async fn the_server_imports_an_uploaded_zip_as_a_job() {
     assert_eq!(job["summary"]["failed"], 0, "{job}");
     assert_eq!(job["items"], 3, "{job}");
 
-    // Neither an mbox nor a zip: 415, problem+json.
+    // Neither an mbox nor a zip: 422 (the body is not what an import takes), problem+json.
     let r = client()
         .post(s.url("/v1/imports"))
         .header("authorization", bearer(ADMIN))
@@ -522,7 +522,7 @@ async fn the_server_imports_an_uploaded_zip_as_a_job() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 415);
+    assert_eq!(r.status(), 422);
     assert_eq!(
         r.headers()["content-type"].to_str().unwrap(),
         "application/problem+json"

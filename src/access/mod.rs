@@ -309,7 +309,7 @@ impl Tokens {
         if let Some(e) = expires_at
             && e <= now
         {
-            return Err(Error::invalid("expires", "lies in the past"));
+            return Err(Error::unprocessable("expires", "lies in the past"));
         }
         let secret = match secret {
             Some(s) if s.len() < 32 => {

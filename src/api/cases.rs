@@ -42,7 +42,7 @@ async fn list_cases(
     state.catalog_ready().await?;
     let p = Params::parse(req.uri().query(), &["party", "all"])?;
     let party = p
-        .string("party")
+        .id("party")?
         .ok_or_else(|| ApiError::invalid("party", "required"))?;
     let all = p.number::<bool>("all")?.unwrap_or(false);
     Ok(axum::Json(state.svc.catalog.cases_of(&party, all).await))

@@ -195,9 +195,11 @@ async fn start_import(
     } else if head.starts_with(b"From ") {
         "mbox"
     } else {
-        return Err(ApiError::unsupported_media_type(
+        return Err(crate::error::Error::unprocessable(
+            "body",
             "expected an mbox (starting with a \"From \" line) or a zip",
-        ));
+        )
+        .into());
     };
 
     let id = state.archive.clock().new_id().to_string();

@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::{Caller, roles};
 use super::params::{self, Params};
-use super::problem::{ApiError, ApiResult, Problem};
+use super::problem::{ApiResult, Problem};
 use crate::ingest::batch::{IngestDefaults, ItemOutcome};
 use crate::record::PartyLink;
 
@@ -24,10 +24,13 @@ const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 /// the class is valid, the parties and cases exist.
 pub(super) async fn defaults(state: &AppState, query: Option<&str>) -> ApiResult<IngestDefaults> {
     let p = Params::parse(query, &["class", "party", "role", "case"])?;
-    let role = p.string("role").unwrap_or_else(|| "subject".into());
+    let role = p
+        .shaped("role", crate::ids::shape::SLUG)?
+        .unwrap_or_else(|| "subject".into());
     let d = IngestDefaults {
         class: p.string("class"),
-        parties: super::upload::list(&p, "party")
+        parties: p
+            .ids("party")?
             .into_iter()
             .map(|party| PartyLink {
                 party,
@@ -35,7 +38,7 @@ pub(super) async fn defaults(state: &AppState, query: Option<&str>) -> ApiResult
                 reason: None,
             })
             .collect(),
-        cases: super::upload::list(&p, "case"),
+        cases: p.ids("case")?,
         keep_copies: false,
     };
     state.ingest.check_defaults(&d).await?;
@@ -77,7 +80,7 @@ async fn post_email(
         MAX_MESSAGE.min(usize::try_from(state.config.max_upload_bytes).unwrap_or(MAX_MESSAGE));
     let raw = params::body_bytes_idle(req, limit, state.config.upload_idle_timeout).await?;
     if raw.is_empty() {
-        return Err(ApiError::invalid("body", "an empty message"));
+        return Err(crate::error::Error::unprocessable("body", "an empty message").into());
     }
     let out = state.ingest.archive_email(&caller.actor(), raw, &d).await?;
     let status = if out.duplicate {

@@ -10,6 +10,7 @@ pub mod cases;
 pub mod imports;
 pub mod ingest;
 pub mod journal;
+mod openapi;
 pub mod ops;
 pub mod params;
 pub mod parties;
@@ -18,6 +19,7 @@ mod record_views;
 pub mod records;
 pub mod retention;
 pub mod search;
+mod strict;
 pub mod tokens;
 mod upload;
 
@@ -40,7 +42,6 @@ use tokio_util::task::TaskTracker;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::access::Tokens;
@@ -49,6 +50,7 @@ use crate::audit::reads::ReadLog;
 use crate::error::Result;
 use crate::store::keys;
 use auth::{LimitConfig, Limits};
+pub use openapi::openapi_json;
 use problem::ApiError;
 
 #[derive(Debug, Clone)]
@@ -420,42 +422,9 @@ pub async fn start(
     })
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "akte",
-        description = "Revision-safe archive for the Kundenakte. Every endpoint but /healthz needs `Authorization: Bearer <token>`. Errors are application/problem+json (RFC 9457).",
-        license(name = "Apache-2.0")
-    ),
-    modifiers(&BearerAuth),
-    tags(
-        (name = "records", description = "Archived records: upload, metadata, revisions, content"),
-        (name = "parties", description = "Business partners and their file (Kundenakte)"),
-        (name = "cases", description = "Business events (Vorgänge) of a party"),
-        (name = "search", description = "Full-text search, over everything or one party's file"),
-        (name = "retention", description = "Legal holds and four-eyes disposal"),
-        (name = "audit", description = "Journal and verification"),
-        (name = "tokens", description = "API tokens (admin)"),
-        (name = "operations", description = "Health, readiness, metrics"),
-    )
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
 /// Every route of the API with its OpenAPI description.
 pub fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(records::routes())
         .merge(parties::routes())
         .merge(cases::routes())
@@ -466,28 +435,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(journal::routes())
         .merge(tokens::routes())
         .merge(ops::routes())
-}
-
-/// The OpenAPI document, as `schemas/openapi.json` holds it.
-/// `GET /v1/openapi.json`: the API's own description (no token needed, like `/healthz`).
-async fn openapi_document() -> axum::response::Response {
-    use axum::response::IntoResponse;
-    static DOC: std::sync::LazyLock<String> = std::sync::LazyLock::new(openapi_json);
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/json; charset=utf-8",
-        )],
-        DOC.as_str(),
-    )
-        .into_response()
-}
-
-pub fn openapi_json() -> String {
-    let (_, doc) = api_router().split_for_parts();
-    let mut s = doc.to_pretty_json().unwrap_or_default();
-    s.push('\n');
-    s
 }
 
 /// A response with `status`, a JSON body and a `Location` header.
@@ -521,7 +468,7 @@ async fn no_method() -> ApiError {
 pub fn app(state: AppState) -> Router {
     let (router, _) = api_router().split_for_parts();
     router
-        .route("/v1/openapi.json", axum::routing::get(openapi_document))
+        .route("/v1/openapi.json", axum::routing::get(openapi::document))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))

@@ -30,6 +30,49 @@ impl Params {
         self.0.get(name).cloned()
     }
 
+    /// An object id (UUID), refused with 400 when it is not one.
+    pub fn id(&self, name: &str) -> ApiResult<Option<String>> {
+        self.0
+            .get(name)
+            .map(|v| {
+                crate::ids::validate_id(v)
+                    .map(|_| v.clone())
+                    .map_err(|_| ApiError::invalid(name, format!("{v:?} is not an id (UUID)")))
+            })
+            .transpose()
+    }
+
+    /// Object ids separated by commas (none if absent).
+    pub fn ids(&self, name: &str) -> ApiResult<Vec<String>> {
+        let Some(v) = self.0.get(name) else {
+            return Ok(Vec::new());
+        };
+        if !crate::ids::shape::matches(crate::ids::shape::UUIDS, v) {
+            return Err(ApiError::invalid(
+                name,
+                format!("{v:?} is not a comma-separated list of ids (UUIDs)"),
+            ));
+        }
+        Ok(v.split(',').map(str::to_string).collect())
+    }
+
+    /// A value of the shape `pattern` (one of [`crate::ids::shape`]).
+    pub fn shaped(&self, name: &str, pattern: &'static str) -> ApiResult<Option<String>> {
+        self.0
+            .get(name)
+            .map(|v| {
+                if crate::ids::shape::matches(pattern, v) {
+                    Ok(v.clone())
+                } else {
+                    Err(ApiError::invalid(
+                        name,
+                        format!("{v:?} does not have the shape {pattern}"),
+                    ))
+                }
+            })
+            .transpose()
+    }
+
     pub fn date(&self, name: &str) -> ApiResult<Option<NaiveDate>> {
         self.0
             .get(name)
@@ -50,6 +93,27 @@ impl Params {
             })
             .transpose()
     }
+}
+
+/// Deserializes an optional revision number that JSON may write as `3` or `3.0` (JSON
+/// Schema's `integer` admits both).
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::Deserialize;
+    use serde::de::Error as _;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n
+        .as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+                .map(|f| f as u64)
+        })
+        .and_then(|v| u32::try_from(v).ok());
+    whole
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("{n} is not a revision number")))
 }
 
 /// Reads a request body of at most `limit` bytes (413 beyond).
@@ -110,8 +174,9 @@ pub async fn json_body<T: serde::de::DeserializeOwned>(
 
 /// Decodes a JSON body, naming the offending field on error.
 pub fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid("body", format!("not JSON: {e}")))?;
+    serde_path_to_error::deserialize(super::strict::Strict(value)).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." {
             "body".to_string()

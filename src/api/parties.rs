@@ -75,7 +75,7 @@ impl From<Party> for PartyView {
         ("name" = Option<String>, Query, description = "Name prefix"),
         ("identifier" = Option<String>, Query, description = "An identifier, e.g. customer:4711 or DE123456789"),
         ("merged" = Option<bool>, Query, description = "Include merged (absorbed) parties"),
-        ("limit" = Option<usize>, Query, description = "At most this many (default 100, max 1000)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)"),
     ),
     responses((status = 200, body = Vec<PartyBrief>)),
     security(("bearer" = []))
@@ -96,7 +96,7 @@ async fn list_parties(
         return Err(ApiError::invalid("limit", "between 1 and 1000"));
     }
     let f = PartyFilter {
-        role: p.string("role"),
+        role: p.shaped("role", crate::ids::shape::SLUG)?,
         name_prefix: p.string("name"),
         identifier: p.string("identifier"),
         include_merged: p.number::<bool>("merged")?.unwrap_or(false),
@@ -206,6 +206,8 @@ pub struct AmendParty {
     pub data: PartyData,
     pub reason: Option<String>,
     /// The revision the change was made against: 409 if a newer one exists.
+    #[serde(default, deserialize_with = "crate::api::params::whole_number")]
+    #[schema(minimum = 1)]
     pub base_rev: Option<u32>,
 }
 
@@ -349,6 +351,9 @@ async fn erase_party(
     caller.require(roles::INGEST)?;
     state.catalog_ready().await?;
     let e: EraseRequest = params::json_body(req, 64 * 1024).await?;
+    if !crate::ids::shape::matches(crate::ids::shape::TEXT, &e.reason) {
+        return Err(ApiError::invalid("reason", "an erasure needs a reason"));
+    }
     let p = state
         .svc
         .erase_party(&caller.actor(), &id, &e.reason)
@@ -362,8 +367,8 @@ async fn erase_party(
     get, path = "/v1/parties/{id}/file", tag = "parties",
     params(
         ("id" = String, Path, description = "Party id (a merged id resolves to the survivor)"),
-        ("page" = Option<usize>, Query, description = "Timeline page, from 0"),
-        ("per_page" = Option<usize>, Query, description = "Timeline page size (default 50)"),
+        ("page" = Option<usize>, Query, minimum = 0, maximum = 100000, description = "Timeline page, from 0"),
+        ("per_page" = Option<usize>, Query, minimum = 1, maximum = 500, description = "Timeline page size (default 50)"),
         ("date" = Option<String>, Query, description = "The day for 'in force' (default today)"),
     ),
     responses(
@@ -385,15 +390,18 @@ async fn party_file(
     let today = p
         .date("date")?
         .unwrap_or(state.archive.clock().now().date_naive());
+    let page: usize = p.number("page")?.unwrap_or(0);
+    if page > 100_000 {
+        return Err(ApiError::invalid("page", "at most 100000"));
+    }
+    let per_page: usize = p.number("per_page")?.unwrap_or(50);
+    if !(1..=500).contains(&per_page) {
+        return Err(ApiError::invalid("per_page", "between 1 and 500"));
+    }
     let file = state
         .svc
         .catalog
-        .file(
-            &id,
-            today,
-            p.number("page")?.unwrap_or(0),
-            p.number("per_page")?.unwrap_or(50),
-        )
+        .file(&id, today, page, per_page)
         .await
         .ok_or_else(|| ApiError::not_found(format!("no party {id}")))?;
     audit_party_read(&state, &caller, &file.party.id, file.party.rev).await?;
@@ -436,7 +444,7 @@ async fn add_note(
 #[utoipa::path(
     post, path = "/v1/parties/import", tag = "parties",
     params(("map" = Option<String>, Query, description = "Column mapping for CSV: `Kundennummer:customer_number,Firma:name`")),
-    request_body(content((String = "text/csv"), (Vec<serde_json::Value> = "application/json"))),
+    request_body(content((Vec<u8> = "text/csv"), (Vec<serde_json::Value> = "application/json"))),
     responses(
         (status = 200, body = ImportReport),
         (status = 400, body = Problem, content_type = "application/problem+json"),

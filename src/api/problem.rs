@@ -149,9 +149,22 @@ impl From<Error> for ApiError {
         let detail = e.to_string();
         match (&e, e.kind()) {
             (Error::Invalid { field, .. }, _) => ApiError::invalid(field, detail),
+            (Error::Unprocessable { field, .. }, _) => {
+                let mut p = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unprocessable",
+                    "Request breaks a rule",
+                    detail,
+                );
+                p.field = Some(field.clone());
+                p
+            }
             (Error::TooLarge { limit }, _) => ApiError::too_large(*limit),
             (Error::Disposed { .. }, _) => {
                 ApiError::new(StatusCode::GONE, "disposed", "Disposed", detail)
+            }
+            (Error::Erased { .. }, _) => {
+                ApiError::new(StatusCode::GONE, "erased", "Erased", detail)
             }
             (_, ErrorKind::NotFound) => ApiError::not_found(detail),
             (_, ErrorKind::Conflict) => {

@@ -172,6 +172,36 @@ pub struct RecordMeta {
     pub to: Vec<String>,
 }
 
+impl RecordMeta {
+    /// This metadata, with what it leaves open taken from `defaults` (a multipart
+    /// upload's query parameters).
+    pub fn or(self, defaults: RecordMeta) -> RecordMeta {
+        fn list<T>(a: Vec<T>, b: Vec<T>) -> Vec<T> {
+            if a.is_empty() { b } else { a }
+        }
+        RecordMeta {
+            class: self.class.or(defaults.class),
+            title: self.title.or(defaults.title),
+            document_date: self.document_date.or(defaults.document_date),
+            file_name: self.file_name.or(defaults.file_name),
+            media_type: self.media_type.or(defaults.media_type),
+            parties: list(self.parties, defaults.parties),
+            cases: list(self.cases, defaults.cases),
+            from: list(self.from, defaults.from),
+            to: list(self.to, defaults.to),
+        }
+    }
+}
+
+/// A multipart upload: the part `metadata` (JSON), then the part `file`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the multipart body; the parts are read as they stream
+pub struct RecordUpload {
+    pub metadata: Option<RecordMeta>,
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
 /// A metadata amendment; absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -183,5 +213,7 @@ pub struct AmendRequest {
     pub retain_until: Option<NaiveDate>,
     pub reason: Option<String>,
     /// The revision the change was made against: 409 if a newer one exists.
+    #[serde(default, deserialize_with = "crate::api::params::whole_number")]
+    #[schema(minimum = 1)]
     pub base_rev: Option<u32>,
 }

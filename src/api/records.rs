@@ -40,10 +40,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
         ("date" = Option<String>, Query, description = "Document date, YYYY-MM-DD"),
         ("filename" = Option<String>, Query, description = "Original file name"),
         ("media_type" = Option<String>, Query, description = "Media type, if not the Content-Type"),
+        ("party" = Option<String>, Query, description = "Link to these parties (comma-separated ids)"),
+        ("role" = Option<String>, Query, description = "Their role in the record (default subject)"),
+        ("case" = Option<String>, Query, description = "Add to these cases (comma-separated ids)"),
+        ("from" = Option<String>, Query, description = "Sender addresses (comma-separated); linked to the party whose contact each is"),
+        ("to" = Option<String>, Query, description = "Recipient addresses (comma-separated), likewise"),
     ),
     request_body(content(
         (Vec<u8> = "application/octet-stream"),
-        (RecordMeta = "multipart/form-data"),
+        (RecordUpload = "multipart/form-data"),
     ), description = "Raw content, or multipart with parts `metadata` (JSON) and `file`"),
     responses(
         (status = 201, description = "Archived", body = Archived, headers(("Location" = String, description = "The new record"))),
@@ -72,6 +77,12 @@ async fn create_record(
             .map_err(|e| ApiError::invalid("body", e.body_text()))?;
         let mut meta: Option<RecordMeta> = None;
         let mut result = None;
+        // A `file` part before `metadata` is spooled first and archived at the end.
+        let mut early: Option<(
+            crate::store::content::Content,
+            Option<String>,
+            Option<String>,
+        )> = None;
         while let Some(field) = mp
             .next_field()
             .await
@@ -96,13 +107,40 @@ async fn create_record(
                         }
                         bytes.extend_from_slice(&chunk);
                     }
-                    meta = Some(params::json(&bytes).map_err(|mut e| {
+                    // `null` says as much as no metadata part.
+                    let given: Option<RecordMeta> = params::json(&bytes).map_err(|mut e| {
                         e.field = e.field.map(|f| format!("metadata.{f}"));
                         e
-                    })?);
+                    })?;
+                    meta = Some(given.unwrap_or_default());
+                }
+                Some("file") if meta.is_none() && early.is_none() => {
+                    let file_name = field.file_name().map(str::to_string);
+                    let media = field
+                        .content_type()
+                        .filter(|c| *c != "application/octet-stream")
+                        .map(str::to_string);
+                    let stream = field.map_err(|e| Error::invalid("file", e.body_text()));
+                    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(4);
+                    let body = limited_body(&state, token.clone(), tokio_stream_from(rx));
+                    let dir = state.config.spool_dir();
+                    let spooling =
+                        tokio::spawn(async move { crate::store::content::spool(&dir, body).await });
+                    forward(stream, &tx).await;
+                    drop(tx);
+                    let content = spooling.await.map_err(|e| {
+                        ApiError::from(Error::Internal(format!("spool task: {e}")))
+                    })??;
+                    early = Some((content, file_name, media));
+                }
+                Some("file") if early.is_some() => {
+                    return Err(ApiError::invalid("file", "given twice"));
                 }
                 Some("file") => {
-                    let mut m = meta.take().unwrap_or_default();
+                    let mut m = meta
+                        .take()
+                        .unwrap_or_default()
+                        .or(meta_from_query(&params)?);
                     let file_name = m
                         .file_name
                         .take()
@@ -124,20 +162,8 @@ async fn create_record(
                     let ingest = tokio::spawn(async move {
                         ingest_upload(&st, actor, body, file_name, d, given).await
                     });
-                    let mut stream = field.map_err(|e| Error::invalid("file", e.body_text()));
-                    let mut complete = true;
-                    while let Some(chunk) = stream.next().await {
-                        let failed = chunk.is_err();
-                        if tx.send(Piece::Chunk(chunk)).await.is_err() || failed {
-                            complete = false;
-                            break;
-                        }
-                    }
-                    // Only an explicit end lets the ingest commit: a sender dropped
-                    // mid-stream (the request cancelled by a client reset) is an error.
-                    if complete {
-                        let _ = tx.send(Piece::End).await;
-                    }
+                    let stream = field.map_err(|e| Error::invalid("file", e.body_text()));
+                    forward(stream, &tx).await;
                     drop(tx);
                     result = Some(ingest.await.map_err(|e| {
                         ApiError::from(Error::Internal(format!("ingest task: {e}")))
@@ -147,11 +173,24 @@ async fn create_record(
                 Some(other) => {
                     return Err(ApiError::invalid(
                         other,
-                        "unknown part (expected `metadata`, then `file`)",
+                        "unknown part (expected `metadata` and `file`)",
                     ));
                 }
                 None => return Err(ApiError::invalid("body", "a part without a name")),
             }
+        }
+        if let Some((content, part_name, part_media)) = early {
+            let mut m = meta
+                .take()
+                .unwrap_or_default()
+                .or(meta_from_query(&params)?);
+            let file_name = m.file_name.take().or(part_name);
+            if m.media_type.is_none() {
+                m.media_type = part_media;
+            }
+            let (d, given) = ingest_input(m);
+            check_input(&state, &d, &given).await?;
+            result = Some(archive_spooled(&state, actor, content, file_name, d, given).await);
         }
         match result {
             Some(r) => r?,
@@ -181,6 +220,22 @@ async fn create_record(
     body.ambiguous = outcome.ambiguous;
     body.extraction = outcome.extraction_failed;
     Ok(super::located(StatusCode::CREATED, &location, body))
+}
+
+/// Forwards a multipart part to a limited body. Only an explicit end lets the ingest
+/// commit: a sender dropped mid-stream (the request cancelled by a client reset) is an
+/// error.
+async fn forward(
+    mut stream: impl futures::Stream<Item = Result<bytes::Bytes, Error>> + Unpin,
+    tx: &tokio::sync::mpsc::Sender<Piece>,
+) {
+    while let Some(chunk) = stream.next().await {
+        let failed = chunk.is_err();
+        if tx.send(Piece::Chunk(chunk)).await.is_err() || failed {
+            return;
+        }
+    }
+    let _ = tx.send(Piece::End).await;
 }
 
 /// Queues the journaling of a read (batched; see `audit::reads`).
@@ -262,7 +317,7 @@ async fn list_revisions(
     params(
         ("id" = String, Path, description = "Record id"),
         ("filename" = Option<String>, Query, description = "File name of a new content version"),
-        ("reason" = Option<String>, Query, description = "Reason for a new content version"),
+        ("reason" = Option<String>, Query, description = "Reason for the change (a JSON body's own `reason` wins)"),
     ),
     request_body(content(
         (AmendRequest = "application/json"),
@@ -284,10 +339,32 @@ async fn amend_record(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::INGEST)?;
-    let ct = content_type(req.headers()).unwrap_or_default();
+    // No body and no type says nothing: refused rather than read as an empty file.
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    let ct = match content_type(req.headers()) {
+        Some(ct) => ct,
+        None if length.unwrap_or(0) == 0 && !chunked => {
+            return Err(ApiError::unsupported_media_type(
+                "no body: send application/json to amend metadata, or the new content version",
+            ));
+        }
+        None => String::new(),
+    };
     state.catalog_ready().await?;
     let revision = if essence(&ct) == "application/json" {
-        Params::parse(req.uri().query(), &[])?;
+        let p = Params::parse(req.uri().query(), &["filename", "reason"])?;
+        if p.string("filename").is_some() {
+            return Err(Error::unprocessable(
+                "filename",
+                "a file name belongs to a new content version, not to a metadata amendment",
+            )
+            .into());
+        }
         let idle = state.config.upload_idle_timeout;
         let a: AmendRequest = params::json(&params::body_bytes_idle(req, 1 << 20, idle).await?)?;
         state
@@ -300,7 +377,7 @@ async fn amend_record(
                     class: a.class,
                     document_date: a.document_date,
                     retain_until: a.retain_until,
-                    reason: a.reason,
+                    reason: a.reason.or(p.string("reason")),
                     base_rev: a.base_rev,
                 },
             )
@@ -417,11 +494,11 @@ fn content_disposition(name: Option<&str>) -> String {
     get, path = "/v1/records/{id}/content", tag = "records",
     params(
         ("id" = String, Path, description = "Record id"),
-        ("rev" = Option<u32>, Query, description = "Revision (default: latest)"),
+        ("rev" = Option<u32>, Query, minimum = 1, description = "Revision (default: latest)"),
     ),
     responses(
-        (status = 200, description = "The content", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "Part of the content", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The content, with the record's own media type", content_type = "*/*", body = Vec<u8>),
+        (status = 206, description = "Part of the content", content_type = "*/*", body = Vec<u8>),
         (status = 304, description = "Unchanged (If-None-Match)"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 416, body = Problem, content_type = "application/problem+json"),

@@ -174,12 +174,26 @@ async fn eligible(
     ))
 }
 
+/// The format of the retention report.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // only describes the `format` parameter
+enum ReportFormat {
+    Json,
+    Csv,
+    Html,
+}
+
 /// The retention audit report (`format` json, csv or html). Read-only.
 #[utoipa::path(
     get, path = "/v1/retention/report", tag = "retention",
-    params(("format" = Option<String>, Query, description = "json (default), csv or html")),
+    params(("format" = inline(Option<ReportFormat>), Query, description = "json (default), csv or html")),
     responses(
-        (status = 200, body = crate::disposal::report::RetentionReport),
+        (status = 200, description = "The report in the format asked for", content(
+            (crate::disposal::report::RetentionReport = "application/json"),
+            (String = "text/csv"),
+            (String = "text/html"),
+        )),
         (status = 400, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))

@@ -82,9 +82,9 @@ const PARAMS: &[&str] = &[
         ("case" = Option<String>, Query, description = "Only this case"),
         ("from" = Option<String>, Query, description = "Document date from (YYYY-MM-DD)"),
         ("to" = Option<String>, Query, description = "Document date to, inclusive"),
-        ("sort" = Option<String>, Query, description = "relevance (default), date-desc, date-asc"),
-        ("page" = Option<usize>, Query, minimum = 1, maximum = 10000, description = "Page, from 1; `page × per_page` may not exceed 10,000"),
-        ("per_page" = Option<usize>, Query, description = "Hits per page (default 20, max 100)"),
+        ("sort" = Option<Sort>, Query, description = "Order of the hits (default relevance)"),
+        ("page" = Option<usize>, Query, minimum = 1, maximum = 500, description = "Page, from 1"),
+        ("per_page" = Option<usize>, Query, minimum = 1, maximum = 100, description = "Hits per page (default 20)"),
         ("fuzzy" = Option<bool>, Query, description = "Also match words one edit away"),
         ("facets" = Option<bool>, Query, description = "Count facets (default true)"),
         ("snippets" = Option<bool>, Query, description = "Highlighted snippets (default true)"),
@@ -103,7 +103,8 @@ async fn search(
 ) -> ApiResult<axum::Json<SearchResponse>> {
     caller.require_scoped(roles::READ)?;
     let p = Params::parse(req.uri().query(), PARAMS)?;
-    let scope = match p.string("party") {
+    p.number::<bool>("related")?;
+    let scope = match p.id("party")? {
         Some(party) => Some(party_scope(&state, &caller, &party, &p).await?),
         None => None,
     };
@@ -123,9 +124,9 @@ async fn search(
         ("case" = Option<String>, Query, description = "Only this case"),
         ("from" = Option<String>, Query, description = "Document date from (YYYY-MM-DD)"),
         ("to" = Option<String>, Query, description = "Document date to, inclusive"),
-        ("sort" = Option<String>, Query, description = "relevance (default), date-desc, date-asc"),
-        ("page" = Option<usize>, Query, minimum = 1, maximum = 10000, description = "Page, from 1; `page × per_page` may not exceed 10,000"),
-        ("per_page" = Option<usize>, Query, description = "Hits per page (default 20, max 100)"),
+        ("sort" = Option<Sort>, Query, description = "Order of the hits (default relevance)"),
+        ("page" = Option<usize>, Query, minimum = 1, maximum = 500, description = "Page, from 1"),
+        ("per_page" = Option<usize>, Query, minimum = 1, maximum = 100, description = "Hits per page (default 20)"),
         ("fuzzy" = Option<bool>, Query, description = "Also match words one edit away"),
         ("facets" = Option<bool>, Query, description = "Count facets (default true)"),
         ("snippets" = Option<bool>, Query, description = "Highlighted snippets (default true)"),
@@ -185,8 +186,8 @@ async fn run(
     };
     state.catalog_ready().await?;
     let page: usize = p.number("page")?.unwrap_or(1);
-    if page == 0 {
-        return Err(ApiError::invalid("page", "pages count from 1"));
+    if !(1..=500).contains(&page) {
+        return Err(ApiError::invalid("page", "pages count from 1 to 500"));
     }
     let per_page: usize = p.number("per_page")?.unwrap_or(20);
     if per_page == 0 || per_page > 100 {
@@ -209,15 +210,18 @@ async fn run(
         crate::ids::validate_class(c)?;
     }
     let q = p.string("q").unwrap_or_default();
-    if q.len() > 4096 {
-        return Err(ApiError::invalid("q", "longer than 4096 bytes"));
+    if q.chars().count() > crate::search::MAX_QUERY {
+        return Err(ApiError::invalid(
+            "q",
+            format!("longer than {} characters", crate::search::MAX_QUERY),
+        ));
     }
     let r = SearchRequest {
         q: q.clone(),
         parties,
         class,
-        role: p.string("role"),
-        case: p.string("case"),
+        role: p.shaped("role", crate::ids::shape::SLUG)?,
+        case: p.id("case")?,
         from: p.date("from")?,
         to: p.date("to")?,
         sort,

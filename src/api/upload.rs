@@ -32,36 +32,34 @@ pub(super) const META_PARAMS: &[&str] = &[
     "to",
 ];
 
-/// A comma-separated query parameter as a list.
-pub(crate) fn list(p: &Params, name: &str) -> Vec<String> {
-    p.string(name)
-        .map(|v| {
-            v.split(',')
-                .map(|x| x.trim().to_string())
-                .filter(|x| !x.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
+/// Comma-separated email addresses as a list.
+fn addresses(p: &Params, name: &str) -> ApiResult<Vec<String>> {
+    Ok(p.shaped(name, crate::ids::shape::EMAILS)?
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_default())
 }
 
 pub(super) fn meta_from_query(p: &Params) -> ApiResult<RecordMeta> {
-    let role = p.string("role").unwrap_or_else(|| "subject".into());
+    let role = p
+        .shaped("role", crate::ids::shape::SLUG)?
+        .unwrap_or_else(|| "subject".into());
     Ok(RecordMeta {
         class: p.string("class"),
         title: p.string("title"),
         document_date: p.date("date")?,
         file_name: p.string("filename"),
         media_type: p.string("media_type"),
-        parties: list(p, "party")
+        parties: p
+            .ids("party")?
             .into_iter()
             .map(|party| super::parties::LinkItem {
                 party,
                 role: role.clone(),
             })
             .collect(),
-        cases: list(p, "case"),
-        from: list(p, "from"),
-        to: list(p, "to"),
+        cases: p.ids("case")?,
+        from: addresses(p, "from")?,
+        to: addresses(p, "to")?,
     })
 }
 
@@ -96,6 +94,19 @@ pub(super) fn ingest_input(m: RecordMeta) -> (IngestDefaults, Given) {
 /// Checks what a caller said before a byte of the upload is read: the class is valid,
 /// parties and cases exist, title and media type are acceptable.
 pub(super) async fn check_input(state: &AppState, d: &IngestDefaults, g: &Given) -> ApiResult<()> {
+    for (field, address) in g
+        .from
+        .iter()
+        .map(|a| ("from", a))
+        .chain(g.to.iter().map(|a| ("to", a)))
+    {
+        if !crate::ids::shape::matches(crate::ids::shape::EMAIL, address) {
+            return Err(ApiError::invalid(
+                field,
+                format!("{address:?} is not an email address"),
+            ));
+        }
+    }
     state.ingest.check_defaults(d).await?;
     crate::archive::check_new(&NewRecord {
         class: d.class.clone(),
@@ -120,6 +131,18 @@ pub(super) async fn ingest_upload(
 ) -> ApiResult<(crate::archive::Archived, ItemOutcome)> {
     let dir = state.config.spool_dir();
     let content = crate::store::content::spool(&dir, body).await?;
+    archive_spooled(state, actor, content, file_name, d, given).await
+}
+
+/// Archives spooled content through the ingest pipeline, in a task of its own.
+pub(super) async fn archive_spooled(
+    state: &AppState,
+    actor: String,
+    content: crate::store::content::Content,
+    file_name: Option<String>,
+    d: IngestDefaults,
+    given: Given,
+) -> ApiResult<(crate::archive::Archived, ItemOutcome)> {
     let svc = state.ingest.clone();
     let task = tokio::spawn(async move {
         svc.archive_document(&actor, content, file_name, given, d)

@@ -127,7 +127,7 @@ impl Archive {
             changed.push("retention");
         }
         if changed.is_empty() {
-            return Err(Error::invalid("amendment", "nothing would change"));
+            return Err(Error::unchanged("amendment"));
         }
         next.rev = self.next_rev(&prev).await?;
         next.prev_hash = Some(prev_hash);
@@ -226,6 +226,12 @@ impl Archive {
         for l in &ch.add_parties {
             crate::ids::validate_id(&l.party)
                 .map_err(|_| Error::invalid("party", format!("{:?} is not a party id", l.party)))?;
+            if l.role == "*" {
+                return Err(Error::unprocessable(
+                    "role",
+                    "`*` (every role) is for removing links",
+                ));
+            }
             crate::ids::validate_class(&l.role)
                 .map_err(|_| Error::invalid("role", format!("{:?} is not a role name", l.role)))?;
         }
@@ -254,7 +260,7 @@ impl Archive {
             }
         }
         if next.parties == prev.parties && next.cases == prev.cases {
-            return Err(Error::invalid("links", "nothing would change"));
+            return Err(Error::unchanged("links"));
         }
         next.rev = self.next_rev(&prev).await?;
         next.prev_hash = Some(prev_hash);

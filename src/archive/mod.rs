@@ -281,10 +281,7 @@ pub fn check_new(meta: &NewRecord) -> Result<()> {
 }
 
 pub fn validate_media_type(m: &str) -> Result<String> {
-    let ok = m.len() <= 255
-        && m.split_once('/').is_some_and(|(a, b)| {
-            !a.is_empty() && !b.is_empty() && m.bytes().all(|c| c.is_ascii_graphic() || c == b' ')
-        });
+    let ok = m.len() <= 255 && crate::ids::shape::matches(crate::ids::shape::MEDIA_TYPE, m);
     if ok {
         Ok(m.to_ascii_lowercase())
     } else {

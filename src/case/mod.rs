@@ -152,14 +152,14 @@ impl Cases {
             )
         })?;
         crate::record::validate_title(&n.title)?;
-        if n.title.trim().is_empty() {
+        if !crate::ids::shape::matches(crate::ids::shape::NAME, &n.title) {
             return Err(Error::invalid("title", "required"));
         }
         crate::ids::validate_id(&n.party).map_err(|_| Error::invalid("party", "not a party id"))?;
         if let (Some(f), Some(u)) = (n.valid_from, n.valid_until)
             && u < f
         {
-            return Err(Error::invalid("valid_until", "before valid_from"));
+            return Err(Error::unprocessable("valid_until", "before valid_from"));
         }
         let now = self.clock.now();
         let c = CaseRevision {
@@ -221,10 +221,10 @@ impl Cases {
         if let (Some(f), Some(u)) = (next.valid_from, next.valid_until)
             && u < f
         {
-            return Err(Error::invalid("valid_until", "before valid_from"));
+            return Err(Error::unprocessable("valid_until", "before valid_from"));
         }
         if what.is_empty() {
-            return Err(Error::invalid("case", "nothing would change"));
+            return Err(Error::unchanged("case"));
         }
         next.rev =
             audit::next_rev(&self.store, &self.journal, ObjectKind::Case, id, prev.rev).await?;

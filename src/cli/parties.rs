@@ -198,7 +198,10 @@ pub async fn party(
                     .collect::<anyhow::Result<_>>()?,
                 notes: None,
             };
-            let p = svc.parties.create(actor, data).await?;
+            let p = svc
+                .parties
+                .create(actor, crate::party::normalise(data))
+                .await?;
             if json {
                 print_json(&crate::catalog::PartyBrief::from(&p))?;
             } else {
@@ -351,7 +354,7 @@ pub async fn party(
                 .update(
                     actor,
                     &id,
-                    data,
+                    crate::party::normalise(data),
                     Some("role".into()),
                     Some(cur.revision.rev),
                 )

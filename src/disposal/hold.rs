@@ -10,11 +10,14 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, journal::Journal};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::ids::shape;
 use crate::record::RecordRevision;
 use crate::store::keys::ObjectKind;
 use crate::store::{Store, codec};
 
 pub const FORMAT: u32 = 1;
+/// Longest hold name, in characters.
+pub const MAX_NAME: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -111,10 +114,13 @@ impl Holds {
         authority: Option<String>,
         scope: HoldScope,
     ) -> Result<HoldRevision> {
-        if name.trim().is_empty() || name.len() > 200 {
-            return Err(Error::invalid("name", "required, at most 200 characters"));
+        if !shape::matches(shape::NAME, name) || name.chars().count() > MAX_NAME {
+            return Err(Error::invalid(
+                "name",
+                format!("required, one line, at most {MAX_NAME} characters"),
+            ));
         }
-        if reason.trim().is_empty() {
+        if !shape::matches(shape::TEXT, reason) {
             return Err(Error::invalid("reason", "a hold needs a reason"));
         }
         match &scope {
@@ -127,7 +133,14 @@ impl Holds {
                 }
             }
             HoldScope::Party { id } | HoldScope::Case { id } => crate::ids::validate_id(id)?,
-            HoldScope::Class { class, .. } => crate::ids::validate_class(class)?,
+            HoldScope::Class { class, from, to } => {
+                crate::ids::validate_class(class)?;
+                if let (Some(f), Some(t)) = (from, to)
+                    && t < f
+                {
+                    return Err(Error::unprocessable("scope", "`to` lies before `from`"));
+                }
+            }
         }
         let now = self.clock.now();
         let h = HoldRevision {
@@ -164,12 +177,12 @@ impl Holds {
     }
 
     pub async fn release(&self, actor: &str, id: &str, reason: &str) -> Result<HoldRevision> {
-        if reason.trim().is_empty() {
+        if !shape::matches(shape::TEXT, reason) {
             return Err(Error::invalid("reason", "releasing a hold needs a reason"));
         }
         let (prev, hash) = self.latest_raw(id).await?;
         if !prev.active {
-            return Err(Error::invalid(
+            return Err(Error::state(
                 "hold",
                 format!("hold {id} is already released"),
             ));

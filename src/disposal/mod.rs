@@ -241,7 +241,7 @@ impl Disposals {
         ids: &[String],
         reason: &str,
     ) -> Result<DisposalRevision> {
-        if reason.trim().is_empty() {
+        if !crate::ids::shape::matches(crate::ids::shape::TEXT, reason) {
             return Err(Error::invalid(
                 "reason",
                 "a disposal request needs a reason",
@@ -387,7 +387,7 @@ impl Disposals {
             DisposalState::Requested => {}
             DisposalState::Approved => return Ok(req),
             DisposalState::Executed => {
-                return Err(Error::invalid(
+                return Err(Error::state(
                     "disposal",
                     format!("request {id} was already executed"),
                 ));
@@ -515,7 +515,7 @@ impl Disposals {
         match req.state {
             DisposalState::Executed => return Ok(req),
             DisposalState::Requested => {
-                return Err(Error::invalid(
+                return Err(Error::state(
                     "disposal",
                     format!("request {id} is not approved"),
                 ));

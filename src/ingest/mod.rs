@@ -72,10 +72,18 @@ impl Ingest {
             crate::ids::validate_class(c)?;
         }
         for l in &d.parties {
-            self.svc.parties.get(&l.party).await?;
+            self.svc
+                .parties
+                .get(&l.party)
+                .await
+                .map_err(|e| e.referenced("party"))?;
         }
         for c in &d.cases {
-            self.svc.cases.get(c).await?;
+            self.svc
+                .cases
+                .get(c)
+                .await
+                .map_err(|e| e.referenced("case"))?;
         }
         Ok(())
     }
@@ -89,7 +97,7 @@ impl Ingest {
     /// Records a phone note or memo about a party as a text record linked to it.
     pub async fn note(&self, actor: &str, party: &str, n: NoteInput) -> Result<Archived> {
         let text = n.text.trim();
-        if text.is_empty() {
+        if !crate::ids::shape::matches(crate::ids::shape::TEXT, text) {
             return Err(Error::invalid("text", "a note needs text"));
         }
         let class = n.kind.unwrap_or_else(|| "phone-note".into());
@@ -98,7 +106,11 @@ impl Ingest {
         }
         let title = n.title.unwrap_or_else(|| {
             let first = text.lines().next().unwrap_or_default();
-            first.chars().take(120).collect()
+            first
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(120)
+                .collect()
         });
         let mut extra = BTreeMap::new();
         if let Some(d) = n.duration {

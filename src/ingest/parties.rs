@@ -137,20 +137,34 @@ pub fn parse_csv(
 /// A column mapping `source:target,…` (or `source=target`): the source system's header
 /// names to ours (`Kundennummer:customer_number,Straße:street`).
 pub fn parse_mapping(s: Option<&str>) -> Result<HashMap<String, String>> {
+    static SHAPE: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(&mapping_pattern()).ok());
     let mut m = HashMap::new();
-    for pair in s.unwrap_or("").split(',').filter(|p| !p.trim().is_empty()) {
-        let (a, b) = pair
-            .split_once([':', '='])
-            .ok_or_else(|| Error::invalid("map", format!("{pair:?} is not source:target")))?;
-        if !COLUMNS.contains(&b.trim()) {
-            return Err(Error::invalid(
-                "map",
-                format!("{:?} is not a known column", b.trim()),
-            ));
+    let Some(s) = s else {
+        return Ok(m);
+    };
+    if !SHAPE.as_ref().is_some_and(|r| r.is_match(s)) {
+        return Err(Error::invalid(
+            "map",
+            format!(
+                "{s:?} is not a list of source:target (targets: {})",
+                COLUMNS.join(",")
+            ),
+        ));
+    }
+    for pair in s.split(',') {
+        if let Some((a, b)) = pair.split_once(':') {
+            m.insert(a.to_string(), b.to_string());
         }
-        m.insert(a.trim().to_string(), b.trim().to_string());
     }
     Ok(m)
+}
+
+/// The shape of a column mapping: `source:target` pairs separated by commas, each target
+/// one of [`COLUMNS`] (the OpenAPI document states the same pattern).
+pub fn mapping_pattern() -> String {
+    let pair = format!(r"[^:,\x00-\x1F\x7F]+:(?:{})", COLUMNS.join("|"));
+    format!("^{pair}(?:,{pair})*$")
 }
 
 /// The text of a CSV file: UTF-8 (a BOM dropped), UTF-16 by its BOM, else Windows-1252
@@ -319,7 +333,7 @@ fn row_data(row: &Row) -> Result<PartyData> {
         relations: vec![],
         notes: None,
     };
-    crate::party::validate(data)
+    crate::party::validate(crate::party::normalise(data))
 }
 
 /// The identifiers a row can be matched by, most trusted first.

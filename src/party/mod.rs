@@ -163,57 +163,89 @@ pub struct Party {
     pub erased: bool,
 }
 
-/// Normalises and validates party data; returns it cleaned (trimmed, lower-cased where
-/// case carries no meaning, deduplicated).
-pub fn validate(mut d: PartyData) -> Result<PartyData> {
+/// Tidies party data from lenient sources (ERP exports, the command line): trims,
+/// lower-cases roles and relation kinds, writes VAT IDs without spaces in upper case. The
+/// API takes data as its OpenAPI document describes it and is not tidied: what the
+/// document's patterns refuse, [`validate`] refuses too.
+pub fn normalise(mut d: PartyData) -> PartyData {
     d.name = d.name.trim().to_string();
-    if d.name.is_empty() || d.name.len() > 300 {
-        return Err(Error::invalid("name", "required, at most 300 characters"));
-    }
     for e in d.emails.iter_mut() {
-        *e = e.trim().to_ascii_lowercase();
-        let ok = e.split_once('@').is_some_and(|(l, dom)| {
-            !l.is_empty() && dom.contains('.') && !dom.starts_with('.') && !e.contains(' ')
-        });
-        if !ok {
+        *e = e.trim().to_string();
+    }
+    for dom in d.domains.iter_mut() {
+        *dom = dom.trim().to_string();
+    }
+    for p in d.phones.iter_mut() {
+        *p = p.trim().to_string();
+    }
+    if let Some(v) = &d.vat_id {
+        d.vat_id = Some(normalise_vat_id(v).unwrap_or_else(|_| v.trim().to_string()));
+    }
+    for r in d.roles.iter_mut() {
+        r.role = r.role.trim().to_ascii_lowercase();
+    }
+    for rel in d.relations.iter_mut() {
+        rel.kind = rel.kind.trim().to_ascii_lowercase();
+    }
+    d
+}
+
+/// Longest party name, in characters.
+pub const MAX_NAME: usize = 300;
+
+/// Validates party data against the shapes in [`crate::ids::shape`]; returns it cleaned
+/// (name trimmed, emails and domains lower-case, `www.` dropped, duplicates removed).
+pub fn validate(mut d: PartyData) -> Result<PartyData> {
+    use crate::ids::shape;
+    if !shape::matches(shape::NAME, &d.name) || d.name.chars().count() > MAX_NAME {
+        return Err(Error::invalid(
+            "name",
+            format!("required, one line, at most {MAX_NAME} characters"),
+        ));
+    }
+    d.name = d.name.trim().to_string();
+    for e in d.emails.iter_mut() {
+        if !shape::matches(shape::EMAIL, e) {
             return Err(Error::invalid(
                 "emails",
                 format!("{e:?} is not an email address"),
             ));
         }
+        *e = e.to_lowercase();
     }
     for dom in d.domains.iter_mut() {
-        *dom = dom.trim().trim_start_matches("www.").to_ascii_lowercase();
-        let ok = dom.contains('.')
-            && dom.split('.').all(|l| {
-                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if !ok {
+        if !shape::matches(shape::DOMAIN, dom) {
             return Err(Error::invalid(
                 "domains",
                 format!("{dom:?} is not a domain"),
             ));
         }
+        *dom = dom.to_ascii_lowercase();
+        if let Some(rest) = dom.strip_prefix("www.")
+            && rest.contains('.')
+        {
+            *dom = rest.to_string();
+        }
     }
     for p in d.phones.iter_mut() {
-        *p = p.trim().to_string();
-        if p.is_empty()
-            || !p
-                .chars()
-                .all(|c| c.is_ascii_digit() || " +-/()".contains(c))
-        {
+        if !shape::matches(shape::PHONE, p) {
             return Err(Error::invalid(
                 "phones",
                 format!("{p:?} is not a phone number"),
             ));
         }
+        *p = p.trim().to_string();
     }
-    if let Some(v) = &d.vat_id {
-        d.vat_id = Some(normalise_vat_id(v)?);
+    if let Some(v) = &d.vat_id
+        && !shape::matches(shape::VAT_ID, v)
+    {
+        return Err(Error::invalid(
+            "vat_id",
+            format!("{v:?} is not a VAT ID (e.g. DE123456789)"),
+        ));
     }
-    for r in d.roles.iter_mut() {
-        r.role = r.role.trim().to_ascii_lowercase();
-        if !is_slug(&r.role) {
+    for r in &d.roles {
+        if !shape::matches(shape::SLUG, &r.role) {
             return Err(Error::invalid(
                 "roles",
                 format!("{:?} is not a role name (lower-case, '-')", r.role),
@@ -222,7 +254,7 @@ pub fn validate(mut d: PartyData) -> Result<PartyData> {
         if let (Some(s), Some(u)) = (r.since, r.until)
             && u < s
         {
-            return Err(Error::invalid(
+            return Err(Error::unprocessable(
                 "roles",
                 format!("role {} ends before it starts", r.role),
             ));
@@ -231,14 +263,14 @@ pub fn validate(mut d: PartyData) -> Result<PartyData> {
     let mut seen = std::collections::BTreeSet::new();
     for r in &d.roles {
         if !seen.insert(r.role.clone()) {
-            return Err(Error::invalid(
+            return Err(Error::unprocessable(
                 "roles",
                 format!("role {} given twice", r.role),
             ));
         }
     }
     for rel in &d.relations {
-        if !is_slug(&rel.kind) {
+        if !shape::matches(shape::SLUG, &rel.kind) {
             return Err(Error::invalid(
                 "relations",
                 format!("{:?} is not a relation kind", rel.kind),
@@ -253,13 +285,6 @@ pub fn validate(mut d: PartyData) -> Result<PartyData> {
     d.domains.sort();
     d.domains.dedup();
     Ok(d)
-}
-
-fn is_slug(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Checks a VAT identification number's shape (EU: two letters and 2–12 characters; for
@@ -420,14 +445,17 @@ impl Parties {
             });
         }
         if prev.merged_into.is_some() {
-            return Err(Error::invalid(
+            return Err(Error::state(
                 "id",
                 format!("party {id} was merged; change the surviving party"),
             ));
         }
+        if prev.erased_at.is_some() {
+            return Err(Error::Erased { id: id.to_string() });
+        }
         let old = self.open(&prev).await?;
         if old.data == data {
-            return Err(Error::invalid("party", "nothing would change"));
+            return Err(Error::unchanged("party"));
         }
         let change = describe_change(&old.data, &data);
         let rev = self
@@ -462,7 +490,7 @@ impl Parties {
         reason: Option<String>,
     ) -> Result<Party> {
         if absorbed == survivor {
-            return Err(Error::invalid(
+            return Err(Error::unprocessable(
                 "survivor",
                 "a party cannot be merged into itself",
             ));
@@ -470,13 +498,13 @@ impl Parties {
         let (a_rev, a_hash) = self.latest_raw(absorbed).await?;
         let (s_rev, s_hash) = self.latest_raw(survivor).await?;
         if a_rev.merged_into.is_some() {
-            return Err(Error::invalid(
+            return Err(Error::state(
                 "absorbed",
                 format!("party {absorbed} is already merged"),
             ));
         }
         if s_rev.merged_into.is_some() {
-            return Err(Error::invalid(
+            return Err(Error::state(
                 "survivor",
                 format!("party {survivor} was itself merged"),
             ));
@@ -579,15 +607,12 @@ impl Parties {
     /// key is destroyed, which makes the personal fields of every earlier revision
     /// unreadable. The caller checks that no retention duty or hold still needs them.
     pub async fn erase(&self, actor: &str, id: &str, reason: &str) -> Result<Party> {
-        if reason.trim().is_empty() {
+        if !crate::ids::shape::matches(crate::ids::shape::TEXT, reason) {
             return Err(Error::invalid("reason", "an erasure needs a reason"));
         }
         let (prev, prev_hash) = self.latest_raw(id).await?;
         if prev.erased_at.is_some() {
-            return Err(Error::invalid(
-                "party",
-                format!("party {id} was already erased"),
-            ));
+            return Err(Error::Erased { id: id.to_string() });
         }
         let mut next = prev.clone();
         next.rev =

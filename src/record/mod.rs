@@ -128,11 +128,17 @@ impl RecordRevision {
     }
 }
 
+/// Longest title, in characters.
+pub const MAX_TITLE: usize = 1024;
+
 pub fn validate_title(title: &str) -> Result<()> {
-    if title.len() > 1024 {
-        return Err(Error::invalid("title", "longer than 1024 bytes"));
+    if title.chars().count() > MAX_TITLE {
+        return Err(Error::invalid(
+            "title",
+            format!("longer than {MAX_TITLE} characters"),
+        ));
     }
-    if title.chars().any(|c| c.is_control()) {
+    if !crate::ids::shape::matches(crate::ids::shape::LINE, title) {
         return Err(Error::invalid("title", "contains control characters"));
     }
     Ok(())

@@ -231,7 +231,9 @@ impl std::str::FromStr for Sort {
 /// The deepest hit a search may reach (`offset + limit`). Deeper paging is refused:
 /// narrow the query (party, class, dates) instead. Same bound as Elasticsearch's
 /// default `max_result_window`.
-pub const MAX_WINDOW: usize = 10_000;
+pub const MAX_WINDOW: usize = 50_000;
+/// Longest query text, in characters.
+pub const MAX_QUERY: usize = 4096;
 
 /// Refuses an `offset + limit` beyond [`MAX_WINDOW`] (and any overflow on the way).
 pub fn check_window(offset: usize, limit: usize) -> Result<()> {
@@ -708,12 +710,15 @@ impl SearchIndex {
     }
 }
 
+/// A day as a tantivy date. Tantivy counts nanoseconds in an `i64` (years 1677 to 2262):
+/// days outside are clamped to its ends rather than overflowing.
 fn day(d: NaiveDate) -> tantivy::DateTime {
-    tantivy::DateTime::from_timestamp_secs(
-        d.and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp())
-            .unwrap_or(0),
-    )
+    const LIMIT: i64 = i64::MAX / 1_000_000_000;
+    let secs = d
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp())
+        .unwrap_or(0);
+    tantivy::DateTime::from_timestamp_secs(secs.clamp(-LIMIT, LIMIT))
 }
 
 /// The largest char boundary ≤ `max`.
@@ -741,5 +746,13 @@ mod tests {
             Lang::detect("Sehr geehrte Damen und Herren, anbei die Verträge zur Unterschrift."),
             Lang::De
         );
+    }
+
+    #[test]
+    fn days_beyond_tantivys_range_are_clamped_not_overflowing() {
+        let far = NaiveDate::from_ymd_opt(7023, 6, 21).expect("date");
+        let early = NaiveDate::from_ymd_opt(1, 1, 1).expect("date");
+        assert!(day(far) > day(NaiveDate::from_ymd_opt(2262, 1, 1).expect("date")));
+        assert!(day(early) < day(NaiveDate::from_ymd_opt(1678, 1, 1).expect("date")));
     }
 }

@@ -36,14 +36,14 @@ impl SearchIndex {
             }
         }
         let ast = tantivy::query_grammar::parse_query(q).map_err(|_| {
-            Error::invalid(
+            Error::unprocessable(
                 "q",
                 "cannot parse the query (check quotes, brackets and field:value pairs)",
             )
         })?;
         let ast = self.rewrite(ast)?;
         p.build_query_from_user_input_ast(ast)
-            .map_err(|e| Error::invalid("q", e.to_string()))
+            .map_err(|e| Error::unprocessable("q", e.to_string()))
     }
 
     pub(super) fn default_fields(&self) -> Vec<Field> {
@@ -107,7 +107,7 @@ impl SearchIndex {
                         .collect()
                 })
                 .ok_or_else(|| {
-                    Error::invalid(
+                    Error::unprocessable(
                         "q",
                         format!(
                             "unknown field {name:?}; fields are {}",
@@ -170,7 +170,10 @@ impl SearchIndex {
                             .collect(),
                     };
                     self.prefix_leaf(&fields, word).ok_or_else(|| {
-                        Error::invalid("q", format!("{word}* is not a word that can be searched"))
+                        Error::unprocessable(
+                            "q",
+                            format!("{word}* is not a word that can be searched"),
+                        )
                     })?
                 }
                 UserInputLeaf::Literal(lit) => match lit.field_name.clone() {
@@ -190,7 +193,7 @@ impl SearchIndex {
                     upper,
                 } => {
                     let Some(name) = field else {
-                        return Err(Error::invalid(
+                        return Err(Error::unprocessable(
                             "q",
                             "a range needs a field, e.g. date:[2024-01-01 TO 2024-12-31]",
                         ));
@@ -224,7 +227,7 @@ impl SearchIndex {
                 // A regular expression runs over whole term dictionaries: not something a
                 // caller may hand in (`word*` covers prefixes).
                 UserInputLeaf::Regex { .. } => {
-                    return Err(Error::invalid(
+                    return Err(Error::unprocessable(
                         "q",
                         "regular expressions are not supported; use word* for a prefix",
                     ));

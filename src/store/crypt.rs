@@ -154,6 +154,12 @@ impl KeyStore {
         if let Some(k) = self.get(party).await? {
             return Ok(k);
         }
+        if self.journal.is_destroyed(party).await? {
+            // Erased (or disposed): a destroyed key is never made again.
+            return Err(Error::Erased {
+                id: party.to_string(),
+            });
+        }
         let key = random::<32>()?;
         let file = KeyFile {
             format: 1,
