@@ -469,6 +469,7 @@ pub fn app(state: AppState) -> Router {
     let (router, _) = api_router().split_for_parts();
     router
         .route("/v1/openapi.json", axum::routing::get(openapi::document))
+        .merge(openapi::reference())
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))

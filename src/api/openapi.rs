@@ -77,6 +77,15 @@ pub(super) async fn document() -> axum::response::Response {
         .into_response()
 }
 
+/// `GET /docs`: a browsable API reference (Swagger UI, its files vendored into the
+/// binary: no CDN) reading `/v1/openapi.json`. No token needed to read it; trying an
+/// operation asks for one ("Authorize").
+pub(super) fn reference<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
+    utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .config(utoipa_swagger_ui::Config::new(["/v1/openapi.json"]).try_it_out_enabled(true))
+        .into()
+}
+
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
 /// How a value is constrained, beyond its type.

@@ -531,6 +531,29 @@ async fn the_openapi_document_is_served_and_equals_the_file() {
     )
     .unwrap();
     assert_eq!(served, file);
+
+    // The browsable reference: its page and scripts come from the binary (no CDN) and
+    // read the served document.
+    let c = common::server::client();
+    let page = c.get(s.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(!html.contains("https://"), "no external assets: {html}");
+    let init = c
+        .get(s.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(init.status(), 200);
+    assert!(init.text().await.unwrap().contains("/v1/openapi.json"));
+    let bundle = c
+        .get(s.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bundle.status(), 200);
+    assert!(bundle.bytes().await.unwrap().len() > 100_000);
 }
 
 #[tokio::test]
