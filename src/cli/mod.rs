@@ -134,6 +134,19 @@ enum Command {
         #[arg(long, default_value_t = 1024 * 1024 * 1024)]
         memory_bytes: u64,
     },
+    /// Internal: runs an OCR tool confined (memory, processes, Landlock; see
+    /// extract::confine), replacing itself with it.
+    #[command(hide = true)]
+    ConfineExec {
+        #[arg(long)]
+        memory_bytes: u64,
+        #[arg(long)]
+        input: Vec<PathBuf>,
+        #[arg(long)]
+        work: PathBuf,
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Verify an export zip using nothing but its contents.
     VerifyExport { file: PathBuf },
     /// Link a record to parties or cases (or unlink with --remove).
@@ -170,6 +183,15 @@ pub fn main() -> ExitCode {
     // address space.
     if let Command::ExtractWorker { memory_bytes } = cli.command {
         return crate::extract::sandbox::worker_main(memory_bytes);
+    }
+    if let Command::ConfineExec {
+        memory_bytes,
+        input,
+        work,
+        command,
+    } = cli.command
+    {
+        return crate::extract::sandbox::confine_exec(memory_bytes, &input, &work, &command);
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -276,7 +298,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => tokens::token(archive, &actor, json, cmd).await,
         Command::Openapi => Ok(ExitCode::SUCCESS),
         Command::VerifyExport { .. } => Ok(ExitCode::SUCCESS),
-        Command::ExtractWorker { .. } => Ok(ExitCode::FAILURE),
+        Command::ExtractWorker { .. } | Command::ConfineExec { .. } => Ok(ExitCode::FAILURE),
         Command::Party(cmd) => done(parties::party(&svc(), &actor, json, cmd).await),
         Command::Case(cmd) => done(parties::case(&svc(), &actor, json, cmd).await),
         Command::Note(n) => note(archive, &actor, json, n).await,

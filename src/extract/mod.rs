@@ -6,6 +6,7 @@
 //! `document` in worker processes (`sandbox`), and kept in the record's sealed metadata
 //! (`extra.text`). Types without an extractor yield no text (archived, never rejected).
 
+pub mod confine;
 pub mod document;
 pub mod mail;
 pub mod sandbox;

@@ -144,6 +144,10 @@ impl Extractor {
     pub fn for_this_binary() -> Arc<Extractor> {
         match std::env::current_exe() {
             Ok(exe) => {
+                tracing::info!(
+                    "extraction workers and OCR tools: Landlock {}",
+                    super::confine::probe()
+                );
                 let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
                 Extractor::workers(exe, cores, Limits::from_env())
             }
@@ -195,7 +199,11 @@ impl Extractor {
             Ok(mut e) => {
                 if e.needs_ocr && ocr_possible() {
                     let pdf = kind == Kind::Pdf;
-                    match ocr(content, pdf, self.limits).await {
+                    let exe = match &self.mode {
+                        Mode::Workers { exe, .. } => Some(exe.as_path()),
+                        Mode::InProcess => None,
+                    };
+                    match ocr(content, pdf, self.limits, exe).await {
                         Ok(text) => {
                             e.text = document::finish_text(&text);
                             e.needs_ocr = false;
@@ -371,6 +379,11 @@ pub fn worker_main(memory_bytes: u64) -> std::process::ExitCode {
         eprintln!("extract-worker: cannot set the memory limit: {e}");
         return std::process::ExitCode::FAILURE;
     }
+    // No file system, network or signals from here on (stdin and stdout are open).
+    if let Err(e) = super::confine::worker() {
+        eprintln!("extract-worker: cannot confine itself: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     // A panic is answered as a failure; its message must not pollute the protocol.
     std::panic::set_hook(Box::new(|_| {}));
     let mut stdin = std::io::stdin().lock();
@@ -405,6 +418,64 @@ pub fn worker_main(memory_bytes: u64) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     }
+}
+
+/// Most processes (threads included) an OCR tool may have; counted per user, and not
+/// enforced for root (the note in ARCHITECTURE.md says so).
+const TOOL_PROCESSES: u64 = 64;
+
+/// `akte confine-exec`: caps memory (`RLIMIT_AS`), processes (`RLIMIT_NPROC`) and core
+/// dumps, confines itself with Landlock (read the system and `inputs`, write `work`; see
+/// `extract::confine`), then replaces itself with `command`, which inherits all of it.
+pub fn confine_exec(
+    memory_bytes: u64,
+    inputs: &[PathBuf],
+    work: &std::path::Path,
+    command: &[std::ffi::OsString],
+) -> std::process::ExitCode {
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    use std::os::unix::process::CommandExt;
+    let limit = |n: u64| Rlimit {
+        current: Some(n),
+        maximum: Some(n),
+    };
+    for (resource, n, what) in [
+        (Resource::As, memory_bytes, "memory"),
+        (Resource::Nproc, TOOL_PROCESSES, "process"),
+        (Resource::Core, 0, "core dump"),
+    ] {
+        if let Err(e) = setrlimit(resource, limit(n)) {
+            eprintln!("confine-exec: cannot set the {what} limit: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    let Some((program, args)) = command.split_first() else {
+        return std::process::ExitCode::FAILURE;
+    };
+    let found = find_program(program);
+    let inputs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
+    if let Err(e) = super::confine::tool(found.as_deref(), &inputs, work) {
+        eprintln!("confine-exec: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let e = std::process::Command::new(program).args(args).exec();
+    eprintln!("confine-exec: {}: {e}", program.to_string_lossy());
+    std::process::ExitCode::FAILURE
+}
+
+/// Where `PATH` finds `program` (as the exec that follows will).
+fn find_program(program: &std::ffi::OsStr) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = std::path::Path::new(program);
+    if p.components().count() > 1 {
+        return Some(p.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|c| {
+            c.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 fn read_frame(r: &mut impl Read) -> Option<Vec<u8>> {
@@ -459,7 +530,16 @@ fn ocr_possible() -> bool {
 /// `pdftoppm -r 300`, each a child process under the extraction limits: the memory cap
 /// (`RLIMIT_AS`), and one deadline for the whole item, after which the running child is
 /// killed. `OMP_THREAD_LIMIT=1`: on two cores it is several times faster.
-pub async fn ocr(content: &Content, pdf: bool, limits: Limits) -> Result<String, String> {
+///
+/// With `exe` (the `akte` binary), each tool runs under `akte confine-exec`: Landlock
+/// and a process cap besides the memory cap. Each runs in a process group of its own, and
+/// the deadline kills the group: children a tool starts go with it.
+pub async fn ocr(
+    content: &Content,
+    pdf: bool,
+    limits: Limits,
+    exe: Option<&std::path::Path>,
+) -> Result<String, String> {
     let deadline = tokio::time::Instant::now() + limits.timeout * 4;
     if !pdf {
         let head = content.head(12).map_err(|e| e.to_string())?;
@@ -481,7 +561,7 @@ pub async fn ocr(content: &Content, pdf: bool, limits: Limits) -> Result<String,
     };
     let mut images = vec![];
     if pdf {
-        let mut cmd = limited_command("pdftoppm", dir.path(), limits);
+        let mut cmd = limited_command("pdftoppm", &[&input], dir.path(), limits, exe);
         cmd.args(["-r", "300", "-png"])
             .arg(&input)
             .arg(dir.path().join("page"));
@@ -501,7 +581,7 @@ pub async fn ocr(content: &Content, pdf: bool, limits: Limits) -> Result<String,
     }
     let mut text = String::new();
     for img in images {
-        let mut cmd = limited_command("tesseract", dir.path(), limits);
+        let mut cmd = limited_command("tesseract", &[&img], dir.path(), limits, exe);
         cmd.arg(&img)
             .arg("stdout")
             .args(["-l", "deu+eng"])
@@ -538,10 +618,21 @@ fn is_image(head: &[u8]) -> bool {
 /// which then runs the tool in its own place — so a kill reaches the tool itself.
 fn limited_command(
     program: &str,
+    inputs: &[&std::path::Path],
     dir: &std::path::Path,
     limits: Limits,
+    exe: Option<&std::path::Path>,
 ) -> tokio::process::Command {
-    let mut cmd = if prlimit_available() {
+    let mut cmd = if let Some(exe) = exe {
+        let mut c = tokio::process::Command::new(exe);
+        c.arg("confine-exec")
+            .arg(format!("--memory-bytes={}", limits.memory_bytes));
+        for input in inputs {
+            c.arg("--input").arg(input);
+        }
+        c.arg("--work").arg(dir).arg("--").arg(program);
+        c
+    } else if prlimit_available() {
         let mut c = tokio::process::Command::new("prlimit");
         c.arg(format!("--as={}", limits.memory_bytes))
             .arg("--")
@@ -557,6 +648,7 @@ fn limited_command(
         }
     }
     cmd.current_dir(dir)
+        .process_group(0)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -585,10 +677,18 @@ async fn run_until(
 ) -> Result<std::process::Output, String> {
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
     let child = cmd.spawn().map_err(|e| format!("{program}: {e}"))?;
+    let group = child
+        .id()
+        .and_then(|id| rustix::process::Pid::from_raw(id as i32));
     // `wait_with_output` owns the child; dropping it on the deadline kills the child
-    // (`kill_on_drop`), and tokio reaps it.
+    // (`kill_on_drop`), and tokio reaps it. Its process group goes too.
     match tokio::time::timeout_at(deadline, child.wait_with_output()).await {
         Ok(r) => r.map_err(|e| format!("{program}: {e}")),
-        Err(_) => Err(format!("{program} timed out (killed)")),
+        Err(_) => {
+            if let Some(g) = group {
+                let _ = rustix::process::kill_process_group(g, rustix::process::Signal::KILL);
+            }
+            Err(format!("{program} timed out (killed)"))
+        }
     }
 }

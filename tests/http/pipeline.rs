@@ -490,24 +490,20 @@ async fn scans_are_read_by_ocr() {
 
 /// OCR runs under the extraction limits: a tesseract that hangs is killed at the
 /// deadline (the tool's own process, not only a wrapper), and it ran with the memory cap.
-/// A stand-in `tesseract` on the PATH records its pid and its address-space limit.
+/// A stand-in `tesseract` on the PATH becomes `sleep 600.<its RLIMIT_AS in KiB>` (it
+/// may write nothing outside its working directory: Landlock), which the test finds in
+/// /proc while the upload runs.
 #[tokio::test]
 async fn a_hanging_ocr_is_killed_at_its_deadline_and_ran_under_the_memory_cap() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    let pid_file = dir.path().join("tesseract.pid");
-    let limit_file = dir.path().join("tesseract.limit");
     let script = bin.join("tesseract");
     std::fs::write(
         &script,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo 'tesseract 5 (stand-in)'; exit 0; }}\n\
-             ulimit -v > {limit}\necho $$ > {pid}\nexec sleep 600\n",
-            limit = limit_file.display(),
-            pid = pid_file.display()
-        ),
+        "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'tesseract 5 (stand-in)'; exit 0; }\n\
+         exec sleep \"600.$(ulimit -v)\"\n",
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -523,6 +519,15 @@ async fn a_hanging_ocr_is_killed_at_its_deadline_and_ran_under_the_memory_cap() 
     );
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
     let started = Instant::now();
+    let watch = tokio::spawn(async {
+        for _ in 0..400 {
+            if let Some(found) = standin() {
+                return Some(found);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        None
+    });
     let r = post_body(&s, "/v1/records?filename=scan.png", Some("image/png"), png).await;
     let took = started.elapsed();
     assert_eq!(r.status(), StatusCode::CREATED, "archived all the same");
@@ -533,9 +538,31 @@ async fn a_hanging_ocr_is_killed_at_its_deadline_and_ran_under_the_memory_cap() 
     );
     // The deadline of an item's OCR is four times the extraction timeout.
     assert!(took < Duration::from_secs(30), "{took:?}");
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
-    let alive = std::path::Path::new(&format!("/proc/{}", pid.trim())).exists();
-    assert!(!alive, "the hanging tesseract ({}) was killed", pid.trim());
-    let limit = std::fs::read_to_string(&limit_file).unwrap();
-    assert_eq!(limit.trim(), (512 * 1024).to_string(), "RLIMIT_AS in KiB");
+    let (pid, limit) = watch.await.unwrap().expect("the stand-in tesseract ran");
+    let alive = std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
+    assert!(!alive, "the hanging tesseract ({pid}) was killed");
+    assert_eq!(limit, (512 * 1024).to_string(), "RLIMIT_AS in KiB");
+}
+
+/// The stand-in tesseract's pid and the limit in its command line, if it runs now.
+fn standin() -> Option<(u32, String)> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().is_some_and(|a| a.ends_with("sleep"))
+            && let Some(limit) = args.get(1).and_then(|a| a.strip_prefix("600."))
+        {
+            return Some((pid, limit.to_string()));
+        }
+    }
+    None
 }
