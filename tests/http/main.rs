@@ -8,6 +8,7 @@ mod common;
 mod attack;
 mod auth;
 mod errors;
+mod matrix;
 mod ops;
 mod parties;
 mod pipeline;
