@@ -564,3 +564,23 @@ async fn a_large_file_is_extracted_on_import() {
     let r = record_of(&s, &big).await;
     assert!(text(&r).contains("Großbaustelle"), "{:?}", r.extra);
 }
+
+/// A zip of a hundred thousand and one empty entries is refused before anything is
+/// unpacked: the cap counts entries, not only bytes (inodes and memory).
+#[test]
+fn a_zip_with_more_entries_than_the_cap_is_refused_before_unpacking() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.zip");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..=akte::ingest::zip::MAX_ENTRIES {
+        z.start_file(format!("{i}.txt"), opts).unwrap();
+    }
+    z.finish().unwrap();
+    let target = dir.path().join("out");
+    std::fs::create_dir(&target).unwrap();
+    let e = akte::ingest::zip::unzip(&path, &target, 1 << 30).unwrap_err();
+    assert!(e.to_string().contains("entries"), "{e}");
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+}

@@ -598,3 +598,67 @@ async fn made_up_methods_add_no_metric_series_and_metadata_parts_are_bounded() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["field"], "metadata", "{v}");
 }
+
+/// Background work is bounded: a third import of one caller while two run answers 429
+/// with `Retry-After`; a second verification while one runs joins it (the same job).
+#[tokio::test]
+async fn imports_and_verifications_are_bounded_per_caller() {
+    let s = Server::start(&[]);
+    let mut mbox = String::new();
+    for i in 0..4000 {
+        mbox.push_str(&format!(
+            "From a@example.com Mon Jan  1 00:00:00 2024\nFrom: a@example.com\n\
+             Message-ID: <{i}-{}@example.com>\nSubject: Nr. {i}\n\nHallo {i}\n\n",
+            rand_id()
+        ));
+    }
+    let c = common::server::client();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..3 {
+        let r = c
+            .post(s.url("/v1/imports"))
+            .header("authorization", common::server::bearer(ADMIN))
+            .header("content-type", "application/mbox")
+            .body(mbox.clone())
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(
+        statuses,
+        [202, 202, 429],
+        "two imports per caller at a time"
+    );
+    assert!(retry_after.is_some(), "429 says when to retry");
+
+    let first = json_req(reqwest::Method::POST, s.url("/v1/verify"), ADMIN, None).await;
+    let second = json_req(reqwest::Method::POST, s.url("/v1/verify"), ADMIN, None).await;
+    assert_eq!(first.0, 202);
+    assert_eq!(second.0, 202);
+    // A second job only when the first is no longer running.
+    if first.1["id"] != second.1["id"] {
+        let id = first.1["id"].as_str().unwrap();
+        let (_, v) = json_req(
+            reqwest::Method::GET,
+            s.url(&format!("/v1/verify/{id}")),
+            ADMIN,
+            None,
+        )
+        .await;
+        assert_ne!(v["state"], "running", "two verifications ran at once: {v}");
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
