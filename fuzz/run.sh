@@ -15,7 +15,7 @@ run() {
   cargo afl fuzz -i "$input" -o "out/$t" -V "$secs" -t 5000 -m none -- "$bin/$t" \
     > "out/$t.log" 2>&1
 }
-targets=(email mbox document party_import range catalogue query zip)
+targets=(email mbox document party_import range catalogue query zip request)
 running=0
 for t in "${targets[@]}"; do
   run "$t" &

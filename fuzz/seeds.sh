@@ -39,4 +39,12 @@ for r in 'bytes=0-9' 'bytes=-5' 'bytes=5-' 'bytes=0-1,5-6' 'bytes=9999-'; do pri
 cp ../schemas/retention-de.toml seeds/catalogue/
 cp ../schemas/classification.toml seeds/catalogue/
 i=0; for q in 'Rechnung AND NOT Gutschrift' '"Lieferung Müller"' 'date:[2024-01-01 TO 2024-12-31]' 'liefer*' 'title:Vertrag' 'from:a@b.de OR to:c@d.de' '+class:invoice -hold:x' 'year:2024^2'; do printf '%s' "$q" > seeds/query/q$i; i=$((i+1)); done
+mkdir -p seeds/request
+printf '\000--akte\r\nContent-Disposition: form-data; name="metadata"\r\nContent-Type: application/json\r\n\r\n{"class":"invoice","title":"Rechnung","document_date":"2025-01-31","parties":[{"party":"01900000-0000-7000-8000-000000000000","role":"sender"}]}\r\n--akte\r\nContent-Disposition: form-data; name="file"; filename="r.pdf"\r\nContent-Type: application/pdf\r\n\r\n%%PDF-1.4\r\n--akte--\r\n' > seeds/request/multipart
+printf '\001{"kind":"organisation","name":"M\303\274ller GmbH","emails":["info@mueller.de"],"vat_id":"DE123456789","roles":[{"role":"customer","number":"K-1","since":"2020-01-01"}],"addresses":[{"city":"K\303\266ln"}]}' > seeds/request/party
+printf '\003{"title":"Neu","retain_until":"2040-12-31","base_rev":2.0}' > seeds/request/amend
+printf '\004{"name":"Pr\303\274fung","reason":"BP","scope":{"ids":["01900000-0000-7000-8000-000000000000"],"type":"records"}}' > seeds/request/hold
+printf '\005{"add":[{"party":"01900000-0000-7000-8000-000000000000","role":"copy"}],"remove":[{"party":"x","role":"*"}]}' > seeds/request/links
+printf '\006{"role":"clerk","name":"c","parties":[],"person":"carla"}' > seeds/request/token
+printf '\007["complaint","Reklamation","01900000-0000-7000-8000-000000000000"]' > seeds/request/case-as-array
 echo "seeds written: $(find seeds -type f | wc -l) files"

@@ -104,6 +104,65 @@ pub fn zip(data: &[u8]) {
     let _ = crate::ingest::zip::unzip(&upload, &dir.path().join("files"), cap);
 }
 
+/// A request body as the API reads it. The first byte picks: 0 a `multipart/form-data`
+/// upload (boundary `akte`), read part by part with the metadata part bounded and parsed
+/// as the upload handler does; otherwise a JSON body of one of the request types,
+/// through the strict reader every JSON body goes through.
+pub fn request(data: &[u8]) {
+    use crate::api::params::json;
+    static RT: LazyLock<Option<tokio::runtime::Runtime>> =
+        LazyLock::new(|| tokio::runtime::Builder::new_current_thread().build().ok());
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    match pick % 8 {
+        0 => {
+            let Some(rt) = RT.as_ref() else {
+                return;
+            };
+            rt.block_on(multipart(bytes::Bytes::copy_from_slice(body)));
+        }
+        1 => drop(json::<crate::party::PartyData>(body)),
+        2 => drop(json::<crate::api::record_views::RecordMeta>(body)),
+        3 => drop(json::<crate::api::record_views::AmendRequest>(body)),
+        4 => drop(json::<crate::api::retention::PlaceHold>(body)),
+        5 => drop(json::<crate::api::parties::LinkRequest>(body)),
+        6 => drop(json::<crate::api::tokens::CreateToken>(body)),
+        _ => drop(json::<crate::case::NewCase>(body)),
+    }
+}
+
+async fn multipart(body: bytes::Bytes) {
+    use axum::extract::FromRequest;
+    let Ok(req) = axum::http::Request::builder()
+        .method("POST")
+        .header("content-type", "multipart/form-data; boundary=akte")
+        .body(axum::body::Body::from(body))
+    else {
+        return;
+    };
+    let Ok(mut mp) = axum::extract::Multipart::from_request(req, &()).await else {
+        return;
+    };
+    for _ in 0..16 {
+        let Ok(Some(mut field)) = mp.next_field().await else {
+            return;
+        };
+        let metadata = field.name() == Some("metadata");
+        let _ = (field.file_name(), field.content_type());
+        let mut read = Vec::new();
+        while let Ok(Some(chunk)) = field.chunk().await {
+            if read.len() + chunk.len() > 64 * 1024 {
+                break;
+            }
+            read.extend_from_slice(&chunk);
+        }
+        if metadata {
+            let _ = crate::api::params::json::<Option<crate::api::record_views::RecordMeta>>(&read);
+        }
+    }
+}
+
 /// A fuzz target: any bytes in, nothing out.
 pub type Target = fn(&[u8]);
 
@@ -117,4 +176,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("catalogue", catalogue),
     ("query", query),
     ("zip", zip),
+    ("request", request),
 ];

@@ -15,7 +15,7 @@ pub mod ops;
 pub mod params;
 pub mod parties;
 pub mod problem;
-mod record_views;
+pub(crate) mod record_views;
 pub mod records;
 pub mod retention;
 pub mod search;
