@@ -157,9 +157,10 @@ async fn start_import(
     }
 
     // The upload, to a temporary file (never held in memory).
+    // In the spool directory, which the next start cleans if this process dies.
     let dir = tempfile::Builder::new()
         .prefix("akte-import-")
-        .tempdir()
+        .tempdir_in(state.config.spool_dir())
         .map_err(|e| ApiError::from(crate::error::Error::io("temporary directory", e)))?;
     let upload = dir.path().join("upload");
     let limit = state.config.max_upload_bytes;

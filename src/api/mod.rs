@@ -93,12 +93,19 @@ impl ServerConfig {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
+        // Uploads and import jobs a previous process left behind (a crash, a kill).
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with("akte-upload-") {
-                match std::fs::remove_file(e.path()) {
-                    Ok(()) => tracing::info!("removed an abandoned upload {}", e.path().display()),
-                    Err(err) => tracing::warn!("{}: {err}", e.path().display()),
-                }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let removed = if name.starts_with("akte-upload-") {
+                std::fs::remove_file(e.path())
+            } else if name.starts_with("akte-import-") {
+                std::fs::remove_dir_all(e.path())
+            } else {
+                continue;
+            };
+            match removed {
+                Ok(()) => tracing::info!("removed an abandoned upload {}", e.path().display()),
+                Err(err) => tracing::warn!("{}: {err}", e.path().display()),
             }
         }
     }

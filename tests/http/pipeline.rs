@@ -566,3 +566,22 @@ fn standin() -> Option<(u32, String)> {
     }
     None
 }
+
+/// What a killed server left in its spool (a half-received upload, an import job's
+/// files) is removed at the next start; nothing else there is touched.
+#[tokio::test]
+async fn the_next_start_removes_abandoned_uploads_and_import_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let spool = data.join("spool");
+    std::fs::create_dir_all(spool.join("akte-import-abc123")).unwrap();
+    std::fs::write(spool.join("akte-import-abc123/upload.mbox"), b"From x\n").unwrap();
+    std::fs::write(spool.join("akte-upload-def456"), b"half an upload").unwrap();
+    std::fs::write(spool.join("keep.txt"), b"not ours").unwrap();
+    let s = Server::start_with_env(&data, &[], &[]);
+    let r = client().get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(!spool.join("akte-import-abc123").exists());
+    assert!(!spool.join("akte-upload-def456").exists());
+    assert!(spool.join("keep.txt").exists());
+}
