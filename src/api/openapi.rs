@@ -428,11 +428,15 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
             "The request does not fit the current state (a newer revision, nothing would change, already done)",
         );
     }
-    let removable = path.starts_with("/v1/records/{id}") || path.starts_with("/v1/parties/{id}");
-    if secured
-        && (method != "get" || path.starts_with("/v1/records/{id}"))
-        && (removable || method == "post")
-    {
+    // Reading a record (a tombstone has no content), creating anything (it may name a
+    // disposed record or an erased party), changing a record or a party.
+    let record = path.starts_with("/v1/records/{id}");
+    let may_be_gone = match method {
+        "get" => record,
+        "post" => true,
+        _ => record || path.starts_with("/v1/parties/{id}"),
+    };
+    if secured && may_be_gone {
         add(
             "410",
             "A record this names was disposed, or a party it names erased",

@@ -609,7 +609,7 @@ async fn imports_and_verifications_are_bounded_per_caller() {
         mbox.push_str(&format!(
             "From a@example.com Mon Jan  1 00:00:00 2024\nFrom: a@example.com\n\
              Message-ID: <{i}-{}@example.com>\nSubject: Nr. {i}\n\nHallo {i}\n\n",
-            rand_id()
+            crate::rand_suffix()
         ));
     }
     let c = common::server::client();
@@ -655,10 +655,4 @@ async fn imports_and_verifications_are_bounded_per_caller() {
         .await;
         assert_ne!(v["state"], "running", "two verifications ran at once: {v}");
     }
-}
-
-fn rand_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
 }

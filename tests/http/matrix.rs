@@ -13,6 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::server::*;
+use crate::{post_json, upload};
 
 async fn call(
     s: &Server,
@@ -42,29 +43,9 @@ async fn call(
     status
 }
 
-async fn created(s: &Server, path: &str, token: &str, body: Value) -> Value {
-    let r = client()
-        .post(s.url(path))
-        .header("authorization", bearer(token))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{path}: {}", r.status());
-    r.json().await.unwrap()
-}
-
 async fn record(s: &Server, party: &str, date: &str) -> String {
-    let r = client()
-        .post(s.url(&format!(
-            "/v1/records?class=business-letter&date={date}&party={party}&role=recipient"
-        )))
-        .header("authorization", bearer(ADMIN))
-        .header("content-type", "text/plain")
-        .body("Brief")
-        .send()
-        .await
-        .unwrap();
+    let query = format!("?class=business-letter&date={date}&party={party}&role=recipient");
+    let r = upload(s, ADMIN, b"Brief".to_vec(), &query).await;
     assert_eq!(r.status(), 201);
     r.json::<Value>().await.unwrap()["id"]
         .as_str()
@@ -86,17 +67,15 @@ fn cells_of(by_state: &ByState, state: &str, role: &str) -> u16 {
 #[tokio::test]
 async fn attack_matrix_by_operation_role_and_record_state() {
     let s = Server::start(&[]);
-    let a = created(
+    let a = post_json(
         &s,
         "/v1/parties",
-        ADMIN,
         json!({"kind": "organisation", "name": "A GmbH"}),
     )
     .await;
-    let b = created(
+    let b = post_json(
         &s,
         "/v1/parties",
-        ADMIN,
         json!({"kind": "organisation", "name": "B GmbH"}),
     )
     .await;
@@ -108,25 +87,19 @@ async fn attack_matrix_by_operation_role_and_record_state() {
     // The states: retained, held, disposed (a tombstone), and linked to another party.
     let retained = record(&s, &a, "2025-01-10").await;
     let held = record(&s, &a, "2025-01-11").await;
-    created(
-        &s,
-        "/v1/holds",
-        ADMIN,
-        json!({"name": "Prüfung", "reason": "Betriebsprüfung", "scope": {"type": "records", "ids": [held]}}),
+    post_json(&s, "/v1/holds", json!({"name": "Prüfung", "reason": "Betriebsprüfung", "scope": {"type": "records", "ids": [held]}}),
     )
     .await;
     let disposed = record(&s, &a, "2010-01-01").await;
-    let request = created(
+    let request = post_json(
         &s,
         "/v1/disposals",
-        ADMIN,
         json!({"records": [disposed], "reason": "Frist"}),
     )
     .await;
-    let second = created(
+    let second = post_json(
         &s,
         "/v1/tokens",
-        ADMIN,
         json!({"role": "admin", "name": "second", "person": "zweite-person"}),
     )
     .await;
@@ -156,19 +129,17 @@ async fn attack_matrix_by_operation_role_and_record_state() {
 
     let mut roles: Vec<(String, Option<String>)> = vec![("admin".into(), Some(ADMIN.to_string()))];
     for role in ["archivist", "clerk", "auditor"] {
-        let t = created(
+        let t = post_json(
             &s,
             "/v1/tokens",
-            ADMIN,
             json!({"role": role, "name": format!("m-{role}"), "person": format!("m-{role}")}),
         )
         .await;
         roles.push((role.into(), t["token"].as_str().map(str::to_string)));
     }
-    let restricted = created(
+    let restricted = post_json(
         &s,
         "/v1/tokens",
-        ADMIN,
         json!({"role": "clerk", "name": "m-restricted", "person": "m-restricted", "parties": [a]}),
     )
     .await;
