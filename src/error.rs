@@ -91,6 +91,12 @@ pub enum Error {
     },
     #[error("cannot open store {spec}: {reason}")]
     StoreConfig { spec: String, reason: String },
+    /// The object store itself refuses (S3 Object Lock: a locked version, a legal hold).
+    #[error("the object store refuses: {0}")]
+    ObjectLocked(String),
+    /// The object store could not be reached or answered with a server error.
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -167,7 +173,8 @@ impl Error {
                 std::io::ErrorKind::PermissionDenied => ErrorKind::Internal,
                 _ => ErrorKind::Unavailable,
             },
-            Error::StoreConfig { .. } => ErrorKind::Unavailable,
+            Error::StoreConfig { .. } | Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::ObjectLocked(_) => ErrorKind::Locked,
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::Index(_) | Error::IndexInUse { .. } => ErrorKind::Unavailable,
             Error::Internal(_) => ErrorKind::Internal,

@@ -29,5 +29,6 @@ pub mod search;
 pub mod service;
 pub mod store;
 pub mod verify;
+pub mod worm;
 
 pub use error::{Error, ErrorKind, Result};

@@ -29,6 +29,38 @@ pub struct Problem {
     pub found: Option<String>,
 }
 
+/// On a versioned S3 bucket, an object that a plain DELETE removed is only hidden
+/// behind a delete marker: says so, and which versions still hold it. Empty elsewhere.
+async fn hidden_by_marker(store: &Store, key: &object_store::path::Path) -> Result<String> {
+    let Some(api) = store.s3() else {
+        return Ok(String::new());
+    };
+    let versions = match api.versions(key).await {
+        Ok(v) => v,
+        // A server without versioning answers the listing with an error.
+        Err(_) => return Ok(String::new()),
+    };
+    let markers: Vec<&str> = versions
+        .iter()
+        .filter(|v| v.delete_marker)
+        .map(|v| v.version_id.as_str())
+        .collect();
+    let kept: Vec<&str> = versions
+        .iter()
+        .filter(|v| !v.delete_marker)
+        .map(|v| v.version_id.as_str())
+        .collect();
+    if markers.is_empty() || kept.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(format!(
+        ": hidden by a delete marker (version {}) — the data is still stored as version {} \
+         (a DELETE on a versioned bucket keeps it; removing the marker restores it)",
+        markers.join(", "),
+        kept.join(", ")
+    ))
+}
+
 impl Problem {
     fn new(key: impl Into<String>, what: impl Into<String>) -> Problem {
         Problem {
@@ -312,9 +344,11 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
     }
     for (sha, key, record) in std::mem::take(&mut absent.missing) {
         if !(absent.disposed_records.contains(&record) && absent.deleted.contains(&sha)) {
+            let blob = keys::blob(&sha);
+            let hidden = hidden_by_marker(store, &blob).await?;
             report.problems.push(Problem::new(
-                keys::blob(&sha).to_string(),
-                format!("content of {key} is missing"),
+                blob.to_string(),
+                format!("content of {key} is missing{hidden}"),
             ));
         }
     }
@@ -344,9 +378,11 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
     let mut lost: Vec<&RevKey> = journaled.keys().filter(|k| !seen.contains(*k)).collect();
     lost.sort();
     for (kind, id, rev) in lost {
+        let key = keys::revision(*kind, id, *rev);
+        let hidden = hidden_by_marker(store, &key).await?;
         report.problems.push(Problem::new(
-            keys::revision(*kind, id, *rev).to_string(),
-            "journaled revision is missing from the store",
+            key.to_string(),
+            format!("journaled revision is missing from the store{hidden}"),
         ));
     }
 

@@ -30,7 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "application",
-        &["service", "ingest", "export", "search", "verify"],
+        &["service", "ingest", "export", "search", "verify", "worm"],
     ),
     ("edges", &["api", "cli", "fuzzing"]),
 ];

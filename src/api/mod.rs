@@ -79,6 +79,11 @@ pub struct ServerConfig {
     /// Where uploads are spooled while they are ingested (default: the system's
     /// temporary directory; `akte serve` uses `<data>/spool`).
     pub spool_dir: Option<std::path::PathBuf>,
+    /// Node-local state (the Object Lock progress); default: beside the spool, else the
+    /// temporary directory.
+    pub state_dir: Option<std::path::PathBuf>,
+    /// How often S3 Object Lock retention follows the journal.
+    pub lock_interval: Duration,
 }
 
 impl ServerConfig {
@@ -131,6 +136,8 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(30),
             max_connections_per_client: 128,
             spool_dir: None,
+            state_dir: None,
+            lock_interval: Duration::from_secs(2),
         }
     }
 }
@@ -406,6 +413,37 @@ pub async fn start(
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(records = n, "search index updated"),
                     Err(e) => tracing::warn!("search index catch-up failed: {e}"),
+                }
+            }
+        });
+    }
+    // On a bucket with Object Lock, retention and legal holds follow the journal.
+    let state_dir = state
+        .config
+        .state_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    if let Some(locker) = crate::worm::Locker::new(state.svc.clone(), &state_dir) {
+        let st = state.clone();
+        tracing::info!(
+            store = %st.archive.store().describe(),
+            "S3 Object Lock: every object is locked by the bucket; retention follows the journal"
+        );
+        tokio::spawn(async move {
+            while !st.svc.catalog.wait_ready(Duration::from_secs(60)).await {}
+            let mut tick = tokio::time::interval(st.config.lock_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match locker.catch_up().await {
+                    Ok(r) if r.entries == 0 => {}
+                    Ok(r) => tracing::debug!(
+                        entries = r.entries,
+                        extended = r.extended,
+                        holds = r.holds_changed,
+                        "object lock applied"
+                    ),
+                    Err(e) => tracing::warn!("object lock catch-up failed: {e}"),
                 }
             }
         });

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::archive::Archive;
 use crate::clock::SystemClock;
 use crate::service::Services;
-use crate::store::Store;
+use crate::store::{LockMode, Store};
 
 mod archive;
 mod audit;
@@ -40,6 +40,15 @@ pub struct Cli {
     /// Store URL instead of --data: a path, memory://, or s3://bucket/prefix.
     #[arg(long, global = true, env = "AKTE_STORE")]
     store: Option<String>,
+    /// Where the parties' data keys live (a path, memory:// or s3://bucket/prefix);
+    /// default: the store itself. Required when the store has Object Lock, so that keys
+    /// can be destroyed while the documents stay locked.
+    #[arg(long, global = true, env = "AKTE_KEY_STORE")]
+    key_store: Option<String>,
+    /// S3 Object Lock mode (compliance or governance). Refused when the bucket has no
+    /// Object Lock; without it, the bucket's own configuration is used.
+    #[arg(long, global = true, env = "AKTE_OBJECT_LOCK", value_parser = ["compliance", "governance"])]
+    object_lock: Option<String>,
     /// Who is acting (recorded in the journal).
     #[arg(long, global = true, env = "AKTE_ACTOR")]
     actor: Option<String>,
@@ -242,12 +251,16 @@ async fn start_writer(archive: &Archive) -> anyhow::Result<crate::audit::recover
     Ok(w)
 }
 
-pub fn open_store(data: &std::path::Path, store: Option<&str>) -> anyhow::Result<Store> {
-    let spec = match store {
+pub async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
+    let spec = match &cli.store {
         Some(s) => s.to_string(),
-        None => data.display().to_string(),
+        None => cli.data.display().to_string(),
     };
-    Ok(Store::open(&spec)?)
+    let opts = crate::store::StoreOptions {
+        key_store: cli.key_store.clone(),
+        object_lock: cli.object_lock.as_deref().and_then(LockMode::parse),
+    };
+    Ok(Store::open_with(&spec, &opts).await?)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -263,7 +276,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         print!("{}", crate::api::openapi_json());
         return Ok(ExitCode::SUCCESS);
     }
-    let store = open_store(&cli.data, cli.store.as_deref())?;
+    let store = open_store(&cli).await?;
     let mut archive = Archive::new(store, Arc::new(SystemClock));
     if let Some(path) = &cli.catalogue {
         let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
@@ -284,7 +297,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let index_dir = cli.index.clone().unwrap_or_else(|| cli.data.join("index"));
     // The commands of parties.rs and retention.rs take the services (a clone is cheap).
     let svc = || Services::new(archive.clone());
-    match cli.command {
+    let writes = _writer.is_some();
+    let locked = archive.clone();
+    let result = match cli.command {
         Command::Archive(a) => archive::archive(archive, &actor, json, a).await,
         Command::Show { id } => records::show(archive, &id, json).await,
         Command::History { id } => records::history(archive, &id, json).await,
@@ -310,7 +325,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(a) => search::search(Services::new(archive), &index_dir, json, a).await,
         Command::Reindex => search::reindex(Services::new(archive), &index_dir, json).await,
         Command::Import(a) => import::import(archive, &actor, json, a).await,
+    };
+    if writes && locked.store().object_lock().is_some() {
+        // What this command committed gets its Object Lock retention now, not only when
+        // a server next catches up (the bucket's default retention covered it meanwhile).
+        let svc = Services::new(locked);
+        svc.load().await?;
+        if let Some(locker) = crate::worm::Locker::new(svc, &cli.data) {
+            locker
+                .catch_up()
+                .await
+                .context("applying the Object Lock retention")?;
+        }
     }
+    result
 }
 
 /// The result of a command that prints its own output.

@@ -72,6 +72,7 @@ pub(super) async fn serve(
         header_timeout: std::time::Duration::from_secs(header_timeout.max(1)),
         max_connections_per_client: connections_per_client.max(1),
         spool_dir: Some(data.join("spool")),
+        state_dir: Some(data.to_path_buf()),
         ..Default::default()
     };
     listen_and_serve(archive, config, &listen, data).await?;

@@ -581,6 +581,47 @@ impl Disposals {
             })
             .await?;
         let to_delete: BTreeSet<String> = reservation_blobs(&reservation);
+        // On a bucket with Object Lock, S3 refuses to delete a version before its
+        // retention ends or while it is on legal hold. Ask it first: a refusal then
+        // leaves nothing half-done (no tombstone written, no blob deleted).
+        if let Some((_, api)) = self.store.object_lock() {
+            for sha in &to_delete {
+                let key = crate::store::keys::blob(sha);
+                let Some(lock) = api.lock_state(&key).await? else {
+                    continue;
+                };
+                let until = lock.retain_until.filter(|u| *u > now);
+                if until.is_none() && !lock.legal_hold {
+                    continue;
+                }
+                let rid = contents_of
+                    .iter()
+                    .find(|(_, c)| c.iter().any(|(s, _)| s == sha))
+                    .map(|(r, _)| r.clone())
+                    .unwrap_or_default();
+                let why = match until {
+                    Some(u) => format!(
+                        "{rid}: its content (blob {sha}) is locked by the bucket's Object Lock \
+                         until {} ({}); S3 would refuse the deletion — nothing was disposed, \
+                         execute again after that date",
+                        u.format("%Y-%m-%d %H:%M:%S UTC"),
+                        lock.mode.map(|m| m.name()).unwrap_or("retention")
+                    ),
+                    None => format!(
+                        "{rid}: its content (blob {sha}) is under an S3 legal hold; nothing \
+                         was disposed"
+                    ),
+                };
+                self.refused(
+                    &approver,
+                    "disposal execution",
+                    Self::subjects(std::slice::from_ref(&rid)),
+                    &why,
+                )
+                .await;
+                return Err(Error::NotEligible { reason: why });
+            }
+        }
         for r in &left {
             let contents = contents_of.get(&r.id).cloned().unwrap_or_default();
             let deleted: Vec<String> = contents

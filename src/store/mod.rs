@@ -14,6 +14,7 @@ pub mod codec;
 pub mod content;
 pub mod crypt;
 pub mod keys;
+pub mod s3;
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3Builder, S3CopyIfNotExists};
+use object_store::aws::{AmazonS3Builder, Checksum, S3CopyIfNotExists};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -57,7 +58,30 @@ pub struct Store {
     deferred: Option<Arc<dyn DeferredWrites>>,
     /// Keeps uploads off blobs a disposal is about to delete (see [`IngestGate`]).
     gate: Arc<IngestGate>,
+    /// On S3: the calls `object_store` does not make (Object Lock, versions).
+    s3: Option<s3::S3Api>,
+    /// On an S3 bucket with Object Lock: the mode akte locks objects in.
+    lock: Option<LockMode>,
+    /// Where the data keys live when not in this store (`--key-store`): keys must be
+    /// destroyable while the documents stay locked.
+    key_store: Option<Arc<Store>>,
 }
+
+pub use s3::LockMode;
+
+/// How a store is opened beyond its URL.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Where the per-party data keys live (a path, `memory://` or `s3://`); default:
+    /// the store itself. Required with Object Lock.
+    pub key_store: Option<String>,
+    /// Object Lock mode asked for; `None` takes what the bucket has, if anything.
+    pub object_lock: Option<LockMode>,
+}
+
+/// Days of the default retention akte sets on a locked bucket that has none: every
+/// new object version is locked from its first byte until akte sets its own date.
+pub const DEFAULT_RETENTION_DAYS: u32 = 1;
 
 /// Disposal deletes blobs that no live record uses; an upload of identical bytes must
 /// never be acknowledged onto such a blob. Every upload holds the gate shared from its
@@ -174,7 +198,21 @@ impl Store {
             if bucket.is_empty() {
                 return Err(config_err("no bucket name".into()));
             }
-            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            // S3 servers that check for an Object Lock checksum look for this header
+            // beside the checksum itself (moto does).
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "x-amz-sdk-checksum-algorithm",
+                http::HeaderValue::from_static("SHA256"),
+            );
+            let mut builder = AmazonS3Builder::from_env()
+                .with_client_options(
+                    object_store::ClientOptions::new().with_default_headers(headers),
+                )
+                .with_bucket_name(bucket)
+                // Buckets with Object Lock refuse writes without a checksum; every other
+                // server checks it too (s3s-fs does).
+                .with_checksum_algorithm(Checksum::SHA256);
             let endpoint = std::env::var("AKTE_S3_ENDPOINT")
                 .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
                 .ok();
@@ -188,13 +226,16 @@ impl Store {
                 // completion; large blobs are published that way.
                 builder = builder.with_copy_if_not_exists(S3CopyIfNotExists::Multipart);
             }
-            let s3 = builder.build().map_err(|e| config_err(e.to_string()))?;
+            let s3 = Arc::new(builder.build().map_err(|e| config_err(e.to_string()))?);
+            let api = s3::S3Api::new(s3.clone(), prefix, spec)?;
             let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                Arc::new(s3)
+                s3
             } else {
                 Arc::new(PrefixStore::new(s3, prefix))
             };
-            return Ok(Store::from_object_store(inner, spec));
+            let mut store = Store::from_object_store(inner, spec);
+            store.s3 = Some(api);
+            return Ok(store);
         }
         let path = match spec.strip_prefix("file://") {
             Some(p) => PathBuf::from(p),
@@ -216,6 +257,90 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens a store with its options: the key store, and Object Lock — asked for
+    /// (refused with a clear error where the bucket has none) or found on the bucket.
+    pub async fn open_with(spec: &str, opts: &StoreOptions) -> Result<Store> {
+        let config_err = |reason: String| Error::StoreConfig {
+            spec: spec.to_string(),
+            reason,
+        };
+        let mut store = Store::open(spec)?;
+        match (&store.s3, opts.object_lock) {
+            (None, Some(_)) => {
+                return Err(config_err(
+                    "Object Lock needs an s3:// store (a local directory cannot refuse a \
+                     deletion by itself)"
+                        .into(),
+                ));
+            }
+            (None, None) => {}
+            (Some(api), asked) => {
+                let bucket = api.bucket_lock().await?;
+                store.lock = match (bucket.enabled, asked) {
+                    (false, Some(mode)) => {
+                        return Err(config_err(format!(
+                            "--object-lock {} was asked for, but the bucket has no Object \
+                             Lock (it can only be enabled when a bucket is created: \
+                             `aws s3api create-bucket --object-lock-enabled-for-bucket`)",
+                            mode.name()
+                        )));
+                    }
+                    (false, None) => None,
+                    (true, asked) => {
+                        let mode = asked
+                            .or(bucket.default.map(|(m, _)| m))
+                            .unwrap_or(LockMode::Compliance);
+                        if bucket.default.is_none() {
+                            api.set_default_retention(mode, DEFAULT_RETENTION_DAYS)
+                                .await
+                                .map_err(|e| {
+                                    config_err(format!(
+                                        "the bucket has Object Lock but no default retention, \
+                                         and akte could not set one ({e}); set it (e.g. {} for \
+                                         {DEFAULT_RETENTION_DAYS} day) with `aws s3api \
+                                         put-object-lock-configuration`",
+                                        mode.name()
+                                    ))
+                                })?;
+                            tracing::info!(
+                                "{spec}: the bucket had no default retention; set {} for \
+                                 {DEFAULT_RETENTION_DAYS} day(s), so that every object is \
+                                 locked from its first byte",
+                                mode.name()
+                            );
+                        }
+                        Some(mode)
+                    }
+                };
+            }
+        }
+        match &opts.key_store {
+            Some(ks) => {
+                let keys = Store::open(ks)?;
+                if let Some(api) = &keys.s3
+                    && api.bucket_lock().await?.enabled
+                {
+                    return Err(Error::StoreConfig {
+                        spec: ks.clone(),
+                        reason: "the key store has Object Lock: keys in it could not be \
+                                 destroyed (crypto-shredding); use a bucket without it"
+                            .into(),
+                    });
+                }
+                store.key_store = Some(Arc::new(keys));
+            }
+            None if store.lock.is_some() => {
+                return Err(config_err(
+                    "a bucket with Object Lock cannot destroy the parties' data keys: give \
+                     --key-store (a bucket or directory without Object Lock)"
+                        .into(),
+                ));
+            }
+            None => {}
+        }
+        Ok(store)
+    }
+
     /// Wraps any object store (tests use this for fault injection).
     pub fn from_object_store(inner: Arc<dyn ObjectStore>, desc: impl Into<String>) -> Store {
         Store {
@@ -224,7 +349,33 @@ impl Store {
             root: None,
             deferred: None,
             gate: Arc::default(),
+            s3: None,
+            lock: None,
+            key_store: None,
         }
+    }
+
+    /// The Object Lock mode objects are locked in, and the calls that lock them; `None`
+    /// unless the store is an S3 bucket with Object Lock.
+    pub fn object_lock(&self) -> Option<(LockMode, &s3::S3Api)> {
+        self.lock.zip(self.s3.as_ref())
+    }
+
+    /// The extra S3 calls, on an S3 store.
+    pub fn s3(&self) -> Option<&s3::S3Api> {
+        self.s3.as_ref()
+    }
+
+    /// Where the data keys live, when not in this store.
+    pub fn key_store(&self) -> Option<&Store> {
+        self.key_store.as_deref()
+    }
+
+    /// The store that holds `key`: the key store for data keys, else this one.
+    fn home(&self, key: &Path) -> Option<&Store> {
+        let ks = self.key_store.as_deref()?;
+        let first = key.as_ref().split('/').next().unwrap_or_default();
+        (first == keys::KEYS).then_some(ks)
     }
 
     /// Marks an upload in flight (see [`IngestGate`]); hold it until the journal entry.
@@ -285,6 +436,9 @@ impl Store {
     /// Writes `bytes` under `key` only if nothing is there yet. The write is durable
     /// when this returns `Created::New`.
     pub async fn put_new(&self, key: &Path, bytes: Bytes) -> Result<Created> {
+        if let Some(home) = self.home(key) {
+            return Box::pin(home.put_new(key, bytes)).await;
+        }
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -308,6 +462,11 @@ impl Store {
     /// Whoever uses it must not report anything written before `sync_deferred` returned,
     /// and must journal only after it (group commit in `Archive::commit_staged`).
     pub async fn put_new_deferred(&self, key: &Path, bytes: Bytes) -> Result<Created> {
+        if let Some(home) = self.home(key) {
+            // The key store's writes are durable each: it has its own file system or
+            // bucket, which this store's sync does not reach.
+            return Box::pin(home.put_new(key, bytes)).await;
+        }
         match &self.deferred {
             Some(d) => d.put_new(key, bytes).await,
             None => self.put_new(key, bytes).await,
@@ -424,6 +583,9 @@ impl Store {
     }
 
     pub async fn get(&self, key: &Path) -> Result<Bytes> {
+        if let Some(home) = self.home(key) {
+            return Box::pin(home.get(key)).await;
+        }
         let r = self.inner.get(key).await.map_err(|e| self.err(key, e))?;
         r.bytes().await.map_err(|e| self.err(key, e))
     }
@@ -437,6 +599,9 @@ impl Store {
     }
 
     pub async fn head(&self, key: &Path) -> Result<Option<ObjectMeta>> {
+        if let Some(home) = self.home(key) {
+            return Box::pin(home.head(key)).await;
+        }
         match self.inner.head(key).await {
             Ok(m) => Ok(Some(m)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -450,6 +615,9 @@ impl Store {
 
     /// Every object under `prefix`, in no particular order.
     pub fn list(&self, prefix: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
+        if let Some(home) = self.home(prefix) {
+            return home.list(prefix);
+        }
         let desc = self.desc.clone();
         self.inner
             .list(Some(prefix))
@@ -569,6 +737,13 @@ impl Store {
     /// Durable when it returns (the directory entry is gone on disk too).
     pub(crate) async fn dispose_blob(&self, sha256: &str) -> Result<()> {
         let key = keys::blob(sha256);
+        if let Some(api) = &self.s3
+            && api.versioned().await?
+        {
+            // On a versioned bucket a DELETE only hides the object behind a delete
+            // marker; disposal removes every version (S3 refuses while one is locked).
+            return api.delete_all_versions(&key).await;
+        }
         match self.inner.delete(&key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => self.sync_parent(&key).await,
             Err(e) => Err(self.err(&key, e)),
@@ -579,7 +754,21 @@ impl Store {
     /// to write-once). Only a journaled erasure calls it.
     /// Durable when it returns: a crash afterwards cannot bring the key back.
     pub(crate) async fn destroy_key(&self, party: &str) -> Result<()> {
+        if let Some(ks) = &self.key_store {
+            return Box::pin(ks.destroy_key(party)).await;
+        }
         let key = keys::party_key(party);
+        if let Some(api) = &self.s3 {
+            match self.inner.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.err(&key, e)),
+            }
+            // Versions too: a key hidden behind a delete marker is not destroyed.
+            if api.versioned().await? {
+                api.delete_all_versions(&key).await?;
+            }
+            return Ok(());
+        }
         match self.inner.delete(&key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => self.sync_parent(&key).await,
             Err(e) => Err(self.err(&key, e)),
@@ -611,6 +800,12 @@ impl Store {
             return Err(Error::Internal(format!(
                 "refusing to delete {key}: only staging objects may be deleted"
             )));
+        }
+        if let Some(api) = &self.s3
+            && self.lock.is_none()
+            && api.versioned().await?
+        {
+            return api.delete_all_versions(key).await;
         }
         match self.inner.delete(key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
