@@ -210,6 +210,8 @@ struct Table {
     by_hash: HashMap<String, TokenRevision>,
     by_id: HashMap<String, TokenRevision>,
     journal_seq: u64,
+    /// The ledger's count of token revisions the table was loaded at.
+    token_revisions: u64,
 }
 
 #[derive(Debug)]
@@ -243,9 +245,12 @@ impl Tokens {
     /// Rebuilds the table from the store.
     pub async fn load(&self) -> Result<()> {
         // Only tokens a journal entry committed exist (DESIGN §2.6).
+        // Counted before the sync: a change in between only causes one more reload.
+        let token_revisions = self.journal.ledger().revisions_of_kind(ObjectKind::Token);
         let seq = self.journal.sync_ledger().await?;
         let mut table = Table {
             journal_seq: seq,
+            token_revisions,
             ..Default::default()
         };
         for key in audit::latest_keys(&self.journal, ObjectKind::Token).await? {
@@ -271,6 +276,18 @@ impl Tokens {
             self.load().await?;
         }
         Ok(())
+    }
+
+    /// Reloads when a token changed since the last load, in this process or another
+    /// (a token created or revoked on another node of the same store). Cheap when none
+    /// did: one look at the ledger, which the caller keeps following the journal.
+    pub async fn follow(&self) -> Result<bool> {
+        let now = self.journal.ledger().revisions_of_kind(ObjectKind::Token);
+        if now == self.table.read().await.token_revisions {
+            return Ok(false);
+        }
+        self.load().await?;
+        Ok(true)
     }
 
     pub async fn is_empty(&self) -> bool {

@@ -80,12 +80,11 @@ impl FromRequestParts<AppState> for Caller {
             }
         };
         let tokens = &state.tokens;
+        let arrived = std::time::Instant::now();
         let principal = match tokens.authenticate(&presented).await {
             // The token may have been created by another process since the last load.
-            Err(AuthFailure::Invalid) if state.may_refresh_tokens() => {
-                if let Err(e) = tokens.refresh().await {
-                    tracing::warn!("token refresh failed: {e}");
-                }
+            Err(AuthFailure::Invalid) => {
+                state.refresh_tokens_since(arrived).await;
                 tokens.authenticate(&presented).await
             }
             r => r,

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -20,6 +20,7 @@ use super::AppState;
 use super::auth::{Caller, roles};
 use super::problem::{ApiError, ApiResult, Problem};
 use crate::ingest::import::{self, Progress, Summary};
+use crate::store::keys;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -34,7 +35,7 @@ const MAX_IMPORTS: usize = 4;
 const FINISHED_KEPT: usize = 1000;
 
 /// A server-side import.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ImportJob {
     pub id: String,
     /// `unpacking`, `running`, `done` (see `summary` for failures) or `error` (the upload
@@ -58,9 +59,24 @@ pub struct ImportJob {
 #[derive(Debug, Default)]
 pub struct Jobs {
     jobs: Mutex<HashMap<String, Arc<Job>>>,
+    /// Shared jobs another node finished (not looked at again).
+    elsewhere: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Jobs {
+    fn is_finished_elsewhere(&self, id: &str) -> bool {
+        self.elsewhere
+            .lock()
+            .map(|s| s.contains(id))
+            .unwrap_or(false)
+    }
+
+    fn finished_elsewhere(&self, id: &str) {
+        if let Ok(mut s) = self.elsewhere.lock() {
+            s.insert(id.to_string());
+        }
+    }
+
     /// Imports not yet finished: `actor`'s, and all.
     fn running(&self, actor: &str) -> (usize, usize) {
         let Ok(m) = self.jobs.lock() else {
@@ -204,28 +220,91 @@ async fn start_import(
     };
 
     let id = state.archive.clock().new_id().to_string();
+    let view = ImportJob {
+        id: id.clone(),
+        state: if format == "zip" {
+            "unpacking"
+        } else {
+            "running"
+        }
+        .into(),
+        format: format.into(),
+        started_at: state.archive.clock().now(),
+        started_by: caller.actor(),
+        upload_bytes: size,
+        bytes_total: 0,
+        bytes_done: 0,
+        items: 0,
+        summary: Summary::default(),
+        error: None,
+    };
+    let store = state.archive.store();
+    if store.shared() {
+        // Other nodes share the store: the job goes there too, under this node's lease,
+        // so that another node finishes it should this one die.
+        let lease = format!("import-{id}");
+        if !store
+            .hold_lease(&lease, super::LEASE_TTL, state.archive.clock().now())
+            .await?
+        {
+            return Err(crate::error::Error::Internal(format!("lease {lease} is taken")).into());
+        }
+        let shared = SharedJob {
+            view: view.clone(),
+            class: d.class.clone(),
+            parties: d.parties.clone(),
+            cases: d.cases.clone(),
+        };
+        store
+            .put_file(&keys::import_job(&id, "upload"), &upload)
+            .await?;
+        store
+            .put_new(
+                &keys::import_job(&id, "job.json"),
+                bytes::Bytes::from(
+                    serde_json::to_vec(&shared)
+                        .map_err(|e| crate::error::Error::Internal(e.to_string()))?,
+                ),
+            )
+            .await?;
+    }
+    let job = register(&state, view);
+    let st = state.clone();
+    let runner = job.clone();
+    state.tasks.spawn(async move {
+        let lease = format!("import-{}", runner.snapshot().id);
+        let run = run_job(&st, &runner, &dir, upload, format, size, d);
+        if st.with_lease(&lease, run).await.is_none() {
+            runner.update(|v| {
+                v.state = "error".into();
+                v.error = Some("another node took this import over".into());
+            });
+        }
+        drop(dir);
+    });
+    Ok(super::located(
+        StatusCode::ACCEPTED,
+        &format!("/v1/imports/{id}"),
+        job.snapshot(),
+    ))
+}
+
+/// What a node needs to run an import another node started: its view and defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SharedJob {
+    view: ImportJob,
+    class: Option<String>,
+    parties: Vec<crate::record::PartyLink>,
+    cases: Vec<String>,
+}
+
+/// Enters a job into this node's table (forgetting the oldest finished beyond a bound).
+fn register(state: &AppState, view: ImportJob) -> Arc<Job> {
+    let id = view.id.clone();
     let job = Arc::new(Job {
-        view: Mutex::new(ImportJob {
-            id: id.clone(),
-            state: if format == "zip" {
-                "unpacking"
-            } else {
-                "running"
-            }
-            .into(),
-            format: format.into(),
-            started_at: state.archive.clock().now(),
-            started_by: caller.actor(),
-            upload_bytes: size,
-            bytes_total: 0,
-            bytes_done: 0,
-            items: 0,
-            summary: Summary::default(),
-            error: None,
-        }),
+        view: Mutex::new(view),
     });
     if let Ok(mut m) = state.imports.jobs.lock() {
-        // Forget the oldest finished jobs beyond a bound.
         let mut done: Vec<(chrono::DateTime<chrono::Utc>, String)> = m
             .iter()
             .map(|(k, j)| (j.snapshot(), k))
@@ -238,61 +317,152 @@ async fn start_import(
                 m.remove(k);
             }
         }
-        m.insert(id.clone(), job.clone());
+        m.insert(id, job.clone());
     }
-    let st = state.clone();
-    let actor = caller.actor();
-    let runner = job.clone();
-    state.tasks.spawn(async move {
-        let result = async {
-            let input = if format == "zip" {
-                let target = dir.path().join("files");
-                let from = upload.clone();
-                let cap = size.saturating_mul(crate::ingest::zip::RATIO);
-                tokio::task::spawn_blocking(move || crate::ingest::zip::unzip(&from, &target, cap))
-                    .await
-                    .map_err(|e| crate::error::Error::Internal(format!("unzip task: {e}")))??;
-                runner.update(|v| v.state = "running".into());
-                dir.path().join("files")
-            } else {
-                // An mbox is recognised by its content, whatever the upload's name.
-                let mbox = dir.path().join("upload.mbox");
-                std::fs::rename(&upload, &mbox)
-                    .map_err(|e| crate::error::Error::io(mbox.display(), e))?;
-                mbox
-            };
-            let never = AtomicBool::new(false);
-            import::run(&st.ingest, &actor, &[input], &d, false, &*runner, &never).await
+    job
+}
+
+/// Runs an import from its upload in `dir`, and records how it ended (in the store
+/// too, when it is shared).
+async fn run_job(
+    st: &AppState,
+    runner: &Arc<Job>,
+    dir: &tempfile::TempDir,
+    upload: std::path::PathBuf,
+    format: &str,
+    size: u64,
+    d: crate::ingest::batch::IngestDefaults,
+) {
+    let actor = runner.snapshot().started_by;
+    let result = async {
+        let input = if format == "zip" {
+            let target = dir.path().join("files");
+            let from = upload.clone();
+            let cap = size.saturating_mul(crate::ingest::zip::RATIO);
+            tokio::task::spawn_blocking(move || crate::ingest::zip::unzip(&from, &target, cap))
+                .await
+                .map_err(|e| crate::error::Error::Internal(format!("unzip task: {e}")))??;
+            runner.update(|v| v.state = "running".into());
+            dir.path().join("files")
+        } else {
+            // An mbox is recognised by its content, whatever the upload's name.
+            let mbox = dir.path().join("upload.mbox");
+            std::fs::rename(&upload, &mbox)
+                .map_err(|e| crate::error::Error::io(mbox.display(), e))?;
+            mbox
+        };
+        let never = AtomicBool::new(false);
+        import::run(&st.ingest, &actor, &[input], &d, false, &**runner, &never).await
+    }
+    .await;
+    let detail = match &result {
+        Ok(s) => format!(
+            "import job {}: {} archived, {} duplicates, {} failed",
+            runner.snapshot().id,
+            s.archived,
+            s.duplicates,
+            s.failed
+        ),
+        Err(e) => format!("import job {}: error: {e}", runner.snapshot().id),
+    };
+    tracing::info!("{detail}");
+    runner.update(|v| match result {
+        Ok(s) => {
+            v.state = "done".into();
+            v.summary = s;
+        }
+        Err(e) => {
+            v.state = "error".into();
+            v.error = Some(e.to_string());
+        }
+    });
+    let store = st.archive.store();
+    if store.shared() {
+        let view = runner.snapshot();
+        let done = async {
+            let bytes = serde_json::to_vec(&view)
+                .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+            store
+                .put_new(
+                    &keys::import_job(&view.id, "done.json"),
+                    bytes::Bytes::from(bytes),
+                )
+                .await?;
+            store
+                .delete_job_object(&keys::import_job(&view.id, "upload"))
+                .await
         }
         .await;
-        let detail = match &result {
-            Ok(s) => format!(
-                "import job {}: {} archived, {} duplicates, {} failed",
-                runner.snapshot().id,
-                s.archived,
-                s.duplicates,
-                s.failed
-            ),
-            Err(e) => format!("import job {}: error: {e}", runner.snapshot().id),
+        if let Err(e) = done {
+            tracing::warn!("import job {}: recording its end failed: {e}", view.id);
+        }
+    }
+}
+
+/// Takes over the shared imports whose node stopped renewing its lease (it died): each
+/// runs here from its upload in the store; what the dead node archived already counts
+/// as duplicates. Called every few seconds on every node of a shared store.
+pub async fn take_over(state: &AppState) -> crate::error::Result<usize> {
+    let store = state.archive.store();
+    let mut taken = 0;
+    for id in store.children(&keys::import_jobs_prefix()).await? {
+        let known = state
+            .imports
+            .jobs
+            .lock()
+            .map(|m| m.contains_key(&id))
+            .unwrap_or(true);
+        if known || state.imports.is_finished_elsewhere(&id) {
+            continue;
+        }
+        if store.exists(&keys::import_job(&id, "done.json")).await? {
+            state.imports.finished_elsewhere(&id);
+            continue;
+        }
+        let Some(job) = store.get_opt(&keys::import_job(&id, "job.json")).await? else {
+            continue;
         };
-        tracing::info!("{detail}");
-        runner.update(|v| match result {
-            Ok(s) => {
-                v.state = "done".into();
-                v.summary = s;
-            }
-            Err(e) => {
-                v.state = "error".into();
-                v.error = Some(e.to_string());
-            }
+        let lease = format!("import-{id}");
+        if !store
+            .hold_lease(&lease, super::LEASE_TTL, state.archive.clock().now())
+            .await?
+        {
+            continue;
+        }
+        // What the dead node archived counts as duplicates only if the catalog knows
+        // it: bring it up to the journal's head first (the dead node appends nothing).
+        state.svc.catalog.catch_up(state.archive.journal()).await?;
+        let shared: SharedJob = serde_json::from_slice(&job)
+            .map_err(|e| crate::error::Error::Internal(format!("import job {id}: {e}")))?;
+        let dir = tempfile::Builder::new()
+            .prefix("akte-import-")
+            .tempdir_in(state.config.spool_dir())
+            .map_err(|e| crate::error::Error::io("temporary directory", e))?;
+        let upload = dir.path().join("upload");
+        store
+            .get_file(&keys::import_job(&id, "upload"), &upload)
+            .await?;
+        tracing::warn!(job = %id, "taking over an import whose node stopped (lease expired)");
+        let mut view = shared.view.clone();
+        view.state = "running".into();
+        view.bytes_done = 0;
+        let (format, size) = (view.format.clone(), view.upload_bytes);
+        let job = register(state, view);
+        let d = crate::ingest::batch::IngestDefaults {
+            class: shared.class,
+            parties: shared.parties,
+            cases: shared.cases,
+            keep_copies: false,
+        };
+        let st = state.clone();
+        state.tasks.spawn(async move {
+            let run = run_job(&st, &job, &dir, upload, &format, size, d);
+            let _ = st.with_lease(&lease, run).await;
+            drop(dir);
         });
-        drop(dir);
-    });
-    Ok(super::located(
-        StatusCode::ACCEPTED,
-        &format!("/v1/imports/{id}"),
-        job.snapshot(),
-    ))
+        taken += 1;
+    }
+    Ok(taken)
 }
 
 /// Progress and, once done, the summary of an import job.
@@ -311,12 +481,28 @@ async fn get_import(
     Path(job): Path<String>,
 ) -> ApiResult<axum::Json<ImportJob>> {
     caller.require(roles::INGEST)?;
-    let j = state
+    let local = state
         .imports
         .jobs
         .lock()
         .ok()
-        .and_then(|m| m.get(&job).cloned())
-        .ok_or_else(|| ApiError::not_found(format!("no import job {job}")))?;
-    Ok(axum::Json(j.snapshot()))
+        .and_then(|m| m.get(&job).cloned());
+    if let Some(j) = local {
+        return Ok(axum::Json(j.snapshot()));
+    }
+    // A job of another node of the shared store: its end, or that it runs there.
+    let store = state.archive.store();
+    if store.shared() && crate::ids::validate_id(&job).is_ok() {
+        if let Some(b) = store.get_opt(&keys::import_job(&job, "done.json")).await? {
+            let v: ImportJob = serde_json::from_slice(&b)
+                .map_err(|e| crate::error::Error::Internal(format!("import job {job}: {e}")))?;
+            return Ok(axum::Json(v));
+        }
+        if let Some(b) = store.get_opt(&keys::import_job(&job, "job.json")).await? {
+            let s: SharedJob = serde_json::from_slice(&b)
+                .map_err(|e| crate::error::Error::Internal(format!("import job {job}: {e}")))?;
+            return Ok(axum::Json(s.view));
+        }
+    }
+    Err(ApiError::not_found(format!("no import job {job}")))
 }

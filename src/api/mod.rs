@@ -26,7 +26,7 @@ mod upload;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -163,7 +163,9 @@ pub struct Inner {
     pub tasks: TaskTracker,
     /// Full-text search, when an index directory is configured.
     pub search: Option<crate::search::indexer::Indexer>,
-    last_token_refresh: Mutex<Option<Instant>>,
+    last_token_refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// The last readiness answer and when it was found (`/readyz`).
+    pub readiness: tokio::sync::Mutex<Option<(Instant, std::result::Result<(), String>)>>,
     /// This server's writer lock, held for its lifetime (see `audit::recovery`).
     _writer: crate::audit::recovery::WriterSession,
 }
@@ -250,21 +252,73 @@ impl AppState {
         }
     }
 
-    /// Token tables are refreshed on an unknown token at most once a second.
-    pub fn may_refresh_tokens(&self) -> bool {
-        let Ok(mut last) = self.last_token_refresh.lock() else {
-            return false;
-        };
-        let now = Instant::now();
-        match *last {
-            Some(t) if now.duration_since(t) < Duration::from_secs(1) => false,
-            _ => {
-                *last = Some(now);
-                true
+    /// Runs `work` while this node holds the lease `name` (renewed in the background),
+    /// or returns `None` at once when another node holds it. On a store only this
+    /// process writes, every lease is this process's.
+    pub async fn with_lease<F: std::future::Future>(
+        &self,
+        name: &str,
+        work: F,
+    ) -> Option<F::Output> {
+        let store = self.archive.store().clone();
+        let now = self.archive.clock().now();
+        match store.hold_lease(name, LEASE_TTL, now).await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::warn!("lease {name}: {e}");
+                return None;
             }
         }
+        let renew = {
+            let (store, clock, name) = (
+                store.clone(),
+                self.archive.clock().clone(),
+                name.to_string(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LEASE_TTL / 3).await;
+                    match store.hold_lease(&name, LEASE_TTL, clock.now()).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!("lease {name} was taken over by another node");
+                            return;
+                        }
+                        Err(e) => tracing::warn!("renewing lease {name}: {e}"),
+                    }
+                }
+            })
+        };
+        let out = work.await;
+        renew.abort();
+        store.release_lease(name);
+        Some(out)
+    }
+
+    /// On an unknown token: follows the journal and reloads the token table if a token
+    /// changed (one created on another node), unless a reload finished after `arrived`
+    /// already. Single flight: concurrent callers wait for the one running instead of
+    /// being refused meanwhile, and garbage tokens cannot make reloads pile up.
+    pub async fn refresh_tokens_since(&self, arrived: Instant) {
+        let mut last = self.last_token_refresh.lock().await;
+        if last.is_some_and(|t| t >= arrived) {
+            return;
+        }
+        let r = match self.archive.journal().sync_ledger().await {
+            Ok(_) => self.tokens.follow().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = r {
+            tracing::warn!("token refresh failed: {e}");
+        }
+        *last = Some(Instant::now());
     }
 }
+
+/// How long a node's lease on a background job lasts without renewal: after a node
+/// dies, another takes its jobs over within this time.
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
 
 /// What `start` hands back: the state, and the admin token if one was just created.
 pub struct Started {
@@ -323,7 +377,8 @@ pub async fn start(
         config,
         tasks: TaskTracker::new(),
         search,
-        last_token_refresh: Mutex::new(None),
+        last_token_refresh: tokio::sync::Mutex::new(None),
+        readiness: tokio::sync::Mutex::new(None),
         _writer: writer,
     }));
     // Leftovers of writers that died while this server ran (another process, another
@@ -397,6 +452,16 @@ pub async fn start(
             if let Err(e) = st.svc.catalog.catch_up(st.archive.journal()).await {
                 tracing::warn!("catalog catch-up failed: {e}");
             }
+            // Tokens created or revoked on another node of the same store take effect
+            // here within this tick.
+            match st.archive.journal().sync_ledger().await {
+                Ok(_) => match st.tokens.follow().await {
+                    Ok(true) => tracing::debug!("token table reloaded"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!("token table reload failed: {e}"),
+                },
+                Err(e) => tracing::warn!("journal follow failed: {e}"),
+            }
         }
     });
     // The search index follows the journal once the catalog (party names) is ready: it
@@ -435,6 +500,21 @@ pub async fn start(
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                // One node applies the locks; another takes over if it dies.
+                let now = st.archive.clock().now();
+                match st
+                    .archive
+                    .store()
+                    .hold_lease("object-lock", LEASE_TTL, now)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!("object lock lease: {e}");
+                        continue;
+                    }
+                }
                 match locker.catch_up().await {
                     Ok(r) if r.entries == 0 => {}
                     Ok(r) => tracing::debug!(
@@ -444,6 +524,21 @@ pub async fn start(
                         "object lock applied"
                     ),
                     Err(e) => tracing::warn!("object lock catch-up failed: {e}"),
+                }
+            }
+        });
+    }
+    // On a shared store (several nodes), imports of a node that died are taken over.
+    if state.archive.store().shared() {
+        let st = state.clone();
+        tokio::spawn(async move {
+            while !st.svc.catalog.wait_ready(Duration::from_secs(60)).await {}
+            let mut tick = tokio::time::interval(LEASE_TTL / 3);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = imports::take_over(&st).await {
+                    tracing::warn!("looking for orphaned imports failed: {e}");
                 }
             }
         });

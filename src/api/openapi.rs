@@ -24,7 +24,7 @@ use crate::ids::shape;
 #[openapi(
     info(
         title = "akte",
-        description = "Revision-safe archive for the Kundenakte. Every endpoint but /healthz and /v1/openapi.json needs `Authorization: Bearer <token>`. Errors are application/problem+json (RFC 9457).",
+        description = "Revision-safe archive for the Kundenakte. Every endpoint but /healthz, /readyz and /v1/openapi.json needs `Authorization: Bearer <token>`. Errors are application/problem+json (RFC 9457).",
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerAuth),

@@ -344,7 +344,19 @@ pub fn spawn_execution(state: &AppState, id: String) {
     }
     let st = state.clone();
     state.tasks.spawn(async move {
-        let r = st.svc.disposals.execute(&id, &disposal::NoProgress).await;
+        // One node executes a disposal; the others leave it to that node (and take it
+        // over at their next start should it die).
+        let lease = format!("disposal-{id}");
+        let Some(r) = st
+            .with_lease(&lease, st.svc.disposals.execute(&id, &disposal::NoProgress))
+            .await
+        else {
+            st.disposal_runs.finish(
+                &id,
+                Some("another node is executing this disposal".to_string()),
+            );
+            return;
+        };
         match r {
             Ok(d) => {
                 for item in &d.items {

@@ -216,7 +216,17 @@ pub struct Journal {
     ledger: Ledger,
     /// Serialises ledger syncs; holds when the last one finished.
     ledger_sync: Mutex<Option<std::time::Instant>>,
+    /// The highest head seen (own appends, other processes' found by probes): the next
+    /// head search starts from it, so that following a growing journal costs one probe
+    /// instead of O(log n), also with several nodes appending.
+    known: std::sync::Mutex<Option<Head>>,
+    /// The most recent entries read (by sequence number; the lowest go first).
+    recent: std::sync::Mutex<std::collections::BTreeMap<u64, JournalEntry>>,
 }
+
+/// Entries kept in the read cache: the followers read new entries within seconds of
+/// each other, and a group commit's entry (256 subjects) is some 30 KB.
+const RECENT_ENTRIES: usize = 512;
 
 /// A miss (an object the ledger does not know) syncs the ledger at most this often, so
 /// that requests for made-up ids cannot turn into a stream of journal probes.
@@ -240,6 +250,8 @@ impl Journal {
             head: Mutex::new(None),
             ledger: Ledger::default(),
             ledger_sync: Mutex::new(None),
+            known: std::sync::Mutex::new(None),
+            recent: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 
@@ -341,11 +353,29 @@ impl Journal {
         }
     }
 
-    /// Reads entry `seq`, or `None` when there is none.
+    /// Reads entry `seq`, or `None` when there is none. Recent entries come from a
+    /// small cache (entries never change): the catalog, the indexer, the ledger and the
+    /// Object Lock follower all read each new entry.
     pub async fn read(&self, seq: u64) -> Result<Option<JournalEntry>> {
+        if let Some(e) = self
+            .recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&seq)
+        {
+            return Ok(Some(e.clone()));
+        }
         let key = keys::journal(seq);
         match self.store.get_opt(&key).await? {
-            Some(bytes) => Ok(Some(JournalEntry::decode(key.as_ref(), &bytes)?)),
+            Some(bytes) => {
+                let e = JournalEntry::decode(key.as_ref(), &bytes)?;
+                let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+                recent.insert(seq, e.clone());
+                while recent.len() > RECENT_ENTRIES {
+                    recent.pop_first();
+                }
+                Ok(Some(e))
+            }
             None => Ok(None),
         }
     }
@@ -359,9 +389,13 @@ impl Journal {
             ));
         }
         let mut guard = self.head.lock().await;
-        let mut head = match guard.take() {
-            Some(h) => h,
-            None => self.find_head().await?,
+        // The freshest head known: our last append, or one the followers found since
+        // (other nodes' entries) — fewer lost races on a shared store.
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut head = match (guard.take(), known) {
+            (Some(h), Some(k)) if k.seq > h.seq => k,
+            (Some(h), _) => h,
+            (None, _) => self.find_head().await?,
         };
         loop {
             let now = self.clock.now();
@@ -390,11 +424,13 @@ impl Journal {
                 .await
             {
                 Ok(Created::New) => {
-                    *guard = Some(Head {
+                    let mine = Head {
                         seq: entry.seq,
                         hash: entry.hash.clone(),
                         time: Some(entry.time),
-                    });
+                    };
+                    self.remember(&mine);
+                    *guard = Some(mine);
                     self.apply_own(&entry).await;
                     if entry.seq.is_multiple_of(CHECKPOINT_EVERY)
                         && let Err(e) = self.write_checkpoint(&entry).await
@@ -404,15 +440,19 @@ impl Journal {
                     return Ok(entry);
                 }
                 Ok(Created::Existed) => {
-                    // Another writer took this number: link to its entry and try the next.
+                    // Another writer took this number: link to the head it (and maybe
+                    // more writers) reached, and try the number after it.
                     let theirs = self.read(entry.seq).await?.ok_or_else(|| {
                         Error::Internal(format!("journal entry {} vanished", entry.seq))
                     })?;
-                    head = Head {
-                        seq: theirs.seq,
-                        hash: theirs.hash,
-                        time: Some(theirs.time),
-                    };
+                    head = self
+                        .find_head_from(Some(Head {
+                            seq: theirs.seq,
+                            hash: theirs.hash,
+                            time: Some(theirs.time),
+                        }))
+                        .await?;
+                    self.remember(&head);
                 }
                 Err(e) => {
                     // Leave the head unknown so that the next append re-reads it.
@@ -461,24 +501,53 @@ impl Journal {
         Ok(self.find_head().await?.seq)
     }
 
-    /// Finds the last entry with O(log n) existence probes: sequence numbers are
-    /// gap-free, so existence is monotone.
+    /// Finds the last entry: from the highest head seen, one probe when nothing was
+    /// appended since, else galloping and bisection (sequence numbers are gap-free, so
+    /// existence is monotone); from scratch O(log n) probes.
     async fn find_head(&self) -> Result<Head> {
+        let hint = self.known.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let head = self.find_head_from(hint).await?;
+        self.remember(&head);
+        Ok(head)
+    }
+
+    fn remember(&self, h: &Head) {
+        let mut k = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if k.as_ref().is_none_or(|o| o.seq < h.seq) {
+            *k = Some(h.clone());
+        }
+    }
+
+    async fn find_head_from(&self, hint: Option<Head>) -> Result<Head> {
         let exists = |seq: u64| {
             let store = self.store.clone();
             async move { store.exists(&keys::journal(seq)).await }
         };
-        if !exists(1).await? {
-            return Ok(Head {
-                seq: 0,
-                hash: ZERO_HASH.to_string(),
-                time: None,
-            });
+        // (Entries are never deleted: a hint stays an entry. A journal cut short behind
+        // a running process's back shows as a gap to its readers and to `verify`.)
+        let hint = hint.filter(|h| h.seq > 0);
+        let lo = match &hint {
+            Some(h) => h.seq,
+            None if exists(1).await? => 1,
+            None => {
+                return Ok(Head {
+                    seq: 0,
+                    hash: ZERO_HASH.to_string(),
+                    time: None,
+                });
+            }
+        };
+        if let Some(h) = &hint
+            && !exists(h.seq + 1).await?
+        {
+            return Ok(h.clone());
         }
-        let (mut lo, mut hi) = (1u64, 2u64);
+        let (mut lo, mut step) = (lo, 1u64);
+        let mut hi = lo.saturating_add(step);
         while exists(hi).await? {
             lo = hi;
-            hi = hi.saturating_mul(2);
+            step = step.saturating_mul(2);
+            hi = lo.saturating_add(step);
         }
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
@@ -487,6 +556,9 @@ impl Journal {
             } else {
                 hi = mid;
             }
+        }
+        if let Some(h) = hint.filter(|h| h.seq == lo) {
+            return Ok(h);
         }
         let last = self
             .read(lo)
@@ -500,10 +572,31 @@ impl Journal {
     }
 
     /// Entries after `since`, at most `limit`, in order.
+    ///
+    /// Whoever has read an entry finds what it committed: the ledger is brought up to
+    /// the last entry returned (another node's entry read here is not "unknown" to the
+    /// readers of this process a moment later).
     pub async fn entries(&self, since: u64, limit: usize) -> Result<Vec<JournalEntry>> {
         let head = self.find_head().await?.seq;
-        self.range(since, head.min(since.saturating_add(limit as u64)))
-            .await
+        let out = self
+            .range(since, head.min(since.saturating_add(limit as u64)))
+            .await?;
+        if let Some(last) = out.last()
+            && self.ledger.read().loaded
+            && self.ledger.read().seq < last.seq
+        {
+            let _serial = self.ledger_sync.lock().await;
+            {
+                let mut st = self.ledger.write();
+                for e in &out {
+                    if e.seq == st.seq + 1 {
+                        st.apply(e);
+                    }
+                }
+            }
+            self.apply_up_to(last.seq).await?;
+        }
+        Ok(out)
     }
 
     /// Entries `since + 1 ..= end`, which must exist (gap-free up to a known head).

@@ -45,6 +45,9 @@ pub(super) struct LedgerState {
     /// Data keys a journaled erasure or disposal destroyed (by key id): gone for every
     /// reader from that entry on, even before (or if a crash kept) the file's deletion.
     destroyed_keys: HashSet<Box<str>>,
+    /// Revisions committed per kind (in `ObjectKind::ALL` order): tells a follower
+    /// cheaply whether objects of a kind changed.
+    revisions_per_kind: [u64; ObjectKind::ALL.len()],
 }
 
 impl LedgerState {
@@ -88,6 +91,9 @@ impl LedgerState {
                         .or_default();
                     if let Err(at) = revs.binary_search(&rev) {
                         revs.insert(at, rev);
+                        if let Some(i) = ObjectKind::ALL.iter().position(|k| *k == kind) {
+                            self.revisions_per_kind[i] += 1;
+                        }
                     }
                 }
             }
@@ -166,6 +172,15 @@ impl Ledger {
             .collect();
         out.sort_unstable();
         out
+    }
+
+    /// Number of committed revisions of objects of `kind`: changes whenever one of them
+    /// does.
+    pub fn revisions_of_kind(&self, kind: ObjectKind) -> u64 {
+        ObjectKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.read().revisions_per_kind[i])
     }
 
     /// Number of committed objects of `kind`.

@@ -95,6 +95,7 @@ enum Command {
     /// loss, 0 otherwise — crash leftovers are reported as warnings, never repaired here).
     Verify,
     /// Run the HTTP server.
+    #[command(after_help = serve::ENVIRONMENT)]
     Serve(serve::ServeArgs),
     /// Manage API tokens.
     #[command(subcommand)]

@@ -9,6 +9,23 @@ use clap::Args;
 
 use crate::archive::Archive;
 
+/// The environment `akte serve` reads beyond its options (shown by `akte serve --help`;
+/// deploy/ files may use only variables named here or as an option's `[env: …]`).
+pub const ENVIRONMENT: &str = "\
+Environment (besides the options' [env: …] above):
+  AKTE_ADMIN_TOKEN           the first admin token of an empty store (≥ 32 characters)
+  AKTE_ADMIN_PERSON          the person that first admin token belongs to
+  AKTE_LOG                   log filter (e.g. info, akte=debug)
+  AKTE_RULES                 a company classification rules file (TOML)
+  AKTE_EXTRACT_MEMORY_MB     address space of an extraction worker (default 1024)
+  AKTE_EXTRACT_TIMEOUT_SECS  time per item in an extraction worker (default 60)
+  AKTE_S3_ENDPOINT           S3 endpoint (or AWS_ENDPOINT_URL), e.g. http://minio:9000
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION
+                             S3 credentials and region (else the profile AWS_PROFILE
+                             of ~/.aws/credentials and ~/.aws/config)
+  AWS_VIRTUAL_HOSTED_STYLE_REQUEST
+                             true for virtual-hosted-style S3 URLs (default: path style)";
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).

@@ -32,7 +32,7 @@ pub struct Quiet;
 impl Progress for Quiet {}
 
 /// What an import did.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Summary {
     /// Items archived (with or without warnings).
     pub archived: u64,
@@ -52,7 +52,7 @@ pub struct Summary {
 }
 
 /// One item and what went wrong with it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ItemProblem {
     pub item: String,
     pub reason: String,

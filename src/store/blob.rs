@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 /// Content up to this size is buffered and written in one conditional PUT.
 pub const INLINE_LIMIT: usize = 8 * 1024 * 1024;
 /// Part size of multipart uploads to staging.
-const PART_SIZE: usize = 8 * 1024 * 1024;
+pub(crate) const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts in flight at once.
 const PARTS_IN_FLIGHT: usize = 2;
 

@@ -6,6 +6,8 @@
 //! journal/<seq>.mpk              journal entries, create-only (commit point)
 //! tokens/<id>/<rev>.mpk          API token revisions (hashes only), create-only
 //! staging/<uuid>                 large uploads in flight (not archive data)
+//! jobs/imports/<id>/…            import jobs shared by the nodes (not archive data)
+//! leases/<name>                  which node runs a background job (mutable)
 //! ```
 
 use object_store::path::Path;
@@ -23,6 +25,10 @@ pub const HOLDS: &str = "holds";
 pub const DISPOSALS: &str = "disposals";
 /// Per-party data keys: the one deliberate exception to write-once (DESIGN §2.9).
 pub const KEYS: &str = "keys";
+/// Leases of background jobs among nodes (mutable; not archive data).
+pub const LEASES: &str = "leases";
+/// Background jobs shared among nodes (an import's upload and state; not archive data).
+pub const JOBS: &str = "jobs";
 
 /// Kinds of revisioned objects: each lives under `<prefix>/<id>/<rev>.mpk` and each
 /// revision is committed by a journal entry whose subject has this kind.
@@ -133,6 +139,21 @@ pub fn journal_prefix() -> Path {
 /// The data key of a party.
 pub fn party_key(party_id: &str) -> Path {
     Path::from(format!("{KEYS}/{party_id}"))
+}
+
+/// The lease `name` (see `store::lease`).
+pub fn lease(name: &str) -> Path {
+    Path::from(format!("{LEASES}/{name}"))
+}
+
+/// A file of the shared import job `job`: `upload`, `job.json`, `done.json`.
+pub fn import_job(job: &str, file: &str) -> Path {
+    Path::from(format!("{JOBS}/imports/{job}/{file}"))
+}
+
+/// Where the shared import jobs are.
+pub fn import_jobs_prefix() -> Path {
+    Path::from(format!("{JOBS}/imports"))
 }
 
 /// The object a data key belongs to: `record-<id>` seals a record's metadata, any other

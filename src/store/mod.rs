@@ -14,6 +14,7 @@ pub mod codec;
 pub mod content;
 pub mod crypt;
 pub mod keys;
+pub mod lease;
 pub mod s3;
 
 use std::ops::Range;
@@ -65,6 +66,8 @@ pub struct Store {
     /// Where the data keys live when not in this store (`--key-store`): keys must be
     /// destroyable while the documents stay locked.
     key_store: Option<Arc<Store>>,
+    /// Leases this process holds on a local directory.
+    leases: Arc<lease::LocalLeases>,
 }
 
 pub use s3::LockMode;
@@ -216,6 +219,23 @@ impl Store {
             let endpoint = std::env::var("AKTE_S3_ENDPOINT")
                 .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
                 .ok();
+            if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+                // The usual profile files, as the AWS tools read them.
+                if let Some(p) = aws_profile() {
+                    builder = builder
+                        .with_access_key_id(p.key)
+                        .with_secret_access_key(p.secret);
+                    if let Some(t) = p.token {
+                        builder = builder.with_token(t);
+                    }
+                    if std::env::var_os("AWS_REGION").is_none()
+                        && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+                        && let Some(r) = p.region
+                    {
+                        builder = builder.with_region(r);
+                    }
+                }
+            }
             if let Some(ep) = endpoint {
                 builder = builder
                     .with_allow_http(ep.starts_with("http://"))
@@ -352,6 +372,7 @@ impl Store {
             s3: None,
             lock: None,
             key_store: None,
+            leases: Arc::default(),
         }
     }
 
@@ -364,6 +385,12 @@ impl Store {
     /// The extra S3 calls, on an S3 store.
     pub fn s3(&self) -> Option<&s3::S3Api> {
         self.s3.as_ref()
+    }
+
+    /// Whether other processes on other machines may write to this store (an S3
+    /// bucket): then background jobs are shared through the store and run under leases.
+    pub fn shared(&self) -> bool {
+        self.s3.is_some()
     }
 
     /// Where the data keys live, when not in this store.
@@ -794,6 +821,75 @@ impl Store {
         .map_err(|e| Error::Internal(format!("sync task: {e}")))?
     }
 
+    /// Writes the local file `path` under `key` (a shared job's upload), streamed in
+    /// parts: never whole in memory. Only for `jobs/`, which is not archive data.
+    pub async fn put_file(&self, key: &Path, path: &std::path::Path) -> Result<()> {
+        use tokio::io::AsyncReadExt;
+        if !key.as_ref().starts_with(keys::JOBS) {
+            return Err(Error::Internal(format!("put_file is for jobs/, not {key}")));
+        }
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| Error::io(path.display(), e))?;
+        let upload = self.start_multipart(key).await?;
+        let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, blob::PART_SIZE);
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .await
+                .map_err(|e| Error::io(path.display(), e))?;
+            if n == 0 {
+                break;
+            }
+            w.wait_for_capacity(2).await.map_err(|e| self.err(key, e))?;
+            w.write(&buf[..n]);
+        }
+        w.finish().await.map_err(|e| self.err(key, e))?;
+        Ok(())
+    }
+
+    /// Reads `key` into the local file `path`, streamed.
+    pub async fn get_file(&self, key: &Path, path: &std::path::Path) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let (_, mut stream) = self.read_stream(key, None).await?;
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| Error::io(path.display(), e))?;
+        while let Some(chunk) = stream.next().await {
+            file.write_all(&chunk?)
+                .await
+                .map_err(|e| Error::io(path.display(), e))?;
+        }
+        file.flush().await.map_err(|e| Error::io(path.display(), e))
+    }
+
+    /// The names of the immediate "directories" under `prefix`.
+    pub async fn children(&self, prefix: &Path) -> Result<Vec<String>> {
+        let r = self
+            .inner
+            .list_with_delimiter(Some(prefix))
+            .await
+            .map_err(|e| self.err(prefix, e))?;
+        Ok(r.common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect())
+    }
+
+    /// Removes a shared job's object. Refuses any key outside `jobs/`.
+    pub async fn delete_job_object(&self, key: &Path) -> Result<()> {
+        if !key.as_ref().starts_with(keys::JOBS) {
+            return Err(Error::Internal(format!(
+                "refusing to delete {key}: only job objects may be deleted"
+            )));
+        }
+        match self.inner.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
     /// Removes an upload in flight. Refuses any key outside `staging/`.
     pub(crate) async fn delete_staging(&self, key: &Path) -> Result<()> {
         if keys::classify(key) != keys::KeyKind::Staging {
@@ -910,6 +1006,52 @@ impl WriterLock {
         .await
         .map_err(|e| Error::Internal(format!("lock task: {e}")))?
     }
+}
+
+/// Credentials of an AWS profile file.
+struct Profile {
+    key: String,
+    secret: String,
+    token: Option<String>,
+    region: Option<String>,
+}
+
+/// The profile `AWS_PROFILE` (default `default`) from `AWS_SHARED_CREDENTIALS_FILE`
+/// (default `~/.aws/credentials`), its region from `AWS_CONFIG_FILE` (`~/.aws/config`).
+fn aws_profile() -> Option<Profile> {
+    let home = std::env::var_os("HOME").map(PathBuf::from)?;
+    let name = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    let file = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".aws").join(default))
+    };
+    let section = |path: PathBuf, header: &str| -> std::collections::HashMap<String, String> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut inside = false;
+        let mut out = std::collections::HashMap::new();
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                inside = line.trim_matches(|c| c == '[' || c == ']').trim() == header;
+            } else if inside && let Some((k, v)) = line.split_once('=') {
+                out.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
+        out
+    };
+    let creds = section(file("AWS_SHARED_CREDENTIALS_FILE", "credentials"), &name);
+    let config_header = if name == "default" {
+        name.clone()
+    } else {
+        format!("profile {name}")
+    };
+    let config = section(file("AWS_CONFIG_FILE", "config"), &config_header);
+    Some(Profile {
+        key: creds.get("aws_access_key_id")?.clone(),
+        secret: creds.get("aws_secret_access_key")?.clone(),
+        token: creds.get("aws_session_token").cloned(),
+        region: config.get("region").cloned(),
+    })
 }
 
 /// Reads a local file in [`READ_CHUNK`] pieces on the blocking pool.

@@ -351,6 +351,42 @@ impl S3Api {
             Some(LockMode::Compliance) => LockMode::Compliance,
             _ => mode,
         };
+        self.put_retention(key, mode, until).await?;
+        Ok(true)
+    }
+
+    /// Brings the lock of the current version of `key` to at least `until` (if given)
+    /// and its legal hold to `hold`, with one `HEAD` and only the writes needed.
+    /// Returns (retention extended, legal hold changed); nothing for a missing key.
+    pub async fn apply_lock(
+        &self,
+        key: &Path,
+        mode: LockMode,
+        until: Option<DateTime<Utc>>,
+        hold: bool,
+    ) -> Result<(bool, bool)> {
+        let Some(state) = self.lock_state(key).await? else {
+            return Ok((false, false));
+        };
+        let extend = until.filter(|u| state.retain_until.is_none_or(|r| r < *u));
+        let mut extended = false;
+        if let Some(u) = extend {
+            let mode = match state.mode {
+                Some(LockMode::Compliance) => LockMode::Compliance,
+                _ => mode,
+            };
+            self.put_retention(key, mode, u).await?;
+            extended = true;
+        }
+        let mut held = false;
+        if state.legal_hold != hold {
+            self.put_legal_hold(key, hold).await?;
+            held = true;
+        }
+        Ok((extended, held))
+    }
+
+    async fn put_retention(&self, key: &Path, mode: LockMode, until: DateTime<Utc>) -> Result<()> {
         let body = format!(
             "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{}</Mode>\
              <RetainUntilDate>{}</RetainUntilDate></Retention>",
@@ -368,18 +404,10 @@ impl S3Api {
         if !r.status.is_success() {
             return Err(self.refusal("setting the retention", key.as_ref(), &r));
         }
-        Ok(true)
+        Ok(())
     }
 
-    /// Places (`on`) or releases the S3 legal hold of the current version of `key`.
-    /// Returns whether it changed anything.
-    pub async fn set_legal_hold(&self, key: &Path, on: bool) -> Result<bool> {
-        let Some(state) = self.lock_state(key).await? else {
-            return Ok(false);
-        };
-        if state.legal_hold == on {
-            return Ok(false);
-        }
+    async fn put_legal_hold(&self, key: &Path, on: bool) -> Result<()> {
         let body = format!(
             "<LegalHold xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>{}</Status>\
              </LegalHold>",
@@ -396,6 +424,19 @@ impl S3Api {
         if !r.status.is_success() {
             return Err(self.refusal("setting the legal hold", key.as_ref(), &r));
         }
+        Ok(())
+    }
+
+    /// Places (`on`) or releases the S3 legal hold of the current version of `key`.
+    /// Returns whether it changed anything.
+    pub async fn set_legal_hold(&self, key: &Path, on: bool) -> Result<bool> {
+        let Some(state) = self.lock_state(key).await? else {
+            return Ok(false);
+        };
+        if state.legal_hold == on {
+            return Ok(false);
+        }
+        self.put_legal_hold(key, on).await?;
         Ok(true)
     }
 

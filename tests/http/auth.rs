@@ -80,7 +80,6 @@ async fn every_endpoint_for_every_role() {
 
     // (method, OpenAPI path, concrete path, allowed roles)
     let matrix: Vec<(Method, &str, String, &[&str])> = vec![
-        (Method::GET, "/readyz", "/readyz".into(), READ),
         (Method::GET, "/metrics", "/metrics".into(), AUDIT),
         (Method::POST, "/v1/records", "/v1/records".into(), INGEST),
         (
@@ -437,7 +436,7 @@ async fn revoked_and_expired_tokens_get_401() {
     let s = Server::start_on(&data, &[]);
     let c = client();
     let r = c
-        .get(s.url("/readyz"))
+        .get(s.url("/v1/parties"))
         .header("authorization", bearer(&expired))
         .send()
         .await
@@ -450,7 +449,7 @@ async fn revoked_and_expired_tokens_get_401() {
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     let clerk = created["token"].as_str().unwrap();
     let r = c
-        .get(s.url("/readyz"))
+        .get(s.url("/v1/parties"))
         .header("authorization", bearer(clerk))
         .send()
         .await
@@ -462,7 +461,7 @@ async fn revoked_and_expired_tokens_get_401() {
     let mut refused = false;
     for _ in 0..50 {
         let r = c
-            .get(s.url("/readyz"))
+            .get(s.url("/v1/parties"))
             .header("authorization", bearer(clerk))
             .send()
             .await

@@ -171,7 +171,7 @@ async fn too_many_requests_get_429_with_retry_after() {
     let mut limited = None;
     for _ in 0..20 {
         let r = c
-            .get(s.url("/readyz"))
+            .get(s.url("/v1/parties"))
             .header("authorization", bearer(ADMIN))
             .send()
             .await
