@@ -89,11 +89,18 @@ fn main() {
         &env,
         &mbox_path,
     );
+    let (plain_n, plain_s) = import(
+        &root.path().join("plaindata"),
+        &["--store", "s3://akte-plain/bench"],
+        &env,
+        &mbox_path,
+    );
     let _ = Command::new(&script)
         .args(["down", s3dir.to_str().expect("utf-8 path")])
         .output();
     assert_eq!(local_n, n as u64);
     assert_eq!(s3_n, n as u64);
+    assert_eq!(plain_n, n as u64);
     let local_rate = local_n as f64 / local_s;
     let s3_rate = s3_n as f64 / s3_s;
     println!("| store | emails | seconds | emails/s |");
@@ -102,9 +109,13 @@ fn main() {
     println!(
         "| moto, Object Lock (retention applied before exit) | {s3_n} | {s3_s:.2} | {s3_rate:.0} |"
     );
+    let plain_rate = plain_n as f64 / plain_s;
+    println!("| moto, no Object Lock | {plain_n} | {plain_s:.2} | {plain_rate:.0} |");
     println!(
-        "ratio moto / local: {:.3} (S3 takes {:.1}× as long)",
+        "ratio moto (Object Lock) / local: {:.3} (S3 takes {:.1}× as long); \
+         moto without Object Lock / local: {:.3}",
         s3_rate / local_rate,
-        local_rate / s3_rate
+        local_rate / s3_rate,
+        plain_rate / local_rate
     );
 }

@@ -540,6 +540,10 @@ pub async fn start(
                 if let Err(e) = imports::take_over(&st).await {
                     tracing::warn!("looking for orphaned imports failed: {e}");
                 }
+                // An approved disposal whose node died is finished here.
+                if let Err(e) = retention::take_over(&st).await {
+                    tracing::warn!("looking for orphaned disposals failed: {e}");
+                }
             }
         });
     }

@@ -374,6 +374,38 @@ pub fn spawn_execution(state: &AppState, id: String) {
     });
 }
 
+/// On a shared store: finishes approved disposals that a node left half-done (records
+/// tombstoned, the execution not journaled) and no node is executing (its lease expired: it died).
+/// One that never started, or stopped on a refusal (a hold, S3 Object Lock), waits for
+/// its next approval or a node's start instead of being retried every few seconds.
+pub async fn take_over(state: &AppState) -> crate::error::Result<usize> {
+    let mut taken = 0;
+    for d in state.svc.disposals.unfinished().await? {
+        let run = state.disposal_runs.get(&d.id);
+        if run.running || run.error.is_some() {
+            continue;
+        }
+        let (done, _) = state.svc.disposals.progress(&d).await?;
+        if done == 0 {
+            continue;
+        }
+        let lease = format!("disposal-{}", d.id);
+        let now = state.archive.clock().now();
+        if !state
+            .archive
+            .store()
+            .hold_lease(&lease, super::LEASE_TTL, now)
+            .await?
+        {
+            continue;
+        }
+        tracing::warn!(disposal = %d.id, "taking over an approved disposal no node executes");
+        spawn_execution(state, d.id);
+        taken += 1;
+    }
+    Ok(taken)
+}
+
 async fn view(state: &AppState, d: DisposalRevision) -> ApiResult<DisposalView> {
     let execution = if d.state == disposal::DisposalState::Requested {
         None

@@ -214,7 +214,7 @@ pub struct Journal {
     head: Mutex<Option<Head>>,
     /// What the journal committed, for readers (derived; see [`Ledger`]).
     ledger: Ledger,
-    /// Serialises ledger syncs; holds when the last one finished.
+    /// Serialises ledger syncs; holds when the last completed one started.
     ledger_sync: Mutex<Option<std::time::Instant>>,
     /// The highest head seen (own appends, other processes' found by probes): the next
     /// head search starts from it, so that following a growing journal costs one probe
@@ -238,7 +238,15 @@ impl crate::store::crypt::Destroyed for Journal {
         &'a self,
         id: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool>> + Send + 'a>> {
-        Box::pin(async move { Ok(self.ledger_synced().await?.is_key_destroyed(id)) })
+        Box::pin(async move {
+            // Several nodes: an erasure on another node counts from the moment it is
+            // journaled, not from this node's next look — one probe, shared by the
+            // reads that arrive while it runs.
+            if self.store.shared() {
+                self.sync_ledger_since(std::time::Instant::now()).await?;
+            }
+            Ok(self.ledger_synced().await?.is_key_destroyed(id))
+        })
     }
 }
 
@@ -273,11 +281,28 @@ impl Journal {
     /// the sequence number it reached.
     pub async fn sync_ledger(&self) -> Result<u64> {
         let mut last = self.ledger_sync.lock().await;
+        let started = std::time::Instant::now();
         let head = self.find_head().await?.seq;
         let reached = self.apply_up_to(head).await?;
         self.ledger.write().loaded = true;
-        *last = Some(std::time::Instant::now());
+        *last = Some(started);
         Ok(reached)
+    }
+
+    /// Syncs the ledger unless a sync that started at or after `arrived` has finished
+    /// (single flight: callers that wait for a running sync then reuse the next one).
+    /// After it, the ledger holds every entry appended before `arrived`, by any node.
+    pub async fn sync_ledger_since(&self, arrived: std::time::Instant) -> Result<()> {
+        let mut last = self.ledger_sync.lock().await;
+        if last.is_some_and(|t| t >= arrived) && self.ledger.read().loaded {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let head = self.find_head().await?.seq;
+        self.apply_up_to(head).await?;
+        self.ledger.write().loaded = true;
+        *last = Some(started);
+        Ok(())
     }
 
     /// Syncs the ledger after a miss, unless it was synced a moment ago.

@@ -179,3 +179,20 @@ fn openapi_file_matches_the_code() {
     let doc: Value = serde_json::from_str(&generated).unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
 }
+
+/// Load balancers and Kubernetes probe `/healthz` and `/readyz` without a token.
+#[tokio::test]
+async fn probes_answer_without_a_token() {
+    let s = Server::start(&[]);
+    for path in ["/healthz", "/readyz"] {
+        let r = client().get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(v["status"] == "ok" || v["status"] == "ready", "{v}");
+    }
+    // Asked often, /readyz costs the store one look a second.
+    for _ in 0..50 {
+        let r = client().get(s.url("/readyz")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
