@@ -239,10 +239,11 @@ impl crate::store::crypt::Destroyed for Journal {
         id: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool>> + Send + 'a>> {
         Box::pin(async move {
-            // Several nodes: an erasure on another node counts from the moment it is
-            // journaled, not from this node's next look — one probe, shared by the
-            // reads that arrive while it runs.
-            if self.store.shared() {
+            // Several nodes: a party's erasure on another node counts from the moment it
+            // is journaled, not from this node's next look — one probe, shared by the
+            // reads that arrive while it runs. (Records' metadata keys, destroyed by a
+            // disposal, follow with the ledger: within a second.)
+            if self.store.shared() && !id.starts_with("record-") {
                 self.sync_ledger_since(std::time::Instant::now()).await?;
             }
             Ok(self.ledger_synced().await?.is_key_destroyed(id))
