@@ -430,10 +430,16 @@ async fn three_nodes_eight_writers_one_bucket() {
         if st == 200 && (v["state"] == "done" || v["state"] == "error") {
             break v;
         }
-        assert!(
-            died.elapsed() < Duration::from_secs(300),
-            "the import was not taken over: {v}"
-        );
+        if died.elapsed() > Duration::from_secs(300) {
+            for n in ["node1.log", "node2.log"] {
+                let log = std::fs::read_to_string(c.dir.path().join(n)).unwrap_or_default();
+                eprintln!(
+                    "--- {n}\n{}",
+                    log.lines().rev().take(40).collect::<Vec<_>>().join("\n")
+                );
+            }
+            panic!("the import was not taken over: {v}");
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(done["state"], "done", "{done}");

@@ -222,7 +222,10 @@ impl Indexer {
     }
 
     async fn rebuild_locked(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<u64> {
-        let head = self.svc.archive.journal().head_seq().await?;
+        // The ledger brought up to the head this rebuild commits: every record up to it
+        // is in the listing (a head read apart from the ledger lost records that other
+        // nodes committed in between).
+        let head = self.svc.archive.journal().sync_ledger().await?;
         let store = self.svc.archive.store();
         let latest =
             crate::audit::latest_keys(self.svc.archive.journal(), ObjectKind::Record).await?;
