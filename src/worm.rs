@@ -269,23 +269,23 @@ impl Locker {
             .filter(|r| r.tombstone.is_none() && !r.content.sha256.is_empty())
             .map(|r| r.content.sha256.as_str())
             .collect();
+        let until = extend.then_some(until);
         for rev in 1..=latest.rev {
             let key = keys::record_rev(id, rev);
-            if extend {
-                done.extended +=
-                    u64::from(self.api.extend_retention(&key, self.mode, until).await?);
-            }
-            done.holds_changed += u64::from(self.api.set_legal_hold(&key, held).await?);
+            let (e, h) = self.api.apply_lock(&key, self.mode, until, held).await?;
+            done.extended += u64::from(e);
+            done.holds_changed += u64::from(h);
         }
         for sha in blobs {
             let key = keys::blob(sha);
-            if extend {
-                done.extended +=
-                    u64::from(self.api.extend_retention(&key, self.mode, until).await?);
-            }
             // A blob is held while any record using it is.
             let held_blob = held || self.blob_held_elsewhere(sha, id, holds).await?;
-            done.holds_changed += u64::from(self.api.set_legal_hold(&key, held_blob).await?);
+            let (e, h) = self
+                .api
+                .apply_lock(&key, self.mode, until, held_blob)
+                .await?;
+            done.extended += u64::from(e);
+            done.holds_changed += u64::from(h);
         }
         Ok(done)
     }

@@ -147,22 +147,8 @@ async fn local_lease(
     let dir = root.join(keys::LEASES);
     let path = dir.join(format!("{name}.lock"));
     let file = tokio::task::spawn_blocking(move || {
-        use rustix::fs::{FlockOperation, flock};
-        use std::os::unix::fs::OpenOptionsExt;
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(path.display(), e))?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Some(file)),
-            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-            Err(e) => Err(Error::io(path.display(), e.into())),
-        }
+        super::try_flock_exclusive(&path)
     })
     .await
     .map_err(|e| Error::Internal(format!("lease task: {e}")))??;

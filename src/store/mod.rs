@@ -520,31 +520,19 @@ impl Store {
         };
         let path = root.join(".writers.lock");
         tokio::task::spawn_blocking(move || {
-            use rustix::fs::{FlockOperation, flock};
-            use std::os::unix::fs::OpenOptionsExt;
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| Error::io(path.display(), e))?;
-            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => Ok(WriterLock {
+            if let Some(file) = try_flock_exclusive(&path)? {
+                return Ok(WriterLock {
                     file: Some(file),
                     sole: true,
-                }),
-                Err(rustix::io::Errno::WOULDBLOCK) => {
-                    flock(&file, FlockOperation::LockShared)
-                        .map_err(|e| Error::io(path.display(), e.into()))?;
-                    Ok(WriterLock {
-                        file: Some(file),
-                        sole: false,
-                    })
-                }
-                Err(e) => Err(Error::io(path.display(), e.into())),
+                });
             }
+            let file = open_lock_file(&path)?;
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::LockShared)
+                .map_err(|e| Error::io(path.display(), e.into()))?;
+            Ok(WriterLock {
+                file: Some(file),
+                sole: false,
+            })
         })
         .await
         .map_err(|e| Error::Internal(format!("lock task: {e}")))?
@@ -972,6 +960,30 @@ fn create_file(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
             Ok(Created::Existed)
         }
         Err(e) => Err(cleanup(e.into())),
+    }
+}
+
+/// Opens (creating it, owner-only) a lock file.
+fn open_lock_file(path: &std::path::Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path.display(), e))
+}
+
+/// The lock file at `path`, locked exclusively, or `None` when another holds it.
+fn try_flock_exclusive(path: &std::path::Path) -> Result<Option<std::fs::File>> {
+    use rustix::fs::{FlockOperation, flock};
+    let file = open_lock_file(path)?;
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(Error::io(path.display(), e.into())),
     }
 }
 

@@ -343,10 +343,21 @@ impl S3Api {
         let Some(state) = self.lock_state(key).await? else {
             return Ok(false);
         };
+        self.extend_from(&state, key, mode, until).await
+    }
+
+    /// Extends `key`'s retention to `until` unless `state` (its lock as read) already
+    /// reaches it; a version locked in compliance mode stays in compliance mode.
+    async fn extend_from(
+        &self,
+        state: &ObjectLockState,
+        key: &Path,
+        mode: LockMode,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
         if state.retain_until.is_some_and(|u| u >= until) {
             return Ok(false);
         }
-        // A version locked in compliance mode stays in compliance mode.
         let mode = match state.mode {
             Some(LockMode::Compliance) => LockMode::Compliance,
             _ => mode,
@@ -368,16 +379,10 @@ impl S3Api {
         let Some(state) = self.lock_state(key).await? else {
             return Ok((false, false));
         };
-        let extend = until.filter(|u| state.retain_until.is_none_or(|r| r < *u));
-        let mut extended = false;
-        if let Some(u) = extend {
-            let mode = match state.mode {
-                Some(LockMode::Compliance) => LockMode::Compliance,
-                _ => mode,
-            };
-            self.put_retention(key, mode, u).await?;
-            extended = true;
-        }
+        let extended = match until {
+            Some(u) => self.extend_from(&state, key, mode, u).await?,
+            None => false,
+        };
         let mut held = false;
         if state.legal_hold != hold {
             self.put_legal_hold(key, hold).await?;
@@ -425,19 +430,6 @@ impl S3Api {
             return Err(self.refusal("setting the legal hold", key.as_ref(), &r));
         }
         Ok(())
-    }
-
-    /// Places (`on`) or releases the S3 legal hold of the current version of `key`.
-    /// Returns whether it changed anything.
-    pub async fn set_legal_hold(&self, key: &Path, on: bool) -> Result<bool> {
-        let Some(state) = self.lock_state(key).await? else {
-            return Ok(false);
-        };
-        if state.legal_hold == on {
-            return Ok(false);
-        }
-        self.put_legal_hold(key, on).await?;
-        Ok(true)
     }
 
     /// Every version and delete marker of exactly `key`.
