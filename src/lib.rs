@@ -29,6 +29,7 @@ pub mod search;
 pub mod service;
 pub mod store;
 pub mod verify;
+pub mod web;
 pub mod worm;
 
 pub use error::{Error, ErrorKind, Result};

@@ -608,12 +608,20 @@ async fn no_method() -> ApiError {
     )
 }
 
-/// The complete application: routes, fallbacks and middleware.
+/// The complete API: routes, fallbacks and middleware.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// The API with `extra` routes beside it (the web interface), under the same fallbacks
+/// and middleware.
+pub fn app_with(state: AppState, extra: Router) -> Router {
     let (router, _) = api_router().split_for_parts();
     router
         .route("/v1/openapi.json", axum::routing::get(openapi::document))
         .merge(openapi::reference())
+        .with_state(state.clone())
+        .merge(extra)
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
@@ -631,7 +639,6 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
 }
 
 /// Open connections per client address, bounded.
@@ -689,6 +696,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let app = app(state.clone());
+    serve_app(listener, state, app, shutdown).await
+}
+
+/// Like [`serve`], with the application given (the API with the web interface).
+pub async fn serve_app(
+    listener: TcpListener,
+    state: AppState,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -386,6 +386,20 @@ impl Catalog {
             .unwrap_or_default()
     }
 
+    /// The records carried in `id` (an email's attachments), oldest first.
+    pub async fn children(&self, id: &str) -> Vec<RecordBrief> {
+        let st = self.state.read().await;
+        let mut v: Vec<RecordBrief> = st
+            .by_parent
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| st.records.get(c).cloned())
+            .collect();
+        v.sort_by(|a, b| (a.archived_at, &a.id).cmp(&(b.archived_at, &b.id)));
+        v
+    }
+
     /// The summary of one record.
     pub async fn record(&self, id: &str) -> Option<RecordBrief> {
         self.state.read().await.records.get(id).cloned()

@@ -14,6 +14,8 @@ pub(super) struct State {
     pub(super) records: HashMap<String, RecordBrief>,
     pub(super) by_sha: HashMap<String, BTreeSet<String>>,
     pub(super) by_message_id: HashMap<String, BTreeSet<String>>,
+    /// Records carried in another (attachments), by the carrier.
+    pub(super) by_parent: HashMap<String, BTreeSet<String>>,
     pub(super) by_party: HashMap<String, HashSet<String>>,
     pub(super) by_case: HashMap<String, HashSet<String>>,
     pub(super) parties: HashMap<String, PartyBrief>,
@@ -108,6 +110,12 @@ impl State {
         if !r.sha256.is_empty() {
             self.by_sha
                 .entry(r.sha256.clone())
+                .or_default()
+                .insert(r.id.clone());
+        }
+        if let Some(p) = &r.parent {
+            self.by_parent
+                .entry(p.clone())
                 .or_default()
                 .insert(r.id.clone());
         }

@@ -51,6 +51,9 @@ pub struct RecordBrief {
     /// Message-ID of an archived email.
     #[serde(skip)]
     pub message_id: Option<String>,
+    /// The record this one was carried in (an email's attachment, a PDF's embedded XML).
+    #[serde(skip)]
+    pub parent: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -87,6 +90,7 @@ impl From<&RecordRevision> for RecordBrief {
                 r.content.sha256.clone()
             },
             message_id: r.extra.get("message_id").cloned(),
+            parent: r.extra.get("parent").cloned(),
         }
     }
 }

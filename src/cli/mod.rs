@@ -18,7 +18,7 @@ use crate::store::{LockMode, Store};
 
 mod archive;
 mod audit;
-mod docs;
+mod demo;
 mod import;
 mod parties;
 mod records;
@@ -97,6 +97,10 @@ enum Command {
     /// Run the HTTP server.
     #[command(after_help = serve::ENVIRONMENT)]
     Serve(serve::ServeArgs),
+    /// Seed an empty store with a generated demo Kundenakte (parties, cases, emails,
+    /// PDFs, e-invoices, notes, a hold, a record awaiting disposal) and print a token
+    /// for each demo person. Then `akte serve` shows it.
+    Demo,
     /// Manage API tokens.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
@@ -292,7 +296,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Every writer records crash leftovers first (DESIGN §2.6); `verify` only reads, and
     // the server does this itself.
     let _writer = match cli.command {
-        Command::Verify | Command::Serve(_) => None,
+        Command::Verify | Command::Serve(_) | Command::Demo => None,
         _ => Some(start_writer(&archive).await?),
     };
     let index_dir = cli.index.clone().unwrap_or_else(|| cli.data.join("index"));
@@ -311,6 +315,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Checkpoint => audit::checkpoint(archive, json).await,
         Command::Verify => audit::verify(archive, json).await,
         Command::Serve(a) => serve::serve(archive, a, index_dir, &cli.data).await,
+        Command::Demo => serve::demo(archive, index_dir, &cli.data).await,
         Command::Token(cmd) => tokens::token(archive, &actor, json, cmd).await,
         Command::Openapi => Ok(ExitCode::SUCCESS),
         Command::VerifyExport { .. } => Ok(ExitCode::SUCCESS),
@@ -361,6 +366,6 @@ async fn note(archive: Archive, actor: &str, json: bool, a: NoteArgs) -> anyhow:
 }
 
 async fn print_procedure(svc: &Services, html: bool) -> anyhow::Result<ExitCode> {
-    print!("{}", docs::procedure(svc, html).await?);
+    print!("{}", crate::web::procedure::procedure(svc, html).await?);
     Ok(ExitCode::SUCCESS)
 }

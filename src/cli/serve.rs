@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// Open connections per client address.
     #[arg(long, env = "AKTE_CONNECTIONS_PER_CLIENT", default_value_t = 128)]
     connections_per_client: usize,
+    /// On an empty store: seed the generated demo Kundenakte first (see `akte demo`) and
+    /// print a token per demo person.
+    #[arg(long, env = "AKTE_DEMO")]
+    demo: bool,
 }
 
 pub(super) async fn serve(
@@ -74,6 +78,7 @@ pub(super) async fn serve(
         index_interval_ms,
         header_timeout,
         connections_per_client,
+        demo,
     } = a;
     init_logging(&log_format);
     let config = crate::api::ServerConfig {
@@ -92,8 +97,71 @@ pub(super) async fn serve(
         state_dir: Some(data.to_path_buf()),
         ..Default::default()
     };
-    listen_and_serve(archive, config, &listen, data).await?;
+    listen_and_serve(archive, config, &listen, data, demo).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `akte demo`: seeds an empty store, indexes it, prints the tokens.
+pub(super) async fn demo(
+    archive: Archive,
+    index_dir: PathBuf,
+    data: &Path,
+) -> anyhow::Result<ExitCode> {
+    init_logging("text");
+    let config = crate::api::ServerConfig {
+        index_dir: Some(index_dir),
+        spool_dir: Some(data.join("spool")),
+        state_dir: Some(data.to_path_buf()),
+        ..Default::default()
+    };
+    let started = crate::api::start(archive, config, None).await?;
+    let Some(admin) = started.new_admin_token else {
+        anyhow::bail!(
+            "{}: the store is not empty; the demo seeds only an empty data directory",
+            data.display()
+        );
+    };
+    let state = started.state;
+    let tokens = seed_demo(&state, &admin, data).await?;
+    if let Some(ix) = &state.search {
+        ix.catch_up().await?;
+    }
+    state.archive.drain().await;
+    state.reads.shutdown().await;
+    eprintln!("akte: demo seeded in {}", data.display());
+    eprintln!("akte: admin token: {admin}");
+    eprint!("akte: {}", tokens.describe());
+    eprintln!("akte: now run: akte --data {} serve", data.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Seeds the demo once the catalog is built, and writes the tokens to
+/// `<data>/demo-tokens.txt` (readable by this user only).
+async fn seed_demo(
+    state: &crate::api::AppState,
+    admin: &str,
+    data: &Path,
+) -> anyhow::Result<super::demo::DemoTokens> {
+    let _ = state.catalog_ready().await;
+    let started = std::time::Instant::now();
+    let today = state.archive.clock().now().date_naive();
+    let tokens = super::demo::seed(state, admin, today).await?;
+    let (p, r, c) = state.svc.catalog.counts().await;
+    tracing::info!(
+        parties = p,
+        records = r,
+        cases = c,
+        "demo seeded in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let path = data.join("demo-tokens.txt");
+    let _ = std::fs::remove_file(&path);
+    write_secret(
+        &path,
+        &format!("admin          admin {admin}\n{}", tokens.describe()),
+    )
+    .with_context(|| path.display().to_string())?;
+    Ok(tokens)
 }
 
 fn init_logging(format: &str) {
@@ -114,6 +182,7 @@ async fn listen_and_serve(
     config: crate::api::ServerConfig,
     listen: &str,
     data: &Path,
+    demo: bool,
 ) -> anyhow::Result<()> {
     let admin = std::env::var("AKTE_ADMIN_TOKEN")
         .ok()
@@ -147,9 +216,24 @@ async fn listen_and_serve(
             tracing::warn!(path = %path.display(), "admin token written to a file");
         }
     }
+    if demo {
+        match &started.new_admin_token {
+            Some(admin) => {
+                let (st, admin, dir) = (started.state.clone(), admin.clone(), data.to_path_buf());
+                tokio::spawn(async move {
+                    match seed_demo(&st, &admin, &dir).await {
+                        Ok(t) => eprint!("akte: demo ready; {}", t.describe()),
+                        Err(e) => eprintln!("akte: seeding the demo failed: {e:#}"),
+                    }
+                });
+            }
+            None => eprintln!("akte: --demo: the store is not empty; no demo data added"),
+        }
+    }
     tracing::info!(store = %store_desc, "akte listening on http://{addr}");
     eprintln!("akte: listening on http://{addr}");
-    crate::api::serve(listener, started.state, shutdown_signal()).await?;
+    let app = crate::web::app(started.state.clone());
+    crate::api::serve_app(listener, started.state, app, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -22,6 +22,8 @@ pub struct Entry {
     pub policy: Option<String>,
     #[serde(default)]
     pub label_de: Option<String>,
+    #[serde(default)]
+    pub label_en: Option<String>,
     pub years: u32,
     /// `document-date` (default) or `event`.
     #[serde(default)]
@@ -97,6 +99,7 @@ impl Catalogue {
             id: "unclassified".into(),
             policy: Some("unclassified-10y".into()),
             label_de: None,
+            label_en: None,
             years: 10,
             trigger: None,
             event: None,
@@ -139,6 +142,7 @@ impl Catalogue {
                     id: "unclassified".into(),
                     policy: None,
                     label_de: None,
+                    label_en: None,
                     years: 10,
                     trigger: None,
                     event: None,

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::access::Tokens;
 use crate::service::Services;
 
-pub async fn procedure(svc: &Services, html: bool) -> anyhow::Result<String> {
+pub async fn procedure(svc: &Services, html: bool) -> crate::error::Result<String> {
     let a = &svc.archive;
     let cat = a.catalogue();
     let store = a.store().describe().to_string();
