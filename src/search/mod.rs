@@ -683,7 +683,12 @@ impl SearchIndex {
             s.set_snippet_prefix_postfix("<mark>", "</mark>");
             Ok(s.to_html())
         };
-        Ok((html(tf, title, 1024)?, html(bf, body, 240)?))
+        let mut t = html(tf, title, 1024)?;
+        if t.is_empty() {
+            // No match in the title: the whole title, escaped.
+            t = escape_html(title);
+        }
+        Ok((t, html(bf, body, 240)?))
     }
 
     /// Ids of live records in `class` (to re-evaluate after a class-wide hold).
@@ -755,4 +760,20 @@ mod tests {
         assert!(day(far) > day(NaiveDate::from_ymd_opt(2262, 1, 1).expect("date")));
         assert!(day(early) < day(NaiveDate::from_ymd_opt(1678, 1, 1).expect("date")));
     }
+}
+
+/// `s` with `<`, `>`, `&`, `"` and `'` escaped for HTML.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
 }

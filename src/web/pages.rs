@@ -356,21 +356,6 @@ struct SearchPage {
 
 const PER_PAGE: u64 = 20;
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 pub async fn search(State(web): State<Web>, ctx: Ctx, Query(mut f): Query<SearchForm>) -> Ui {
     let (u, s) = ctx.signed()?;
     let t = ctx.t;
@@ -444,7 +429,11 @@ pub async fn search(State(web): State<Web>, ctx: Ctx, Query(mut f): Query<Search
             }
             hits.push(HitRow {
                 // The API escapes the title and marks matches with <mark>.
-                title_html: h.title_html.clone().unwrap_or_else(|| escape(&h.title)),
+                title_html: h
+                    .title_html
+                    .clone()
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| crate::search::escape_html(&h.title)),
                 class_label: class_label(&web, ctx.lang, &h.class),
                 date: h.date,
                 media: h.media_type.clone(),
@@ -932,7 +921,12 @@ pub async fn party_file(
 
 /// A path segment, percent-encoded.
 pub(crate) fn percent(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 // ---------------------------------------------------------------- a record
