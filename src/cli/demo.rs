@@ -502,7 +502,7 @@ pub async fn seed(
                     // An email with a PDF attachment, linked by its sender's address.
                     let att = pdf(&[
                         format!("Angebot {number}"),
-                        format!("{name}"),
+                        name.to_string(),
                         "Wir bieten Ihnen freibleibend an: Wartungsvertrag, 12 Monate.".into(),
                     ]);
                     let contact_name =

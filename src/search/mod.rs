@@ -735,6 +735,22 @@ fn floor(s: &str, max: usize) -> usize {
     end
 }
 
+/// `s` with `<`, `>`, `&`, `"` and `'` escaped for HTML.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -760,20 +776,4 @@ mod tests {
         assert!(day(far) > day(NaiveDate::from_ymd_opt(2262, 1, 1).expect("date")));
         assert!(day(early) < day(NaiveDate::from_ymd_opt(1678, 1, 1).expect("date")));
     }
-}
-
-/// `s` with `<`, `>`, `&`, `"` and `'` escaped for HTML.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

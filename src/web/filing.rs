@@ -435,13 +435,12 @@ pub async fn import_job(State(web): State<Web>, ctx: Ctx, Path(id): Path<String>
         .await
         .map_err(|e| ctx.fail(e))?;
     let running = matches!(job.state.as_str(), "running" | "unpacking");
-    let percent = if job.bytes_total > 0 {
-        (job.bytes_done.saturating_mul(100) / job.bytes_total).min(100)
-    } else if running {
-        0
-    } else {
-        100
-    };
+    let percent = job
+        .bytes_done
+        .saturating_mul(100)
+        .checked_div(job.bytes_total)
+        .map(|p| p.min(100))
+        .unwrap_or(if running { 0 } else { 100 });
     let failures = job
         .summary
         .as_ref()

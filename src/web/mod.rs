@@ -330,7 +330,9 @@ struct ErrorPage {
 }
 
 impl Ctx {
-    /// The signed-in person's session, or a redirect to the sign-in page.
+    /// The signed-in person's session, or a redirect to the sign-in page. (The error is
+    /// the response to send, as axum handlers return it.)
+    #[allow(clippy::result_large_err)]
     pub fn signed(&self) -> Result<(&User, &Session), Response> {
         match (&self.user, &self.session) {
             (Some(u), Some(s)) => Ok((u, s)),
@@ -342,6 +344,7 @@ impl Ctx {
     }
 
     /// Like [`Ctx::signed`], for a form: also checks its CSRF token and origin.
+    #[allow(clippy::result_large_err)]
     pub fn signed_form(&self, csrf: &str) -> Result<(&User, &Session), Response> {
         let (u, s) = self.signed()?;
         if self.cross_origin || !s.csrf_ok(csrf) {
