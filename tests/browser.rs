@@ -102,6 +102,23 @@ struct Browser {
     base: String,
     shots: PathBuf,
     taken: Vec<String>,
+    /// axe-core's script, when installed (`.ci/deps`): every page is audited for
+    /// WCAG 2 A and AA (labels, contrast, landmarks, …) when its screenshot is taken.
+    axe: Option<String>,
+    /// (page, rule, impact, nodes, help) of every violation found.
+    violations: Vec<String>,
+    audited: usize,
+}
+
+/// Where `.ci/deps` installs axe-core (npm), or `$AKTE_AXE_JS`.
+fn axe_script() -> Option<String> {
+    let path = std::env::var_os("AKTE_AXE_JS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/akte-axe/node_modules/axe-core/axe.min.js"))
+        })?;
+    std::fs::read_to_string(path).ok()
 }
 
 impl Browser {
@@ -117,6 +134,35 @@ impl Browser {
         let file = self.shots.join(format!("{name}.png"));
         std::fs::write(&file, png).expect("write screenshot");
         self.taken.push(file.display().to_string());
+        // The certificate is the API's document in a script-less sandbox: no audit.
+        if !name.contains("certificate") {
+            self.audit(name).await;
+        }
+    }
+
+    /// Runs axe-core on the page (WCAG 2.0/2.1 A and AA rules).
+    async fn audit(&mut self, name: &str) {
+        let Some(axe) = &self.axe else { return };
+        // A page that is not HTML of ours (the certificate) is audited all the same.
+        self.c
+            .execute(&format!("{axe}\n;return true;"), vec![])
+            .await
+            .expect("inject axe-core");
+        let found = self
+            .c
+            .execute_async(
+                "const done = arguments[arguments.length - 1];\n\
+                 window.axe.run(document, {iframes: false, runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})\n\
+                   .then(r => done(r.violations.map(v => [v.id, v.impact || '', v.nodes.length, v.help, v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ')])))\n\
+                   .catch(e => done([['axe-error', 'error', 0, String(e), '']]));",
+                vec![],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("run axe-core on {name}: {e}"));
+        self.audited += 1;
+        for v in found.as_array().into_iter().flatten() {
+            self.violations.push(format!("{name}: {v}"));
+        }
     }
 
     async fn css(&self, sel: &str) -> fantoccini::elements::Element {
@@ -253,11 +299,21 @@ async fn clerk_archivist_and_auditor_work_in_a_real_browser() {
         }
     }
     let c = client.expect("chromedriver session");
+    let axe = axe_script();
+    if axe.is_none() {
+        eprintln!(
+            "accessibility audit SKIPPED: axe-core not found (.ci/deps installs it with npm into \
+             ~/.cache/akte-axe, or set AKTE_AXE_JS)"
+        );
+    }
     let mut b = Browser {
         c,
         base: format!("http://{addr}"),
         shots,
         taken: Vec::new(),
+        axe,
+        violations: Vec::new(),
+        audited: 0,
     };
     let result = walk(&mut b, &tokens, &addr).await;
     let _ = b.c.clone().close().await;
@@ -266,6 +322,20 @@ async fn clerk_archivist_and_auditor_work_in_a_real_browser() {
         eprintln!("  {s}");
     }
     result.expect("walk");
+    if b.axe.is_some() {
+        eprintln!(
+            "axe-core (WCAG 2.1 A/AA): {} pages audited, {} violations",
+            b.audited,
+            b.violations.len()
+        );
+        for v in &b.violations {
+            eprintln!("  {v}");
+        }
+        assert!(
+            b.violations.is_empty(),
+            "accessibility violations (see above)"
+        );
+    }
 }
 
 /// Opens an archived email (found by its subject, told apart by its media type).
@@ -311,6 +381,11 @@ async fn walk(b: &mut Browser, tokens: &[(String, String)], addr: &str) -> Resul
         .click()
         .await
         .expect("search");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !b.path().await.contains("q=Angebot") {
+        assert!(Instant::now() < deadline, "the search did not load");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     b.css("ol.hits li").await;
     let before = b.text(".results p.muted").await;
     assert!(

@@ -459,3 +459,102 @@ async fn both_languages_render_with_their_formats() {
     );
     assert!(r.text().await.expect("body").contains("htmx"));
 }
+
+#[tokio::test]
+async fn the_apis_behind_the_pages_answer_with_counts_not_every_row() {
+    let s = Server::start(&[]);
+    let p = party(&s, "Delta Dichtungen GmbH").await;
+    let q = |class: &str, date: &str, n: usize| {
+        format!("/v1/records?filename=d{n}.txt&class={class}&date={date}&party={p}&role=customer")
+    };
+    let docs = [
+        ("invoice", "2024-03-01"),
+        ("invoice", "2024-05-01"),
+        ("order", "2024-07-01"),
+        ("invoice", "2025-01-10"),
+        ("business-letter", "2010-02-01"),
+    ];
+    for (n, (class, date)) in docs.iter().enumerate() {
+        let r = http()
+            .post(s.url(&q(class, date, n)))
+            .bearer_auth(ADMIN)
+            .header("content-type", "text/plain")
+            .body(format!("Beleg {n}"))
+            .send()
+            .await
+            .expect("record");
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let s = &s;
+    let get = async |path: String| {
+        let r = http()
+            .get(s.url(&path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("get");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json::<Value>().await.expect("json")
+    };
+    // The party file: at most `per_year` documents per year, every year counted.
+    let f = get(format!("/v1/parties/{p}/file?per_year=1")).await;
+    assert_eq!(
+        f["transactions_by_year"]["2024"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        f["transactions_by_year"]["2024"][0]["title"], "d2.txt",
+        "newest first"
+    );
+    assert_eq!(f["transactions_per_year"]["2024"], 3);
+    assert_eq!(f["transactions_per_year"]["2025"], 1);
+    let all = get(format!("/v1/parties/{p}/file")).await;
+    assert_eq!(
+        all["transactions_by_year"]["2024"].as_array().map(Vec::len),
+        Some(3)
+    );
+    let r = http()
+        .get(s.url(&format!("/v1/parties/{p}/file?per_year=-1")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The retention report without rows: counts per class, no per-record rows.
+    let rep = get("/v1/retention/report?rows=false".into()).await;
+    assert_eq!(rep["records"].as_array().map(Vec::len), Some(0));
+    assert_eq!(rep["records_total"], 5);
+    let letters = rep["by_policy"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["class"] == "business-letter")
+        .expect("the letter's class")
+        .clone();
+    assert_eq!(letters["records"], 1);
+    assert_eq!(
+        letters["eligible"], 1,
+        "a 2010 letter is past its six years"
+    );
+    assert_eq!(letters["on_hold"], 0);
+    let full = get("/v1/retention/report".into()).await;
+    assert_eq!(full["records"].as_array().map(Vec::len), Some(5));
+    // The dashboard shows it per class, in the reader's language.
+    let cookie = sign_in(s, ADMIN).await;
+    let r = http()
+        .get(s.url("/retention"))
+        .header("cookie", &cookie)
+        .header("accept-language", "de")
+        .send()
+        .await
+        .expect("dashboard");
+    let html = r.text().await.expect("body");
+    assert!(
+        html.contains("Handelsbrief") && html.contains("Rechnung"),
+        "{html}"
+    );
+    assert!(
+        html.contains("d4.txt"),
+        "the eligible letter is offered for disposal"
+    );
+}

@@ -370,6 +370,7 @@ async fn erase_party(
         ("page" = Option<usize>, Query, minimum = 0, maximum = 100000, description = "Timeline page, from 0"),
         ("per_page" = Option<usize>, Query, minimum = 1, maximum = 500, description = "Timeline page size (default 50)"),
         ("date" = Option<String>, Query, description = "The day for 'in force' (default today)"),
+        ("per_year" = Option<usize>, Query, minimum = 0, maximum = 100000, description = "At most this many transaction documents per year, newest first (default: all; `transactions_per_year` counts all)"),
     ),
     responses(
         (status = 200, body = PartyFile),
@@ -386,7 +387,11 @@ async fn party_file(
     caller.require_scoped(roles::READ)?;
     state.catalog_ready().await?;
     state.check_party_visible(&caller, &id).await?;
-    let p = Params::parse(req.uri().query(), &["page", "per_page", "date"])?;
+    let p = Params::parse(req.uri().query(), &["page", "per_page", "date", "per_year"])?;
+    let per_year: Option<usize> = p.number("per_year")?;
+    if per_year.is_some_and(|n| n > 100_000) {
+        return Err(ApiError::invalid("per_year", "at most 100000"));
+    }
     let today = p
         .date("date")?
         .unwrap_or(state.archive.clock().now().date_naive());
@@ -398,12 +403,17 @@ async fn party_file(
     if !(1..=500).contains(&per_page) {
         return Err(ApiError::invalid("per_page", "between 1 and 500"));
     }
-    let file = state
+    let mut file = state
         .svc
         .catalog
         .file(&id, today, page, per_page)
         .await
         .ok_or_else(|| ApiError::not_found(format!("no party {id}")))?;
+    if let Some(n) = per_year {
+        for v in file.transactions_by_year.values_mut() {
+            v.truncate(n);
+        }
+    }
     audit_party_read(&state, &caller, &file.party.id, file.party.rev).await?;
     Ok(axum::Json(file))
 }

@@ -187,7 +187,10 @@ enum ReportFormat {
 /// The retention audit report (`format` json, csv or html). Read-only.
 #[utoipa::path(
     get, path = "/v1/retention/report", tag = "retention",
-    params(("format" = inline(Option<ReportFormat>), Query, description = "json (default), csv or html")),
+    params(
+        ("format" = inline(Option<ReportFormat>), Query, description = "json (default), csv or html"),
+        ("rows" = Option<bool>, Query, description = "With one row per record (default true; false: only the counts, per class and in all)"),
+    ),
     responses(
         (status = 200, description = "The report in the format asked for", content(
             (crate::disposal::report::RetentionReport = "application/json"),
@@ -204,9 +207,14 @@ async fn report(
     req: Request,
 ) -> ApiResult<Response> {
     caller.require(roles::RETENTION_READ)?;
-    let p = super::params::Params::parse(req.uri().query(), &["format"])?;
-    let r = crate::disposal::report::build(&state.archive, &state.svc.holds, &state.svc.disposals)
-        .await?;
+    let p = super::params::Params::parse(req.uri().query(), &["format", "rows"])?;
+    let rows = p.number::<bool>("rows")?.unwrap_or(true);
+    let mut r =
+        crate::disposal::report::build(&state.archive, &state.svc.holds, &state.svc.disposals)
+            .await?;
+    if !rows {
+        r.records = Vec::new();
+    }
     let text = |body: String, ct: &'static str| {
         let mut resp = body.into_response();
         resp.headers_mut()

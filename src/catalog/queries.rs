@@ -326,6 +326,10 @@ impl Catalog {
             agreements_in_force,
             open_cases,
             communication: timeline,
+            transactions_per_year: transactions_by_year
+                .iter()
+                .map(|(y, v)| (*y, v.len()))
+                .collect(),
             transactions_by_year,
             counts_by_class,
             records_total: records.len(),

@@ -172,6 +172,9 @@ pub struct PartyFile {
     pub communication: Timeline,
     /// Orders, invoices, credit notes … by year, newest first.
     pub transactions_by_year: BTreeMap<i32, Vec<RecordBrief>>,
+    /// How many transaction documents each year has (all of them, also when
+    /// `per_year` shortened the lists).
+    pub transactions_per_year: BTreeMap<i32, usize>,
     pub counts_by_class: BTreeMap<String, usize>,
     pub records_total: usize,
     pub related: Vec<RelatedParty>,

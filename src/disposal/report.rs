@@ -22,6 +22,12 @@ pub struct PolicyRow {
     pub legal_basis: String,
     pub catalogue: String,
     pub records: usize,
+    /// Of them: still retained, but only for 90 days or less.
+    pub expiring_90_days: usize,
+    /// Past retention and under no hold.
+    pub eligible: usize,
+    pub on_hold: usize,
+    pub disposed: usize,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -141,6 +147,7 @@ pub async fn build(
         } else {
             "retained"
         };
+        let mut soon = false;
         if r.tombstone.is_none() && until >= today {
             let left = |d: u64| {
                 today
@@ -148,13 +155,14 @@ pub async fn build(
                     .is_some_and(|x| until <= x)
             };
             e30 += usize::from(left(30));
-            e90 += usize::from(left(90));
+            soon = left(90);
+            e90 += usize::from(soon);
             e365 += usize::from(left(365));
         }
         if !cat.classes.contains_key(&r.class) {
             without += 1;
         }
-        by_policy
+        let row = by_policy
             .entry((r.class.clone(), r.retention.policy.clone()))
             .or_insert_with(|| PolicyRow {
                 class: r.class.clone(),
@@ -162,8 +170,19 @@ pub async fn build(
                 legal_basis: r.retention.legal_basis.clone(),
                 catalogue: r.retention.catalogue.clone(),
                 records: 0,
-            })
-            .records += 1;
+                expiring_90_days: 0,
+                eligible: 0,
+                on_hold: 0,
+                disposed: 0,
+            });
+        row.records += 1;
+        row.expiring_90_days += usize::from(soon);
+        match state {
+            "eligible" => row.eligible += 1,
+            "held" => row.on_hold += 1,
+            "disposed" => row.disposed += 1,
+            _ => {}
+        }
         rows.push(RecordRow {
             id: r.id.clone(),
             class: r.class.clone(),

@@ -1,6 +1,6 @@
 //! Reading pages: sign-in, search, parties, the party file, a record and its content.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use askama::Template;
 use axum::body::Body;
@@ -781,7 +781,7 @@ pub async fn party_file(
     let t = ctx.t;
     let page_no = fp.page.unwrap_or(1).clamp(1, 100_000);
     let uri = format!(
-        "/v1/parties/{}/file?page={}&per_page={TIMELINE}",
+        "/v1/parties/{}/file?page={}&per_page={TIMELINE}&per_year={PER_YEAR}",
         percent(&id),
         page_no - 1
     );
@@ -891,7 +891,11 @@ pub async fn party_file(
         .rev()
         .map(|(year, items)| YearRow {
             year,
-            total: items.len(),
+            total: file
+                .transactions_per_year
+                .get(&year)
+                .copied()
+                .unwrap_or(items.len()),
             items: items.into_iter().take(PER_YEAR).map(doc).collect(),
         })
         .collect();
@@ -1260,30 +1264,4 @@ pub async fn content(
         HeaderValue::from_static("private, no-store"),
     );
     Ok(Response::from_parts(parts, body).into_response())
-}
-
-/// Groups record rows per class: (count, expiring in 90 days, eligible, held).
-pub(crate) fn per_class(
-    rows: &[views::RecordRow],
-    today: NaiveDate,
-) -> BTreeMap<String, (u64, u64, u64, u64)> {
-    let soon = today + chrono::Duration::days(90);
-    let mut out: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
-    for r in rows {
-        let e = out.entry(r.class.clone()).or_default();
-        if r.state == "disposed" {
-            continue;
-        }
-        e.0 += 1;
-        if r.state == "retained" && r.retain_until > today && r.retain_until <= soon {
-            e.1 += 1;
-        }
-        if r.state == "eligible" {
-            e.2 += 1;
-        }
-        if r.state == "held" {
-            e.3 += 1;
-        }
-    }
-    out
 }

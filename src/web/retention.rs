@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::pages::{class_label, per_class, percent};
+use super::pages::{class_label, percent};
 use super::views::{self, DisposalView, HoldView, RecordView, Report};
 use super::{Ctx, Page, UiError, Web, redirect, render};
 
@@ -94,50 +94,38 @@ fn scope_text(v: &serde_json::Value) -> String {
 pub async fn dashboard(State(web): State<Web>, ctx: Ctx, Query(p): Query<DashParams>) -> Ui {
     let (u, s) = ctx.signed()?;
     let report: Report = web
-        .get(s, "/v1/retention/report?format=json")
+        .get(s, "/v1/retention/report?format=json&rows=false")
         .await
         .map_err(|e| ctx.fail(e))?;
     let holds: Vec<HoldView> = web.get(s, "/v1/holds").await.map_err(|e| ctx.fail(e))?;
-    let today = web.state.archive.clock().now().date_naive();
-    let counts = per_class(&report.records, today);
+    let eligible: Vec<RecordView> = web
+        .get(s, "/v1/retention/eligible")
+        .await
+        .map_err(|e| ctx.fail(e))?;
     let mut classes: Vec<ClassRow> = report
         .by_policy
         .iter()
-        .map(|pr| {
-            let c = counts.get(&pr.class).copied().unwrap_or_default();
-            ClassRow {
-                label: class_label(&web, ctx.lang, &pr.class),
-                basis: pr.legal_basis.clone(),
-                count: pr.records,
-                expiring: c.1,
-                eligible: c.2,
-                held: c.3,
-            }
+        .filter(|pr| pr.records > pr.disposed)
+        .map(|pr| ClassRow {
+            label: class_label(&web, ctx.lang, &pr.class),
+            basis: pr.legal_basis.clone(),
+            count: pr.records - pr.disposed,
+            expiring: pr.expiring_90_days,
+            eligible: pr.eligible,
+            held: pr.on_hold,
         })
         .collect();
     classes.sort_by(|a, b| b.count.cmp(&a.count).then(a.label.cmp(&b.label)));
-    let mut eligible_rows = Vec::new();
-    for r in report
-        .records
-        .iter()
-        .filter(|r| r.state == "eligible")
+    let eligible_rows = eligible
+        .into_iter()
         .take(ELIGIBLE_SHOWN)
-    {
-        let title = web
-            .state
-            .svc
-            .catalog
-            .record(&r.id)
-            .await
-            .map(|b| b.title)
-            .unwrap_or_else(|| r.id.clone());
-        eligible_rows.push(EligibleRow {
-            id: r.id.clone(),
-            title,
+        .map(|r| EligibleRow {
             class_label: class_label(&web, ctx.lang, &r.class),
-            retain_until: r.retain_until,
-        });
-    }
+            retain_until: r.retention.retain_until,
+            title: r.title,
+            id: r.id,
+        })
+        .collect();
     let mut holds: Vec<HoldRow> = holds
         .into_iter()
         .map(|h| HoldRow {
@@ -325,7 +313,8 @@ pub async fn disposal(State(web): State<Web>, ctx: Ctx, Path(id): Path<String>) 
             .await
         {
             Ok(r) => {
-                let gone = r.change == "tombstone" || r.content.sha256.is_empty();
+                let gone =
+                    d.state == "executed" || r.change == "tombstone" || r.content.sha256.is_empty();
                 let (ok, verdict) = if gone {
                     (true, t.check_gone)
                 } else if !r.holds.is_empty() {
@@ -341,7 +330,11 @@ pub async fn disposal(State(web): State<Web>, ctx: Ctx, Path(id): Path<String>) 
                     holds: r.holds.join(", "),
                     ok,
                     verdict: verdict.to_string(),
-                    title: r.title,
+                    title: if r.title.is_empty() {
+                        r.id.clone()
+                    } else {
+                        r.title
+                    },
                     id: r.id,
                 });
             }

@@ -128,6 +128,8 @@ pub struct PartyFile {
     #[serde(default)]
     pub transactions_by_year: BTreeMap<i32, Vec<RecordBrief>>,
     #[serde(default)]
+    pub transactions_per_year: BTreeMap<i32, usize>,
+    #[serde(default)]
     pub counts_by_class: BTreeMap<String, u64>,
     pub records_total: u64,
     #[serde(default)]
@@ -226,14 +228,14 @@ pub struct PolicyRow {
     pub class: String,
     pub legal_basis: String,
     pub records: u64,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RecordRow {
-    pub id: String,
-    pub class: String,
-    pub retain_until: NaiveDate,
-    pub state: String,
+    #[serde(default)]
+    pub expiring_90_days: u64,
+    #[serde(default)]
+    pub eligible: u64,
+    #[serde(default)]
+    pub on_hold: u64,
+    #[serde(default)]
+    pub disposed: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,8 +257,6 @@ pub struct Report {
     pub last_verify: Option<String>,
     #[serde(default)]
     pub by_policy: Vec<PolicyRow>,
-    #[serde(default)]
-    pub records: Vec<RecordRow>,
     #[serde(default)]
     pub disposals: Vec<DisposalRow>,
 }
