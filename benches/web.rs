@@ -127,7 +127,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ok_or("no session cookie")?
             .to_string();
         let page_uri = format!("/parties/{big}");
-        let json_uri = format!("/v1/parties/{big}/file?per_page=25");
+        let json_uri = format!("/v1/parties/{big}/file?per_page=25&per_year=25");
         let (mut page, mut json) = (Vec::new(), Vec::new());
         let (mut page_bytes, mut json_bytes) = (0, 0);
         for _ in 0..rounds {

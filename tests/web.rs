@@ -558,3 +558,178 @@ async fn the_apis_behind_the_pages_answer_with_counts_not_every_row() {
         "the eligible letter is offered for disposal"
     );
 }
+
+/// Issue #20, the parts a user meets first: a misspelled class, a typo'd future date
+/// and `field:*` are refused with a message and write nothing; a record under a party
+/// hold says so; the party file lists every linked record (an email of any class in
+/// the communication, a contract among the other documents) and the party's holds.
+#[tokio::test]
+async fn mistakes_are_refused_and_the_file_shows_every_record_and_hold() {
+    let s = Server::start(&[]);
+    let s = &s;
+    let p = party(s, "Epsilon Elektro GmbH").await;
+    let post = async |query: String, ctype: &str, body: &str| {
+        http()
+            .post(s.url(&format!("/v1/records?{query}")))
+            .bearer_auth(ADMIN)
+            .header("content-type", ctype.to_string())
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("post")
+    };
+    let total = async || -> u64 {
+        let f: Value = http()
+            .get(s.url(&format!("/v1/parties/{p}/file")))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("file")
+            .json()
+            .await
+            .expect("json");
+        f["records_total"].as_u64().expect("count")
+    };
+    // A misspelled class: refused, with the class it probably meant.
+    let r = post(
+        format!("class=invioce&party={p}&role=customer&filename=r.txt"),
+        "text/plain",
+        "Rechnung 1",
+    )
+    .await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let detail = r.text().await.expect("body");
+    assert!(
+        detail.contains("invioce") && detail.contains("did you mean \\\"invoice\\\""),
+        "{detail}"
+    );
+    // A document date far in the future: refused.
+    let r = post(
+        format!("class=invoice&date=2099-01-01&party={p}&role=customer&filename=r.txt"),
+        "text/plain",
+        "Rechnung 2",
+    )
+    .await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(r.text().await.expect("body").contains("in the future"));
+    assert_eq!(total().await, 0, "nothing was written");
+    // Accepted: an invoice, an email classed as a complaint, a contract.
+    let r = post(
+        format!("class=invoice&date=2026-01-05&party={p}&role=customer&filename=r.txt"),
+        "text/plain",
+        "Rechnung 3",
+    )
+    .await;
+    assert!(r.status().is_success());
+    let invoice = r.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mail = "From: kunde@epsilon.example\r\nTo: service@example.com\r\nSubject: Reklamation Lieferung\r\nDate: Mon, 5 Jan 2026 10:00:00 +0100\r\nMessage-ID: <rekl-1@epsilon.example>\r\n\r\nDie Ware kam beschaedigt an.\r\n";
+    let r = http()
+        .post(s.url(&format!(
+            "/v1/emails?class=complaint&party={p}&role=customer"
+        )))
+        .bearer_auth(ADMIN)
+        .header("content-type", "message/rfc822")
+        .body(mail)
+        .send()
+        .await
+        .expect("email");
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = post(
+        format!("class=contract&party={p}&role=customer&filename=v.txt&title=Wartungsvertrag"),
+        "text/plain",
+        "Vertrag",
+    )
+    .await;
+    assert!(r.status().is_success());
+    // Changing a class to an unknown one is refused too.
+    let r = http()
+        .post(s.url(&format!("/v1/records/{invoice}/revisions")))
+        .bearer_auth(ADMIN)
+        .json(&json!({"class": "invioce", "reason": "Tippfehler"}))
+        .send()
+        .await
+        .expect("amend");
+    assert!(r.status().is_client_error(), "{}", r.status());
+    // A hold on the party shows on its records and in its file.
+    api_post(
+        s,
+        "/v1/holds",
+        json!({"name": "Streitfall Epsilon", "reason": "Klage", "scope": {"type": "party", "id": p}}),
+    )
+    .await;
+    let r: Value = http()
+        .get(s.url(&format!("/v1/records/{invoice}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("record")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["holds"], json!(["Streitfall Epsilon"]), "{r}");
+    let f: Value = http()
+        .get(s.url(&format!("/v1/parties/{p}/file")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("file")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(f["holds"][0]["name"], "Streitfall Epsilon");
+    let titles = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| i["title"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert!(
+        titles(&f["communication"]).contains(&"Reklamation Lieferung".to_string()),
+        "{f}"
+    );
+    assert!(
+        titles(&f["other_documents"]).contains(&"Wartungsvertrag".to_string()),
+        "{f}"
+    );
+    assert_eq!(f["records_total"], 3);
+    // The page shows the hold and both lists.
+    let cookie = sign_in(s, ADMIN).await;
+    let (_, html) = page(s, &cookie, &format!("/parties/{p}")).await;
+    assert!(html.contains("Streitfall Epsilon") && html.contains("Wartungsvertrag"));
+    assert!(html.contains("Reklamation Lieferung"));
+    // `field:*` is a clear 422, not an internal error.
+    let r = http()
+        .get(s.url("/v1/search?q=title:*"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("search");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // The CLI refuses a typo'd date as well, and writes nothing.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("r.txt");
+    std::fs::write(&file, "Rechnung").expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_akte"))
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .args(["archive", "--class", "invoice", "--date", "2099-01-01"])
+        .arg(&file)
+        .output()
+        .expect("akte archive");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in the future"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_akte"))
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .args(["archive", "--class", "invioce"])
+        .arg(&file)
+        .output()
+        .expect("akte archive");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invioce"));
+}

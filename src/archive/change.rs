@@ -85,6 +85,7 @@ impl Archive {
             && c != prev.class
         {
             crate::ids::validate_class(&c)?;
+            self.check_class(&c)?;
             next.class = c;
             changed.push("class");
         }

@@ -120,6 +120,11 @@ pub const CONTENT_FACTS: &[&str] = &[
 
 pub const DEFAULT_CLASS: &str = "document";
 
+/// How far a document date given by a person may lie in the future (a pre-dated
+/// invoice); beyond it, a typo such as 2099 is refused rather than kept for good. Dates
+/// read from the content (an email's `Date:`) are kept as they are.
+pub const FUTURE_TOLERANCE_DAYS: u64 = 366;
+
 #[derive(Debug, Clone)]
 pub struct Archive {
     store: Store,
@@ -147,6 +152,35 @@ impl Archive {
             commits: tokio_util::task::TaskTracker::new(),
             catalogue: Arc::new(retention::catalogue::Catalogue::shipped()),
         }
+    }
+
+    /// Refuses a class the retention catalogue does not know (a misspelled `invioce`
+    /// would otherwise get the conservative default period silently). `document`, the
+    /// class of a record nobody classified, is always accepted.
+    pub fn check_class(&self, class: &str) -> Result<()> {
+        if class == DEFAULT_CLASS || self.catalogue.classes.contains_key(class) {
+            return Ok(());
+        }
+        let mut known: Vec<&str> = self.catalogue.classes.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        let closest = known
+            .iter()
+            .map(|k| (strsim_distance(k, class), *k))
+            .min()
+            .filter(|(d, _)| *d <= 3)
+            .map(|(_, k)| format!(" (did you mean {k:?}?)"))
+            .unwrap_or_default();
+        Err(crate::error::Error::Invalid {
+            field: "class".into(),
+            reason: format!(
+                "unknown class {class:?}{closest}: the retention catalogue {} has no such \
+                 class, so its retention period is unknown. Classes: {}; or leave the class \
+                 out and the rules decide (else `{DEFAULT_CLASS}`, {} years)",
+                self.catalogue.version,
+                known.join(", "),
+                self.catalogue.entry(DEFAULT_CLASS).years
+            ),
+        })
     }
 
     /// The same archive with another retention catalogue in force.
@@ -290,4 +324,19 @@ pub fn validate_media_type(m: &str) -> Result<String> {
             format!("{m:?} is not a media type"),
         ))
     }
+}
+
+/// Edit distance of two short names (Levenshtein), for "did you mean".
+fn strsim_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }

@@ -11,6 +11,9 @@ use super::Catalog;
 use super::state::*;
 use super::views::*;
 
+/// Other documents listed in a party file (the rest are counted).
+const OTHER_DOCUMENTS: usize = 50;
+
 impl Catalog {
     pub async fn party(&self, id: &str) -> Option<PartyBrief> {
         self.state.read().await.parties.get(id).cloned()
@@ -219,10 +222,25 @@ impl Catalog {
         for r in &records {
             *counts_by_class.entry(r.class.clone()).or_default() += 1;
         }
-        let communication: Vec<&&RecordBrief> = records
+        let is_communication = |r: &RecordBrief| {
+            COMMUNICATION.contains(&r.class.as_str()) || r.media_type == "message/rfc822"
+        };
+        let communication: Vec<&&RecordBrief> =
+            records.iter().filter(|r| is_communication(r)).collect();
+        let others: Vec<&&RecordBrief> = records
             .iter()
-            .filter(|r| COMMUNICATION.contains(&r.class.as_str()))
+            .filter(|r| !is_communication(r) && !TRANSACTIONS.contains(&r.class.as_str()))
             .collect();
+        let other_documents = Timeline {
+            total: others.len(),
+            items: others
+                .iter()
+                .take(OTHER_DOCUMENTS)
+                .map(|r| (**r).clone())
+                .collect(),
+            page: 0,
+            per_page: OTHER_DOCUMENTS,
+        };
         let per_page = per_page.clamp(1, 500);
         let timeline = Timeline {
             total: communication.len(),
@@ -238,7 +256,7 @@ impl Catalog {
         let mut transactions_by_year: BTreeMap<i32, Vec<RecordBrief>> = BTreeMap::new();
         for r in records
             .iter()
-            .filter(|r| TRANSACTIONS.contains(&r.class.as_str()))
+            .filter(|r| TRANSACTIONS.contains(&r.class.as_str()) && !is_communication(r))
         {
             transactions_by_year
                 .entry(r.date.year())
@@ -326,6 +344,8 @@ impl Catalog {
             agreements_in_force,
             open_cases,
             communication: timeline,
+            other_documents,
+            holds: Vec::new(),
             transactions_per_year: transactions_by_year
                 .iter()
                 .map(|(y, v)| (*y, v.len()))

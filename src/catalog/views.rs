@@ -159,6 +159,15 @@ pub struct Timeline {
     pub per_page: usize,
 }
 
+/// A legal hold as the party file names it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HoldNote {
+    pub id: String,
+    pub name: String,
+    pub reason: String,
+    pub placed_at: DateTime<Utc>,
+}
+
 /// Everything a clerk sees when opening a party (the Kundenakte).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PartyFile {
@@ -168,8 +177,13 @@ pub struct PartyFile {
     pub today: NaiveDate,
     pub agreements_in_force: Vec<AgreementInForce>,
     pub open_cases: Vec<CaseBrief>,
-    /// Emails, letters, notes: newest first, paged.
+    /// Emails (whatever their class), letters, notes: newest first, paged.
     pub communication: Timeline,
+    /// Everything else linked to the party (contracts, complaints, reports, …) that is
+    /// neither communication nor a transaction: the newest 50, and how many in all.
+    pub other_documents: Timeline,
+    /// Active legal holds placed on this party (filled by the API).
+    pub holds: Vec<HoldNote>,
     /// Orders, invoices, credit notes … by year, newest first.
     pub transactions_by_year: BTreeMap<i32, Vec<RecordBrief>>,
     /// How many transaction documents each year has (all of them, also when

@@ -49,6 +49,19 @@ pub async fn archive(
     json: bool,
     a: ArchiveArgs,
 ) -> anyhow::Result<ExitCode> {
+    if let Some(d) = a.date {
+        let today = archive.clock().now().date_naive();
+        let days = crate::archive::FUTURE_TOLERANCE_DAYS;
+        if today
+            .checked_add_days(chrono::Days::new(days))
+            .is_some_and(|limit| d > limit)
+        {
+            anyhow::bail!(
+                "--date {d} lies more than {days} days in the future (today is {today}); a \
+                 document date decides the retention period and cannot be taken back"
+            );
+        }
+    }
     let svc = super::import::pipeline(archive, a.rules.as_deref()).await?;
     let d = IngestDefaults {
         class: a.class.clone(),

@@ -167,8 +167,10 @@ async fn seed_demo(
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AKTE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: a log file or collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if format == "json" {
         let _ = builder.json().try_init();

@@ -70,6 +70,7 @@ impl Ingest {
     pub async fn check_defaults(&self, d: &IngestDefaults) -> Result<()> {
         if let Some(c) = &d.class {
             crate::ids::validate_class(c)?;
+            self.svc.archive.check_class(c)?;
         }
         for l in &d.parties {
             self.svc

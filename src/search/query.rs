@@ -232,6 +232,21 @@ impl SearchIndex {
                         "regular expressions are not supported; use word* for a prefix",
                     ));
                 }
+                // `field:*` asks for documents that have the field at all: text fields
+                // keep no such list, so it is refused rather than failing in the index.
+                UserInputLeaf::Exists { .. } => {
+                    return Err(Error::unprocessable(
+                        "q",
+                        "field:* (any value) is not supported; search for a word, or word* for a prefix",
+                    ));
+                }
+                UserInputLeaf::Set { field, elements } => match field {
+                    None => UserInputAst::Leaf(Box::new(UserInputLeaf::Set { field, elements })),
+                    Some(name) => fan_out(lookup(&name)?, &|n| UserInputLeaf::Set {
+                        field: Some(n),
+                        elements: elements.clone(),
+                    }),
+                },
                 other => UserInputAst::Leaf(Box::new(other)),
             },
         })

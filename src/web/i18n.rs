@@ -363,6 +363,8 @@ texts! {
     vat_id: "USt-IdNr.", "VAT ID";
     verify: "Integritätsprüfung", "Verification";
     verify_intro: "Prüft jedes Objekt gegen seinen SHA-256-Hash und rechnet die Hash-Kette des Journals nach.", "Re-hashes every object against its SHA-256 and recomputes the journal's hash chain.";
+    other_documents: "Weitere Dokumente", "Other documents";
+    legal_hold: "Aufbewahrungssperre", "Legal hold";
     works_for: "arbeitet für", "works for";
     years: "Jahre", "years";
 }

@@ -743,6 +743,10 @@ struct PartyPage {
     pager: Pager,
     years: Vec<YearRow>,
     by_class: Vec<(String, String, u64)>,
+    others: Vec<DocRow>,
+    others_total: u64,
+    others_more: bool,
+    holds: Vec<(String, String)>,
     can_note: bool,
     can_ingest: bool,
     note_open: bool,
@@ -880,6 +884,11 @@ pub async fn party_file(
             records: c.records,
         })
         .collect();
+    let (others, others_total) = match file.other_documents {
+        Some(t) => (t.items.into_iter().map(doc).collect(), t.total),
+        None => (Vec::new(), 0),
+    };
+    let holds = file.holds.into_iter().map(|h| (h.name, h.reason)).collect();
     let tl = file.communication;
     let last = tl.total.div_ceil(tl.per_page.max(1));
     let pid = percent(&p.id);
@@ -917,6 +926,10 @@ pub async fn party_file(
         pager,
         years,
         by_class,
+        others_more: others_total > others.len() as u64,
+        others,
+        others_total,
+        holds,
         can_note: u.can_note,
         can_ingest: u.can_ingest,
         note_open: fp.note.is_some(),

@@ -116,6 +116,12 @@ pub struct Timeline {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct HoldNote {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct PartyFile {
     pub party: PartyBrief,
     #[serde(default)]
@@ -125,6 +131,10 @@ pub struct PartyFile {
     #[serde(default)]
     pub open_cases: Vec<CaseBrief>,
     pub communication: Timeline,
+    #[serde(default)]
+    pub other_documents: Option<Timeline>,
+    #[serde(default)]
+    pub holds: Vec<HoldNote>,
     #[serde(default)]
     pub transactions_by_year: BTreeMap<i32, Vec<RecordBrief>>,
     #[serde(default)]
