@@ -52,6 +52,26 @@ impl Services {
         }
     }
 
+    /// The active legal holds placed on a party (or on a party merged into it).
+    pub async fn party_holds(&self, party: &str) -> Result<Vec<crate::catalog::HoldNote>> {
+        let sid = self.catalog.resolve(party).await;
+        let mut out = Vec::new();
+        for h in self.holds.all().await? {
+            if let crate::disposal::hold::HoldScope::Party { id } = &h.scope
+                && h.active
+                && self.catalog.resolve(id).await == sid
+            {
+                out.push(crate::catalog::HoldNote {
+                    id: h.id.clone(),
+                    name: h.name.clone(),
+                    reason: h.reason.clone(),
+                    placed_at: h.placed_at,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Builds the catalog from the store.
     pub async fn load(&self) -> Result<()> {
         self.catalog.rebuild(self.archive.journal()).await

@@ -620,7 +620,7 @@ async fn walk(b: &mut Browser, tokens: &[(String, String)], addr: &str) -> Resul
     b.until("verify passed", |s| s.contains("bestanden")).await;
     b.shot("de-18-verify").await;
     b.go("/procedure").await;
-    b.css("pre.doc-text").await;
+    b.css("div.doc-text table").await;
     b.shot("de-19-procedure").await;
 
     // English: the switch, then every page again.

@@ -388,3 +388,114 @@ fn a_disposal_approved_on_the_command_line_is_executed_and_shows_its_progress() 
         serde_json::from_str(ok(&akte(&data, &["--json", "verify"])).trim()).unwrap();
     assert_eq!(v["ok"], true, "{v}");
 }
+
+/// Issue #20 on the command line: German role names are the usual roles, `mull` finds
+/// Müller, the party file shows phone, legal holds and each transaction, an empty file
+/// says so, a dry run says it wrote nothing, disposals can be listed, a verification is
+/// journaled, and output into a closed pipe ends quietly.
+#[test]
+fn the_command_line_shows_the_whole_file_and_says_what_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = ok(&akte(
+        &data,
+        &[
+            "--json",
+            "party",
+            "create",
+            "--name",
+            "Müller Metall GmbH",
+            "--role",
+            "Kunde:K-7",
+            "--phone",
+            "+49 40 123456",
+        ],
+    ));
+    let party: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let pid = party["id"].as_str().unwrap().to_string();
+    assert_eq!(party["roles"][0]["role"], "customer", "{party}");
+    let empty = ok(&akte(&data, &["party", "show", &pid]));
+    assert!(empty.contains("Records: none"), "{empty}");
+    assert!(empty.contains("phone +49 40 123456"), "{empty}");
+    let listed = ok(&akte(&data, &["party", "list", "--name", "mull"]));
+    assert!(listed.contains("Müller Metall GmbH"), "{listed}");
+    let listed = ok(&akte(&data, &["party", "list", "--name", "muell"]));
+    assert_eq!(listed.matches("Müller Metall GmbH").count(), 1, "{listed}");
+    let file = dir.path().join("RE-7.txt");
+    std::fs::write(&file, "Rechnung RE-7").unwrap();
+    ok(&akte(
+        &data,
+        &[
+            "archive",
+            "--class",
+            "invoice",
+            "--date",
+            "2025-02-03",
+            "--party",
+            &pid,
+            "--role",
+            "customer",
+            file.to_str().unwrap(),
+        ],
+    ));
+    ok(&akte(
+        &data,
+        &[
+            "hold",
+            "place",
+            "--name",
+            "Prüfung 2025",
+            "--reason",
+            "Betriebsprüfung",
+            "--party",
+            &pid,
+        ],
+    ));
+    let shown = ok(&akte(&data, &["party", "show", &pid]));
+    assert!(shown.contains("LEGAL HOLD Prüfung 2025"), "{shown}");
+    assert!(
+        shown.contains("2025: 1 document") && shown.contains("RE-7.txt"),
+        "{shown}"
+    );
+    // A dry run says that it wrote nothing.
+    let src = dir.path().join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("Zahlungserinnerung Rechnung 4711.txt"),
+        "Bitte zahlen",
+    )
+    .unwrap();
+    let dry = ok(&akte(
+        &data,
+        &["import", "--dry-run", src.to_str().unwrap()],
+    ));
+    assert!(
+        dry.contains("nothing written") && dry.contains("would be archived"),
+        "{dry}"
+    );
+    // A payment reminder is a letter about an invoice, not an invoice.
+    let out = ok(&akte(&data, &["--json", "import", src.to_str().unwrap()]));
+    assert!(out.contains("\"archived\":1"), "{out}");
+    let hits = ok(&akte(&data, &["--json", "journal"]));
+    assert!(hits.contains("ingest") || hits.contains("record"), "{hits}");
+    // Disposals can be listed (none yet), a verification is journaled.
+    let none = ok(&akte(&data, &["dispose", "list"]));
+    assert!(none.trim().is_empty(), "{none}");
+    ok(&akte(&data, &["verify"]));
+    let journal = ok(&akte(&data, &["journal"]));
+    assert!(journal.contains("audit.verify"), "{journal}");
+    // Output into a pipe the reader closed: a quiet end, no panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_akte"))
+        .arg("--data")
+        .arg(&data)
+        .args(["journal"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{err}");
+}

@@ -414,21 +414,7 @@ async fn party_file(
             v.truncate(n);
         }
     }
-    // Holds placed on the party (or on one merged into it).
-    let sid = state.svc.catalog.resolve(&file.party.id).await;
-    for h in state.svc.holds.all().await? {
-        if let crate::disposal::hold::HoldScope::Party { id: hp } = &h.scope
-            && h.active
-            && state.svc.catalog.resolve(hp).await == sid
-        {
-            file.holds.push(crate::catalog::HoldNote {
-                id: h.id.clone(),
-                name: h.name.clone(),
-                reason: h.reason.clone(),
-                placed_at: h.placed_at,
-            });
-        }
-    }
+    file.holds = state.svc.party_holds(&file.party.id).await?;
     audit_party_read(&state, &caller, &file.party.id, file.party.rev).await?;
     Ok(axum::Json(file))
 }

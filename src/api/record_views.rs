@@ -23,6 +23,8 @@ pub struct RecordView {
     pub prev_hash: Option<String>,
     pub content: ContentView,
     pub parties: Vec<PartyLinkView>,
+    /// Cases (Vorgänge) the record belongs to.
+    pub cases: Vec<String>,
     pub retention: RetentionView,
     pub holds: Vec<String>,
     /// What ingest found and kept (mail headers, e-invoice facts such as
@@ -99,6 +101,7 @@ impl From<RecordRevision> for RecordView {
                     reason: p.reason,
                 })
                 .collect(),
+            cases: r.cases,
             retention: RetentionView {
                 policy: r.retention.policy,
                 legal_basis: r.retention.legal_basis,

@@ -23,7 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(release_hold))
         .routes(routes!(eligible))
         .routes(routes!(report))
-        .routes(routes!(request_disposal))
+        .routes(routes!(list_disposals, request_disposal))
         .routes(routes!(get_disposal))
         .routes(routes!(approve_disposal))
 }
@@ -243,6 +243,25 @@ async fn report(
             format!("{f:?}: json, csv or html"),
         )),
     }
+}
+
+/// Every disposal request, newest first, with its state and (once approved) the
+/// progress of its execution.
+#[utoipa::path(
+    get, path = "/v1/disposals", tag = "retention",
+    responses((status = 200, body = Vec<DisposalView>)),
+    security(("bearer" = []))
+)]
+async fn list_disposals(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<DisposalView>>> {
+    caller.require(roles::RETENTION_READ)?;
+    let mut out = Vec::new();
+    for d in state.svc.disposals.all().await? {
+        out.push(view(&state, d).await?);
+    }
+    Ok(axum::Json(out))
 }
 
 /// Request the disposal of eligible records; another person must approve it.

@@ -128,13 +128,13 @@ pub(super) fn check_date(state: &AppState, date: Option<chrono::NaiveDate>) -> A
         .checked_add_days(chrono::Days::new(FUTURE_TOLERANCE_DAYS))
         .is_some_and(|limit| d > limit)
     {
-        return Err(ApiError::invalid(
+        return Err(ApiError::from(crate::error::Error::unprocessable(
             "date",
             format!(
                 "{d} lies more than {FUTURE_TOLERANCE_DAYS} days in the future (today is {today}); \
                  a document date decides the retention period and cannot be taken back"
             ),
-        ));
+        )));
     }
     Ok(())
 }

@@ -170,9 +170,10 @@ impl Archive {
             .filter(|(d, _)| *d <= 3)
             .map(|(_, k)| format!(" (did you mean {k:?}?)"))
             .unwrap_or_default();
-        Err(crate::error::Error::Invalid {
-            field: "class".into(),
-            reason: format!(
+        // 422: the request is well-formed, but breaks a rule of this archive.
+        Err(crate::error::Error::unprocessable(
+            "class",
+            format!(
                 "unknown class {class:?}{closest}: the retention catalogue {} has no such \
                  class, so its retention period is unknown. Classes: {}; or leave the class \
                  out and the rules decide (else `{DEFAULT_CLASS}`, {} years)",
@@ -180,7 +181,7 @@ impl Archive {
                 known.join(", "),
                 self.catalogue.entry(DEFAULT_CLASS).years
             ),
-        })
+        ))
     }
 
     /// The same archive with another retention catalogue in force.

@@ -80,16 +80,25 @@ impl Catalog {
             return out;
         }
         let prefix = f.name_prefix.as_deref().map(fold).unwrap_or_default();
+        // A name has up to two keys (umlauts spelled out, umlauts plain): one hit each.
+        let mut seen: HashSet<&String> = HashSet::new();
         for (name, id) in st.names.range((prefix.clone(), String::new())..) {
             if !name.starts_with(&prefix) || out.len() >= limit {
                 break;
             }
             if let Some(p) = st.parties.get(id)
                 && wanted(p)
+                && seen.insert(id)
             {
                 out.push(p.clone());
             }
         }
+        // Listed by name, as before.
+        out.sort_by(|a, b| {
+            fold(&a.data.name)
+                .cmp(&fold(&b.data.name))
+                .then(a.id.cmp(&b.id))
+        });
         out
     }
 

@@ -43,6 +43,30 @@ pub fn fold(s: &str) -> String {
     out
 }
 
+/// The keys a name is found by: folded with umlauts spelled out (`mueller`), and, when
+/// it differs, with umlauts as their base letter (`muller`), so that `mull` and `muel`
+/// both find Müller.
+pub(super) fn name_keys(name: &str) -> Vec<String> {
+    let spelled = fold(name);
+    let plain: String = name
+        .trim()
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'ä' => "a".to_string(),
+            'ö' => "o".to_string(),
+            'ü' => "u".to_string(),
+            'ß' => "ss".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    if plain == spelled {
+        vec![spelled]
+    } else {
+        vec![spelled, plain]
+    }
+}
+
 pub(super) fn index_terms(p: &PartyBrief) -> Vec<String> {
     let d = &p.data;
     let mut t = Vec::new();
@@ -134,7 +158,9 @@ impl State {
                 return;
             }
             let old = old.clone();
-            self.names.remove(&(fold(&old.data.name), old.id.clone()));
+            for n in name_keys(&old.data.name) {
+                self.names.remove(&(n, old.id.clone()));
+            }
             for t in index_terms(&old) {
                 if let Some(s) = self.index.get_mut(&t) {
                     s.remove(&old.id);
@@ -157,7 +183,9 @@ impl State {
                 .or_default()
                 .insert((p.id.clone(), rel.kind.clone()));
         }
-        self.names.insert((fold(&p.data.name), p.id.clone()));
+        for n in name_keys(&p.data.name) {
+            self.names.insert((n, p.id.clone()));
+        }
         for t in index_terms(&p) {
             self.index.entry(t).or_default().insert(p.id.clone());
         }

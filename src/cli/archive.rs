@@ -106,7 +106,7 @@ pub async fn archive(
                         #[serde(skip_serializing_if = "Option::is_none")]
                         extraction: Option<&'a str>,
                     }
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::to_string(&Out {
                             file: f.display().to_string(),
@@ -117,7 +117,7 @@ pub async fn archive(
                         })?
                     );
                 } else {
-                    println!(
+                    outln!(
                         "{}  {}  sha256:{}  {} bytes  retain until {}{}  {}",
                         r.id,
                         r.revision.class,
@@ -132,7 +132,7 @@ pub async fn archive(
                         f.display()
                     );
                     for l in &o.auto_links {
-                        println!(
+                        outln!(
                             "  linked to {} as {}: {}",
                             l.party,
                             l.role,
@@ -140,7 +140,7 @@ pub async fn archive(
                         );
                     }
                     if let Some(w) = &o.extraction_failed {
-                        println!("  warning: {w}");
+                        outln!("  warning: {w}");
                     }
                 }
             }

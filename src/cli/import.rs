@@ -131,11 +131,20 @@ pub async fn import(
     }
     let hard = s.failed > 0;
     if json {
-        println!("{}", serde_json::to_string(&s)?);
+        outln!("{}", serde_json::to_string(&s)?);
     } else {
-        println!(
-            "{} {} archived, {} duplicates, {} failed (not archived), {} warnings, {:.1} MB in {:.1} s",
-            if s.dry_run { "dry run:" } else { "import:" },
+        // A dry run archives nothing: it says what an import would do.
+        let (head, verb, failed) = if s.dry_run {
+            (
+                "dry run (nothing written):",
+                "would be archived",
+                "would fail",
+            )
+        } else {
+            ("import:", "archived", "failed (not archived)")
+        };
+        outln!(
+            "{head} {} {verb}, {} duplicates, {} {failed}, {} warnings, {:.1} MB in {:.1} s",
             s.archived,
             s.duplicates,
             s.failed,
@@ -144,10 +153,15 @@ pub async fn import(
             s.seconds
         );
         for f in &s.failures {
-            println!("  failed: {}: {} (not archived)", f.item, f.reason);
+            outln!("  failed: {}: {} (not archived)", f.item, f.reason);
         }
         for w in &s.warnings {
-            println!("  warning: {}: {} (archived)", w.item, w.reason);
+            outln!(
+                "  warning: {}: {}{}",
+                w.item,
+                w.reason,
+                if s.dry_run { "" } else { " (archived)" }
+            );
         }
     }
     if s.interrupted {

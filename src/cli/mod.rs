@@ -16,6 +16,37 @@ use crate::clock::SystemClock;
 use crate::service::Services;
 use crate::store::{LockMode, Store};
 
+/// `println!` for command output: a reader that stops early (`akte … | head`) ends
+/// the command quietly instead of a panic with a backtrace.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            $crate::cli::output_failed(e);
+        }
+    }};
+}
+
+/// `print!` for command output, like [`outln!`].
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($t)*) {
+            $crate::cli::output_failed(e);
+        }
+    }};
+}
+
+/// Standard output is gone (a closed pipe): stop as `head` expects; anything else is
+/// reported.
+pub(crate) fn output_failed(e: std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("akte: cannot write the output: {e}");
+    std::process::exit(1);
+}
+
 mod archive;
 mod audit;
 mod demo;
@@ -278,7 +309,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         });
     }
     if let Command::Openapi = cli.command {
-        print!("{}", crate::api::openapi_json());
+        out!("{}", crate::api::openapi_json());
         return Ok(ExitCode::SUCCESS);
     }
     let store = open_store(&cli).await?;
@@ -313,7 +344,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Link(a) => records::link(archive, &actor, json, a).await,
         Command::Journal { since, limit } => audit::journal(archive, since, limit, json).await,
         Command::Checkpoint => audit::checkpoint(archive, json).await,
-        Command::Verify => audit::verify(archive, json).await,
+        Command::Verify => audit::verify(archive, &actor, json).await,
         Command::Serve(a) => serve::serve(archive, a, index_dir, &cli.data).await,
         Command::Demo => serve::demo(archive, index_dir, &cli.data).await,
         Command::Token(cmd) => tokens::token(archive, &actor, json, cmd).await,
@@ -366,6 +397,6 @@ async fn note(archive: Archive, actor: &str, json: bool, a: NoteArgs) -> anyhow:
 }
 
 async fn print_procedure(svc: &Services, html: bool) -> anyhow::Result<ExitCode> {
-    print!("{}", crate::web::procedure::procedure(svc, html).await?);
+    out!("{}", crate::web::procedure::procedure(svc, html).await?);
     Ok(ExitCode::SUCCESS)
 }

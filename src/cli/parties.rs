@@ -130,7 +130,7 @@ pub enum CaseCommand {
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string(v)?);
+    outln!("{}", serde_json::to_string(v)?);
     Ok(())
 }
 
@@ -205,17 +205,18 @@ pub async fn party(
             if json {
                 print_json(&crate::catalog::PartyBrief::from(&p))?;
             } else {
-                println!("{}  {}", p.revision.id, p.data.name);
+                outln!("{}  {}", p.revision.id, p.data.name);
             }
         }
         PartyCommand::Show { id, page, date } => {
             svc.load().await?;
             let today = date.unwrap_or(svc.archive.clock().now().date_naive());
-            let file = svc
+            let mut file = svc
                 .catalog
                 .file(&id, today, page, 50)
                 .await
                 .with_context(|| format!("unknown party {id}"))?;
+            file.holds = svc.party_holds(&file.party.id).await?;
             if json {
                 print_json(&file)?;
             } else {
@@ -251,7 +252,7 @@ pub async fn party(
                             None => r.role.clone(),
                         })
                         .collect();
-                    println!("{}  {:<40} {}", p.id, p.data.name, roles.join(" "));
+                    outln!("{}  {:<40} {}", p.id, p.data.name, roles.join(" "));
                 }
             }
         }
@@ -260,7 +261,7 @@ pub async fn party(
                 if json {
                     print_json(&crate::catalog::PartyBrief::from(&p))?;
                 } else {
-                    println!(
+                    outln!(
                         "rev {}  {}  {}  {}",
                         p.revision.rev,
                         p.revision.revised_at.format("%Y-%m-%d %H:%M:%S"),
@@ -290,9 +291,9 @@ pub async fn party(
                     eprintln!("{}:{}: {}", file.display(), e.line, e.reason);
                 }
                 for u in &report.updated {
-                    println!("line {}: updated {} ({})", u.line, u.party, u.detail);
+                    outln!("line {}: updated {} ({})", u.line, u.party, u.detail);
                 }
-                println!(
+                outln!(
                     "{} rows: {} created, {} updated, {} unchanged, {} errors",
                     report.rows,
                     report.created.len(),
@@ -317,7 +318,7 @@ pub async fn party(
             if json {
                 print_json(&crate::catalog::PartyBrief::from(&p))?;
             } else {
-                println!("{absorbed} merged into {} ({})", p.revision.id, p.data.name);
+                outln!("{absorbed} merged into {} ({})", p.revision.id, p.data.name);
             }
         }
         PartyCommand::Erase { id, reason } => {
@@ -326,9 +327,10 @@ pub async fn party(
             if json {
                 print_json(&crate::catalog::PartyBrief::from(&p))?;
             } else {
-                println!(
+                outln!(
                     "{}: personal data erased (key destroyed); rev {} keeps only non-personal facts",
-                    p.revision.id, p.revision.rev
+                    p.revision.id,
+                    p.revision.rev
                 );
             }
         }
@@ -362,9 +364,11 @@ pub async fn party(
             if json {
                 print_json(&crate::catalog::PartyBrief::from(&p))?;
             } else {
-                println!(
+                outln!(
                     "{} rev {}: {}",
-                    p.revision.id, p.revision.rev, p.revision.change
+                    p.revision.id,
+                    p.revision.rev,
+                    p.revision.change
                 );
             }
         }
@@ -374,12 +378,12 @@ pub async fn party(
 
 fn print_file(f: &PartyFile) {
     let p = &f.party;
-    println!("{}  ({:?})  {}", p.data.name, p.data.kind, p.id);
+    outln!("{}  ({:?})  {}", p.data.name, p.data.kind, p.id);
     if !f.merged_from.is_empty() {
-        println!("  merged from: {}", f.merged_from.join(", "));
+        outln!("  merged from: {}", f.merged_from.join(", "));
     }
     for r in &p.data.roles {
-        println!(
+        outln!(
             "  role {:<10} {}{}{}",
             r.role,
             r.number.as_deref().unwrap_or(""),
@@ -388,17 +392,50 @@ fn print_file(f: &PartyFile) {
         );
     }
     if let Some(v) = &p.data.vat_id {
-        println!("  VAT ID {v}");
+        outln!("  VAT ID {v}");
+    }
+    if p.erased {
+        outln!("  personal data erased (the party's key is destroyed)");
+    }
+    for a in &p.data.addresses {
+        let line = [
+            a.street.clone(),
+            Some(
+                [a.postcode.clone(), a.city.clone()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+            .filter(|s| !s.is_empty()),
+            a.country.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+        outln!("  address {line}");
+    }
+    for ph in &p.data.phones {
+        outln!("  phone {ph}");
     }
     for e in &p.data.emails {
-        println!("  email {e}");
+        outln!("  email {e}");
     }
     for d in &p.data.domains {
-        println!("  domain {d}");
+        outln!("  domain {d}");
     }
-    println!("Agreements in force on {}:", f.today);
+    for h in &f.holds {
+        outln!(
+            "  LEGAL HOLD {} since {}: {}",
+            h.name,
+            h.placed_at.format("%Y-%m-%d"),
+            h.reason
+        );
+    }
+    outln!("Agreements in force on {}:", f.today);
     for a in &f.agreements_in_force {
-        println!(
+        outln!(
             "  {} {} ({} – {})",
             a.case.kind,
             a.case.title,
@@ -409,32 +446,50 @@ fn print_file(f: &PartyFile) {
                 .unwrap_or_default()
         );
         for d in &a.key_documents {
-            println!("      {} {} {}", d.date, d.class, d.title);
+            outln!("      {} {} {}", d.date, d.class, d.title);
         }
     }
-    println!("Open cases:");
+    outln!("Open cases:");
     for c in &f.open_cases {
-        println!("  {} {} ({} records)", c.kind, c.title, c.records);
+        outln!("  {} {} ({} records)", c.kind, c.title, c.records);
     }
-    println!(
+    outln!(
         "Communication ({} in all, newest first):",
         f.communication.total
     );
     for r in &f.communication.items {
-        println!("  {} {:<14} {}", r.date, r.class, r.title);
+        outln!("  {} {:<14} {}", r.date, r.class, r.title);
     }
-    println!("Transactions:");
+    outln!("Transactions:");
     for (year, docs) in f.transactions_by_year.iter().rev() {
-        println!("  {year}: {} documents", docs.len());
+        let n = docs.len();
+        outln!("  {year}: {n} document{}", if n == 1 { "" } else { "s" });
+        for r in docs.iter().take(10) {
+            outln!("    {} {:<14} {}", r.date, r.class, r.title);
+        }
+        if n > 10 {
+            outln!("    … and {} more", n - 10);
+        }
     }
-    let counts: Vec<String> = f
-        .counts_by_class
-        .iter()
-        .map(|(c, n)| format!("{c} {n}"))
-        .collect();
-    println!("Records: {} ({})", f.records_total, counts.join(", "));
+    outln!(
+        "Other documents ({} in all, newest first):",
+        f.other_documents.total
+    );
+    for r in &f.other_documents.items {
+        outln!("  {} {:<14} {}", r.date, r.class, r.title);
+    }
+    if f.records_total == 0 {
+        outln!("Records: none");
+    } else {
+        let counts: Vec<String> = f
+            .counts_by_class
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        outln!("Records: {} ({})", f.records_total, counts.join(", "));
+    }
     for r in &f.related {
-        println!("Related: {} {} ({})", r.relation, r.name, r.id);
+        outln!("Related: {} {} ({})", r.relation, r.name, r.id);
     }
 }
 
@@ -489,7 +544,43 @@ pub async fn case(svc: &Services, actor: &str, json: bool, cmd: CaseCommand) -> 
                 )
                 .await?
         }
-        CaseCommand::Show { id } => svc.cases.get(&id).await?,
+        CaseCommand::Show { id } => {
+            let c = svc.cases.get(&id).await?;
+            // Its records, from the catalog, newest first.
+            svc.load().await?;
+            let mut records = Vec::new();
+            for r in svc.catalog.records_in_case(&c.id).await {
+                if let Some(b) = svc.catalog.record(&r).await {
+                    records.push(b);
+                }
+            }
+            records.sort_by(|a, b| b.date.cmp(&a.date).then(a.id.cmp(&b.id)));
+            if json {
+                print_json(&serde_json::json!({
+                    "id": c.id, "rev": c.rev, "kind": c.kind, "title": c.title, "party": c.party,
+                    "status": c.status, "valid_from": c.valid_from, "valid_until": c.valid_until,
+                    "status_changed_at": c.status_changed_at, "status_changed_by": c.status_changed_by,
+                    "records": records.iter().map(|r| serde_json::json!({
+                        "id": r.id, "class": r.class, "title": r.title, "date": r.date,
+                    })).collect::<Vec<_>>(),
+                }))?;
+            } else {
+                outln!(
+                    "{}  {} {:?}  {}  (party {})",
+                    c.id,
+                    c.kind,
+                    c.status,
+                    c.title,
+                    c.party
+                );
+                let n = records.len();
+                outln!("  {n} record{}", if n == 1 { "" } else { "s" });
+                for r in &records {
+                    outln!("  {} {} {:<14} {}", r.id, r.date, r.class, r.title);
+                }
+            }
+            return Ok(());
+        }
     };
     if json {
         print_json(&serde_json::json!({
@@ -498,9 +589,13 @@ pub async fn case(svc: &Services, actor: &str, json: bool, cmd: CaseCommand) -> 
             "status_changed_at": c.status_changed_at, "status_changed_by": c.status_changed_by,
         }))?;
     } else {
-        println!(
+        outln!(
             "{}  {} {:?}  {}  (party {})",
-            c.id, c.kind, c.status, c.title, c.party
+            c.id,
+            c.kind,
+            c.status,
+            c.title,
+            c.party
         );
     }
     Ok(())
@@ -518,7 +613,7 @@ pub async fn note(
     if json {
         print_json(&a)?;
     } else {
-        println!("{}  note recorded for party {party}", a.id);
+        outln!("{}  note recorded for party {party}", a.id);
     }
     Ok(())
 }
@@ -557,7 +652,7 @@ pub async fn link(
     if json {
         print_json(&r)?;
     } else {
-        println!(
+        outln!(
             "{} rev {}: links now {}",
             r.id,
             r.rev,

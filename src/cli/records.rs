@@ -67,10 +67,10 @@ pub(super) async fn show(archive: Archive, id: &str, json: bool) -> anyhow::Resu
 pub(super) async fn history(archive: Archive, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let revs = archive.history(id).await?;
     if json {
-        println!("{}", serde_json::to_string(&revs)?);
+        outln!("{}", serde_json::to_string(&revs)?);
     } else {
         for r in &revs {
-            println!(
+            outln!(
                 "rev {}  {}  {}  {}  content v{} sha256:{}{}",
                 r.rev,
                 r.revised_at.format("%Y-%m-%d %H:%M:%S"),
@@ -166,24 +166,24 @@ pub(super) async fn link(
 
 fn print_revision(r: &RecordRevision, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(r)?);
+        outln!("{}", serde_json::to_string(r)?);
         return Ok(());
     }
-    println!("id:            {}", r.id);
-    println!(
+    outln!("id:            {}", r.id);
+    outln!(
         "revision:      {} ({} by {} at {})",
         r.rev,
         r.change,
         r.actor,
         r.revised_at.to_rfc3339()
     );
-    println!("class:         {}", r.class);
-    println!("title:         {}", r.title);
+    outln!("class:         {}", r.class);
+    outln!("title:         {}", r.title);
     if let Some(d) = r.document_date {
-        println!("document date: {d}");
+        outln!("document date: {d}");
     }
-    println!("archived at:   {}", r.archived_at.to_rfc3339());
-    println!(
+    outln!("archived at:   {}", r.archived_at.to_rfc3339());
+    outln!(
         "content:       v{} sha256:{} {} bytes {}{}",
         r.content.version,
         r.content.sha256,
@@ -195,7 +195,7 @@ fn print_revision(r: &RecordRevision, json: bool) -> anyhow::Result<()> {
             .map(|n| format!(" ({n})"))
             .unwrap_or_default()
     );
-    println!(
+    outln!(
         "retention:     until {} ({}, {} years from {}; {})",
         r.retention.retain_until,
         r.retention.policy,
@@ -204,7 +204,7 @@ fn print_revision(r: &RecordRevision, json: bool) -> anyhow::Result<()> {
         r.retention.legal_basis
     );
     for p in &r.parties {
-        println!("party:         {} as {}", p.party, p.role);
+        outln!("party:         {} as {}", p.party, p.role);
     }
     Ok(())
 }

@@ -118,7 +118,7 @@ pub async fn export(svc: &Services, actor: &str, cmd: ExportCommand) -> anyhow::
             detail: Some(what.clone()),
         })
         .await?;
-    println!(
+    outln!(
         "exported {what} to {}; check it with: akte verify-export {}",
         out.display(),
         out.display()
@@ -131,12 +131,12 @@ pub fn verify_export(path: &std::path::Path, json: bool) -> anyhow::Result<bool>
     let f = std::fs::File::open(path).with_context(|| path.display().to_string())?;
     let c = crate::export::verify(f)?;
     if json {
-        println!("{}", serde_json::to_string(&c)?);
+        outln!("{}", serde_json::to_string(&c)?);
     } else {
         for p in &c.problems {
-            println!("BROKEN {p}");
+            outln!("BROKEN {p}");
         }
-        println!(
+        outln!(
             "{}: {} files, {} journal entries, {} revisions, {} originals checked, {} problems",
             if c.problems.is_empty() {
                 "OK"
@@ -164,6 +164,8 @@ pub enum DisposeCommand {
     },
     /// Approve and execute a request (not by its requester).
     Approve { request: String },
+    /// List every request, newest first.
+    List,
     /// Show a request; `--html` prints its disposal certificate.
     Show {
         request: String,
@@ -205,16 +207,18 @@ pub async fn hold(svc: &Services, actor: &str, json: bool, cmd: HoldCommand) -> 
     };
     for h in holds {
         if json {
-            println!(
+            outln!(
                 "{}",
-                serde_json::json!({"id": h.id, "name": h.name, "reason": h.reason, "scope": h.scope, "active": h.active, "placed_by": h.placed_by, "released_by": h.released_by})
+                serde_json::json!({"id": h.id, "name": h.name, "reason": h.reason, "authority": h.authority, "scope": h.scope, "active": h.active, "placed_at": h.placed_at, "placed_by": h.placed_by, "released_at": h.released_at, "released_by": h.released_by, "release_reason": h.release_reason})
             );
         } else {
-            println!(
-                "{}  {}  {}  {}",
+            outln!(
+                "{}  {}  {}  placed {} by {}  {}",
                 h.id,
                 if h.active { "active  " } else { "released" },
                 h.name,
+                h.placed_at.format("%Y-%m-%d"),
+                h.placed_by,
                 serde_json::to_string(&h.scope)?
             );
         }
@@ -239,11 +243,13 @@ pub async fn retention(
                 .record_event(actor, &record, date, reason)
                 .await?;
             if json {
-                println!("{}", serde_json::to_string(&r)?);
+                outln!("{}", serde_json::to_string(&r)?);
             } else {
-                println!(
+                outln!(
                     "{}: retained until {} ({})",
-                    r.id, r.retention.retain_until, r.retention.legal_basis
+                    r.id,
+                    r.retention.retain_until,
+                    r.retention.legal_basis
                 );
             }
         }
@@ -255,13 +261,13 @@ pub async fn retention(
                 match svc.archive.recompute_retention(actor, &id).await {
                     Ok(Some(r)) => {
                         changed += 1;
-                        println!("{}: retained until {}", r.id, r.retention.retain_until);
+                        outln!("{}: retained until {}", r.id, r.retention.retain_until);
                     }
                     Ok(None) | Err(crate::Error::Disposed { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
-            println!(
+            outln!(
                 "{total} records checked against catalogue {}, {changed} extended",
                 svc.archive.catalogue().version
             );
@@ -271,21 +277,26 @@ pub async fn retention(
                 crate::disposal::report::build(&svc.archive, &svc.holds, &svc.disposals).await?;
             let format = if json { "json".to_string() } else { format };
             match format.as_str() {
-                "json" => println!("{}", serde_json::to_string(&r)?),
-                "csv" => print!("{}", crate::disposal::report::to_csv(&r)),
-                "html" => print!("{}", crate::disposal::report::to_html(&r)),
+                "json" => outln!("{}", serde_json::to_string(&r)?),
+                "csv" => out!("{}", crate::disposal::report::to_csv(&r)),
+                "html" => out!("{}", crate::disposal::report::to_html(&r)),
                 _ => {
-                    println!(
+                    outln!(
                         "retention report {} (catalogue {}): {} records",
-                        r.today, r.catalogue, r.records_total
+                        r.today,
+                        r.catalogue,
+                        r.records_total
                     );
                     for p in &r.by_policy {
-                        println!(
+                        outln!(
                             "  {:<22} {:<28} {:>6}  {}",
-                            p.class, p.policy, p.records, p.legal_basis
+                            p.class,
+                            p.policy,
+                            p.records,
+                            p.legal_basis
                         );
                     }
-                    println!(
+                    outln!(
                         "  expiring in 30/90/365 days: {}/{}/{}; eligible now {}; on hold {}; awaiting event {}; without policy {}; disposed {}",
                         r.expiring_30_days,
                         r.expiring_90_days,
@@ -297,7 +308,7 @@ pub async fn retention(
                         r.disposed
                     );
                     for h in &r.holds {
-                        println!(
+                        outln!(
                             "  hold {} ({}): {} records",
                             h.name,
                             if h.active { "active" } else { "released" },
@@ -305,7 +316,7 @@ pub async fn retention(
                         );
                     }
                     for d in &r.disposals {
-                        println!(
+                        outln!(
                             "  disposal {} {}: {} records, requested by {}, approved by {}",
                             d.id,
                             d.state,
@@ -314,7 +325,7 @@ pub async fn retention(
                             d.approved_by.as_deref().unwrap_or("-")
                         );
                     }
-                    println!(
+                    outln!(
                         "  last verification: {}",
                         r.last_verify.as_deref().unwrap_or("never")
                     );
@@ -324,14 +335,14 @@ pub async fn retention(
         RetentionCommand::Catalogue => {
             let c = svc.archive.catalogue();
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"version": c.version, "law": c.law, "default": c.default, "classes": c.classes})
                 );
             } else {
-                println!("catalogue {} — {}", c.version, c.law);
+                outln!("catalogue {} — {}", c.version, c.law);
                 for e in c.classes.values() {
-                    println!(
+                    outln!(
                         "  {:<26} {:>2} years{}  {}",
                         e.id,
                         e.years,
@@ -342,23 +353,28 @@ pub async fn retention(
                         e.basis
                     );
                 }
-                println!(
+                outln!(
                     "  {:<26} {:>2} years  {}",
-                    "(any other class)", c.default.years, c.default.basis
+                    "(any other class)",
+                    c.default.years,
+                    c.default.basis
                 );
             }
         }
         RetentionCommand::Eligible => {
             for r in svc.disposals.eligible().await? {
                 if json {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({"id": r.id, "class": r.class, "retain_until": r.retention.retain_until, "policy": r.retention.policy})
                     );
                 } else {
-                    println!(
+                    outln!(
                         "{}  {:<16} retained until {}  {}",
-                        r.id, r.class, r.retention.retain_until, r.title
+                        r.id,
+                        r.class,
+                        r.retention.retain_until,
+                        r.title
                     );
                 }
             }
@@ -411,10 +427,35 @@ pub async fn dispose(
             bar.0.finish_and_clear();
             d?
         }
+        DisposeCommand::List => {
+            for d in svc.disposals.all().await? {
+                let (done, _) = svc.disposals.progress(&d).await?;
+                if json {
+                    let mut v = serde_json::to_value(&d)?;
+                    v["records_done"] = done.into();
+                    outln!("{v}");
+                } else {
+                    let n = d.records.len();
+                    outln!(
+                        "{}  {:?}  {n} record{}  requested by {} at {}{}",
+                        d.id,
+                        d.state,
+                        if n == 1 { "" } else { "s" },
+                        d.requested_by,
+                        d.requested_at.format("%Y-%m-%d %H:%M"),
+                        d.approved_by
+                            .as_ref()
+                            .map(|a| format!(", approved by {a}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            return Ok(());
+        }
         DisposeCommand::Show { request, html } => {
             let d = svc.disposals.get(&request).await?;
             if html {
-                print!("{}", disposal::certificate_html(&d));
+                out!("{}", disposal::certificate_html(&d));
                 return Ok(());
             }
             d
@@ -424,9 +465,9 @@ pub async fn dispose(
     if json {
         let mut v = serde_json::to_value(&d)?;
         v["records_done"] = done.into();
-        println!("{v}");
+        outln!("{v}");
     } else {
-        println!(
+        outln!(
             "{}  {:?}  {} records  requested by {}{}",
             d.id,
             d.state,
@@ -437,16 +478,17 @@ pub async fn dispose(
                 .unwrap_or_default()
         );
         if d.state == disposal::DisposalState::Approved {
-            println!(
+            outln!(
                 "  execution: {done} of {total} records disposed so far (run `dispose approve` again, or start the server, to finish)"
             );
         }
         for i in &d.items {
-            println!(
-                "  {} {} disposed ({} blobs deleted)",
+            let n = i.blobs_deleted.len();
+            outln!(
+                "  {} {} disposed ({n} blob{} deleted)",
                 i.record,
                 i.class,
-                i.blobs_deleted.len()
+                if n == 1 { "" } else { "s" }
             );
         }
     }

@@ -125,14 +125,18 @@ pub async fn search(
             })).collect::<Vec<_>>(),
             "facets": res.facets,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         let tty = std::io::stdout().is_terminal();
-        println!("{} hits", res.total);
+        outln!(
+            "{} {}",
+            res.total,
+            if res.total == 1 { "hit" } else { "hits" }
+        );
         for (b, _, snippet) in &hits {
-            println!("{}  {}  {:<16} {}", b.id, b.date, b.class, b.title);
+            outln!("{}  {}  {:<16} {}", b.id, b.date, b.class, b.title);
             if !snippet.is_empty() {
-                println!("    {}", plain(snippet, tty));
+                outln!("    {}", plain(snippet, tty));
             }
         }
     }
@@ -188,12 +192,12 @@ pub async fn reindex(svc: Services, index_dir: &Path, json: bool) -> anyhow::Res
     let secs = started.elapsed().as_secs_f64();
     let size = indexer.index.size_on_disk();
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"records": n, "seconds": secs, "index_bytes": size, "index": index_dir})
         );
     } else {
-        println!(
+        outln!(
             "indexed {n} records in {secs:.1} s ({:.0}/s); index {} is {:.1} MB",
             n as f64 / secs.max(1e-9),
             index_dir.display(),

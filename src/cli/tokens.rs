@@ -75,12 +75,12 @@ pub(super) async fn token(
                 )
                 .await?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"id": t.id, "name": t.name, "role": t.role, "expires_at": t.expires_at, "token": secret})
                 );
             } else {
-                println!("{secret}");
+                outln!("{secret}");
                 eprintln!(
                     "token {} ({}, role {}) created; it is shown only now",
                     t.id, t.name, t.role
@@ -90,7 +90,7 @@ pub(super) async fn token(
         TokenCommand::List => {
             for t in tokens.list().await {
                 if json {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({"id": t.id, "name": t.name, "role": t.role, "created_at": t.created_at, "created_by": t.created_by, "expires_at": t.expires_at, "revoked_at": t.revoked_at})
                     );
@@ -102,19 +102,19 @@ pub(super) async fn token(
                         }
                         (None, None) => "active".into(),
                     };
-                    println!("{}  {:<10} {:<20} {}", t.id, t.role, t.name, state);
+                    outln!("{}  {:<10} {:<20} {}", t.id, t.role, t.name, state);
                 }
             }
         }
         TokenCommand::Revoke { id } => {
             let t = tokens.revoke(actor, &id).await?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"id": t.id, "revoked_at": t.revoked_at})
                 );
             } else {
-                println!("revoked {} ({})", t.id, t.name);
+                outln!("revoked {} ({})", t.id, t.name);
             }
         }
     }

@@ -472,6 +472,16 @@ impl Disposals {
         Ok(d)
     }
 
+    /// Every disposal request, newest first.
+    pub async fn all(&self) -> Result<Vec<DisposalRevision>> {
+        let mut out = Vec::new();
+        for id in self.journal.committed_ids(ObjectKind::Disposal).await? {
+            out.push(self.get(&id).await?);
+        }
+        out.sort_by(|a, b| b.requested_at.cmp(&a.requested_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
     /// Approved requests whose execution has not finished (a crash, an error): what a
     /// starting server resumes.
     pub async fn unfinished(&self) -> Result<Vec<DisposalRevision>> {
@@ -674,7 +684,12 @@ impl Disposals {
             .commit_next(&req, hash, &approver, "disposal.execute", |d| {
                 d.state = DisposalState::Executed;
                 d.items = items;
-                format!("{} records, {deleted} blobs deleted", d.records.len())
+                let n = d.records.len();
+                format!(
+                    "{n} record{}, {deleted} blob{} deleted",
+                    if n == 1 { "" } else { "s" },
+                    if deleted == 1 { "" } else { "s" }
+                )
             })
             .await?;
         Ok(d)

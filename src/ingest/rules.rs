@@ -281,6 +281,15 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(r.apply(&e).class.unwrap().1, "e-invoice");
+        // A reminder about an invoice is a letter, not the invoice.
+        let e = Evidence {
+            subject: Some("Zahlungserinnerung Rechnung 4711"),
+            ..Default::default()
+        };
+        assert_eq!(
+            r.apply(&e).class,
+            Some(("business-letter".into(), "payment-reminder".into()))
+        );
     }
 
     #[test]

@@ -182,12 +182,28 @@ pub fn normalise(mut d: PartyData) -> PartyData {
         d.vat_id = Some(normalise_vat_id(v).unwrap_or_else(|_| v.trim().to_string()));
     }
     for r in d.roles.iter_mut() {
-        r.role = r.role.trim().to_ascii_lowercase();
+        r.role = canonical_role(&r.role);
     }
     for rel in d.relations.iter_mut() {
         rel.kind = rel.kind.trim().to_ascii_lowercase();
     }
     d
+}
+
+/// A role as akte names it: lower case, and the German names of the usual roles
+/// (`Kunde`, `Lieferant`, …) as their English ids, so that they do not become roles of
+/// their own.
+pub fn canonical_role(role: &str) -> String {
+    let r = role.trim().to_lowercase();
+    match r.as_str() {
+        "kunde" | "kundin" => "customer",
+        "lieferant" | "lieferantin" => "supplier",
+        "interessent" | "interessentin" => "prospect",
+        "ansprechpartner" | "ansprechpartnerin" | "kontakt" => "contact",
+        "dienstleister" => "service-provider",
+        _ => return r,
+    }
+    .to_string()
 }
 
 /// Longest party name, in characters.
@@ -513,8 +529,20 @@ impl Parties {
         let s = self.open(&s_rev).await?;
         let mut merged = s.data.clone();
         for r in &a.data.roles {
-            if !merged.roles.iter().any(|x| x.role == r.role) {
-                merged.roles.push(r.clone());
+            match merged.roles.iter_mut().find(|x| x.role == r.role) {
+                None => merged.roles.push(r.clone()),
+                // The same role on both: the duplicate's number is not lost — taken over
+                // when the survivor has none, else kept as an identifier.
+                Some(x) => match (&x.number, &r.number) {
+                    (None, Some(n)) => x.number = Some(n.clone()),
+                    (Some(m), Some(n)) if m != n => {
+                        let short: String = a_rev.id.chars().take(8).collect();
+                        merged
+                            .identifiers
+                            .insert(format!("{}-number-{short}", r.role), n.clone());
+                    }
+                    _ => {}
+                },
             }
         }
         merged.emails.extend(a.data.emails.iter().cloned());

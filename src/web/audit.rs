@@ -244,6 +244,7 @@ pub async fn procedure_page(State(web): State<Web>, ctx: Ctx) -> Ui {
     let audit_tabs = u.can_audit;
     let text = super::procedure::procedure(&web.state.svc, false)
         .await
+        .map(|md| super::procedure::markdown_html(&md))
         .map_err(|e| {
             ctx.fail(UiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -132,30 +132,108 @@ pub async fn procedure(svc: &Services, html: bool) -> crate::error::Result<Strin
         "## Personal data\n\nPersonal fields of parties are sealed with a per-party key (AES-256-GCM) kept under `keys/`; erasure after retention destroys the key (journaled). The key store must be backed up with the archive and kept outside any Object Lock retention."
     );
     if html {
-        let body = s
-            .lines()
-            .map(|l| {
-                let esc = l
-                    .replace('&', "&amp;")
-                    .replace('<', "&lt;")
-                    .replace('>', "&gt;");
-                if let Some(h) = esc.strip_prefix("## ") {
-                    format!("<h2>{h}</h2>")
-                } else if let Some(h) = esc.strip_prefix("# ") {
-                    format!("<h1>{h}</h1>")
-                } else if esc.starts_with('|') {
-                    format!("<pre>{esc}</pre>")
-                } else if esc.is_empty() {
-                    String::new()
-                } else {
-                    format!("<p>{esc}</p>")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
         return Ok(format!(
-            "<!doctype html>\n<html lang=\"de\"><head><meta charset=\"utf-8\"><title>Verfahrensdokumentation</title></head><body>\n{body}\n</body></html>\n"
+            "<!doctype html>\n<html lang=\"de\"><head><meta charset=\"utf-8\"><title>Verfahrensdokumentation</title></head><body>\n{}\n</body></html>\n",
+            markdown_html(&s)
         ));
     }
     Ok(s)
+}
+
+/// The small Markdown of [`procedure`] as HTML: headings, paragraphs, lists, tables and
+/// `code`; every character of the text escaped first.
+pub fn markdown_html(md: &str) -> String {
+    fn inline(l: &str) -> String {
+        let esc = l
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;");
+        // `code` spans: every other backtick opens one.
+        let mut out = String::new();
+        for (i, part) in esc.split('`').enumerate() {
+            if i % 2 == 1 {
+                out.push_str("<code>");
+                out.push_str(part);
+                out.push_str("</code>");
+            } else {
+                out.push_str(part);
+            }
+        }
+        out
+    }
+    fn cells(l: &str) -> Vec<String> {
+        l.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| inline(c.trim()))
+            .collect()
+    }
+    let mut out = Vec::new();
+    let lines: Vec<&str> = md.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i];
+        if let Some(h) = l.strip_prefix("## ") {
+            out.push(format!("<h2>{}</h2>", inline(h)));
+        } else if let Some(h) = l.strip_prefix("# ") {
+            out.push(format!("<h1>{}</h1>", inline(h)));
+        } else if l.starts_with('|') {
+            let mut rows = Vec::new();
+            while i < lines.len() && lines[i].starts_with('|') {
+                rows.push(lines[i]);
+                i += 1;
+            }
+            let mut t = String::from("<table>");
+            for (n, r) in rows.iter().enumerate() {
+                if r.trim_matches(|c| c == '|' || c == '-' || c == ' ')
+                    .is_empty()
+                {
+                    continue;
+                }
+                let tag = if n == 0 { "th" } else { "td" };
+                t.push_str("<tr>");
+                for c in cells(r) {
+                    t.push_str(&format!("<{tag}>{c}</{tag}>"));
+                }
+                t.push_str("</tr>");
+            }
+            t.push_str("</table>");
+            out.push(t);
+            continue;
+        } else if l.starts_with("- ") {
+            let mut t = String::from("<ul>");
+            while i < lines.len() && lines[i].starts_with("- ") {
+                t.push_str(&format!("<li>{}</li>", inline(&lines[i][2..])));
+                i += 1;
+            }
+            t.push_str("</ul>");
+            out.push(t);
+            continue;
+        } else if !l.trim().is_empty() {
+            out.push(format!("<p>{}</p>", inline(l)));
+        }
+        i += 1;
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markdown_html;
+
+    #[test]
+    fn markdown_becomes_escaped_html() {
+        let h = markdown_html(
+            "# T\n\n- a `x<y`\n- b\n\n| k | v |\n|---|---|\n| 1 | <script> |\n\ntext & more",
+        );
+        assert!(h.contains("<h1>T</h1>"), "{h}");
+        assert!(
+            h.contains("<ul><li>a <code>x&lt;y</code></li><li>b</li></ul>"),
+            "{h}"
+        );
+        assert!(h.contains("<table><tr><th>k</th><th>v</th></tr><tr><td>1</td><td>&lt;script&gt;</td></tr></table>"), "{h}");
+        assert!(h.contains("<p>text &amp; more</p>"), "{h}");
+        assert!(!h.contains("<pre>") && !h.contains("|") && !h.contains("<script>"));
+    }
 }

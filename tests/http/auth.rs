@@ -249,6 +249,12 @@ async fn every_endpoint_for_every_role() {
         ),
         (
             Method::GET,
+            "/v1/disposals",
+            "/v1/disposals".into(),
+            RETENTION_READ,
+        ),
+        (
+            Method::GET,
             "/v1/search",
             "/v1/search?q=Lieferschein".into(),
             READ,
