@@ -130,7 +130,26 @@ impl Browser {
     }
 
     async fn shot(&mut self, name: &str) {
+        // The whole page, not only the window: the window grows to the page's height for
+        // the picture (at most 4000 px), then returns to its size.
+        let (_, _, w, h) = self.c.get_window_rect().await.expect("window");
+        let height = self
+            .c
+            .execute("return document.documentElement.scrollHeight;", vec![])
+            .await
+            .ok()
+            .and_then(|v| v.as_u64())
+            .unwrap_or(h);
+        if height > h {
+            let _ = self
+                .c
+                .set_window_size(w as u32, (height + 140).min(4000) as u32)
+                .await;
+        }
         let png = self.c.screenshot().await.expect("screenshot");
+        if height > h {
+            let _ = self.c.set_window_size(w as u32, h as u32).await;
+        }
         let file = self.shots.join(format!("{name}.png"));
         std::fs::write(&file, png).expect("write screenshot");
         self.taken.push(file.display().to_string());

@@ -869,7 +869,7 @@ pub async fn party_file(
         .into_iter()
         .map(|a| AgreementRow {
             title: a.case.title,
-            kind: a.case.kind,
+            kind: class_label(&web, ctx.lang, &a.case.kind),
             valid_until: a.case.valid_until,
             docs: a.key_documents.into_iter().map(doc).collect(),
         })
@@ -880,7 +880,7 @@ pub async fn party_file(
         .map(|c| CaseRow {
             id: c.id,
             title: c.title,
-            kind: c.kind,
+            kind: class_label(&web, ctx.lang, &c.kind),
             records: c.records,
         })
         .collect();

@@ -162,7 +162,10 @@ async fn oversized_streamed_upload_is_refused_with_nothing_stored() {
     let after: Value = serde_json::from_slice(&after.stdout).unwrap();
     // Each `verify` journals itself (after counting): one entry more, nothing else.
     assert_eq!(before["records"], after["records"], "nothing was stored");
-    assert_eq!(before["revisions"], after["revisions"], "nothing was stored");
+    assert_eq!(
+        before["revisions"], after["revisions"],
+        "nothing was stored"
+    );
     assert_eq!(
         after["journal_entries"].as_u64().unwrap(),
         before["journal_entries"].as_u64().unwrap() + 1,
