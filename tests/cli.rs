@@ -296,7 +296,16 @@ fn party_and_tax_exports_verify_offline_and_tampering_is_caught() {
     assert!(index.contains("<URL>belege.csv</URL>") && index.contains("<From>01.01.2024</From>"));
     let mut csv = String::new();
     std::io::Read::read_to_string(&mut z.by_name("belege.csv").unwrap(), &mut csv).unwrap();
-    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert_eq!(csv.lines().count(), 3, "a header and two documents: {csv}");
+    assert!(csv.starts_with("Beleg_ID;Klasse;Titel;Belegdatum"), "{csv}");
+    assert!(
+        csv.contains("Müller GmbH (customer K-1)"),
+        "partners by name and number: {csv}"
+    );
+    assert!(
+        index.contains("<Range><From>2</From></Range>"),
+        "index.xml skips the header"
+    );
     assert!(csv.contains("invoice;") && csv.contains(";01.03.2024;"));
 
     // Any changed original, revision or journal entry is caught.
@@ -484,6 +493,33 @@ fn the_command_line_shows_the_whole_file_and_says_what_it_did() {
     ok(&akte(&data, &["verify"]));
     let journal = ok(&akte(&data, &["journal"]));
     assert!(journal.contains("audit.verify"), "{journal}");
+    // An empty file is archived as asked, with a warning.
+    let empty = dir.path().join("leer.txt");
+    std::fs::write(&empty, b"").unwrap();
+    let out = akte(
+        &data,
+        &["archive", "--class", "memo", empty.to_str().unwrap()],
+    );
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is empty (0 bytes)"));
+    // A tax export of a year without documents says so.
+    let empty_zip = dir.path().join("tax-1990.zip");
+    let out = akte(
+        &data,
+        &[
+            "export",
+            "tax",
+            "--from",
+            "1990-01-01",
+            "--to",
+            "1990-12-31",
+            "--out",
+            empty_zip.to_str().unwrap(),
+        ],
+    );
+    ok(&out);
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(warned.contains("no document is dated"), "{warned}");
     // Output into a pipe the reader closed: a quiet end, no panic.
     let mut child = Command::new(env!("CARGO_BIN_EXE_akte"))
         .arg("--data")

@@ -603,6 +603,15 @@ async fn mistakes_are_refused_and_the_file_shows_every_record_and_hold() {
         detail.contains("invioce") && detail.contains("did you mean \\\"invoice\\\""),
         "{detail}"
     );
+    // An empty upload: refused, nothing written.
+    let r = post(
+        format!("class=invoice&party={p}&role=customer&filename=leer.txt"),
+        "text/plain",
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.expect("body").contains("empty"));
     // A document date far in the future: refused.
     let r = post(
         format!("class=invoice&date=2099-01-01&party={p}&role=customer&filename=r.txt"),

@@ -165,6 +165,14 @@ pub(super) async fn archive_spooled(
     d: IngestDefaults,
     given: Given,
 ) -> ApiResult<(crate::archive::Archived, ItemOutcome)> {
+    // An empty upload is almost always a mistake (a file not yet written, a client that
+    // sent no body); archived, it would stay for years under whatever class it got.
+    if content.is_empty() {
+        return Err(ApiError::from(Error::unprocessable(
+            "body",
+            "the upload is empty (0 bytes): there is nothing to archive",
+        )));
+    }
     let svc = state.ingest.clone();
     let task = tokio::spawn(async move {
         svc.archive_document(&actor, content, file_name, given, d)

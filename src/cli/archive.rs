@@ -79,6 +79,15 @@ pub async fn archive(
     };
     let mut failed = 0;
     for f in &a.files {
+        // An empty file is kept (byte-exact, as asked), but not without a word: it is
+        // usually a mistake, and the record stays for its whole retention period.
+        if std::fs::metadata(f).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            eprintln!(
+                "warning: {} is empty (0 bytes); it is archived as it is — if that was a \
+                 mistake, it can only be disposed of once its retention has passed",
+                f.display()
+            );
+        }
         let given = Given {
             title: a.title.clone(),
             document_date: a.date,

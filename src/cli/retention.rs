@@ -102,7 +102,13 @@ pub async fn export(svc: &Services, actor: &str, cmd: ExportCommand) -> anyhow::
             crate::export::party(svc, actor, &party, file).await?
         }
         ExportCommand::Tax { from, to, .. } => {
-            crate::export::tax(svc, actor, from, to, file).await?
+            let n = crate::export::tax(svc, actor, from, to, file).await?;
+            if n == 0 {
+                eprintln!(
+                    "warning: no document is dated {from} to {to}: the export holds an empty \
+                     table (belege.csv has its header line only)"
+                );
+            }
         }
     }
     tmp.persist(&out)

@@ -249,14 +249,33 @@ pub async fn party<W: Write + Seek>(
     finish(w, manifest)
 }
 
-/// Tax-audit data access for documents dated `from..=to` (GDPdU: index.xml + CSV).
+/// The columns of `belege.csv`, in order (its first line, and `index.xml`).
+const BELEGE_COLUMNS: [&str; 14] = [
+    "Beleg_ID",
+    "Klasse",
+    "Titel",
+    "Belegdatum",
+    "Archiviert_am",
+    "Dateiname",
+    "Medientyp",
+    "Groesse_Bytes",
+    "SHA256",
+    "Aufbewahrung_bis",
+    "Rechtsgrundlage",
+    "Partner",
+    "Partner_IDs",
+    "Datei",
+];
+
+/// Tax-audit data access for documents dated `from..=to` (GDPdU: index.xml + CSV with a
+/// header line that `index.xml` skips). Returns how many documents it holds.
 pub async fn tax<W: Write + Seek>(
     svc: &Services,
     actor: &str,
     from: NaiveDate,
     to: NaiveDate,
     out: W,
-) -> Result<()> {
+) -> Result<usize> {
     if to < from {
         return Err(Error::invalid("to", "before from"));
     }
@@ -283,9 +302,32 @@ pub async fn tax<W: Write + Seek>(
         .delimiter(b';')
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
+    csv.write_record(BELEGE_COLUMNS)
+        .map_err(|e| Error::Internal(e.to_string()))?;
     for (r, m) in selected.iter().zip(&records) {
         let d = r.document_date.unwrap_or(r.archived_at.date_naive());
         let parties: Vec<&str> = r.parties.iter().map(|l| l.party.as_str()).collect();
+        // Partners by name, role and their number in that role (customer K-1, …).
+        let mut named = Vec::new();
+        for l in &r.parties {
+            let (name, number) = match svc.parties.get(&l.party).await {
+                Ok(p) => {
+                    let number = p
+                        .data
+                        .roles
+                        .iter()
+                        .find(|x| x.role == l.role)
+                        .or_else(|| p.data.roles.first())
+                        .and_then(|x| x.number.clone().map(|n| format!("{} {n}", x.role)));
+                    (p.data.name.clone(), number)
+                }
+                Err(_) => (l.party.clone(), None),
+            };
+            named.push(match number {
+                Some(n) => format!("{name} ({n})"),
+                None => name,
+            });
+        }
         let row = [
             r.id.clone(),
             r.class.clone(),
@@ -298,6 +340,7 @@ pub async fn tax<W: Write + Seek>(
             r.content.sha256.clone(),
             r.retention.retain_until.format("%d.%m.%Y").to_string(),
             r.retention.legal_basis.clone(),
+            named.join(", "),
             parties.join(","),
             m.originals.last().cloned().unwrap_or_default(),
         ];
@@ -310,6 +353,7 @@ pub async fn tax<W: Write + Seek>(
     w.add("belege.csv", &csv)?;
     w.add("index.xml", gdpdu_index(from, to).as_bytes())?;
     w.add("gdpdu-01-09-2004.dtd", GDPDU_DTD_NOTE.as_bytes())?;
+    let count = selected.len();
     let manifest = Manifest {
         format: FORMAT.into(),
         kind: "tax".into(),
@@ -321,7 +365,8 @@ pub async fn tax<W: Write + Seek>(
         files: BTreeMap::new(),
         records,
     };
-    finish(w, manifest)
+    finish(w, manifest)?;
+    Ok(count)
 }
 
 const GDPDU_DTD_NOTE: &str = "<!-- index.xml follows the GDPdU description standard, DTD version 01-09-2004,\n     published by the Bundesministerium der Finanzen / Bundeszentralamt für Steuern.\n     Obtain the official DTD from there; it is not redistributed here. -->\n";
@@ -350,10 +395,11 @@ fn gdpdu_index(from: NaiveDate, to: NaiveDate) -> String {
         "<Date><Format>DD.MM.YYYY</Format></Date>",
     ));
     cols.push_str(&col("Rechtsgrundlage", "<AlphaNumeric/>"));
-    cols.push_str(&col("Parteien", "<AlphaNumeric/>"));
+    cols.push_str(&col("Partner", "<AlphaNumeric/>"));
+    cols.push_str(&col("Partner_IDs", "<AlphaNumeric/>"));
     cols.push_str(&col("Datei", "<AlphaNumeric/>"));
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE DataSet SYSTEM \"gdpdu-01-09-2004.dtd\">\n<DataSet>\n  <Version>1.0</Version>\n  <DataSupplier>\n    <Name>akte</Name>\n    <Location>export</Location>\n    <Comment>Datenüberlassung nach § 147 (6) AO (GDPdU/GoBD)</Comment>\n  </DataSupplier>\n  <Media>\n    <Name>Belege {f} bis {t}</Name>\n    <Table>\n      <URL>belege.csv</URL>\n      <Name>Belege</Name>\n      <Description>Archivierte Belege und Dokumente mit Hashwert, Aufbewahrungsfrist und Datei im Export</Description>\n      <Validity><Range><From>{f}</From><To>{t}</To></Range></Validity>\n      <UTF8/>\n      <DecimalSymbol>,</DecimalSymbol>\n      <DigitGroupingSymbol>.</DigitGroupingSymbol>\n      <VariableLength>\n        <ColumnDelimiter>;</ColumnDelimiter>\n        <RecordDelimiter>&#13;&#10;</RecordDelimiter>\n        <TextEncapsulator>\"</TextEncapsulator>\n        <VariablePrimaryKey><Name>Beleg_ID</Name><AlphaNumeric/></VariablePrimaryKey>\n{cols}      </VariableLength>\n    </Table>\n  </Media>\n</DataSet>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE DataSet SYSTEM \"gdpdu-01-09-2004.dtd\">\n<DataSet>\n  <Version>1.0</Version>\n  <DataSupplier>\n    <Name>akte</Name>\n    <Location>export</Location>\n    <Comment>Datenüberlassung nach § 147 (6) AO (GDPdU/GoBD)</Comment>\n  </DataSupplier>\n  <Media>\n    <Name>Belege {f} bis {t}</Name>\n    <Table>\n      <URL>belege.csv</URL>\n      <Name>Belege</Name>\n      <Description>Archivierte Belege und Dokumente mit Hashwert, Aufbewahrungsfrist und Datei im Export</Description>\n      <Validity><Range><From>{f}</From><To>{t}</To></Range></Validity>\n      <UTF8/>\n      <DecimalSymbol>,</DecimalSymbol>\n      <DigitGroupingSymbol>.</DigitGroupingSymbol>\n      <Range><From>2</From></Range>\n      <VariableLength>\n        <ColumnDelimiter>;</ColumnDelimiter>\n        <RecordDelimiter>&#13;&#10;</RecordDelimiter>\n        <TextEncapsulator>\"</TextEncapsulator>\n        <VariablePrimaryKey><Name>Beleg_ID</Name><AlphaNumeric/></VariablePrimaryKey>\n{cols}      </VariableLength>\n    </Table>\n  </Media>\n</DataSet>\n",
         f = from.format("%d.%m.%Y"),
         t = to.format("%d.%m.%Y"),
     )

@@ -10,7 +10,10 @@ use crate::{download, problem, upload};
 #[tokio::test]
 async fn raw_and_multipart_uploads_download_byte_exact() {
     let s = Server::start(&[]);
-    for (len, seed) in [(0usize, 1u64), (1, 2), (300_000, 3)] {
+    // An empty upload is refused (issue #20: archived, a mistake would stay for years).
+    let r = upload(&s, ADMIN, Vec::new(), "?class=invoice&filename=RE-0.pdf").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    for (len, seed) in [(1usize, 2u64), (300_000, 3)] {
         let data = pseudo_random(len, seed);
         let r = upload(
             &s,
