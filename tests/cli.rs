@@ -520,6 +520,21 @@ fn the_command_line_shows_the_whole_file_and_says_what_it_did() {
     ok(&out);
     let warned = String::from_utf8_lossy(&out.stderr);
     assert!(warned.contains("no document is dated"), "{warned}");
+    // Run where there is no archive, a command says so instead of creating one.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_akte"))
+        .current_dir(elsewhere.path())
+        .args(["party", "list"])
+        .env_remove("AKTE_DATA")
+        .env_remove("AKTE_STORE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no archive in ./akte-data"));
+    assert!(
+        !elsewhere.path().join("akte-data").exists(),
+        "nothing created"
+    );
     // Output into a pipe the reader closed: a quiet end, no panic.
     let mut child = Command::new(env!("CARGO_BIN_EXE_akte"))
         .arg("--data")

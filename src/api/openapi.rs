@@ -332,6 +332,18 @@ fn constrain_property(schema: &mut Value, property: &str, rule: Rule) {
         target = t;
     }
     merge(target, rule.schema());
+    // An optional property (`type: [T, "null"]`) may be null: its enum must say so too,
+    // or null breaks the enum although the server takes it as absent.
+    let nullable = target
+        .get("type")
+        .and_then(Value::as_array)
+        .is_some_and(|t| t.iter().any(|x| x == "null"));
+    if nullable
+        && let Some(e) = target.get_mut("enum").and_then(Value::as_array_mut)
+        && !e.contains(&Value::Null)
+    {
+        e.push(Value::Null);
+    }
 }
 
 fn merge(target: &mut Value, add: Value) {

@@ -65,8 +65,12 @@ mod tokens;
     about = "Revision-safe archive for the Kundenakte"
 )]
 pub struct Cli {
-    /// Data directory of the embedded local store.
-    #[arg(long, global = true, env = "AKTE_DATA", default_value = "./akte-data")]
+    /// Data directory of the embedded local store (default ./akte-data; only `serve`
+    /// and `demo` create it there without being told).
+    #[arg(long = "data", global = true, env = "AKTE_DATA")]
+    data_dir: Option<PathBuf>,
+    /// The data directory in effect (`--data`, `AKTE_DATA`, else ./akte-data).
+    #[arg(skip)]
     data: PathBuf,
     /// Store URL instead of --data: a path, memory://, or s3://bucket/prefix.
     #[arg(long, global = true, env = "AKTE_STORE")]
@@ -223,7 +227,11 @@ pub fn main() -> ExitCode {
     // Everything akte creates — data directory, objects, key files, index, temporary
     // files — is for its own user only.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.data = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./akte-data"));
     // A worker runs before (and without) the async runtime: one thread, a capped
     // address space.
     if let Command::ExtractWorker { memory_bytes } = cli.command {
@@ -288,6 +296,22 @@ async fn start_writer(archive: &Archive) -> anyhow::Result<crate::audit::recover
 }
 
 pub async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
+    // Run in the wrong directory, a command would otherwise create an empty archive there
+    // and write into it. Only the server and the demo create the default one unasked.
+    if cli.store.is_none()
+        && cli.data_dir.is_none()
+        && !cli.data.exists()
+        && !matches!(cli.command, Command::Serve(_) | Command::Demo)
+    {
+        let cwd = std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        anyhow::bail!(
+            "no archive in ./akte-data (the default data directory, in {cwd}): run this in the \
+             archive's directory, name it with --data DIR (or AKTE_DATA), or create it with \
+             `akte serve`"
+        );
+    }
     let spec = match &cli.store {
         Some(s) => s.to_string(),
         None => cli.data.display().to_string(),
