@@ -52,6 +52,21 @@ impl Services {
         }
     }
 
+    /// The names of the active holds covering record `r` however they were placed (on
+    /// the record, its party, its case, its class), merged into the holds it carries.
+    pub async fn holds_in_force(&self, r: &crate::record::RecordRevision) -> Result<Vec<String>> {
+        let mut names = r.holds.clone();
+        if r.tombstone.is_none() {
+            let holds = self.holds.all().await?;
+            for h in self.disposals.held_by(&holds, r).await? {
+                if !names.contains(&h) {
+                    names.push(h);
+                }
+            }
+        }
+        Ok(names)
+    }
+
     /// The active legal holds placed on a party (or on a party merged into it).
     pub async fn party_holds(&self, party: &str) -> Result<Vec<crate::catalog::HoldNote>> {
         let sid = self.catalog.resolve(party).await;

@@ -284,31 +284,10 @@ async fn get_record(
     let r = state.archive.latest(&id).await?;
     state.check_record_visible(&caller, &r).await?;
     audit_read(&state, &caller, &r, "metadata").await?;
-    let held = effective_holds(&state, &r).await?;
+    let holds = state.svc.holds_in_force(&r).await?;
     let mut view = RecordView::from(r);
-    merge_holds(&mut view, held);
+    view.holds = holds;
     Ok(axum::Json(view))
-}
-
-/// The names of the active holds covering `r` however they were placed (on the
-/// record, its party, its case, its class): what keeps it from disposal.
-pub(super) async fn effective_holds(
-    state: &AppState,
-    r: &RecordRevision,
-) -> ApiResult<Vec<String>> {
-    if r.tombstone.is_some() {
-        return Ok(Vec::new());
-    }
-    let holds = state.svc.holds.all().await?;
-    Ok(state.svc.disposals.held_by(&holds, r).await?)
-}
-
-pub(super) fn merge_holds(view: &mut RecordView, held: Vec<String>) {
-    for h in held {
-        if !view.holds.contains(&h) {
-            view.holds.push(h);
-        }
-    }
 }
 
 /// Every revision of a record, oldest first.
@@ -328,16 +307,16 @@ async fn list_revisions(
 ) -> ApiResult<axum::Json<Vec<RecordView>>> {
     caller.require_scoped(roles::READ)?;
     let revs = state.archive.history(&id).await?;
-    let mut held = Vec::new();
+    let mut held = None;
     if let Some(last) = revs.last() {
         state.check_record_visible(&caller, last).await?;
         audit_read(&state, &caller, last, "metadata").await?;
-        held = effective_holds(&state, last).await?;
+        held = Some(state.svc.holds_in_force(last).await?);
     }
     let mut views: Vec<RecordView> = revs.into_iter().map(RecordView::from).collect();
     // The holds in force now belong to the latest revision.
-    if let Some(last) = views.last_mut() {
-        merge_holds(last, held);
+    if let (Some(last), Some(h)) = (views.last_mut(), held) {
+        last.holds = h;
     }
     Ok(axum::Json(views))
 }

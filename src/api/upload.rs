@@ -108,34 +108,15 @@ pub(super) async fn check_input(state: &AppState, d: &IngestDefaults, g: &Given)
         }
     }
     state.ingest.check_defaults(d).await?;
-    check_date(state, g.document_date)?;
+    if let Some(d) = g.document_date {
+        state.archive.check_document_date(d)?;
+    }
     crate::archive::check_new(&NewRecord {
         class: d.class.clone(),
         title: g.title.clone(),
         media_type: g.media_type.clone(),
         ..Default::default()
     })?;
-    Ok(())
-}
-
-use crate::archive::FUTURE_TOLERANCE_DAYS;
-
-/// Refuses a caller's document date that lies too far in the future.
-pub(super) fn check_date(state: &AppState, date: Option<chrono::NaiveDate>) -> ApiResult<()> {
-    let Some(d) = date else { return Ok(()) };
-    let today = state.archive.clock().now().date_naive();
-    if today
-        .checked_add_days(chrono::Days::new(FUTURE_TOLERANCE_DAYS))
-        .is_some_and(|limit| d > limit)
-    {
-        return Err(ApiError::from(crate::error::Error::unprocessable(
-            "date",
-            format!(
-                "{d} lies more than {FUTURE_TOLERANCE_DAYS} days in the future (today is {today}); \
-                 a document date decides the retention period and cannot be taken back"
-            ),
-        )));
-    }
     Ok(())
 }
 

@@ -165,7 +165,7 @@ impl Archive {
         known.sort_unstable();
         let closest = known
             .iter()
-            .map(|k| (strsim_distance(k, class), *k))
+            .map(|k| (strsim::levenshtein(k, class), *k))
             .min()
             .filter(|(d, _)| *d <= 3)
             .map(|(_, k)| format!(" (did you mean {k:?}?)"))
@@ -190,6 +190,27 @@ impl Archive {
         self
     }
 
+    /// Refuses a document date a person gave that lies more than
+    /// [`FUTURE_TOLERANCE_DAYS`] in the future.
+    pub fn check_document_date(&self, date: NaiveDate) -> Result<()> {
+        let today = self.clock.now().date_naive();
+        if today
+            .checked_add_days(chrono::Days::new(FUTURE_TOLERANCE_DAYS))
+            .is_some_and(|limit| date > limit)
+        {
+            return Err(crate::error::Error::unprocessable(
+                "date",
+                format!(
+                    "{date} lies more than {FUTURE_TOLERANCE_DAYS} days in the future (today is \
+                     {today}); a document date decides the retention period and cannot be \
+                     taken back"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The retention catalogue in force.
     pub fn catalogue(&self) -> &retention::catalogue::Catalogue {
         &self.catalogue
     }
@@ -325,19 +346,4 @@ pub fn validate_media_type(m: &str) -> Result<String> {
             format!("{m:?} is not a media type"),
         ))
     }
-}
-
-/// Edit distance of two short names (Levenshtein), for "did you mean".
-fn strsim_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }

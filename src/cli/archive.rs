@@ -50,17 +50,7 @@ pub async fn archive(
     a: ArchiveArgs,
 ) -> anyhow::Result<ExitCode> {
     if let Some(d) = a.date {
-        let today = archive.clock().now().date_naive();
-        let days = crate::archive::FUTURE_TOLERANCE_DAYS;
-        if today
-            .checked_add_days(chrono::Days::new(days))
-            .is_some_and(|limit| d > limit)
-        {
-            anyhow::bail!(
-                "--date {d} lies more than {days} days in the future (today is {today}); a \
-                 document date decides the retention period and cannot be taken back"
-            );
-        }
+        archive.check_document_date(d)?;
     }
     let svc = super::import::pipeline(archive, a.rules.as_deref()).await?;
     let d = IngestDefaults {

@@ -358,7 +358,6 @@ pub async fn seed(
     for (i, (pid, name, domain, vat, customer, supplier)) in parties.iter().enumerate() {
         let role = if *customer { "customer" } else { "supplier" };
         // A framework agreement in force for every third party.
-        let mut agreement = None;
         if i % 3 == 0 {
             let case = c
                 .post(
@@ -397,9 +396,7 @@ pub async fn seed(
                 bytes,
             )
             .await?;
-            agreement = Some(cid);
         }
-        let _ = agreement;
         // An open complaint for every fifth.
         if i % 5 == 1 {
             let case = c

@@ -398,23 +398,7 @@ fn print_file(f: &PartyFile) {
         outln!("  personal data erased (the party's key is destroyed)");
     }
     for a in &p.data.addresses {
-        let line = [
-            a.street.clone(),
-            Some(
-                [a.postcode.clone(), a.city.clone()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            )
-            .filter(|s| !s.is_empty()),
-            a.country.clone(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(", ");
-        outln!("  address {line}");
+        outln!("  address {}", a.one_line());
     }
     for ph in &p.data.phones {
         outln!("  phone {ph}");

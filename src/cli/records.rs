@@ -50,16 +50,10 @@ pub struct LinkArgs {
 
 pub(super) async fn show(archive: Archive, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let mut r = archive.latest(id).await?;
-    if r.tombstone.is_none() {
-        // The holds in force, however placed (party, case, class), not only the record's.
-        let svc = crate::service::Services::new(archive.clone());
-        let holds = svc.holds.all().await?;
-        for h in svc.disposals.held_by(&holds, &r).await? {
-            if !r.holds.contains(&h) {
-                r.holds.push(h);
-            }
-        }
-    }
+    // The holds in force, however placed (party, case, class), not only the record's.
+    r.holds = crate::service::Services::new(archive.clone())
+        .holds_in_force(&r)
+        .await?;
     print_revision(&r, json)?;
     Ok(ExitCode::SUCCESS)
 }

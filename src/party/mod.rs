@@ -45,6 +45,27 @@ pub struct Address {
     pub country: Option<String>,
 }
 
+impl Address {
+    /// The address on one line: `street, postcode city, country` (parts left out when
+    /// absent).
+    pub fn one_line(&self) -> String {
+        let place = [self.postcode.as_deref(), self.city.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        [
+            self.street.as_deref(),
+            (!place.is_empty()).then_some(place.as_str()),
+            self.country.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
 /// A role of the party: customer, supplier, prospect, partner, or company-defined.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

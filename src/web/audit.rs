@@ -147,19 +147,7 @@ impl From<VerifyReport> for ReportView {
             objects: r.objects,
             records: r.records,
             journal_entries: r.journal_entries,
-            problems: r
-                .problems
-                .iter()
-                .take(200)
-                .map(|p| match p {
-                    serde_json::Value::Object(o) => o
-                        .values()
-                        .filter_map(|v| v.as_str())
-                        .collect::<Vec<_>>()
-                        .join(": "),
-                    other => other.to_string(),
-                })
-                .collect(),
+            problems: r.problems.iter().take(200).map(super::value_line).collect(),
         }
     }
 }

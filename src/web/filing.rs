@@ -444,20 +444,7 @@ pub async fn import_job(State(web): State<Web>, ctx: Ctx, Path(id): Path<String>
     let failures = job
         .summary
         .as_ref()
-        .map(|s| {
-            s.failures
-                .iter()
-                .take(100)
-                .map(|f| match f {
-                    serde_json::Value::Object(o) => o
-                        .values()
-                        .filter_map(|v| v.as_str())
-                        .collect::<Vec<_>>()
-                        .join(": "),
-                    other => other.to_string(),
-                })
-                .collect()
-        })
+        .map(|s| s.failures.iter().take(100).map(super::value_line).collect())
         .unwrap_or_default();
     Ok(render(&ImportPage {
         page: ctx.page("upload"),

@@ -597,6 +597,19 @@ pub(crate) async fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T, 
     })
 }
 
+/// An item of a list the API reports (an import failure, a verify problem) as one
+/// line: the string values of an object joined, anything else as JSON.
+pub(crate) fn value_line(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(o) => o
+            .values()
+            .filter_map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(": "),
+        other => other.to_string(),
+    }
+}
+
 /// A query string from pairs, percent-encoded; empty values are left out.
 pub(crate) fn query(pairs: &[(&str, &str)]) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());

@@ -814,28 +814,7 @@ pub async fn party_file(
             })
             .collect(),
         merged_into: file.party.merged_into,
-        addresses: d
-            .addresses
-            .iter()
-            .map(|a| {
-                [
-                    a.street.clone(),
-                    Some(
-                        [a.postcode.clone(), a.city.clone()]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    )
-                    .filter(|s| !s.is_empty()),
-                    a.country.clone(),
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(", ")
-            })
-            .collect(),
+        addresses: d.addresses.iter().map(|a| a.one_line()).collect(),
         emails: d.emails,
         phones: d.phones,
         domains: d.domains,
