@@ -126,7 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut total = 0;
         for _ in 0..1000 {
             let t = Instant::now();
-            let f = fresh.catalog.file(&big, today, 0, 50).await.ok_or("no file")?;
+            let f = fresh.catalog.file(&big, today, 1, 50).await.ok_or("no file")?;
             big_file.push(t.elapsed().as_secs_f64() * 1000.0);
             total = f.records_total;
         }
@@ -134,7 +134,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..1000 {
             let id = &ids[1 + (rng.next() as usize) % (ids.len() - 1)];
             let t = Instant::now();
-            fresh.catalog.file(id, today, 0, 50).await.ok_or("no file")?;
+            fresh.catalog.file(id, today, 1, 50).await.ok_or("no file")?;
             small_file.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         let mut lists = Vec::new();

@@ -120,9 +120,11 @@ fn show_history_amend_and_journal() {
         &["amend", &id, "--content", v2.to_str().unwrap()],
     ));
 
-    let hist: serde_json::Value =
-        serde_json::from_str(ok(&akte(&data, &["--json", "history", &id])).trim()).unwrap();
-    let revs = hist.as_array().unwrap();
+    // A list is JSON Lines: one revision per line.
+    let revs: Vec<serde_json::Value> = ok(&akte(&data, &["--json", "history", &id]))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(revs.len(), 3);
     assert_eq!(revs[1]["title"], "Rechnung 4711 (Kopie)");
     assert_eq!(revs[2]["content"]["version"], 2);
@@ -264,6 +266,14 @@ fn party_and_tax_exports_verify_offline_and_tampering_is_caught() {
             ],
         ));
     }
+    // Not about the party (and before its last entry): not in the person's export.
+    ok(&akte(
+        &data,
+        &["token", "create", "--name", "someone", "--role", "clerk"],
+    ));
+    let unrelated = dir.path().join("fremd.txt");
+    std::fs::write(&unrelated, "ein anderer Kunde").unwrap();
+    archive_json(&data, &unrelated, &["--class", "business-letter"]);
     ok(&akte(&data, &["note", "--party", pid, "--text", "Rückruf"]));
     let zip_path = dir.path().join("party.zip");
     ok(&akte(
@@ -273,6 +283,71 @@ fn party_and_tax_exports_verify_offline_and_tampering_is_caught() {
     let out = ok(&akte(&data, &["verify-export", zip_path.to_str().unwrap()]));
     assert!(out.starts_with("OK: "), "{out}");
     assert!(out.contains("4 originals"), "{out}");
+    // Readable for the person: a README, CSVs, JSON beside each stored revision, the
+    // originals by name with an extension, and only the journal entries about them.
+    {
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+        let names: Vec<String> = z.file_names().map(String::from).collect();
+        for want in [
+            "README.txt",
+            "records.csv",
+            "journal.csv",
+            "journal/chain.csv",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+        }
+        let originals: Vec<&String> = names
+            .iter()
+            .filter(|n| n.starts_with("originals/"))
+            .collect();
+        assert_eq!(originals.len(), 4, "{originals:?}");
+        assert!(
+            originals
+                .iter()
+                .all(|n| n.ends_with(".pdf") || n.ends_with(".txt")),
+            "every original has its name and an extension: {originals:?}"
+        );
+        let json_revs = names
+            .iter()
+            .filter(|n| n.starts_with("records/") && n.ends_with(".json"))
+            .count();
+        assert_eq!(
+            json_revs,
+            names
+                .iter()
+                .filter(|n| n.starts_with("records/") && n.ends_with(".mpk"))
+                .count()
+        );
+        let mut read = |name: &str| {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut z.by_name(name).unwrap(), &mut s).unwrap();
+            s
+        };
+        let records = read("records.csv");
+        assert_eq!(
+            records.lines().count(),
+            5,
+            "a header and four records: {records}"
+        );
+        assert!(records.contains("RE-1.pdf") && records.contains("Brief.txt"));
+        assert!(!records.contains("fremd.txt"), "{records}");
+        let journal = read("journal.csv");
+        assert!(journal.starts_with("seq;time;actor;action;subjects;detail"));
+        assert!(journal.contains("party.create"), "{journal}");
+        assert!(
+            !journal.contains("token.") && !journal.contains("fremd"),
+            "only the party's own entries: {journal}"
+        );
+        let manifest: serde_json::Value = serde_json::from_str(&read("manifest.json")).unwrap();
+        let chain = read("journal/chain.csv");
+        let from = manifest["journal_from"].as_u64().unwrap();
+        let to = manifest["journal_to"].as_u64().unwrap();
+        assert_eq!(chain.lines().count() as u64, to - from + 2, "{chain}");
+        assert!(
+            (names.iter().filter(|n| n.starts_with("journal/0")).count() as u64) < to - from + 1,
+            "entries about others are left out: {names:?}"
+        );
+    }
 
     let tax = dir.path().join("tax-2024.zip");
     ok(&akte(
@@ -309,7 +384,7 @@ fn party_and_tax_exports_verify_offline_and_tampering_is_caught() {
     assert!(csv.contains("invoice;") && csv.contains(";01.03.2024;"));
 
     // Any changed original, revision or journal entry is caught.
-    for part in ["originals/", "records/", "journal/"] {
+    for part in ["originals/", "records/", "journal/", "journal/chain.csv"] {
         let bad = dir.path().join("bad.zip");
         rezip_with(&zip_path, &bad, part);
         let out = akte(&data, &["verify-export", bad.to_str().unwrap()]);

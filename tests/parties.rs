@@ -251,7 +251,7 @@ async fn merge_keeps_links_and_history_and_the_absorbed_id_resolves() {
 
     let file = s
         .catalog
-        .file(&aid, NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(), 0, 50)
+        .file(&aid, NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(), 1, 50)
         .await
         .unwrap();
     assert_eq!(file.records_total, 2);

@@ -367,7 +367,7 @@ async fn erase_party(
     get, path = "/v1/parties/{id}/file", tag = "parties",
     params(
         ("id" = String, Path, description = "Party id (a merged id resolves to the survivor)"),
-        ("page" = Option<usize>, Query, minimum = 0, maximum = 100000, description = "Timeline page, from 0"),
+        ("page" = Option<usize>, Query, minimum = 1, maximum = 100000, description = "Timeline page, from 1 (as in search)"),
         ("per_page" = Option<usize>, Query, minimum = 1, maximum = 500, description = "Timeline page size (default 50)"),
         ("date" = Option<String>, Query, description = "The day for 'in force' (default today)"),
         ("per_year" = Option<usize>, Query, minimum = 0, maximum = 100000, description = "At most this many transaction documents per year, newest first (default: all; `transactions_per_year` counts all)"),
@@ -395,9 +395,9 @@ async fn party_file(
     let today = p
         .date("date")?
         .unwrap_or(state.archive.clock().now().date_naive());
-    let page: usize = p.number("page")?.unwrap_or(0);
-    if page > 100_000 {
-        return Err(ApiError::invalid("page", "at most 100000"));
+    let page: usize = p.number("page")?.unwrap_or(1);
+    if !(1..=100_000).contains(&page) {
+        return Err(ApiError::invalid("page", "between 1 and 100000"));
     }
     let per_page: usize = p.number("per_page")?.unwrap_or(50);
     if !(1..=500).contains(&per_page) {

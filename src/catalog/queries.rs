@@ -205,7 +205,7 @@ impl Catalog {
         out
     }
 
-    /// The party file. `page` counts from 0.
+    /// The party file. `page` counts from 1, as everywhere (0 is read as 1).
     pub async fn file(
         &self,
         id: &str,
@@ -247,19 +247,32 @@ impl Catalog {
                 .take(OTHER_DOCUMENTS)
                 .map(|r| (**r).clone())
                 .collect(),
-            page: 0,
+            page: 1,
             per_page: OTHER_DOCUMENTS,
         };
         let per_page = per_page.clamp(1, 500);
+        // The same message received twice with other bytes is two records; the later
+        // names the first, so that the file does not show two identical lines unexplained.
+        let variant = |r: &RecordBrief| {
+            let mut b = r.clone();
+            b.variant_of = r
+                .message_id
+                .as_ref()
+                .and_then(|m| st.by_message_id.get(m))
+                .and_then(|ids| ids.iter().find(|id| st.records.contains_key(*id)))
+                .filter(|first| **first != r.id)
+                .cloned();
+            b
+        };
         let timeline = Timeline {
             total: communication.len(),
             items: communication
                 .iter()
-                .skip(page * per_page)
+                .skip(page.max(1).saturating_sub(1).saturating_mul(per_page))
                 .take(per_page)
-                .map(|r| (**r).clone())
+                .map(|r| variant(r))
                 .collect(),
-            page,
+            page: page.max(1),
             per_page,
         };
         let mut transactions_by_year: BTreeMap<i32, Vec<RecordBrief>> = BTreeMap::new();

@@ -54,6 +54,10 @@ pub struct RecordBrief {
     /// The record this one was carried in (an email's attachment, a PDF's embedded XML).
     #[serde(skip)]
     pub parent: Option<String>,
+    /// In a party file: an email with the Message-ID of an earlier record but other bytes
+    /// (the same message received twice, by different routes) names that record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant_of: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -91,6 +95,7 @@ impl From<&RecordRevision> for RecordBrief {
             },
             message_id: r.extra.get("message_id").cloned(),
             parent: r.extra.get("parent").cloned(),
+            variant_of: None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `akte journal`, `akte checkpoint`, `akte verify`.
 
+use super::json_line;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ pub(super) async fn journal(
     let entries = archive.journal().entries(since, limit).await?;
     for e in &entries {
         if json {
-            outln!("{}", serde_json::to_string(e)?);
+            json_line(e)?;
         } else {
             let subjects: Vec<String> = e
                 .subjects

@@ -1,5 +1,6 @@
 //! `akte import PATH…`: the command line of `ingest::import` (progress bar, summary).
 
+use super::json_line;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,14 +49,84 @@ struct Bar {
     started: Instant,
 }
 
-impl Progress for Bar {
+/// What the command shows while it imports: a line per item as its batch commits (a
+/// JSON line with `--json`), and the progress bar on a terminal.
+struct Shown {
+    bar: Option<Bar>,
+    json: bool,
+}
+
+impl Progress for Shown {
     fn total(&self, bytes: u64) {
-        self.bar.set_length(bytes);
+        if let Some(b) = &self.bar {
+            b.bar.set_length(bytes);
+        }
     }
     fn advance(&self, bytes: u64, items: u64) {
-        self.bar.inc(bytes);
-        self.bar.set_message(import::rate(items, self.started));
+        if let Some(b) = &self.bar {
+            b.bar.inc(bytes);
+            b.bar.set_message(import::rate(items, b.started));
+        }
     }
+    fn item(&self, i: &import::Imported) {
+        let print = || {
+            if self.json {
+                if let Err(e) = json_line(i) {
+                    eprintln!("akte: {e}");
+                }
+            } else {
+                outln!("{}", item_line(i));
+            }
+        };
+        match &self.bar {
+            Some(b) => b.bar.suspend(print),
+            None => print(),
+        }
+    }
+}
+
+/// `  archived  mail.eml  0193…  +2 attachments, linked to 0192… (customer: sender …)`
+fn item_line(i: &import::Imported) -> String {
+    let mut notes = Vec::new();
+    if !i.attachments.is_empty() {
+        let n = i.attachments.len();
+        notes.push(format!("+{n} attachment{}", if n == 1 { "" } else { "s" }));
+    }
+    for l in &i.linked {
+        notes.push(format!(
+            "linked to {} ({}{})",
+            l.party,
+            l.role,
+            l.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ));
+    }
+    for m in &i.ambiguous {
+        notes.push(format!(
+            "not linked: {} names {} parties",
+            m.evidence,
+            m.parties.len()
+        ));
+    }
+    if !i.related.is_empty() {
+        notes.push(format!(
+            "same Message-ID as {} (other bytes, kept)",
+            i.related.join(", ")
+        ));
+    }
+    format!(
+        "  {:<9} {}  {}{}",
+        if i.duplicate { "duplicate" } else { "archived" },
+        i.item,
+        i.id,
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", notes.join("; "))
+        }
+    )
 }
 
 /// The ingest pipeline of a command: extraction workers of this binary, the rules of
@@ -121,17 +192,14 @@ pub async fn import(
             started: Instant::now(),
         }
     });
-    let progress: &dyn Progress = match &bar {
-        Some(b) => b,
-        None => &import::Quiet,
-    };
-    let s = import::run(&svc, actor, &a.paths, &d, a.dry_run, progress, &stop).await?;
-    if let Some(b) = &bar {
+    let shown = Shown { bar, json };
+    let s = import::run(&svc, actor, &a.paths, &d, a.dry_run, &shown, &stop).await?;
+    if let Some(b) = &shown.bar {
         b.bar.finish_and_clear();
     }
     let hard = s.failed > 0;
     if json {
-        outln!("{}", serde_json::to_string(&s)?);
+        json_line(&s)?;
     } else {
         // A dry run archives nothing: it says what an import would do.
         let (head, verb, failed) = if s.dry_run {
@@ -144,14 +212,20 @@ pub async fn import(
             ("import:", "archived", "failed (not archived)")
         };
         outln!(
-            "{head} {} {verb}, {} duplicates, {} {failed}, {} warnings, {:.1} MB in {:.1} s",
+            "{head} {} {verb} (+{} from attachments; {} linked to a party), {} duplicates, \
+             {} {failed}, {} warnings, {:.1} MB in {:.1} s",
             s.archived,
+            s.attachments,
+            s.linked,
             s.duplicates,
             s.failed,
             s.warnings.len(),
             s.bytes as f64 / 1e6,
             s.seconds
         );
+        for m in &s.ambiguous {
+            outln!("  ambiguous: {}: {} (link it by hand)", m.item, m.reason);
+        }
         for f in &s.failures {
             outln!("  failed: {}: {} (not archived)", f.item, f.reason);
         }

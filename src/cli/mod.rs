@@ -37,6 +37,14 @@ macro_rules! out {
     }};
 }
 
+/// `--json` output, JSON Lines: one value on one line. A command that lists things
+/// calls this once per thing; a command about one thing (a record, a file, a report,
+/// a search result page) once. README.md ("Scripting") documents it.
+pub(crate) fn json_line<T: serde::Serialize + ?Sized>(v: &T) -> anyhow::Result<()> {
+    outln!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
+
 /// Standard output is gone (a closed pipe): stop as `head` expects; anything else is
 /// reported.
 pub(crate) fn output_failed(e: std::io::Error) {
@@ -387,6 +395,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reindex => search::reindex(Services::new(archive), &index_dir, json).await,
         Command::Import(a) => import::import(archive, &actor, json, a).await,
     };
+    if writes && matches!(&result, Ok(code) if *code == ExitCode::SUCCESS) {
+        // Said on stderr after every command that may have written, so that a command run
+        // against the wrong archive does not go unnoticed (and stdout stays the output).
+        let place = match &cli.store {
+            Some(spec) => spec.clone(),
+            None => std::fs::canonicalize(&cli.data)
+                .unwrap_or(cli.data.clone())
+                .display()
+                .to_string(),
+        };
+        eprintln!("akte: archive {place}");
+    }
     if writes && locked.store().object_lock().is_some() {
         // What this command committed gets its Object Lock retention now, not only when
         // a server next catches up (the bucket's default retention covered it meanwhile).

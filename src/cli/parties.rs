@@ -1,5 +1,6 @@
 //! `akte party …`, `akte case …`, `akte note`, `akte link`.
 
+use super::json_line;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -44,8 +45,9 @@ pub enum PartyCommand {
     /// communication, transactions by year.
     Show {
         id: String,
-        #[arg(long, default_value_t = 0)]
-        page: usize,
+        /// Page of the communication timeline, from 1 (50 per page).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        page: u32,
         /// The day for "in force" (default today).
         #[arg(long, value_parser = parse_date)]
         date: Option<NaiveDate>,
@@ -129,11 +131,6 @@ pub enum CaseCommand {
     Show { id: String },
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    outln!("{}", serde_json::to_string(v)?);
-    Ok(())
-}
-
 fn parse_kind(k: &str) -> anyhow::Result<PartyKind> {
     match k {
         "organisation" | "organization" => Ok(PartyKind::Organisation),
@@ -203,7 +200,7 @@ pub async fn party(
                 .create(actor, crate::party::normalise(data))
                 .await?;
             if json {
-                print_json(&crate::catalog::PartyBrief::from(&p))?;
+                json_line(&crate::catalog::PartyBrief::from(&p))?;
             } else {
                 outln!("{}  {}", p.revision.id, p.data.name);
             }
@@ -213,12 +210,12 @@ pub async fn party(
             let today = date.unwrap_or(svc.archive.clock().now().date_naive());
             let mut file = svc
                 .catalog
-                .file(&id, today, page, 50)
+                .file(&id, today, page as usize, 50)
                 .await
                 .with_context(|| format!("unknown party {id}"))?;
             file.holds = svc.party_holds(&file.party.id).await?;
             if json {
-                print_json(&file)?;
+                json_line(&file)?;
             } else {
                 print_file(&file);
             }
@@ -241,7 +238,7 @@ pub async fn party(
                 .await;
             for p in list {
                 if json {
-                    print_json(&p)?;
+                    json_line(&p)?;
                 } else {
                     let roles: Vec<String> = p
                         .data
@@ -259,7 +256,7 @@ pub async fn party(
         PartyCommand::History { id } => {
             for p in svc.parties.history(&id).await? {
                 if json {
-                    print_json(&crate::catalog::PartyBrief::from(&p))?;
+                    json_line(&crate::catalog::PartyBrief::from(&p))?;
                 } else {
                     outln!(
                         "rev {}  {}  {}  {}",
@@ -285,7 +282,7 @@ pub async fn party(
             };
             let report = import::import_rows(&svc.parties, &svc.catalog, actor, rows, errors).await;
             if json {
-                print_json(&report)?;
+                json_line(&report)?;
             } else {
                 for e in &report.errors {
                     eprintln!("{}:{}: {}", file.display(), e.line, e.reason);
@@ -316,7 +313,7 @@ pub async fn party(
         } => {
             let p = svc.parties.merge(actor, &absorbed, &into, reason).await?;
             if json {
-                print_json(&crate::catalog::PartyBrief::from(&p))?;
+                json_line(&crate::catalog::PartyBrief::from(&p))?;
             } else {
                 outln!("{absorbed} merged into {} ({})", p.revision.id, p.data.name);
             }
@@ -325,7 +322,7 @@ pub async fn party(
             svc.load().await?;
             let p = svc.erase_party(actor, &id, &reason).await?;
             if json {
-                print_json(&crate::catalog::PartyBrief::from(&p))?;
+                json_line(&crate::catalog::PartyBrief::from(&p))?;
             } else {
                 outln!(
                     "{}: personal data erased (key destroyed); rev {} keeps only non-personal facts",
@@ -362,7 +359,7 @@ pub async fn party(
                 )
                 .await?;
             if json {
-                print_json(&crate::catalog::PartyBrief::from(&p))?;
+                json_line(&crate::catalog::PartyBrief::from(&p))?;
             } else {
                 outln!(
                     "{} rev {}: {}",
@@ -442,14 +439,35 @@ fn print_file(f: &PartyFile) {
         f.communication.total
     );
     for r in &f.communication.items {
-        outln!("  {} {:<14} {}", r.date, r.class, r.title);
+        let variant = r
+            .variant_of
+            .as_ref()
+            .map(|v| format!("  (same Message-ID as {v}, other bytes)"))
+            .unwrap_or_default();
+        outln!(
+            "  {} {:<14} {}  {}{variant}",
+            r.date,
+            r.class,
+            r.title,
+            r.id
+        );
+    }
+    if f.communication.total > f.communication.page * f.communication.per_page {
+        outln!(
+            "  … page {} of {}: --page {} for more",
+            f.communication.page,
+            f.communication
+                .total
+                .div_ceil(f.communication.per_page.max(1)),
+            f.communication.page + 1
+        );
     }
     outln!("Transactions:");
     for (year, docs) in f.transactions_by_year.iter().rev() {
         let n = docs.len();
         outln!("  {year}: {n} document{}", if n == 1 { "" } else { "s" });
         for r in docs.iter().take(10) {
-            outln!("    {} {:<14} {}", r.date, r.class, r.title);
+            outln!("    {} {:<14} {}  {}", r.date, r.class, r.title, r.id);
         }
         if n > 10 {
             outln!("    … and {} more", n - 10);
@@ -460,7 +478,7 @@ fn print_file(f: &PartyFile) {
         f.other_documents.total
     );
     for r in &f.other_documents.items {
-        outln!("  {} {:<14} {}", r.date, r.class, r.title);
+        outln!("  {} {:<14} {}  {}", r.date, r.class, r.title, r.id);
     }
     if f.records_total == 0 {
         outln!("Records: none");
@@ -540,7 +558,7 @@ pub async fn case(svc: &Services, actor: &str, json: bool, cmd: CaseCommand) -> 
             }
             records.sort_by(|a, b| b.date.cmp(&a.date).then(a.id.cmp(&b.id)));
             if json {
-                print_json(&serde_json::json!({
+                json_line(&serde_json::json!({
                     "id": c.id, "rev": c.rev, "kind": c.kind, "title": c.title, "party": c.party,
                     "status": c.status, "valid_from": c.valid_from, "valid_until": c.valid_until,
                     "status_changed_at": c.status_changed_at, "status_changed_by": c.status_changed_by,
@@ -567,7 +585,7 @@ pub async fn case(svc: &Services, actor: &str, json: bool, cmd: CaseCommand) -> 
         }
     };
     if json {
-        print_json(&serde_json::json!({
+        json_line(&serde_json::json!({
             "id": c.id, "rev": c.rev, "kind": c.kind, "title": c.title, "party": c.party,
             "status": c.status, "valid_from": c.valid_from, "valid_until": c.valid_until,
             "status_changed_at": c.status_changed_at, "status_changed_by": c.status_changed_by,
@@ -595,7 +613,7 @@ pub async fn note(
     let party = svc.svc.parties.resolve(&party).await?.revision.id;
     let a = svc.note(actor, &party, n).await?;
     if json {
-        print_json(&a)?;
+        json_line(&a)?;
     } else {
         outln!("{}  note recorded for party {party}", a.id);
     }
@@ -634,7 +652,7 @@ pub async fn link(
     }
     let r = svc.link(actor, &record, ch).await?;
     if json {
-        print_json(&r)?;
+        json_line(&r)?;
     } else {
         outln!(
             "{} rev {}: links now {}",

@@ -1,5 +1,6 @@
 //! `akte show`, `akte history`, `akte cat`, `akte amend`, `akte link`.
 
+use super::json_line;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,7 +62,9 @@ pub(super) async fn show(archive: Archive, id: &str, json: bool) -> anyhow::Resu
 pub(super) async fn history(archive: Archive, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let revs = archive.history(id).await?;
     if json {
-        outln!("{}", serde_json::to_string(&revs)?);
+        for r in &revs {
+            json_line(r)?;
+        }
     } else {
         for r in &revs {
             outln!(
@@ -128,7 +131,22 @@ pub(super) async fn amend(
             reason,
             base_rev: None,
         };
-        last = Some(archive.amend(actor, &id, a).await?);
+        let new_class = a.class.clone();
+        let r = archive.amend(actor, &id, a).await?;
+        if let Some(class) = new_class {
+            // A record's retention never shortens (DESIGN §2.4); say so when the new class
+            // alone would keep it for less.
+            let trigger = r.document_date.unwrap_or(r.archived_at.date_naive());
+            let own = archive.catalogue().compute(&class, trigger);
+            if own.retain_until < r.retention.retain_until {
+                eprintln!(
+                    "akte: retention stays until {} ({}): the class {class} alone keeps until {}, \
+                     and a record's retention never shortens",
+                    r.retention.retain_until, r.retention.policy, own.retain_until
+                );
+            }
+        }
+        last = Some(r);
     }
     let Some(r) = last else {
         anyhow::bail!(
@@ -160,7 +178,7 @@ pub(super) async fn link(
 
 fn print_revision(r: &RecordRevision, json: bool) -> anyhow::Result<()> {
     if json {
-        outln!("{}", serde_json::to_string(r)?);
+        json_line(r)?;
         return Ok(());
     }
     outln!("id:            {}", r.id);

@@ -1,5 +1,6 @@
 //! `akte hold …`, `akte retention eligible`, `akte dispose …`.
 
+use super::json_line;
 use chrono::NaiveDate;
 use clap::Subcommand;
 
@@ -137,7 +138,7 @@ pub fn verify_export(path: &std::path::Path, json: bool) -> anyhow::Result<bool>
     let f = std::fs::File::open(path).with_context(|| path.display().to_string())?;
     let c = crate::export::verify(f)?;
     if json {
-        outln!("{}", serde_json::to_string(&c)?);
+        json_line(&c)?;
     } else {
         for p in &c.problems {
             outln!("BROKEN {p}");
@@ -249,7 +250,7 @@ pub async fn retention(
                 .record_event(actor, &record, date, reason)
                 .await?;
             if json {
-                outln!("{}", serde_json::to_string(&r)?);
+                json_line(&r)?;
             } else {
                 outln!(
                     "{}: retained until {} ({})",

@@ -119,13 +119,15 @@ pub async fn search(
         let out = serde_json::json!({
             "q": r.q,
             "total": res.total,
+            "page": a.page,
+            "per_page": a.limit,
             "hits": hits.iter().map(|(b, score, snippet)| serde_json::json!({
                 "id": b.id, "title": b.title, "class": b.class, "date": b.date,
                 "score": score, "parties": b.parties, "snippet": snippet,
             })).collect::<Vec<_>>(),
             "facets": res.facets,
         });
-        outln!("{}", serde_json::to_string_pretty(&out)?);
+        super::json_line(&out)?;
     } else {
         let tty = std::io::stdout().is_terminal();
         outln!(

@@ -36,6 +36,12 @@ pub struct Manifest {
     /// Journal segment included: first and last sequence number.
     pub journal_from: u64,
     pub journal_to: u64,
+    /// Set when the export holds only the journal entries about its subject (a person's
+    /// access request must not disclose other people's entries): a CSV of `seq;prev_hash;hash`
+    /// of every entry from `journal_from` to `journal_to`, which links the entries it holds
+    /// into the chain without their content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_chain: Option<String>,
     /// Every file in the export but the manifest: path → sha256.
     pub files: BTreeMap<String, String>,
     pub records: Vec<ManifestRecord>,
@@ -89,11 +95,15 @@ fn safe_name(name: &str) -> String {
 }
 
 /// Writes the records (revisions, originals) and the journal segment that commits them.
+/// With `own`, only the journal entries naming one of those ids are written in full, and
+/// `journal/chain.csv` links them (see [`Manifest::journal_chain`]); otherwise the whole
+/// segment. Each decrypted revision is also written as readable JSON beside its raw bytes.
 async fn write_records<W: Write + Seek>(
     svc: &Services,
     w: &mut Writer<W>,
     ids: &[String],
-) -> Result<(Vec<ManifestRecord>, u64, u64)> {
+    own: Option<&BTreeSet<String>>,
+) -> Result<Segment> {
     let store = svc.archive.store();
     let mut manifest = Vec::new();
     let mut wanted: BTreeSet<(String, u32)> = BTreeSet::new();
@@ -115,19 +125,18 @@ async fn write_records<W: Write + Seek>(
                 .await?;
             let path = location.to_string();
             w.add(&path, &bytes)?;
+            if own.is_some() {
+                let readable = format!("{}.json", path.trim_end_matches(".mpk"));
+                w.add(&readable, &pretty(&r)?)?;
+            }
             m.revisions.push(path);
             wanted.insert((r.id.clone(), r.rev));
             if r.tombstone.is_none() && seen_content.insert(r.content.sha256.clone()) {
-                let name = r
-                    .content
-                    .file_name
-                    .clone()
-                    .unwrap_or_else(|| "content".into());
                 let path = format!(
                     "originals/{}/v{}-{}",
                     r.id,
                     r.content.version,
-                    safe_name(&name)
+                    original_name(&r)
                 );
                 let (_, stream) = store
                     .read_stream(&keys::blob(&r.content.sha256), None)
@@ -159,18 +168,91 @@ async fn write_records<W: Write + Seek>(
         })
         .map(|e| e.seq)
         .collect();
+    let about =
+        |e: &JournalEntry| own.is_some_and(|o| e.subjects.iter().any(|s| o.contains(&s.id)));
+    let seqs: Vec<u64> = if own.is_some() {
+        // The record revisions' entries, and every other entry about the subject: its
+        // party revisions, cases, holds, reads of its file and records.
+        entries
+            .iter()
+            .filter(|e| seqs.contains(&e.seq) || about(e))
+            .map(|e| e.seq)
+            .collect()
+    } else {
+        seqs
+    };
     let (from, to) = match (seqs.first(), seqs.last()) {
         (Some(a), Some(b)) => (*a, *b),
         _ => (0, 0),
     };
-    if from > 0 {
-        for seq in from..=to {
-            let key = keys::journal(seq);
+    let mut segment = Segment {
+        records: manifest,
+        from,
+        to,
+        chain: None,
+        entries: Vec::new(),
+    };
+    if from == 0 {
+        return Ok(segment);
+    }
+    let included: BTreeSet<u64> = seqs.iter().copied().collect();
+    let mut chain = String::from("seq;prev_hash;hash\n");
+    for e in entries.iter().filter(|e| e.seq >= from && e.seq <= to) {
+        if own.is_none() || included.contains(&e.seq) {
+            let key = keys::journal(e.seq);
             let bytes = store.get(&key).await?;
             w.add(key.as_ref(), &bytes)?;
+            segment.entries.push(e.clone());
+        }
+        chain.push_str(&format!("{};{};{}\n", e.seq, e.prev_hash, e.hash));
+    }
+    if own.is_some() {
+        w.add(CHAIN_CSV, chain.as_bytes())?;
+        segment.chain = Some(CHAIN_CSV.into());
+    }
+    Ok(segment)
+}
+
+/// Where a subject's export keeps the links between the journal entries it holds.
+const CHAIN_CSV: &str = "journal/chain.csv";
+
+/// What [`write_records`] wrote.
+struct Segment {
+    records: Vec<ManifestRecord>,
+    from: u64,
+    to: u64,
+    chain: Option<String>,
+    /// The journal entries written in full.
+    entries: Vec<JournalEntry>,
+}
+
+fn pretty<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(v).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// An original's file name: its own, else its title, with the extension of its media
+/// type when the name has none (`Angebot.pdf`, `Re_ Lieferung.eml`).
+fn original_name(r: &RecordRevision) -> String {
+    let base = r
+        .content
+        .file_name
+        .clone()
+        .unwrap_or_else(|| r.title.clone());
+    let mut name = safe_name(&base);
+    let has_ext = std::path::Path::new(&name)
+        .extension()
+        .is_some_and(|e| (1..=5).contains(&e.len()));
+    if !has_ext {
+        let ext = match r.content.media_type.as_str() {
+            "message/rfc822" => Some("eml"),
+            "text/plain" => Some("txt"),
+            m => mime_guess::get_mime_extensions_str(m).and_then(|e| e.first().copied()),
+        };
+        if let Some(ext) = ext {
+            name = format!("{name}.{ext}");
         }
     }
-    Ok((manifest, from, to))
+    name
 }
 
 const VERIFY_TXT: &str = "How to verify this export
@@ -182,7 +264,10 @@ By hand:
 1. manifest.json lists every file with its SHA-256: `sha256sum <file>` must match.
 2. journal/<seq>.mpk are consecutive journal entries (MessagePack). Each entry's `hash`
    is sha256(bytes(prev_hash) || body), body = the entry's MessagePack map without the
-   `hash` pair; each entry's prev_hash is the previous entry's hash.
+   `hash` pair; each entry's prev_hash is the previous entry's hash. A person's export
+   holds only the entries about them: then journal/chain.csv lists `seq;prev_hash;hash`
+   of every entry from the first to the last, one unbroken chain, and each entry held
+   must be the one the chain names at its seq.
 3. records/<id>/<rev>.mpk are record revisions exactly as stored. The SHA-256 of each
    file equals the digest its journal entry committed: the entry's `payload_digest`
    when that record and revision is its only subject, or the subject's own `digest`
@@ -220,33 +305,130 @@ pub async fn party<W: Write + Seek>(
         zip: zip::ZipWriter::new(out),
         files: BTreeMap::new(),
     };
+    w.add("README.txt", PARTY_README.as_bytes())?;
+    // Everything about the party: its own revisions (also those of parties merged into
+    // it), its cases and its records.
+    let mut own: BTreeSet<String> = BTreeSet::new();
+    own.insert(p.revision.id.clone());
     for rev in svc.parties.history(&p.revision.id).await? {
         let view = crate::catalog::PartyBrief::from(&rev);
-        let json = serde_json::to_vec_pretty(&view).map_err(|e| Error::Internal(e.to_string()))?;
         w.add(
             &format!("party/{}/{:08}.json", rev.revision.id, rev.revision.rev),
-            &json,
+            &pretty(&view)?,
         )?;
     }
     let today = svc.archive.clock().now().date_naive();
-    if let Some(file) = svc.catalog.file(&p.revision.id, today, 0, 500).await {
-        let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::Internal(e.to_string()))?;
-        w.add("party/file.json", &json)?;
+    if let Some(file) = svc.catalog.file(&p.revision.id, today, 1, 500).await {
+        w.add("party/file.json", &pretty(&file)?)?;
+    }
+    for c in svc.catalog.cases_of(&p.revision.id, true).await {
+        own.insert(c.id);
     }
     let ids = svc.catalog.records_of(&p.revision.id).await;
-    let (records, from, to) = write_records(svc, &mut w, &ids).await?;
+    own.extend(ids.iter().cloned());
+    let seg = write_records(svc, &mut w, &ids, Some(&own)).await?;
+    w.add("records.csv", &records_csv(svc, &seg.records).await?)?;
+    w.add("journal.csv", &journal_csv(&seg.entries))?;
     let manifest = Manifest {
         format: FORMAT.into(),
         kind: "party".into(),
         generated_at: svc.archive.clock().now(),
         generated_by: actor.into(),
         description: format!("Complete file of party {} (GDPR Art. 15)", p.revision.id),
-        journal_from: from,
-        journal_to: to,
+        journal_from: seg.from,
+        journal_to: seg.to,
+        journal_chain: seg.chain,
         files: BTreeMap::new(),
-        records,
+        records: seg.records,
     };
     finish(w, manifest)
+}
+
+const PARTY_README: &str = "Ihre Daten / Your data (DSGVO Art. 15 / GDPR Art. 15)
+=====================================================
+
+party/file.json       Stammdaten, Rollen, Vorgaenge, Dokumente / master data, roles, cases, documents
+party/<id>/*.json     jede Fassung der Stammdaten / every revision of the master data
+records.csv           ein Dokument je Zeile (Semikolon, UTF-8) / one document per line
+originals/<id>/...    die Originale, byte-genau, mit ihrem Namen / the originals, byte-exact, by name
+records/<id>/*.json   jede Fassung der Metadaten, lesbar / every metadata revision, readable
+journal.csv           die Journaleintraege, die Sie betreffen / the journal entries about you
+
+Pruefbar / Verifiable: records/<id>/*.mpk and journal/*.mpk are the stored bytes;
+VERIFY.txt says how to check this export with nothing but its contents.
+";
+
+/// `records.csv`: one line per record, for a person to read (semicolons, a header).
+async fn records_csv(svc: &Services, records: &[ManifestRecord]) -> Result<Vec<u8>> {
+    let mut out = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .from_writer(Vec::new());
+    let csv_err = |e: csv::Error| Error::Internal(format!("csv: {e}"));
+    out.write_record([
+        "id",
+        "class",
+        "title",
+        "date",
+        "archived_at",
+        "file_name",
+        "media_type",
+        "size",
+        "sha256",
+        "retain_until",
+        "legal_basis",
+        "original",
+    ])
+    .map_err(csv_err)?;
+    for m in records {
+        let r = svc.archive.latest(&m.id).await?;
+        let date = r.document_date.map(|d| d.to_string()).unwrap_or_default();
+        let size = r.content.size.to_string();
+        out.write_record([
+            r.id.as_str(),
+            &r.class,
+            &r.title,
+            &date,
+            &r.archived_at.to_rfc3339(),
+            r.content.file_name.as_deref().unwrap_or(""),
+            &r.content.media_type,
+            &size,
+            &r.content.sha256,
+            &r.retention.retain_until.to_string(),
+            &r.retention.policy,
+            m.originals.last().map(String::as_str).unwrap_or(""),
+        ])
+        .map_err(csv_err)?;
+    }
+    out.into_inner()
+        .map_err(|e| Error::Internal(format!("csv: {e}")))
+}
+
+/// `journal.csv`: the entries of the export, readable.
+fn journal_csv(entries: &[JournalEntry]) -> Vec<u8> {
+    let mut out = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .from_writer(Vec::new());
+    let _ = out.write_record(["seq", "time", "actor", "action", "subjects", "detail"]);
+    for e in entries {
+        let subjects = e
+            .subjects
+            .iter()
+            .map(|s| match s.rev {
+                Some(r) => format!("{} {} rev {r}", s.kind, s.id),
+                None => format!("{} {}", s.kind, s.id),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = out.write_record([
+            e.seq.to_string().as_str(),
+            &e.time.to_rfc3339(),
+            &e.actor,
+            &e.action,
+            &subjects,
+            e.detail.as_deref().unwrap_or(""),
+        ]);
+    }
+    out.into_inner().unwrap_or_default()
 }
 
 /// The columns of `belege.csv`, in order (its first line, and `index.xml`).
@@ -297,7 +479,8 @@ pub async fn tax<W: Write + Seek>(
         files: BTreeMap::new(),
     };
     let ids: Vec<String> = selected.iter().map(|r| r.id.clone()).collect();
-    let (records, jfrom, jto) = write_records(svc, &mut w, &ids).await?;
+    let seg = write_records(svc, &mut w, &ids, None).await?;
+    let (records, jfrom, jto) = (seg.records, seg.from, seg.to);
     let mut csv = csv::WriterBuilder::new()
         .delimiter(b';')
         .terminator(csv::Terminator::CRLF)
@@ -362,6 +545,7 @@ pub async fn tax<W: Write + Seek>(
         description: format!("Tax-audit data access (GDPdU) for documents dated {from} to {to}"),
         journal_from: jfrom,
         journal_to: jto,
+        journal_chain: None,
         files: BTreeMap::new(),
         records,
     };
@@ -415,6 +599,53 @@ pub struct ExportCheck {
     pub problems: Vec<String>,
 }
 
+/// Reads `journal/chain.csv` (`seq;prev_hash;hash` from `journal_from` to `journal_to`)
+/// and checks that it is one unbroken chain. Returns seq → (prev_hash, hash).
+fn read_chain(
+    path: &str,
+    bytes: Option<&[u8]>,
+    manifest: &Manifest,
+    problems: &mut Vec<String>,
+) -> BTreeMap<u64, (String, String)> {
+    let mut links = BTreeMap::new();
+    let Some(bytes) = bytes else {
+        problems.push(format!("{path}: missing"));
+        return links;
+    };
+    let text = String::from_utf8_lossy(bytes);
+    let mut expect = manifest.journal_from;
+    let mut prev: Option<String> = None;
+    for line in text.lines().skip(1).filter(|l| !l.is_empty()) {
+        let parts: Vec<&str> = line.split(';').collect();
+        let (Some(seq), Some(p), Some(h), 3) = (
+            parts.first().and_then(|s| s.parse::<u64>().ok()),
+            parts.get(1),
+            parts.get(2),
+            parts.len(),
+        ) else {
+            problems.push(format!("{path}: unreadable line {line:?}"));
+            return links;
+        };
+        if seq != expect {
+            problems.push(format!("{path}: seq {seq} where {expect} belongs"));
+            return links;
+        }
+        if prev.as_deref().is_some_and(|x| x != *p) {
+            problems.push(format!("{path}: seq {seq} does not link to the one before"));
+        }
+        prev = Some(h.to_string());
+        links.insert(seq, (p.to_string(), h.to_string()));
+        expect += 1;
+    }
+    if manifest.journal_from > 0 && expect != manifest.journal_to + 1 {
+        problems.push(format!(
+            "{path}: ends before seq {} of the manifest",
+            manifest.journal_to
+        ));
+    }
+    links
+}
+
 /// Verifies an export using nothing but its own contents.
 pub fn verify<R: Read + Seek>(input: R) -> Result<ExportCheck> {
     let mut zip = zip::ZipArchive::new(input)
@@ -454,14 +685,26 @@ pub fn verify<R: Read + Seek>(input: R) -> Result<ExportCheck> {
     // The journal segment: consecutive, chained, each hash recomputed.
     let mut committed: BTreeMap<(String, u32), String> = BTreeMap::new();
     let mut prev: Option<String> = None;
+    // A subject's export: the chain of hashes links the entries it holds.
+    let chain = match &manifest.journal_chain {
+        None => None,
+        Some(path) => Some(read_chain(
+            path,
+            contents.get(path).map(Vec::as_slice),
+            &manifest,
+            &mut check.problems,
+        )),
+    };
     if manifest.journal_from > 0 {
         for seq in manifest.journal_from..=manifest.journal_to {
             let path = keys::journal(seq).to_string();
             let Some(bytes) = contents.get(&path) else {
-                check
-                    .problems
-                    .push(format!("{path}: journal entry missing from the segment"));
-                prev = None;
+                if chain.is_none() {
+                    check
+                        .problems
+                        .push(format!("{path}: journal entry missing from the segment"));
+                    prev = None;
+                }
                 continue;
             };
             match JournalEntry::decode(&path, bytes) {
@@ -479,12 +722,22 @@ pub fn verify<R: Read + Seek>(input: R) -> Result<ExportCheck> {
                             .problems
                             .push(format!("{path}: hash does not match its content")),
                     }
-                    if let Some(p) = &prev
-                        && *p != e.prev_hash
-                    {
-                        check
-                            .problems
-                            .push(format!("{path}: does not link to the previous entry"));
+                    match &chain {
+                        Some(links) => match links.get(&seq) {
+                            Some((p, h)) if *p == e.prev_hash && *h == e.hash => {}
+                            _ => check
+                                .problems
+                                .push(format!("{path}: not the entry the chain names")),
+                        },
+                        None => {
+                            if let Some(p) = &prev
+                                && *p != e.prev_hash
+                            {
+                                check
+                                    .problems
+                                    .push(format!("{path}: does not link to the previous entry"));
+                            }
+                        }
                     }
                     for (s, rev, d) in e.written() {
                         if s.kind == "record" {

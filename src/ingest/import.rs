@@ -25,6 +25,27 @@ pub trait Progress: Send + Sync {
     fn advance(&self, _bytes: u64, _items: u64) {}
     /// The summary so far, after each batch.
     fn summary(&self, _s: &Summary) {}
+    /// One item archived (or found archived before), as soon as its batch is committed.
+    fn item(&self, _i: &Imported) {}
+}
+
+/// One item of an import and what became of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Imported {
+    /// The input: a path, `mbox#n` for the n-th message of a mailbox.
+    pub item: String,
+    /// Its record (the existing one for a duplicate).
+    pub id: String,
+    /// The same bytes were archived before: nothing was written.
+    pub duplicate: bool,
+    /// Records made from its attachments.
+    pub attachments: Vec<String>,
+    /// Parties linked automatically, and why.
+    pub linked: Vec<crate::catalog::LinkBrief>,
+    /// Evidence naming more than one party: nothing linked for it, left to a person.
+    pub ambiguous: Vec<crate::catalog::Match>,
+    /// Other records with the same Message-ID but different bytes.
+    pub related: Vec<String>,
 }
 
 /// No progress reporting.
@@ -41,6 +62,17 @@ pub struct Summary {
     /// Items *not* archived (unreadable, refused, a failed commit): see `failures`.
     pub failed: u64,
     pub failures: Vec<ItemProblem>,
+    /// Records made from attachments of the archived items.
+    #[serde(default)]
+    pub attachments: u64,
+    /// Archived items linked to at least one party automatically.
+    #[serde(default)]
+    pub linked: u64,
+    /// Items whose sender or recipient names more than one party (a domain shared by two
+    /// parties, say): archived, but not linked for that evidence; each named, for a person
+    /// to link.
+    #[serde(default)]
+    pub ambiguous: Vec<ItemProblem>,
     /// Items archived, but with a problem reading them (an extraction that failed, a
     /// message the parser could not read, an attachment without text), each named.
     pub warnings: Vec<ItemProblem>,
@@ -236,6 +268,20 @@ pub async fn run(
     Ok(s)
 }
 
+impl Imported {
+    fn of(item: String, o: ItemOutcome) -> Imported {
+        Imported {
+            item,
+            id: o.id,
+            duplicate: o.duplicate,
+            attachments: o.attachments,
+            linked: o.auto_links,
+            ambiguous: o.ambiguous,
+            related: o.related,
+        }
+    }
+}
+
 /// An item that was not archived.
 fn fail(s: &mut Summary, item: &str, reason: String) {
     s.failed += 1;
@@ -319,13 +365,39 @@ impl Batcher<'_> {
             Ok(outcomes) => {
                 for ((r, name), len) in outcomes.into_iter().zip(names).zip(lens) {
                     match r {
-                        Ok(o) if o.duplicate => s.duplicates += 1,
+                        Ok(o) if o.duplicate => {
+                            s.duplicates += 1;
+                            self.progress.item(&Imported::of(name, o));
+                        }
                         Ok(o) => {
                             s.archived += 1;
                             s.bytes += len;
-                            if let Some(reason) = o.extraction_failed {
+                            s.attachments += o.attachments.len() as u64;
+                            if !o.auto_links.is_empty() {
+                                s.linked += 1;
+                            }
+                            for m in &o.ambiguous {
+                                let mut named = Vec::new();
+                                for p in &m.parties {
+                                    named.push(match self.svc.svc.catalog.party(p).await {
+                                        Some(b) => format!("{} {p}", b.data.name),
+                                        None => p.clone(),
+                                    });
+                                }
+                                s.ambiguous.push(ItemProblem {
+                                    item: name.clone(),
+                                    reason: format!(
+                                        "{} names {} parties ({}): not linked",
+                                        m.evidence,
+                                        m.parties.len(),
+                                        named.join(", ")
+                                    ),
+                                });
+                            }
+                            if let Some(reason) = &o.extraction_failed {
                                 warn(s, &name, format!("extraction failed: {reason}"));
                             }
+                            self.progress.item(&Imported::of(name, o));
                         }
                         Err(e) => fail(s, &name, e.to_string()),
                     }

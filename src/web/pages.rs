@@ -707,6 +707,8 @@ pub struct DocRow {
     title: String,
     date: NaiveDate,
     class_label: String,
+    /// The first record of the same Message-ID (this one has other bytes).
+    variant_of: Option<String>,
 }
 
 pub struct AgreementRow {
@@ -787,7 +789,7 @@ pub async fn party_file(
     let uri = format!(
         "/v1/parties/{}/file?page={}&per_page={TIMELINE}&per_year={PER_YEAR}",
         percent(&id),
-        page_no - 1
+        page_no
     );
     let file: PartyFile = web.get(s, &uri).await.map_err(|e| ctx.fail(e))?;
     let vis = visible(&web, u).await;
@@ -796,6 +798,7 @@ pub async fn party_file(
         id: r.id,
         title: r.title,
         date: r.date,
+        variant_of: r.variant_of,
     };
     let d = file.party.data;
     let p = PartyHead {
@@ -871,7 +874,7 @@ pub async fn party_file(
     let tl = file.communication;
     let last = tl.total.div_ceil(tl.per_page.max(1));
     let pid = percent(&p.id);
-    let pager = Pager::new(tl.page + 1, last, |n| format!("/parties/{pid}?page={n}"));
+    let pager = Pager::new(tl.page, last, |n| format!("/parties/{pid}?page={n}"));
     let timeline = tl.items.into_iter().map(doc).collect();
     let years = file
         .transactions_by_year

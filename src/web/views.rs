@@ -80,6 +80,8 @@ pub struct RecordBrief {
     pub class: String,
     pub title: String,
     pub date: NaiveDate,
+    #[serde(default)]
+    pub variant_of: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
