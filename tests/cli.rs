@@ -637,3 +637,170 @@ fn the_command_line_shows_the_whole_file_and_says_what_it_did() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.status.success(), "{err}");
 }
+
+/// `--json` is JSON Lines everywhere (README "Scripting"): a list command writes one object
+/// per thing and nothing else, a command about one thing writes exactly one line; an
+/// import names each item with its record id, attachments and links, reports a domain
+/// shared by two parties instead of guessing, and the party file pages from 1.
+#[test]
+fn every_json_output_is_one_object_per_line_and_imports_name_what_they_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let lines = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = ok(&akte(&data, &all));
+        out.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| {
+                    panic!("akte {args:?}: not one JSON value per line ({e}): {out}")
+                });
+                assert!(v.is_object(), "akte {args:?}: {l}");
+                v
+            })
+            .collect()
+    };
+    let party = |name: &str, domain: &str, role: &str| -> String {
+        lines(&[
+            "party", "create", "--name", name, "--domain", domain, "--role", role,
+        ])[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let alpha = party("Alpha GmbH", "shared.de", "customer:1");
+    let beta = party("Beta GmbH", "shared.de", "supplier:2");
+    let gamma = party("Gamma AG", "gamma.de", "customer:3");
+
+    // An import: one line per item as it commits, then the summary.
+    let mails = dir.path().join("mails");
+    std::fs::create_dir(&mails).unwrap();
+    std::fs::write(
+        mails.join("a.eml"),
+        "From: x@shared.de\r\nTo: me@us.de\r\nSubject: Hallo\r\nMessage-ID: <a1@shared.de>\r\n\
+         Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nText\r\n",
+    )
+    .unwrap();
+    let g = "From: y@gamma.de\r\nTo: me@us.de\r\nSubject: Lieferschein 9\r\nMessage-ID: <g1@gamma.de>\r\n\
+             Date: Mon, 2 Mar 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\n\
+             siehe Anhang\r\n--XX\r\nContent-Type: text/plain; name=ls.txt\r\n\
+             Content-Disposition: attachment; filename=ls.txt\r\n\r\nLieferschein\r\n--XX--\r\n";
+    std::fs::write(mails.join("g.eml"), g).unwrap();
+    let out = lines(&["import", mails.to_str().unwrap()]);
+    assert_eq!(out.len(), 3, "two items and the summary: {out:?}");
+    let (a, gi, summary) = (&out[0], &out[1], &out[2]);
+    assert!(a["item"].as_str().unwrap().ends_with("a.eml") && a["id"].is_string());
+    assert_eq!(a["linked"].as_array().unwrap().len(), 0, "{a}");
+    assert_eq!(
+        a["ambiguous"][0]["parties"].as_array().unwrap().len(),
+        2,
+        "{a}"
+    );
+    assert_eq!(gi["attachments"].as_array().unwrap().len(), 1, "{gi}");
+    assert_eq!(gi["linked"][0]["party"], gamma.as_str(), "{gi}");
+    assert_eq!(summary["archived"], 2);
+    assert_eq!(summary["attachments"], 1);
+    assert_eq!(summary["linked"], 1);
+    let amb = summary["ambiguous"].as_array().unwrap();
+    assert_eq!(amb.len(), 1, "{summary}");
+    let reason = amb[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Alpha GmbH") && reason.contains("Beta GmbH"),
+        "names both parties: {reason}"
+    );
+    let text = ok(&akte(&data, &["import", mails.to_str().unwrap()]));
+    assert!(text.contains("duplicate"), "{text}");
+    assert!(
+        text.contains(a["id"].as_str().unwrap()),
+        "record ids: {text}"
+    );
+
+    // The same message with other bytes: kept, and the file says which it repeats.
+    std::fs::write(
+        mails.join("g2.eml"),
+        format!("Received: from relay2\r\n{g}"),
+    )
+    .unwrap();
+    let again = lines(&["import", mails.join("g2.eml").to_str().unwrap()]);
+    assert_eq!(again[0]["related"][0], gi["id"], "{again:?}");
+    let file = ok(&akte(&data, &["party", "show", &gamma]));
+    assert!(
+        file.contains(&format!(
+            "same Message-ID as {}",
+            gi["id"].as_str().unwrap()
+        )),
+        "{file}"
+    );
+
+    // Lists: one line per thing.
+    let id = gi["id"].as_str().unwrap();
+    ok(&akte(
+        &data,
+        &["amend", id, "--title", "Lieferschein 9 (Kunde)"],
+    ));
+    ok(&akte(
+        &data,
+        &[
+            "hold", "place", "--name", "H", "--reason", "R", "--party", &alpha,
+        ],
+    ));
+    ok(&akte(
+        &data,
+        &["token", "create", "--name", "t", "--role", "clerk"],
+    ));
+    let old = dir.path().join("alt.txt");
+    std::fs::write(&old, "Brief von 2010").unwrap();
+    let letter = lines(&[
+        "archive",
+        old.to_str().unwrap(),
+        "--class",
+        "business-letter",
+        "--date",
+        "2010-05-01",
+    ]);
+    let letter_id = letter[0]["id"].as_str().unwrap().to_string();
+    lines(&["dispose", "request", &letter_id, "--reason", "abgelaufen"]);
+    ok(&akte(
+        &data,
+        &[
+            "case",
+            "create",
+            "--party",
+            &beta,
+            "--kind",
+            "complaint",
+            "--title",
+            "Reklamation",
+        ],
+    ));
+    for (args, n) in [
+        (vec!["party", "list"], 3),
+        (vec!["party", "history", &alpha], 1),
+        (vec!["history", id], 2),
+        (vec!["hold", "list"], 1),
+        (vec!["token", "list"], 1),
+        (vec!["retention", "eligible"], 1),
+        (vec!["dispose", "list"], 1),
+    ] {
+        assert_eq!(lines(&args).len(), n, "akte --json {args:?}");
+    }
+    let journal = lines(&["journal"]);
+    assert!(journal.len() > 10 && journal.iter().all(|e| e["seq"].is_u64()));
+    // One thing: one line.
+    for args in [
+        vec!["show", id],
+        vec!["party", "show", &gamma],
+        vec!["search", "Lieferschein"],
+        vec!["retention", "report"],
+        vec!["retention", "catalogue"],
+    ] {
+        assert_eq!(lines(&args).len(), 1, "akte --json {args:?}");
+    }
+    let s = &lines(&["search", "Lieferschein"])[0];
+    assert_eq!(s["page"], 1, "{s}");
+    let f = &lines(&["party", "show", &gamma])[0];
+    assert_eq!(f["communication"]["page"], 1, "pages count from 1: {f}");
+    let refused = akte(&data, &["party", "show", &gamma, "--page", "0"]);
+    assert!(!refused.status.success());
+}

@@ -28,7 +28,10 @@ fn import(data: &Path, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+    // JSON Lines: a line per item, then the summary.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|_| {
         panic!(
             "no summary: {}\n{}",
             String::from_utf8_lossy(&out.stdout),

@@ -187,7 +187,10 @@ fn import_walks_files_mbox_and_maildir_idempotently() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        // JSON Lines: an import writes a line per item, then its summary.
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        serde_json::from_str::<serde_json::Value>(stdout.lines().last().unwrap_or_default())
+            .unwrap()
     };
     let src_s = src.to_str().unwrap();
     let dry = run(&["import", "--dry-run", src_s]);
@@ -332,7 +335,9 @@ fn an_interrupted_import_resumes_without_duplicates() {
         };
         let first = if signal == "-INT" {
             assert_eq!(out.status.code(), Some(130), "Ctrl-C exits 130");
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let v: serde_json::Value =
+                serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
             assert_eq!(v["interrupted"], true, "{v}");
             v["archived"].as_u64().unwrap()
         } else {
@@ -343,8 +348,9 @@ fn an_interrupted_import_resumes_without_duplicates() {
             0
         };
         assert!(first < n, "interrupted before the end ({first})");
+        let out = String::from_utf8(akte(&["import", mbox.to_str().unwrap()]).stdout).unwrap();
         let v: serde_json::Value =
-            serde_json::from_slice(&akte(&["import", mbox.to_str().unwrap()]).stdout).unwrap();
+            serde_json::from_str(out.lines().last().unwrap_or_default()).unwrap();
         let (archived, dups) = (
             v["archived"].as_u64().unwrap(),
             v["duplicates"].as_u64().unwrap(),

@@ -258,7 +258,7 @@ async fn merge_keeps_links_and_history_and_the_absorbed_id_resolves() {
     assert_eq!(file.merged_from, vec![bid.clone()]);
     let via_absorbed = s
         .catalog
-        .file(&bid, NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(), 0, 50)
+        .file(&bid, NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(), 1, 50)
         .await
         .unwrap();
     assert_eq!(
@@ -276,7 +276,7 @@ async fn merge_keeps_links_and_history_and_the_absorbed_id_resolves() {
     let fresh = services_from(&s).await;
     let again = fresh
         .catalog
-        .file(&bid, NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(), 0, 50)
+        .file(&bid, NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(), 1, 50)
         .await
         .unwrap();
     assert_eq!(again.records_total, 2);
@@ -452,7 +452,7 @@ async fn the_party_file_shows_roles_agreements_cases_timeline_and_transactions()
     )
     .await;
 
-    let f = s.catalog.file(&pid, today, 0, 50).await.unwrap();
+    let f = s.catalog.file(&pid, today, 1, 50).await.unwrap();
     let roles: Vec<&str> = f.party.data.roles.iter().map(|r| r.role.as_str()).collect();
     assert_eq!(roles, vec!["supplier", "customer"]);
     assert_eq!(
@@ -489,12 +489,15 @@ async fn the_party_file_shows_roles_agreements_cases_timeline_and_transactions()
     assert_eq!(f.related.len(), 1);
     assert_eq!(f.related[0].relation, "has-contact");
     assert_eq!(f.related[0].name, "Erika Mustermann");
-    let other_file = s.catalog.file(&oid, today, 0, 50).await.unwrap();
+    let other_file = s.catalog.file(&oid, today, 1, 50).await.unwrap();
     assert_eq!(other_file.records_total, 1);
     assert_eq!(other_file.communication.items[0].title, "Rundschreiben");
-    // Paging the timeline.
+    // Paging the timeline, from 1.
     let page1 = s.catalog.file(&pid, today, 1, 2).await.unwrap();
-    assert_eq!(page1.communication.items.len(), 1);
+    assert_eq!(page1.communication.items.len(), 2);
+    assert_eq!(page1.communication.page, 1);
+    let page2 = s.catalog.file(&pid, today, 2, 2).await.unwrap();
+    assert_eq!(page2.communication.items.len(), 1);
     assert_eq!(page1.communication.total, 3);
 }
 
@@ -666,7 +669,7 @@ async fn notes_and_links_are_revisions_with_who_and_why() {
             .file(
                 &q.revision.id,
                 NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(),
-                0,
+                1,
                 10
             )
             .await
@@ -691,7 +694,7 @@ async fn notes_and_links_are_revisions_with_who_and_why() {
             .file(
                 &q.revision.id,
                 NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(),
-                0,
+                1,
                 10
             )
             .await

@@ -630,7 +630,7 @@ async fn erasure_waits_for_retention_then_leaves_no_trace_of_the_canary() {
     let view = serde_json::to_string(
         &fresh
             .catalog
-            .file(&pid, NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(), 0, 50)
+            .file(&pid, NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(), 1, 50)
             .await
             .unwrap(),
     )

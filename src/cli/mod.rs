@@ -366,6 +366,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // The commands of parties.rs and retention.rs take the services (a clone is cheap).
     let svc = || Services::new(archive.clone());
     let writes = _writer.is_some();
+    let changes = writes && changes_state(&cli.command);
     let locked = archive.clone();
     let result = match cli.command {
         Command::Archive(a) => archive::archive(archive, &actor, json, a).await,
@@ -395,7 +396,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reindex => search::reindex(Services::new(archive), &index_dir, json).await,
         Command::Import(a) => import::import(archive, &actor, json, a).await,
     };
-    if writes && matches!(&result, Ok(code) if *code == ExitCode::SUCCESS) {
+    if changes && matches!(&result, Ok(code) if *code == ExitCode::SUCCESS) {
         // Said on stderr after every command that may have written, so that a command run
         // against the wrong archive does not go unnoticed (and stdout stays the output).
         let place = match &cli.store {
@@ -420,6 +421,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     result
+}
+
+/// Whether a command may change the archive (and so says which one it used).
+fn changes_state(c: &Command) -> bool {
+    use parties::{CaseCommand as C, PartyCommand as P};
+    use retention::{DisposeCommand as D, HoldCommand as H, RetentionCommand as R};
+    !matches!(
+        c,
+        Command::Show { .. }
+            | Command::History { .. }
+            | Command::Cat { .. }
+            | Command::Journal { .. }
+            | Command::Verify
+            | Command::Search(_)
+            | Command::Export(_)
+            | Command::Docs { .. }
+            | Command::Openapi
+            | Command::VerifyExport { .. }
+            | Command::Party(P::Show { .. } | P::List { .. } | P::History { .. })
+            | Command::Case(C::Show { .. })
+            | Command::Hold(H::List)
+            | Command::Retention(R::Eligible | R::Catalogue | R::Report { .. })
+            | Command::Dispose(D::List | D::Show { .. })
+            | Command::Token(tokens::TokenCommand::List)
+    )
 }
 
 /// The result of a command that prints its own output.

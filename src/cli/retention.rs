@@ -226,7 +226,7 @@ pub async fn hold(svc: &Services, actor: &str, json: bool, cmd: HoldCommand) -> 
                 h.name,
                 h.placed_at.format("%Y-%m-%d"),
                 h.placed_by,
-                serde_json::to_string(&h.scope)?
+                scope_line(&h.scope)
             );
         }
     }
@@ -500,4 +500,24 @@ pub async fn dispose(
         }
     }
     Ok(())
+}
+
+/// A hold's scope for people: `party 0192…`, `class invoice 2020-01-01 to 2022-12-31`.
+fn scope_line(s: &crate::disposal::hold::HoldScope) -> String {
+    use crate::disposal::hold::HoldScope;
+    match s {
+        HoldScope::Records { ids } => format!("records {}", ids.join(", ")),
+        HoldScope::Party { id } => format!("party {id}"),
+        HoldScope::Case { id } => format!("case {id}"),
+        HoldScope::Class { class, from, to } => {
+            let mut out = format!("class {class}");
+            if let Some(f) = from {
+                out.push_str(&format!(" from {f}"));
+            }
+            if let Some(t) = to {
+                out.push_str(&format!(" to {t}"));
+            }
+            out
+        }
+    }
 }
