@@ -90,7 +90,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let verify_mbs = best.mb_per_s();
     let one = rt.block_on(verify::verify(
         &store,
-        &verify::Options { parallelism: 1 },
+        &verify::Options {
+            parallelism: 1,
+            ..Default::default()
+        },
         Arc::new(NoProgress),
     ))?;
 

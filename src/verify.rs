@@ -126,6 +126,10 @@ pub struct Report {
     /// Crash leftovers not yet recorded by recovery: invisible to every reader, and
     /// recorded by the next start of a writer. Verification passes.
     pub warnings: Vec<Problem>,
+    /// Checkpoints in the store that carry a signature (each checked).
+    pub checkpoints_signed: u64,
+    /// Checkpoints kept outside the store that were checked against the journal.
+    pub anchors: u64,
     /// Leftovers not yet recorded (the revisions among `warnings`).
     pub unjournaled: Vec<Unjournaled>,
     /// Crash leftovers a recovery entry recorded (revisions and torn blobs): set aside,
@@ -162,6 +166,19 @@ impl Progress for NoProgress {}
 pub struct Options {
     /// Blobs hashed at once.
     pub parallelism: usize,
+    /// Public keys (hex) trusted to sign checkpoints. Empty: a checkpoint's signature is
+    /// only checked against the key it names.
+    pub trusted_keys: Vec<String>,
+    /// Signed checkpoints kept outside the store (`akte anchor`): the journal must still
+    /// hold the entry each names, with the same hash.
+    pub anchors: Vec<Anchor>,
+}
+
+/// A checkpoint kept outside the store, and where it was read from.
+#[derive(Debug, Clone)]
+pub struct Anchor {
+    pub source: String,
+    pub checkpoint: crate::audit::journal::Checkpoint,
 }
 
 impl Default for Options {
@@ -171,8 +188,26 @@ impl Default for Options {
                 .map(|n| n.get())
                 .unwrap_or(2)
                 .max(2),
+            trusted_keys: Vec::new(),
+            anchors: Vec::new(),
         }
     }
+}
+
+/// A problem with a checkpoint's signature: bad, or by a key not trusted.
+fn signature_problem(cp: &crate::audit::journal::Checkpoint, trusted: &[String]) -> Option<String> {
+    let sig = cp.signature.as_ref()?;
+    if cp.signature_valid() != Some(true) {
+        return Some("signature does not verify (forged or altered)".into());
+    }
+    if !trusted.is_empty() && !trusted.contains(&sig.key) {
+        return Some(format!(
+            "signed by key {} (fingerprint {}), which is not a trusted checkpoint key",
+            sig.key,
+            crate::audit::signing::fingerprint(&sig.key)
+        ));
+    }
+    None
 }
 
 pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) -> Result<Report> {
@@ -247,6 +282,14 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
             ));
             continue;
         }
+        if let Some(what) = signature_problem(&cp, &opts.trusted_keys) {
+            report
+                .problems
+                .push(Problem::new(path.clone(), format!("checkpoint {what}")));
+        }
+        if cp.signature.is_some() {
+            report.checkpoints_signed += 1;
+        }
         let entry_key = keys::journal(seq);
         match store.get_opt(&entry_key).await? {
             None => report.problems.push(Problem::new(
@@ -258,6 +301,47 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
                 Ok(e) => report.problems.push(Problem::mismatch(
                     entry_key.to_string(),
                     "journal entry differs from its checkpoint",
+                    &cp.hash,
+                    &e.hash,
+                )),
+                Err(_) => {} // already reported by the chain check
+            },
+        }
+    }
+
+    // Checkpoints kept outside the store: a journal cut back (and the records since
+    // removed with it) passes every check above, but not this one.
+    for a in &opts.anchors {
+        let cp = &a.checkpoint;
+        report.anchors += 1;
+        match signature_problem(cp, &opts.trusted_keys) {
+            Some(what) => report
+                .problems
+                .push(Problem::new(a.source.clone(), format!("anchor {what}"))),
+            None if cp.signature.is_none() => report.problems.push(Problem::new(
+                a.source.clone(),
+                "anchor is not signed: it proves nothing",
+            )),
+            None => {}
+        }
+        let entry_key = keys::journal(cp.seq);
+        match store.get_opt(&entry_key).await? {
+            None => report.problems.push(Problem::new(
+                entry_key.to_string(),
+                format!(
+                    "journal entry missing: the journal was cut back before entry {} of {}, \
+                     anchored in {}",
+                    cp.seq, cp.time, a.source
+                ),
+            )),
+            Some(b) => match JournalEntry::decode(entry_key.as_ref(), &b) {
+                Ok(e) if e.hash == cp.hash => {}
+                Ok(e) => report.problems.push(Problem::mismatch(
+                    entry_key.to_string(),
+                    format!(
+                        "journal entry differs from the checkpoint anchored in {}",
+                        a.source
+                    ),
                     &cp.hash,
                     &e.hash,
                 )),

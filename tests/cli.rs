@@ -804,3 +804,159 @@ fn every_json_output_is_one_object_per_line_and_imports_name_what_they_did() {
     let refused = akte(&data, &["party", "show", &gamma, "--page", "0"]);
     assert!(!refused.status.success());
 }
+
+/// Issue #18, first part: with a signing key outside the store every checkpoint is
+/// signed; `akte anchor` keeps a signed head elsewhere, and `verify --anchor` finds the
+/// journal cut back before it — together with the records written since, a cut that the
+/// store alone cannot show. A checkpoint signed by a key that is not trusted, and an
+/// altered anchor, are named.
+#[test]
+fn a_journal_cut_back_is_found_by_its_anchor_and_foreign_signatures_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = dir.path().join("keys").join("checkpoint.p8");
+    let key_s = key.to_str().unwrap();
+    let signed = |args: &[&str]| {
+        let mut all = vec!["--signing-key", key_s];
+        all.extend_from_slice(args);
+        akte(&data, &all)
+    };
+    let mut archived = Vec::new();
+    for (name, text) in [("a.txt", "Brief A"), ("b.txt", "Brief B")] {
+        let f = dir.path().join(name);
+        std::fs::write(&f, text).unwrap();
+        let out = signed(&[
+            "--json",
+            "archive",
+            f.to_str().unwrap(),
+            "--class",
+            "business-letter",
+        ]);
+        archived.push(serde_json::from_str::<serde_json::Value>(ok(&out).trim()).unwrap());
+        if name == "a.txt" {
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("created the checkpoint signing key"),
+                "the key is created on first use and said so"
+            );
+        }
+    }
+    let anchor = dir.path().join("anchor.json");
+    let out = ok(&signed(&["anchor", "--out", anchor.to_str().unwrap()]));
+    assert!(out.contains("anchored entry"), "{out}");
+    let a: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&anchor).unwrap().trim()).unwrap();
+    let seq = a["seq"].as_u64().unwrap();
+    assert_eq!(seq, archived[1]["journal_seq"].as_u64().unwrap(), "{a}");
+    assert_eq!(a["signature"]["key"].as_str().unwrap().len(), 64, "{a}");
+    let out = ok(&signed(&["verify", "--anchor", anchor.to_str().unwrap()]));
+    assert!(
+        out.contains("1 signed checkpoints and 1 anchors checked"),
+        "{out}"
+    );
+    // Without the key: unsigned anchors are refused.
+    assert!(!akte(&data, &["anchor"]).status.success());
+
+    // An export carries the archive's signed checkpoint of its journal segment.
+    let zip = dir.path().join("tax.zip");
+    ok(&signed(&[
+        "export",
+        "tax",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2030-12-31",
+        "--out",
+        zip.to_str().unwrap(),
+    ]));
+    let out = ok(&akte(&data, &["verify-export", zip.to_str().unwrap()]));
+    assert!(
+        out.contains(&format!(
+            "signed by the archive's key {}",
+            a["signature"]["key"].as_str().unwrap()
+        )),
+        "{out}"
+    );
+    let docs = ok(&signed(&["docs", "procedure"]));
+    assert!(
+        docs.contains(a["signature"]["key"].as_str().unwrap()),
+        "{docs}"
+    );
+
+    // More is archived; then someone with the store's keys cuts the journal back to before
+    // the anchored entry, with the records, blobs and checkpoint written since.
+    let c = dir.path().join("c.txt");
+    std::fs::write(&c, "Brief C").unwrap();
+    archived.push(archive_json(&data, &c, &["--class", "business-letter"]));
+    let head: u64 = std::fs::read_dir(data.join("journal"))
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .strip_suffix(".mpk")?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap();
+    for s in seq..=head {
+        std::fs::remove_file(data.join(format!("journal/{s:020}.mpk"))).unwrap();
+    }
+    let _ = std::fs::remove_file(data.join(format!("checkpoints/{seq:020}.mpk")));
+    for r in &archived[1..] {
+        let id = r["id"].as_str().unwrap();
+        let sha = r["sha256"].as_str().unwrap();
+        std::fs::remove_dir_all(data.join("records").join(id)).unwrap();
+        std::fs::remove_file(data.join("blobs/sha256").join(&sha[..2]).join(sha)).unwrap();
+    }
+    let out = akte(&data, &["verify", "--anchor", anchor.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("BROKEN") && text.contains("cut back") && text.contains("anchor.json"),
+        "{text}"
+    );
+    let plain = akte(&data, &["verify"]);
+    assert!(
+        plain.status.success(),
+        "the store alone agrees with itself after the cut: {}",
+        String::from_utf8_lossy(&plain.stdout)
+    );
+    // Writing on after the cut (each verify journals itself) rewrites the anchored entry.
+    let out = akte(&data, &["verify", "--anchor", anchor.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("differs from the checkpoint anchored in"),
+        "{text}"
+    );
+
+    // An anchor altered after signing.
+    let mut forged = a.clone();
+    forged["seq"] = serde_json::json!(1);
+    let forged_path = dir.path().join("forged.json");
+    std::fs::write(&forged_path, forged.to_string()).unwrap();
+    let out = akte(
+        &data,
+        &["verify", "--anchor", forged_path.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("does not verify"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A checkpoint signed by another key than the trusted one.
+    let other = dir.path().join("other.p8");
+    ok(&akte(
+        &data,
+        &["--signing-key", other.to_str().unwrap(), "checkpoint"],
+    ));
+    let out = signed(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("not a trusted checkpoint key"), "{text}");
+    let bad_key = akte(&data, &["verify", "--trusted-key", "zz"]);
+    assert!(String::from_utf8_lossy(&bad_key.stderr).contains("not an Ed25519 public key"));
+}

@@ -180,14 +180,33 @@ pub const CHECKPOINT_EVERY: u64 = 1000;
 
 /// A checkpoint (format 1): the hash of entry `seq`, which by the chain commits to every
 /// entry before it. Verification finds a journal cut short or rewritten before the latest
-/// checkpoint. (Signing checkpoints, and publishing them outside the store, is the next
-/// step; today they guard against accidental truncation and careless tampering.)
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// checkpoint. With a signing key (`--signing-key`) every checkpoint is signed
+/// ([`super::signing`]); anchored outside the store (`akte anchor`), a signed checkpoint
+/// also finds a journal cut back by someone who controls the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Checkpoint {
     pub format: u32,
     pub seq: u64,
     pub hash: String,
     pub time: DateTime<Utc>,
+    /// Absent on an unsigned checkpoint (and then not encoded at all, so that checkpoints
+    /// written before signing existed keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<super::signing::CheckpointSignature>,
+}
+
+impl Checkpoint {
+    /// The bytes its signature covers.
+    pub fn message(&self) -> Vec<u8> {
+        super::signing::message(self.seq, &self.hash, self.time)
+    }
+
+    /// `Some(true)` for a valid signature, `Some(false)` for a bad one, `None` unsigned.
+    pub fn signature_valid(&self) -> Option<bool> {
+        self.signature
+            .as_ref()
+            .map(|s| super::signing::valid(&self.message(), s))
+    }
 }
 
 /// An entry to append; the journal fills in sequence, time and the chain.
@@ -222,6 +241,8 @@ pub struct Journal {
     known: std::sync::Mutex<Option<Head>>,
     /// The most recent entries read (by sequence number; the lowest go first).
     recent: std::sync::Mutex<std::collections::BTreeMap<u64, JournalEntry>>,
+    /// Signs checkpoints, once set.
+    signer: std::sync::OnceLock<Arc<super::signing::Signer>>,
 }
 
 /// Entries kept in the read cache: the followers read new entries within seconds of
@@ -261,6 +282,7 @@ impl Journal {
             ledger_sync: Mutex::new(None),
             known: std::sync::Mutex::new(None),
             recent: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            signer: std::sync::OnceLock::new(),
         }
     }
 
@@ -488,33 +510,72 @@ impl Journal {
         }
     }
 
-    async fn write_checkpoint(&self, e: &JournalEntry) -> Result<()> {
-        let c = Checkpoint {
+    /// A signed checkpoint of `e`, not stored (an export carries it); `None` without a
+    /// signing key.
+    pub fn attest(&self, e: &JournalEntry) -> Option<Checkpoint> {
+        let signer = self.signer.get()?;
+        let mut c = Checkpoint {
             format: 1,
             seq: e.seq,
             hash: e.hash.clone(),
             time: e.time,
+            signature: None,
         };
-        self.store
-            .put_new(&keys::checkpoint(e.seq), Bytes::from(codec::encode(&c)?))
-            .await?;
-        Ok(())
+        c.signature = Some(signer.sign(&c.message()));
+        Some(c)
     }
 
-    /// Writes a checkpoint of the current head now (`akte checkpoint`); `None` when the
-    /// journal is empty.
+    /// Signs every checkpoint written from now on with `signer`'s key.
+    pub fn set_signer(&self, signer: Arc<super::signing::Signer>) {
+        let _ = self.signer.set(signer);
+    }
+
+    /// The public key checkpoints are signed with (hex), if any.
+    pub fn signing_key(&self) -> Option<String> {
+        self.signer.get().map(|s| s.public_hex().to_string())
+    }
+
+    /// Writes the checkpoint of `e`, signed when there is a signer. A checkpoint already
+    /// there (create-only) is read back instead: what the store holds is the checkpoint.
+    async fn write_checkpoint(&self, e: &JournalEntry) -> Result<Checkpoint> {
+        let mut c = Checkpoint {
+            format: 1,
+            seq: e.seq,
+            hash: e.hash.clone(),
+            time: e.time,
+            signature: None,
+        };
+        if let Some(s) = self.signer.get() {
+            c.signature = Some(s.sign(&c.message()));
+        }
+        let key = keys::checkpoint(e.seq);
+        match self
+            .store
+            .put_new(&key, Bytes::from(codec::encode(&c)?))
+            .await?
+        {
+            Created::New => Ok(c),
+            Created::Existed => {
+                let stored: Checkpoint = codec::decode(key.as_ref(), &self.store.get(&key).await?)?;
+                // An unsigned checkpoint of this entry is there already (written before
+                // the key was configured): the signed statement stands on its own.
+                Ok(if stored.signature.is_none() {
+                    c
+                } else {
+                    stored
+                })
+            }
+        }
+    }
+
+    /// Writes a checkpoint of the current head now (`akte checkpoint`, `akte anchor`);
+    /// `None` when the journal is empty.
     pub async fn checkpoint(&self) -> Result<Option<Checkpoint>> {
         let head = self.find_head().await?;
         let Some(e) = self.read(head.seq).await? else {
             return Ok(None);
         };
-        self.write_checkpoint(&e).await?;
-        Ok(Some(Checkpoint {
-            format: 1,
-            seq: e.seq,
-            hash: e.hash,
-            time: e.time,
-        }))
+        Ok(Some(self.write_checkpoint(&e).await?))
     }
 
     /// Time of the last entry, if any.

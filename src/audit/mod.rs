@@ -5,6 +5,7 @@ pub mod journal;
 pub mod ledger;
 pub mod reads;
 pub mod recovery;
+pub mod signing;
 
 use bytes::Bytes;
 

@@ -1,15 +1,17 @@
-//! `akte journal`, `akte checkpoint`, `akte verify`.
+//! `akte journal`, `akte checkpoint`, `akte anchor`, `akte verify`.
 
-use super::json_line;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::archive::Archive;
 use crate::verify::{self, Progress};
+
+use super::json_line;
 
 pub(super) async fn journal(
     archive: Archive,
@@ -53,13 +55,95 @@ pub(super) async fn checkpoint(archive: Archive, json: bool) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn verify(archive: Archive, actor: &str, json: bool) -> anyhow::Result<ExitCode> {
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// A checkpoint written by `akte anchor` (repeatable): the journal must still hold it.
+    #[arg(long = "anchor")]
+    anchors: Vec<std::path::PathBuf>,
+    /// A public key (hex) trusted to sign checkpoints (repeatable; the --signing-key's own
+    /// is trusted too). A checkpoint or anchor signed by any other key is a problem.
+    #[arg(long = "trusted-key")]
+    trusted_keys: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AnchorArgs {
+    /// Write it to this file (else stdout).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+/// `akte anchor`: a signed checkpoint of the head, for a place outside the store.
+pub(super) async fn anchor(
+    archive: Archive,
+    json: bool,
+    a: AnchorArgs,
+) -> anyhow::Result<ExitCode> {
+    if archive.journal().signing_key().is_none() {
+        anyhow::bail!("an anchor must be signed: give --signing-key FILE (or AKTE_SIGNING_KEY)");
+    }
+    let Some(c) = archive.journal().checkpoint().await? else {
+        anyhow::bail!("the journal is empty; nothing to anchor");
+    };
+    let line = serde_json::to_string(&c)?;
+    match &a.out {
+        Some(path) => {
+            std::fs::write(path, format!("{line}\n"))
+                .with_context(|| path.display().to_string())?;
+            if json {
+                json_line(&c)?;
+            } else {
+                outln!(
+                    "anchored entry {} ({}) in {}; check it later with: akte verify --anchor {}",
+                    c.seq,
+                    c.hash,
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
+        None => outln!("{line}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_anchor(path: &std::path::Path) -> anyhow::Result<verify::Anchor> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    let checkpoint = serde_json::from_str(text.trim())
+        .with_context(|| format!("{}: not an anchor written by `akte anchor`", path.display()))?;
+    Ok(verify::Anchor {
+        source: path.display().to_string(),
+        checkpoint,
+    })
+}
+
+pub(super) async fn verify(
+    archive: Archive,
+    actor: &str,
+    json: bool,
+    a: VerifyArgs,
+) -> anyhow::Result<ExitCode> {
+    let mut opts = verify::Options {
+        trusted_keys: a.trusted_keys,
+        ..Default::default()
+    };
+    for k in &opts.trusted_keys {
+        if hex::decode(k).map(|b| b.len()) != Ok(32) {
+            anyhow::bail!("--trusted-key {k}: not an Ed25519 public key (64 hex digits)");
+        }
+    }
+    if let Some(own) = archive.journal().signing_key() {
+        opts.trusted_keys.push(own);
+    }
+    for path in &a.anchors {
+        opts.anchors.push(read_anchor(path)?);
+    }
     let bar: Arc<dyn Progress> = if !json && std::io::stderr().is_terminal() {
         Arc::new(Bar(ProgressBar::new(0)))
     } else {
         Arc::new(verify::NoProgress)
     };
-    let report = verify::verify(archive.store(), &verify::Options::default(), bar).await?;
+    let report = verify::verify(archive.store(), &opts, bar).await?;
     let ok = report.ok();
     // The run is an audit event (the retention report names the last one), journaled
     // after the check so that it does not count itself. A store this user may only read
@@ -130,6 +214,13 @@ pub(super) async fn verify(archive: Archive, actor: &str, json: bool) -> anyhow:
         if !report.warnings.is_empty() {
             outln!(
                 "  (leftovers are invisible to every reader; start the server or run any writing command to record them)"
+            );
+        }
+        if report.checkpoints_signed > 0 || report.anchors > 0 {
+            outln!(
+                "  {} signed checkpoints and {} anchors checked",
+                report.checkpoints_signed,
+                report.anchors
             );
         }
     }

@@ -104,6 +104,10 @@ pub struct Cli {
     /// Directory of the search index (default: `index` under --data).
     #[arg(long, global = true, env = "AKTE_INDEX")]
     index: Option<PathBuf>,
+    /// Ed25519 key (PKCS#8 file, kept outside the store, owner-only) that signs every
+    /// checkpoint; created there when missing. Its public key is trusted by `verify`.
+    #[arg(long, global = true, env = "AKTE_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -136,7 +140,7 @@ enum Command {
     },
     /// Verify every blob, revision and journal entry (read-only; exit 1 on tampering or
     /// loss, 0 otherwise — crash leftovers are reported as warnings, never repaired here).
-    Verify,
+    Verify(audit::VerifyArgs),
     /// Run the HTTP server.
     #[command(after_help = serve::ENVIRONMENT)]
     Serve(serve::ServeArgs),
@@ -179,6 +183,10 @@ enum Command {
     },
     /// Write a checkpoint of the journal's head now (one is also written every 1000 entries).
     Checkpoint,
+    /// Sign the journal's head with --signing-key and write it outside the store (a file,
+    /// or stdout for a ticket or an email): `verify --anchor FILE` then proves the journal
+    /// was not cut back before it.
+    Anchor(audit::AnchorArgs),
     /// Full-text search over the records (or one party's file with --party).
     Search(search::SearchArgs),
     /// Rebuild the search index from the store (stop the server first).
@@ -354,12 +362,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::retention::catalogue::Catalogue::shipped().with_company(company),
         );
     }
+    if let Some(path) = &cli.signing_key {
+        let (signer, created) = crate::audit::signing::Signer::load_or_create(path)?;
+        if created {
+            eprintln!(
+                "akte: created the checkpoint signing key {} (public key {}); keep it outside \
+                 the store and back it up",
+                path.display(),
+                signer.public_hex()
+            );
+        }
+        archive.journal().set_signer(Arc::new(signer));
+    }
     let actor = cli.actor.clone().unwrap_or_else(default_actor);
     let json = cli.json;
     // Every writer records crash leftovers first (DESIGN §2.6); `verify` only reads, and
     // the server does this itself.
     let _writer = match cli.command {
-        Command::Verify | Command::Serve(_) | Command::Demo => None,
+        Command::Verify(_) | Command::Serve(_) | Command::Demo => None,
         _ => Some(start_writer(&archive).await?),
     };
     let index_dir = cli.index.clone().unwrap_or_else(|| cli.data.join("index"));
@@ -377,7 +397,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Link(a) => records::link(archive, &actor, json, a).await,
         Command::Journal { since, limit } => audit::journal(archive, since, limit, json).await,
         Command::Checkpoint => audit::checkpoint(archive, json).await,
-        Command::Verify => audit::verify(archive, &actor, json).await,
+        Command::Verify(a) => audit::verify(archive, &actor, json, a).await,
+        Command::Anchor(a) => audit::anchor(archive, json, a).await,
         Command::Serve(a) => serve::serve(archive, a, index_dir, &cli.data).await,
         Command::Demo => serve::demo(archive, index_dir, &cli.data).await,
         Command::Token(cmd) => tokens::token(archive, &actor, json, cmd).await,
@@ -433,7 +454,7 @@ fn changes_state(c: &Command) -> bool {
             | Command::History { .. }
             | Command::Cat { .. }
             | Command::Journal { .. }
-            | Command::Verify
+            | Command::Verify(_)
             | Command::Search(_)
             | Command::Export(_)
             | Command::Docs { .. }

@@ -156,6 +156,14 @@ pub fn verify_export(path: &std::path::Path, json: bool) -> anyhow::Result<bool>
             c.originals,
             c.problems.len()
         );
+        match &c.signed_by {
+            Some(k) => outln!(
+                "journal segment signed by the archive's key {} (fingerprint {}): compare it with the procedure documentation",
+                k,
+                crate::audit::signing::fingerprint(k)
+            ),
+            None => outln!("no signed checkpoint (the archive has no signing key)"),
+        }
     }
     Ok(c.problems.is_empty())
 }

@@ -235,7 +235,19 @@ async fn listen_and_serve(
     tracing::info!(store = %store_desc, "akte listening on http://{addr}");
     eprintln!("akte: listening on http://{addr}");
     let app = crate::web::app(started.state.clone());
+    let journal = started.state.archive.journal_arc();
     crate::api::serve_app(listener, started.state, app, shutdown_signal()).await?;
+    // A checkpoint of the head at every orderly shutdown (signed with --signing-key), so
+    // that the last state served is on record.
+    match journal.checkpoint().await {
+        Ok(Some(c)) => tracing::info!(
+            seq = c.seq,
+            signed = c.signature.is_some(),
+            "checkpoint at shutdown"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("no checkpoint at shutdown: {e}"),
+    }
     Ok(())
 }
 

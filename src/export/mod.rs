@@ -42,6 +42,11 @@ pub struct Manifest {
     /// into the chain without their content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_chain: Option<String>,
+    /// The archive's signed checkpoint of the segment's last entry (with a signing key):
+    /// whoever holds the public key (`akte docs procedure`) can check that the archive
+    /// vouched for this journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<crate::audit::journal::Checkpoint>,
     /// Every file in the export but the manifest: path → sha256.
     pub files: BTreeMap<String, String>,
     pub records: Vec<ManifestRecord>,
@@ -226,6 +231,15 @@ struct Segment {
     entries: Vec<JournalEntry>,
 }
 
+/// The signed checkpoint of entry `seq` (none without a signing key or a segment).
+async fn attest(svc: &Services, seq: u64) -> Result<Option<crate::audit::journal::Checkpoint>> {
+    if seq == 0 {
+        return Ok(None);
+    }
+    let journal = svc.archive.journal();
+    Ok(journal.read(seq).await?.and_then(|e| journal.attest(&e)))
+}
+
 fn pretty<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec_pretty(v).map_err(|e| Error::Internal(e.to_string()))
 }
@@ -338,6 +352,7 @@ pub async fn party<W: Write + Seek>(
         journal_from: seg.from,
         journal_to: seg.to,
         journal_chain: seg.chain,
+        checkpoint: attest(svc, seg.to).await?,
         files: BTreeMap::new(),
         records: seg.records,
     };
@@ -546,6 +561,7 @@ pub async fn tax<W: Write + Seek>(
         journal_from: jfrom,
         journal_to: jto,
         journal_chain: None,
+        checkpoint: attest(svc, jto).await?,
         files: BTreeMap::new(),
         records,
     };
@@ -596,6 +612,8 @@ pub struct ExportCheck {
     pub journal_entries: usize,
     pub revisions: usize,
     pub originals: usize,
+    /// The public key (hex) of the archive's signed checkpoint, if the export has one.
+    pub signed_by: Option<String>,
     pub problems: Vec<String>,
 }
 
@@ -685,6 +703,7 @@ pub fn verify<R: Read + Seek>(input: R) -> Result<ExportCheck> {
     // The journal segment: consecutive, chained, each hash recomputed.
     let mut committed: BTreeMap<(String, u32), String> = BTreeMap::new();
     let mut prev: Option<String> = None;
+    let mut last_hash: Option<String> = None;
     // A subject's export: the chain of hashes links the entries it holds.
     let chain = match &manifest.journal_chain {
         None => None,
@@ -744,9 +763,32 @@ pub fn verify<R: Read + Seek>(input: R) -> Result<ExportCheck> {
                             committed.insert((s.id.clone(), rev), d.to_string());
                         }
                     }
+                    if seq == manifest.journal_to {
+                        last_hash = Some(e.hash.clone());
+                    }
                     prev = Some(e.hash);
                 }
             }
+        }
+    }
+    // The archive's signed checkpoint of the segment's last entry.
+    if let Some(cp) = &manifest.checkpoint {
+        check.signed_by = cp.signature.as_ref().map(|s| s.key.clone());
+        if cp.signature_valid() != Some(true) {
+            check
+                .problems
+                .push("manifest.json: the checkpoint's signature does not verify".into());
+        }
+        if cp.seq != manifest.journal_to {
+            check.problems.push(format!(
+                "manifest.json: the checkpoint names entry {}, the segment ends at {}",
+                cp.seq, manifest.journal_to
+            ));
+        } else if last_hash.as_deref() != Some(cp.hash.as_str()) {
+            check.problems.push(format!(
+                "manifest.json: the signed checkpoint's hash is not entry {}'s",
+                cp.seq
+            ));
         }
     }
     // Revisions against the journal; originals against their revisions.

@@ -55,6 +55,23 @@ pub async fn procedure(svc: &Services, html: bool) -> crate::error::Result<Strin
             e.hash
         );
     }
+    match a.journal().signing_key() {
+        Some(k) => {
+            let _ = writeln!(
+                s,
+                "- Checkpoints (every {} entries, on demand, at shutdown) are signed with Ed25519; public key `{k}` (fingerprint `{}`). The private key is kept outside the store. `akte anchor` writes a signed head outside the store; `akte verify --anchor FILE --trusted-key {k}` proves the journal still holds it.",
+                crate::audit::journal::CHECKPOINT_EVERY,
+                crate::audit::signing::fingerprint(&k)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "- Checkpoints (every {} entries, on demand, at shutdown) are not signed: no signing key is configured (`--signing-key`).",
+                crate::audit::journal::CHECKPOINT_EVERY
+            );
+        }
+    }
     let _ = writeln!(
         s,
         "- Reads of records and parties are journaled (batched, flushed on shutdown).\n- `akte verify` re-hashes every object and recomputes the chain.\n"
