@@ -459,6 +459,8 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
             "data key of the party is missing (not removed by a journaled erasure)",
         ));
     }
+    // The rules a forger with the store's keys and the code would still have to keep.
+    std::mem::take(&mut absent.rules).check(&mut report);
     let mut lost: Vec<&RevKey> = journaled.keys().filter(|k| !seen.contains(*k)).collect();
     lost.sort();
     for (kind, id, rev) in lost {
@@ -699,6 +701,15 @@ struct Decoded {
     content: Option<(crate::record::ContentRef, Option<crate::record::Tombstone>)>,
     /// A sealed block and the id of the key that should open it.
     sealed: Option<(String, crate::store::crypt::Sealed)>,
+    /// What the rule checks read (records, disposals, holds).
+    facts: Option<Facts>,
+}
+
+/// A revision as the rule checks see it.
+enum Facts {
+    Record(Box<RecordRevision>),
+    Disposal(Box<crate::disposal::DisposalRevision>),
+    Hold(Box<crate::disposal::hold::HoldRevision>),
 }
 
 impl Decoded {
@@ -707,6 +718,78 @@ impl Decoded {
             header: RevHeader { id, rev, prev_hash },
             content: None,
             sealed: None,
+            facts: None,
+        }
+    }
+}
+
+/// What the rules of the archive need across objects, gathered while the chains are read:
+/// bounded by the number of disposals, holds and disposed records, not by the archive.
+#[derive(Default)]
+struct Rules {
+    /// The latest revision of every disposal request and every hold.
+    disposals: HashMap<String, crate::disposal::DisposalRevision>,
+    holds: HashMap<String, crate::disposal::hold::HoldRevision>,
+    /// Every tombstone: its revision key, and the record's last live revision.
+    tombstones: Vec<(String, crate::record::Tombstone, Option<RecordRevision>)>,
+}
+
+impl Rules {
+    /// The rules a tombstone must satisfy (DESIGN §2.5): an approved disposal request
+    /// that lists the record, requested and approved by two different persons, approved
+    /// after the record's retention ended, with no hold covering it at that moment.
+    fn check(self, report: &mut Report) {
+        for (key, t, live) in &self.tombstones {
+            let mut bad = |what: String| report.problems.push(Problem::new(key, what));
+            let Some(d) = self.disposals.get(&t.disposal) else {
+                bad(format!(
+                    "tombstone names disposal {}, which the archive does not hold (a fabricated tombstone?)",
+                    t.disposal
+                ));
+                continue;
+            };
+            let Some(live) = live else {
+                bad("tombstone without a live revision before it".into());
+                continue;
+            };
+            if !d.records.contains(&live.id) {
+                bad(format!("disposal {} does not list this record", d.id));
+            }
+            let (Some(approver), Some(at)) = (&d.approved_by, d.approved_at) else {
+                bad(format!("disposal {} was never approved", d.id));
+                continue;
+            };
+            let (p1, p2) = (
+                crate::access::person_of(&d.requested_by),
+                crate::access::person_of(approver),
+            );
+            if p1 == p2 {
+                bad(format!(
+                    "disposal {} was requested and approved by the same person ({p1}): four eyes are two persons",
+                    d.id
+                ));
+            }
+            if at.date_naive() <= live.retention.retain_until {
+                bad(format!(
+                    "disposed on {} before its retention ended ({})",
+                    at.date_naive(),
+                    live.retention.retain_until
+                ));
+            }
+            for h in self.holds.values() {
+                let in_force =
+                    h.placed_at <= at && h.released_at.is_none_or(|released| released > at);
+                let mut as_placed = h.clone();
+                as_placed.active = true;
+                if in_force && as_placed.covers(live, &|p: &str| p.to_string()) {
+                    bad(format!(
+                        "disposed on {} while hold {} ({}) covered it",
+                        at.date_naive(),
+                        h.id,
+                        h.name
+                    ));
+                }
+            }
         }
     }
 }
@@ -716,7 +799,9 @@ fn decode_full(kind: ObjectKind, key: &str, bytes: &[u8]) -> Result<Decoded> {
     Ok(match kind {
         ObjectKind::Record => {
             let r = RecordRevision::decode(key, bytes)?;
+            let facts = Some(Facts::Record(Box::new(r.clone())));
             Decoded {
+                facts,
                 sealed: r.sealed.map(|s| (format!("record-{}", r.id), s)),
                 content: Some((r.content, r.tombstone)),
                 header: RevHeader {
@@ -729,6 +814,7 @@ fn decode_full(kind: ObjectKind, key: &str, bytes: &[u8]) -> Result<Decoded> {
         ObjectKind::Party => {
             let p = crate::party::PartyRevision::decode(key, bytes)?;
             Decoded {
+                facts: None,
                 sealed: p.personal.map(|s| (p.id.clone(), s)),
                 content: None,
                 header: RevHeader {
@@ -748,11 +834,15 @@ fn decode_full(kind: ObjectKind, key: &str, bytes: &[u8]) -> Result<Decoded> {
         }
         ObjectKind::Hold => {
             let h = crate::disposal::hold::HoldRevision::decode(key, bytes)?;
-            Decoded::chain(h.id, h.rev, h.prev_hash)
+            let mut d = Decoded::chain(h.id.clone(), h.rev, h.prev_hash.clone());
+            d.facts = Some(Facts::Hold(Box::new(h)));
+            d
         }
         ObjectKind::Disposal => {
-            let d = crate::disposal::DisposalRevision::decode(key, bytes)?;
-            Decoded::chain(d.id, d.rev, d.prev_hash)
+            let r = crate::disposal::DisposalRevision::decode(key, bytes)?;
+            let mut d = Decoded::chain(r.id.clone(), r.rev, r.prev_hash.clone());
+            d.facts = Some(Facts::Disposal(Box::new(r)));
+            d
         }
     })
 }
@@ -772,6 +862,8 @@ struct Absent {
     referenced: std::collections::HashSet<String>,
     /// Key files that do not parse: (key id, path, error).
     torn_keys: Vec<(String, String, String)>,
+    /// What the rule checks need across objects.
+    rules: Rules,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -791,6 +883,8 @@ async fn check_chain(
     let mut prev_digest: Option<String> = None;
     let mut first = true;
     let mut uncommitted: std::collections::HashSet<String> = Default::default();
+    // The record's latest committed revision that is not a tombstone.
+    let mut last_live: Option<RecordRevision> = None;
     for (rev, key) in revs {
         report.revisions += 1;
         let bytes = match store.get(&keys::revision(kind, id, *rev)).await {
@@ -855,7 +949,39 @@ async fn check_chain(
                 header,
                 content,
                 sealed,
+                facts,
             }) => {
+                match facts {
+                    Some(Facts::Record(r)) => {
+                        if let Some(t) = &r.tombstone {
+                            absent.rules.tombstones.push((
+                                key.clone(),
+                                t.clone(),
+                                last_live.take(),
+                            ));
+                        } else {
+                            // Retention only ever grows (DESIGN §2.4).
+                            if let Some(before) = &last_live
+                                && r.retention.retain_until < before.retention.retain_until
+                            {
+                                report.problems.push(Problem::mismatch(
+                                    key,
+                                    "retention shortened (a record's retention only ever grows)",
+                                    &before.retention.retain_until.to_string(),
+                                    &r.retention.retain_until.to_string(),
+                                ));
+                            }
+                            last_live = Some(*r);
+                        }
+                    }
+                    Some(Facts::Disposal(d)) => {
+                        absent.rules.disposals.insert(d.id.clone(), *d);
+                    }
+                    Some(Facts::Hold(h)) => {
+                        absent.rules.holds.insert(h.id.clone(), *h);
+                    }
+                    None => {}
+                }
                 if let Some((kid, block)) = &sealed {
                     match absent.keys.get(kid) {
                         Some(k) if crate::store::crypt::open(k, kid, block).is_err() => {

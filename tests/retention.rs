@@ -779,3 +779,210 @@ async fn closing_a_case_starts_the_period_of_its_service_reports() {
     );
     assert!(r.retention.awaiting_event.is_none());
 }
+
+/// Writes revision `rev + 1` of `id` as someone with the store's keys and the code would:
+/// well-formed, chained, journaled. Returns its key.
+async fn forge<T: serde::Serialize>(
+    s: &Services,
+    kind: akte::store::keys::ObjectKind,
+    id: &str,
+    decode: fn(&str, &[u8]) -> akte::Result<T>,
+    change: impl FnOnce(&mut T, String) -> u32,
+) -> String {
+    let (mut r, hash) =
+        akte::audit::latest_revision(s.archive.store(), s.archive.journal(), kind, id, decode)
+            .await
+            .unwrap();
+    let rev = change(&mut r, hash);
+    akte::audit::commit_revision(
+        s.archive.store(),
+        s.archive.journal(),
+        kind,
+        id,
+        rev,
+        akte::store::codec::encode(&r).unwrap(),
+        "operator",
+        "record.amend",
+        None,
+    )
+    .await
+    .unwrap();
+    keys::revision(kind, id, rev).to_string()
+}
+
+/// Issue #18: the rules `verify` checks. Someone who controls the store and runs the code
+/// can append well-formed, journaled revisions; the hash chain holds, but a retention
+/// shortened, a tombstone without a disposal, a disposal approved by its requester and a
+/// disposal of a held record are each named with the revision that breaks the rule.
+#[tokio::test]
+async fn verify_names_journaled_revisions_that_break_the_archives_rules() {
+    use akte::disposal::{DisposalRevision, DisposalState};
+    use akte::record::{RecordRevision, Tombstone};
+    use akte::store::keys::ObjectKind;
+    let (s, clock) = setup().await;
+    // A disposal by the rules passes.
+    let fine = archive(&s, b"Brief 2015", "business-letter", "2015-03-01").await;
+    let req = s
+        .disposals
+        .request("alice", std::slice::from_ref(&fine), "abgelaufen")
+        .await
+        .unwrap();
+    s.disposals.approve("bob", &req.id).await.unwrap();
+    let r = verify_report(&s).await;
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+
+    let next = |r: &mut RecordRevision, hash: String| {
+        r.rev += 1;
+        r.prev_hash = Some(hash);
+    };
+
+    // 1. A contract's retention cut to a date long past.
+    let contract = archive(&s, b"Vertrag 2025", "contract", "2025-03-01").await;
+    let shortened = forge(
+        &s,
+        ObjectKind::Record,
+        &contract,
+        RecordRevision::decode,
+        |r, h| {
+            next(r, h);
+            r.retention.retain_until = NaiveDate::from_ymd_opt(2020, 12, 31).unwrap();
+            r.rev
+        },
+    )
+    .await;
+
+    let tombstone = |r: &RecordRevision, disposal: &str, by: &str| Tombstone {
+        disposal: disposal.into(),
+        disposed_at: clock.now(),
+        requested_by: "alice".into(),
+        approved_by: by.into(),
+        reason: "weg".into(),
+        class: r.class.clone(),
+        policy: r.retention.policy.clone(),
+        legal_basis: r.retention.legal_basis.clone(),
+        retain_until: r.retention.retain_until,
+        contents: vec![],
+        blobs_deleted: vec![],
+    };
+
+    // 2. A tombstone that names no disposal.
+    let letter = archive(&s, b"Brief 2014", "business-letter", "2014-03-01").await;
+    let fabricated = forge(
+        &s,
+        ObjectKind::Record,
+        &letter,
+        RecordRevision::decode,
+        |r, h| {
+            next(r, h);
+            r.tombstone = Some(tombstone(r, "01900000-0000-7000-8000-000000000000", "bob"));
+            r.rev
+        },
+    )
+    .await;
+
+    // 3. A request approved by its own requester (another token of the same person).
+    let own = archive(&s, b"Brief 2013", "business-letter", "2013-03-01").await;
+    let own_req = s
+        .disposals
+        .request("carol", std::slice::from_ref(&own), "abgelaufen")
+        .await
+        .unwrap();
+    forge(
+        &s,
+        ObjectKind::Disposal,
+        &own_req.id,
+        DisposalRevision::decode,
+        |d, h| {
+            d.rev += 1;
+            d.prev_hash = Some(h);
+            d.state = DisposalState::Approved;
+            d.approved_by = Some(format!("carol{}2", akte::access::PERSON_SEP));
+            d.approved_at = Some(clock.now());
+            d.rev
+        },
+    )
+    .await;
+    let self_approved = forge(
+        &s,
+        ObjectKind::Record,
+        &own,
+        RecordRevision::decode,
+        |r, h| {
+            next(r, h);
+            r.tombstone = Some(tombstone(r, &own_req.id, "carol"));
+            r.rev
+        },
+    )
+    .await;
+
+    // 4. A record disposed while a hold covered it.
+    let held = archive(&s, b"Brief 2012", "business-letter", "2012-03-01").await;
+    let held_req = s
+        .disposals
+        .request("alice", std::slice::from_ref(&held), "abgelaufen")
+        .await
+        .unwrap();
+    let hold = s
+        .holds
+        .place(
+            "bob",
+            "Prüfung",
+            "Betriebsprüfung",
+            None,
+            HoldScope::Records {
+                ids: vec![held.clone()],
+            },
+        )
+        .await
+        .unwrap();
+    clock.set(at(2026, 11, 27));
+    forge(
+        &s,
+        ObjectKind::Disposal,
+        &held_req.id,
+        DisposalRevision::decode,
+        |d, h| {
+            d.rev += 1;
+            d.prev_hash = Some(h);
+            d.state = DisposalState::Approved;
+            d.approved_by = Some("bob".into());
+            d.approved_at = Some(clock.now());
+            d.rev
+        },
+    )
+    .await;
+    let under_hold = forge(
+        &s,
+        ObjectKind::Record,
+        &held,
+        RecordRevision::decode,
+        |r, h| {
+            next(r, h);
+            r.tombstone = Some(tombstone(r, &held_req.id, "bob"));
+            r.rev
+        },
+    )
+    .await;
+
+    let r = verify_report(&s).await;
+    let named = |key: &str, what: &str| {
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.key == key && p.what.contains(what)),
+            "{key}: {what} in {:#?}",
+            r.problems
+        );
+    };
+    named(&shortened, "retention shortened");
+    named(&fabricated, "does not hold (a fabricated tombstone?)");
+    named(
+        &self_approved,
+        "requested and approved by the same person (carol)",
+    );
+    named(
+        &under_hold,
+        &format!("while hold {} (Prüfung) covered it", hold.id),
+    );
+    assert_eq!(r.problems.len(), 4, "nothing else: {:#?}", r.problems);
+}
