@@ -960,3 +960,104 @@ fn a_journal_cut_back_is_found_by_its_anchor_and_foreign_signatures_are_named() 
     let bad_key = akte(&data, &["verify", "--trusted-key", "zz"]);
     assert!(String::from_utf8_lossy(&bad_key.stderr).contains("not an Ed25519 public key"));
 }
+
+/// The server anchors on its own: with --anchor-to it writes a signed head to another
+/// place every --anchor-interval while the journal grows, and at shutdown; `verify
+/// --anchor DIR` reads every anchor there. `akte anchor --to` writes to the same layout.
+#[test]
+fn the_server_anchors_its_journal_elsewhere_and_verify_reads_the_directory() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = dir.path().join("checkpoint.p8");
+    let elsewhere = dir.path().join("elsewhere");
+    let refused = akte(
+        &data,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--anchor-to",
+            elsewhere.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("needs --signing-key"),
+        "an unsigned anchor proves nothing: refused before serving"
+    );
+    let mut server = Command::new(env!("CARGO_BIN_EXE_akte"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--signing-key")
+        .arg(&key)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--anchor-interval",
+            "1",
+            "--anchor-to",
+        ])
+        .arg(&elsewhere)
+        .env_remove("AKTE_STORE")
+        .env("AKTE_ADMIN_TOKEN", "akte_test_admin_token_0123456789abcdef")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("listening on") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    // The command line writes beside the server; the server anchors what it finds.
+    let f = dir.path().join("brief.txt");
+    std::fs::write(&f, "Brief").unwrap();
+    archive_json(&data, &f, &["--class", "business-letter"]);
+    let anchors = elsewhere.join("anchors");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_dir(&anchors).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no anchor within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+    let out = ok(&akte(
+        &data,
+        &[
+            "--signing-key",
+            key.to_str().unwrap(),
+            "verify",
+            "--anchor",
+            elsewhere.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.starts_with("OK"), "{out}");
+    assert!(out.contains("anchors checked"), "{out}");
+    // By hand, to the same place.
+    ok(&akte(
+        &data,
+        &[
+            "--signing-key",
+            key.to_str().unwrap(),
+            "anchor",
+            "--to",
+            elsewhere.to_str().unwrap(),
+        ],
+    ));
+    let n = std::fs::read_dir(&anchors).unwrap().count();
+    assert!(n >= 2, "{n} anchors");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = akte(&data, &["verify", "--anchor", empty.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no anchors"));
+}

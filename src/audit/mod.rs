@@ -1,6 +1,7 @@
 //! The audit trail: the hash-chained journal, the commit of revisions, batched read
 //! auditing, and verification of the whole store.
 
+pub mod anchor;
 pub mod journal;
 pub mod ledger;
 pub mod reads;

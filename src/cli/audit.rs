@@ -57,9 +57,11 @@ pub(super) async fn checkpoint(archive: Archive, json: bool) -> anyhow::Result<E
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
-    /// A checkpoint written by `akte anchor` (repeatable): the journal must still hold it.
+    /// Anchors written by `akte anchor` or the server's `--anchor-to` (repeatable): a file,
+    /// or a directory or `s3://bucket/prefix` holding `anchors/*.json`. The journal must
+    /// still hold each.
     #[arg(long = "anchor")]
-    anchors: Vec<std::path::PathBuf>,
+    anchors: Vec<String>,
     /// A public key (hex) trusted to sign checkpoints (repeatable; the --signing-key's own
     /// is trusted too). A checkpoint or anchor signed by any other key is a problem.
     #[arg(long = "trusted-key")]
@@ -68,25 +70,38 @@ pub struct VerifyArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct AnchorArgs {
-    /// Write it to this file (else stdout).
+    /// Write it to this file (else stdout, unless --to is given).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Also write it (create-only, `anchors/<seq>.json`) to this directory or
+    /// `s3://bucket/prefix` — another bucket, with Object Lock (repeatable).
+    #[arg(long = "to")]
+    to: Vec<String>,
 }
 
-/// `akte anchor`: a signed checkpoint of the head, for a place outside the store.
+/// `akte anchor`: a signed checkpoint of the head, for places outside the store.
 pub(super) async fn anchor(
     archive: Archive,
     json: bool,
     a: AnchorArgs,
 ) -> anyhow::Result<ExitCode> {
-    if archive.journal().signing_key().is_none() {
-        anyhow::bail!("an anchor must be signed: give --signing-key FILE (or AKTE_SIGNING_KEY)");
-    }
-    let Some(c) = archive.journal().checkpoint().await? else {
+    let targets =
+        a.to.iter()
+            .map(|t| crate::audit::anchor::Target::open(t))
+            .collect::<Result<Vec<_>, _>>()?;
+    let Some(c) = crate::audit::anchor::anchor_now(archive.journal(), &targets).await? else {
         anyhow::bail!("the journal is empty; nothing to anchor");
     };
+    for t in &targets {
+        eprintln!("akte: anchored entry {} in {}", c.seq, t.spec);
+    }
     let line = serde_json::to_string(&c)?;
     match &a.out {
+        None if !targets.is_empty() => {
+            if json {
+                json_line(&c)?;
+            }
+        }
         Some(path) => {
             std::fs::write(path, format!("{line}\n"))
                 .with_context(|| path.display().to_string())?;
@@ -107,14 +122,27 @@ pub(super) async fn anchor(
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_anchor(path: &std::path::Path) -> anyhow::Result<verify::Anchor> {
-    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-    let checkpoint = serde_json::from_str(text.trim())
-        .with_context(|| format!("{}: not an anchor written by `akte anchor`", path.display()))?;
-    Ok(verify::Anchor {
-        source: path.display().to_string(),
-        checkpoint,
-    })
+/// The anchors at `src`: one file, or every anchor a directory or bucket holds.
+async fn read_anchors(src: &str) -> anyhow::Result<Vec<verify::Anchor>> {
+    let path = std::path::Path::new(src);
+    if path.is_file() {
+        let bytes = std::fs::read(path).with_context(|| src.to_string())?;
+        return Ok(vec![verify::Anchor {
+            source: src.to_string(),
+            checkpoint: crate::audit::anchor::parse(src, &bytes)?,
+        }]);
+    }
+    if !src.contains("://") && !path.is_dir() {
+        anyhow::bail!("--anchor {src}: no such file or directory");
+    }
+    let found = crate::audit::anchor::Target::open(src)?.read_all().await?;
+    if found.is_empty() {
+        anyhow::bail!("--anchor {src}: holds no anchors (anchors/*.json)");
+    }
+    Ok(found
+        .into_iter()
+        .map(|(source, checkpoint)| verify::Anchor { source, checkpoint })
+        .collect())
 }
 
 pub(super) async fn verify(
@@ -135,8 +163,8 @@ pub(super) async fn verify(
     if let Some(own) = archive.journal().signing_key() {
         opts.trusted_keys.push(own);
     }
-    for path in &a.anchors {
-        opts.anchors.push(read_anchor(path)?);
+    for src in &a.anchors {
+        opts.anchors.extend(read_anchors(src).await?);
     }
     let bar: Arc<dyn Progress> = if !json && std::io::stderr().is_terminal() {
         Arc::new(Bar(ProgressBar::new(0)))

@@ -60,6 +60,14 @@ pub struct ServeArgs {
     /// print a token per demo person.
     #[arg(long, env = "AKTE_DEMO")]
     demo: bool,
+    /// Write a signed checkpoint of the journal's head to this directory or
+    /// `s3://bucket/prefix` (another bucket, with Object Lock) every --anchor-interval and
+    /// at shutdown (repeatable; needs --signing-key). `akte verify --anchor` reads them.
+    #[arg(long = "anchor-to", env = "AKTE_ANCHOR_TO", value_delimiter = ',')]
+    anchor_to: Vec<String>,
+    /// Seconds between anchors (only when the journal has grown).
+    #[arg(long, env = "AKTE_ANCHOR_INTERVAL", default_value_t = 3600)]
+    anchor_interval: u64,
 }
 
 pub(super) async fn serve(
@@ -79,8 +87,21 @@ pub(super) async fn serve(
         header_timeout,
         connections_per_client,
         demo,
+        anchor_to,
+        anchor_interval,
     } = a;
     init_logging(&log_format);
+    let anchors = anchor_to
+        .iter()
+        .map(|t| crate::audit::anchor::Target::open(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !anchors.is_empty() && archive.journal().signing_key().is_none() {
+        anyhow::bail!("--anchor-to needs --signing-key: an anchor must be signed");
+    }
+    let anchoring = Anchoring {
+        targets: anchors,
+        every: std::time::Duration::from_secs(anchor_interval.max(1)),
+    };
     let config = crate::api::ServerConfig {
         max_upload_bytes: max_upload,
         limits: crate::api::auth::LimitConfig {
@@ -97,7 +118,7 @@ pub(super) async fn serve(
         state_dir: Some(data.to_path_buf()),
         ..Default::default()
     };
-    listen_and_serve(archive, config, &listen, data, demo).await?;
+    listen_and_serve(archive, config, &listen, data, demo, anchoring).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -179,12 +200,19 @@ fn init_logging(format: &str) {
     }
 }
 
+/// Where and how often the server anchors its journal.
+struct Anchoring {
+    targets: Vec<crate::audit::anchor::Target>,
+    every: std::time::Duration,
+}
+
 async fn listen_and_serve(
     archive: Archive,
     config: crate::api::ServerConfig,
     listen: &str,
     data: &Path,
     demo: bool,
+    anchoring: Anchoring,
 ) -> anyhow::Result<()> {
     let admin = std::env::var("AKTE_ADMIN_TOKEN")
         .ok()
@@ -236,10 +264,39 @@ async fn listen_and_serve(
     eprintln!("akte: listening on http://{addr}");
     let app = crate::web::app(started.state.clone());
     let journal = started.state.archive.journal_arc();
+    let anchors = anchoring.targets;
+    if !anchors.is_empty() {
+        let (journal, anchors) = (journal.clone(), anchors.clone());
+        tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(anchoring.every).await;
+                match journal.head_seq().await {
+                    Ok(head) if head > last => {
+                        match crate::audit::anchor::anchor_now(&journal, &anchors).await {
+                            Ok(Some(c)) => {
+                                last = c.seq;
+                                tracing::info!(seq = c.seq, "anchored");
+                            }
+                            Ok(None) => {}
+                            Err(e) => tracing::warn!("anchoring failed: {e}"),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("anchoring: {e}"),
+                }
+            }
+        });
+    }
     crate::api::serve_app(listener, started.state, app, shutdown_signal()).await?;
     // A checkpoint of the head at every orderly shutdown (signed with --signing-key), so
-    // that the last state served is on record.
-    match journal.checkpoint().await {
+    // that the last state served is on record — and anchored, with --anchor-to.
+    let done = if anchors.is_empty() {
+        journal.checkpoint().await
+    } else {
+        crate::audit::anchor::anchor_now(&journal, &anchors).await
+    };
+    match done {
         Ok(Some(c)) => tracing::info!(
             seq = c.seq,
             signed = c.signature.is_some(),
