@@ -97,6 +97,45 @@ pub struct TokenRevision {
     /// Omitted in tokens made before persons existed (each such token is its own person).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub person: Option<String>,
+    /// When set, the token reads only records dated in these fiscal years (first, last;
+    /// calendar years) — a tax auditor's Z1 access — and searches only them. Omitted when
+    /// unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub years: Option<FiscalYears>,
+}
+
+/// Fiscal years a token is limited to, first to last (calendar years).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FiscalYears {
+    #[schema(minimum = 1900, maximum = 2200)]
+    pub from: i32,
+    #[schema(minimum = 1900, maximum = 2200)]
+    pub to: i32,
+}
+
+impl FiscalYears {
+    /// The first and last day they cover.
+    pub fn days(&self) -> (chrono::NaiveDate, chrono::NaiveDate) {
+        (
+            chrono::NaiveDate::from_ymd_opt(self.from, 1, 1).unwrap_or(chrono::NaiveDate::MIN),
+            chrono::NaiveDate::from_ymd_opt(self.to, 12, 31).unwrap_or(chrono::NaiveDate::MAX),
+        )
+    }
+
+    pub fn contains(&self, d: chrono::NaiveDate) -> bool {
+        let (a, b) = self.days();
+        a <= d && d <= b
+    }
+}
+
+impl std::fmt::Display for FiscalYears {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.from == self.to {
+            write!(f, "{}", self.from)
+        } else {
+            write!(f, "{}–{}", self.from, self.to)
+        }
+    }
 }
 
 impl TokenRevision {
@@ -155,6 +194,7 @@ pub struct NewToken {
     /// The token itself, when the operator supplies it (`AKTE_ADMIN_TOKEN`).
     pub secret: Option<String>,
     pub parties: Vec<String>,
+    pub years: Option<FiscalYears>,
 }
 
 impl NewToken {
@@ -177,6 +217,8 @@ pub struct Principal {
     pub role: Role,
     /// Parties this caller is restricted to; empty: no restriction.
     pub parties: Vec<String>,
+    /// Fiscal years this caller reads records of; `None`: no limit.
+    pub years: Option<FiscalYears>,
 }
 
 impl Principal {
@@ -304,9 +346,18 @@ impl Tokens {
             expires_at,
             secret,
             parties,
+            years,
         } = new;
         let name = name.as_str();
         validate_person(&person)?;
+        if let Some(y) = years
+            && !(1900 <= y.from && y.from <= y.to && y.to <= 2200)
+        {
+            return Err(Error::unprocessable(
+                "years",
+                "first and last fiscal year, 1900 to 2200, the first not after the last",
+            ));
+        }
         for p in &parties {
             crate::ids::validate_id(p)
                 .map_err(|_| Error::invalid("parties", format!("{p:?} is not a party id")))?;
@@ -353,6 +404,7 @@ impl Tokens {
             revoked_by: None,
             parties,
             person: Some(person),
+            years,
         };
         audit::commit_revision(
             &self.store,
@@ -463,6 +515,7 @@ impl Tokens {
             name: t.name.clone(),
             role: t.role,
             parties: t.parties.clone(),
+            years: t.years,
         })
     }
 

@@ -30,7 +30,24 @@ impl Caller {
                 "this token is restricted to parties: it may only open their files, their records and search them",
             ));
         }
+        self.refuse_limited()?;
         self.require_scoped(roles)
+    }
+
+    /// Refuses a token limited to fiscal years: for endpoints that would show more than
+    /// the records of those years (a party's file, its history).
+    pub fn refuse_limited(&self) -> ApiResult<()> {
+        match self.principal.years {
+            Some(y) => Err(ApiError::forbidden(format!(
+                "this token is limited to the fiscal years {y}: it may only read the records dated then and search them"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The fiscal years this caller reads records of, or `None` when unlimited.
+    pub fn years(&self) -> Option<crate::access::FiscalYears> {
+        self.principal.years
     }
 
     /// Like [`Caller::require`], but admits a party-restricted token: for endpoints that

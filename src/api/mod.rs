@@ -221,6 +221,11 @@ impl AppState {
         caller: &auth::Caller,
         r: &crate::record::RecordRevision,
     ) -> problem::ApiResult<()> {
+        if let Some(y) = caller.years()
+            && !y.contains(r.document_date.unwrap_or(r.archived_at.date_naive()))
+        {
+            return Err(crate::error::Error::RecordNotFound { id: r.id.clone() }.into());
+        }
         if caller.restriction().is_none() {
             return Ok(());
         }

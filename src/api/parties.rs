@@ -385,6 +385,8 @@ async fn party_file(
     req: Request,
 ) -> ApiResult<axum::Json<PartyFile>> {
     caller.require_scoped(roles::READ)?;
+    // The file lists every year: a token limited to fiscal years searches instead.
+    caller.refuse_limited()?;
     state.catalog_ready().await?;
     state.check_party_visible(&caller, &id).await?;
     let p = Params::parse(req.uri().query(), &["page", "per_page", "date", "per_year"])?;

@@ -216,14 +216,21 @@ async fn run(
             format!("longer than {} characters", crate::search::MAX_QUERY),
         ));
     }
+    // A token limited to fiscal years finds only records dated then.
+    let (mut from, mut to) = (p.date("from")?, p.date("to")?);
+    if let Some(y) = caller.years() {
+        let (first, last) = y.days();
+        from = Some(from.map_or(first, |f| f.max(first)));
+        to = Some(to.map_or(last, |t| t.min(last)));
+    }
     let r = SearchRequest {
         q: q.clone(),
         parties,
         class,
         role: p.shaped("role", crate::ids::shape::SLUG)?,
         case: p.id("case")?,
-        from: p.date("from")?,
-        to: p.date("to")?,
+        from,
+        to,
         sort,
         offset,
         limit: per_page,

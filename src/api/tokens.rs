@@ -36,6 +36,10 @@ pub struct CreateToken {
     /// compare persons: two tokens of one person are one pair of eyes.
     #[serde(default)]
     pub person: Option<String>,
+    /// Limit the token to records dated in these fiscal years (a tax auditor's Z1
+    /// access): it reads and searches only them, and every other endpoint refuses it.
+    #[serde(default)]
+    pub years: Option<crate::access::FiscalYears>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,6 +56,9 @@ pub struct TokenView {
     pub parties: Vec<String>,
     /// The person it belongs to.
     pub person: String,
+    /// The fiscal years it is limited to (absent: unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub years: Option<crate::access::FiscalYears>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -75,6 +82,7 @@ impl From<TokenRevision> for TokenView {
             revoked_at: t.revoked_at,
             person,
             parties: t.parties,
+            years: t.years,
         }
     }
 }
@@ -115,6 +123,7 @@ async fn create_token(
                 expires_at: expires,
                 secret: None,
                 parties: c.parties,
+                years: c.years,
             },
         )
         .await?;

@@ -26,6 +26,10 @@ pub enum TokenCommand {
         /// The person the token belongs to (default: the acting person, `--actor`).
         #[arg(long)]
         person: Option<String>,
+        /// Limit it to records dated in these fiscal years, `2024` or `2023-2024` (a tax
+        /// auditor's Z1 access): it reads and searches only them.
+        #[arg(long, value_parser = parse_years)]
+        years: Option<crate::access::FiscalYears>,
     },
     /// List tokens (never their secrets).
     List,
@@ -52,6 +56,7 @@ pub(super) async fn token(
             expires,
             parties,
             person,
+            years,
         } => {
             let role: crate::access::Role = role.parse()?;
             let name = name.unwrap_or_else(|| role.to_string());
@@ -71,6 +76,7 @@ pub(super) async fn token(
                         expires_at,
                         secret: None,
                         parties,
+                        years,
                     },
                 )
                 .await?;
@@ -119,4 +125,18 @@ pub(super) async fn token(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `2024` or `2023-2024`.
+fn parse_years(s: &str) -> Result<crate::access::FiscalYears, String> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let year = |x: &str| {
+        x.trim()
+            .parse::<i32>()
+            .map_err(|_| format!("{s:?}: a year (2024) or two (2023-2024)"))
+    };
+    Ok(crate::access::FiscalYears {
+        from: year(a)?,
+        to: year(b)?,
+    })
 }

@@ -323,3 +323,112 @@ async fn a_record_acknowledged_before_a_crash_is_found_after_restart_and_reindex
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
 }
+
+/// Issue #18, Z1: a tax auditor's token limited to the fiscal year 2024 reads a 2024
+/// invoice, gets 404 for a 2025 one (as for a record that does not exist), finds only
+/// 2024 in search (facets too), and is refused every endpoint that would show more: the
+/// party file, the journal, the party list. Its reads are journaled (`record.read`).
+#[tokio::test]
+async fn an_auditor_limited_to_2024_reads_2024_and_nothing_else() {
+    let s = Server::start(&[]);
+    let r24 = upload(
+        &s,
+        "Rechnung 2024-17 Schrauben",
+        "class=invoice&date=2024-05-02",
+    )
+    .await;
+    let r25 = upload(
+        &s,
+        "Rechnung 2025-03 Schrauben",
+        "class=invoice&date=2025-02-11",
+    )
+    .await;
+    wait_for(&s, "/v1/search?q=Schrauben", 2).await;
+    let bad = client()
+        .post(s.url("/v1/tokens"))
+        .header("authorization", bearer(ADMIN))
+        .json(&json!({"role": "auditor", "name": "bp", "years": {"from": 2025, "to": 2024}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the first year after the last"
+    );
+    let t = post(
+        &s,
+        ADMIN,
+        "/v1/tokens",
+        json!({"role": "auditor", "name": "betriebspruefung", "person": "pruefer", "years": {"from": 2024, "to": 2024}}),
+    )
+    .await;
+    assert_eq!(t["years"], json!({"from": 2024, "to": 2024}), "{t}");
+    let tz = t["token"].as_str().unwrap();
+    assert_eq!(
+        get(&s, tz, &format!("/v1/records/{r24}")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&s, tz, &format!("/v1/records/{r24}/content")).await.0,
+        StatusCode::OK
+    );
+    for path in [
+        format!("/v1/records/{r25}"),
+        format!("/v1/records/{r25}/content"),
+        format!("/v1/records/{r25}/revisions"),
+    ] {
+        assert_eq!(get(&s, tz, &path).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (status, v) = get(&s, tz, "/v1/search?q=Schrauben").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(hit_ids(&v), vec![r24.clone()], "{v}");
+    let (_, v) = get(&s, tz, "/v1/search?q=Schrauben&from=2025-01-01").await;
+    assert!(v["hits"].as_array().is_none_or(|h| h.is_empty()), "{v}");
+    assert_eq!(v["total"], 0, "{v}");
+    for path in ["/v1/journal", "/v1/parties", "/v1/retention/report"] {
+        assert_eq!(get(&s, tz, path).await.0, StatusCode::FORBIDDEN, "{path}");
+    }
+    // Unlimited, the same role sees both years.
+    let (_, all) = new_token_auditor(&s).await;
+    assert_eq!(
+        get(&s, &all, &format!("/v1/records/{r25}")).await.0,
+        StatusCode::OK
+    );
+    // Its reads are journaled, by the limited token, and name only the 2024 record.
+    let (_, j) = get(&s, ADMIN, "/v1/journal?since=1&limit=1000").await;
+    let reads: Vec<&Value> = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["actor"]
+                .as_str()
+                .unwrap_or("")
+                .contains("betriebspruefung")
+                && e["action"] == "record.read"
+        })
+        .collect();
+    assert!(!reads.is_empty(), "{j}");
+    assert!(
+        reads.iter().all(|e| {
+            let subjects = e["subjects"].to_string();
+            subjects.contains(&r24) && !subjects.contains(&r25)
+        }),
+        "only the 2024 record was read: {reads:?}"
+    );
+}
+
+async fn new_token_auditor(s: &Server) -> (String, String) {
+    let v = post(
+        s,
+        ADMIN,
+        "/v1/tokens",
+        json!({"role": "auditor", "name": "auditor-all", "person": "pruefer2"}),
+    )
+    .await;
+    (
+        v["id"].as_str().unwrap().to_string(),
+        v["token"].as_str().unwrap().to_string(),
+    )
+}
