@@ -108,9 +108,25 @@ pub struct TokenRevision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FiscalYears {
     #[schema(minimum = 1900, maximum = 2200)]
+    #[serde(deserialize_with = "whole_year")]
     pub from: i32,
     #[schema(minimum = 1900, maximum = 2200)]
+    #[serde(deserialize_with = "whole_year")]
     pub to: i32,
+}
+
+/// A year that JSON may write as `2024` or `2024.0` (JSON Schema's `integer` admits both).
+fn whole_year<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<i32, D::Error> {
+    use serde::de::Error as _;
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= f64::from(i32::MAX))
+                .map(|f| f as i64)
+        })
+        .and_then(|v| i32::try_from(v).ok())
+        .ok_or_else(|| D::Error::custom(format!("{n} is not a year")))
 }
 
 impl FiscalYears {

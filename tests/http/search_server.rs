@@ -360,7 +360,7 @@ async fn an_auditor_limited_to_2024_reads_2024_and_nothing_else() {
         &s,
         ADMIN,
         "/v1/tokens",
-        json!({"role": "auditor", "name": "betriebspruefung", "person": "pruefer", "years": {"from": 2024, "to": 2024}}),
+        json!({"role": "auditor", "name": "betriebspruefung", "person": "pruefer", "years": {"from": 2024.0, "to": 2024}}),
     )
     .await;
     assert_eq!(t["years"], json!({"from": 2024, "to": 2024}), "{t}");
