@@ -798,17 +798,16 @@ impl Rules {
 fn decode_full(kind: ObjectKind, key: &str, bytes: &[u8]) -> Result<Decoded> {
     Ok(match kind {
         ObjectKind::Record => {
-            let r = RecordRevision::decode(key, bytes)?;
-            let facts = Some(Facts::Record(Box::new(r.clone())));
+            let mut r = RecordRevision::decode(key, bytes)?;
             Decoded {
-                facts,
-                sealed: r.sealed.map(|s| (format!("record-{}", r.id), s)),
-                content: Some((r.content, r.tombstone)),
+                sealed: r.sealed.take().map(|s| (format!("record-{}", r.id), s)),
+                content: Some((r.content.clone(), r.tombstone.clone())),
                 header: RevHeader {
-                    id: r.id,
+                    id: r.id.clone(),
                     rev: r.rev,
-                    prev_hash: r.prev_hash,
+                    prev_hash: r.prev_hash.clone(),
                 },
+                facts: Some(Facts::Record(Box::new(r))),
             }
         }
         ObjectKind::Party => {

@@ -810,15 +810,76 @@ async fn forge<T: serde::Serialize>(
     keys::revision(kind, id, rev).to_string()
 }
 
+/// Forges the next revision of record `id`, changed by `change`. Returns its key.
+async fn forge_record(
+    s: &Services,
+    id: &str,
+    change: impl FnOnce(&mut akte::record::RecordRevision),
+) -> String {
+    use akte::record::RecordRevision;
+    forge(
+        s,
+        keys::ObjectKind::Record,
+        id,
+        RecordRevision::decode,
+        |r: &mut RecordRevision, h| {
+            r.rev += 1;
+            r.prev_hash = Some(h);
+            change(r);
+            r.rev
+        },
+    )
+    .await
+}
+
+/// Forges the approval of disposal request `id` by `by` at `at`.
+async fn forge_approval(s: &Services, id: &str, by: &str, at: chrono::DateTime<Utc>) {
+    use akte::disposal::{DisposalRevision, DisposalState};
+    forge(
+        s,
+        keys::ObjectKind::Disposal,
+        id,
+        DisposalRevision::decode,
+        |d: &mut DisposalRevision, h| {
+            d.rev += 1;
+            d.prev_hash = Some(h);
+            d.state = DisposalState::Approved;
+            d.approved_by = Some(by.into());
+            d.approved_at = Some(at);
+            d.rev
+        },
+    )
+    .await;
+}
+
+/// A tombstone of `r` naming `disposal`, approved by `by`.
+fn forged_tombstone(
+    r: &akte::record::RecordRevision,
+    disposal: &str,
+    by: &str,
+    at: chrono::DateTime<Utc>,
+) -> akte::record::Tombstone {
+    akte::record::Tombstone {
+        disposal: disposal.into(),
+        disposed_at: at,
+        requested_by: "alice".into(),
+        approved_by: by.into(),
+        reason: "weg".into(),
+        class: r.class.clone(),
+        policy: r.retention.policy.clone(),
+        legal_basis: r.retention.legal_basis.clone(),
+        retain_until: r.retention.retain_until,
+        contents: vec![],
+        blobs_deleted: vec![],
+    }
+}
+
 /// Issue #18: the rules `verify` checks. Someone who controls the store and runs the code
 /// can append well-formed, journaled revisions; the hash chain holds, but a retention
 /// shortened, a tombstone without a disposal, a disposal approved by its requester and a
 /// disposal of a held record are each named with the revision that breaks the rule.
 #[tokio::test]
 async fn verify_names_journaled_revisions_that_break_the_archives_rules() {
-    use akte::disposal::{DisposalRevision, DisposalState};
-    use akte::record::{RecordRevision, Tombstone};
-    use akte::store::keys::ObjectKind;
     let (s, clock) = setup().await;
     // A disposal by the rules passes.
     let fine = archive(&s, b"Brief 2015", "business-letter", "2015-03-01").await;
@@ -831,53 +892,19 @@ async fn verify_names_journaled_revisions_that_break_the_archives_rules() {
     let r = verify_report(&s).await;
     assert!(r.problems.is_empty(), "{:?}", r.problems);
 
-    let next = |r: &mut RecordRevision, hash: String| {
-        r.rev += 1;
-        r.prev_hash = Some(hash);
-    };
-
     // 1. A contract's retention cut to a date long past.
     let contract = archive(&s, b"Vertrag 2025", "contract", "2025-03-01").await;
-    let shortened = forge(
-        &s,
-        ObjectKind::Record,
-        &contract,
-        RecordRevision::decode,
-        |r, h| {
-            next(r, h);
-            r.retention.retain_until = NaiveDate::from_ymd_opt(2020, 12, 31).unwrap();
-            r.rev
-        },
-    )
+    let shortened = forge_record(&s, &contract, |r| {
+        r.retention.retain_until = NaiveDate::from_ymd_opt(2020, 12, 31).unwrap();
+    })
     .await;
-
-    let tombstone = |r: &RecordRevision, disposal: &str, by: &str| Tombstone {
-        disposal: disposal.into(),
-        disposed_at: clock.now(),
-        requested_by: "alice".into(),
-        approved_by: by.into(),
-        reason: "weg".into(),
-        class: r.class.clone(),
-        policy: r.retention.policy.clone(),
-        legal_basis: r.retention.legal_basis.clone(),
-        retain_until: r.retention.retain_until,
-        contents: vec![],
-        blobs_deleted: vec![],
-    };
 
     // 2. A tombstone that names no disposal.
     let letter = archive(&s, b"Brief 2014", "business-letter", "2014-03-01").await;
-    let fabricated = forge(
-        &s,
-        ObjectKind::Record,
-        &letter,
-        RecordRevision::decode,
-        |r, h| {
-            next(r, h);
-            r.tombstone = Some(tombstone(r, "01900000-0000-7000-8000-000000000000", "bob"));
-            r.rev
-        },
-    )
+    let fabricated = forge_record(&s, &letter, |r| {
+        let fake = "01900000-0000-7000-8000-000000000000";
+        r.tombstone = Some(forged_tombstone(r, fake, "bob", clock.now()));
+    })
     .await;
 
     // 3. A request approved by its own requester (another token of the same person).
@@ -887,32 +914,11 @@ async fn verify_names_journaled_revisions_that_break_the_archives_rules() {
         .request("carol", std::slice::from_ref(&own), "abgelaufen")
         .await
         .unwrap();
-    forge(
-        &s,
-        ObjectKind::Disposal,
-        &own_req.id,
-        DisposalRevision::decode,
-        |d, h| {
-            d.rev += 1;
-            d.prev_hash = Some(h);
-            d.state = DisposalState::Approved;
-            d.approved_by = Some(format!("carol{}2", akte::access::PERSON_SEP));
-            d.approved_at = Some(clock.now());
-            d.rev
-        },
-    )
-    .await;
-    let self_approved = forge(
-        &s,
-        ObjectKind::Record,
-        &own,
-        RecordRevision::decode,
-        |r, h| {
-            next(r, h);
-            r.tombstone = Some(tombstone(r, &own_req.id, "carol"));
-            r.rev
-        },
-    )
+    let other_token = format!("carol{}2", akte::access::PERSON_SEP);
+    forge_approval(&s, &own_req.id, &other_token, clock.now()).await;
+    let self_approved = forge_record(&s, &own, |r| {
+        r.tombstone = Some(forged_tombstone(r, &own_req.id, "carol", clock.now()));
+    })
     .await;
 
     // 4. A record disposed while a hold covered it.
@@ -936,32 +942,10 @@ async fn verify_names_journaled_revisions_that_break_the_archives_rules() {
         .await
         .unwrap();
     clock.set(at(2026, 11, 27));
-    forge(
-        &s,
-        ObjectKind::Disposal,
-        &held_req.id,
-        DisposalRevision::decode,
-        |d, h| {
-            d.rev += 1;
-            d.prev_hash = Some(h);
-            d.state = DisposalState::Approved;
-            d.approved_by = Some("bob".into());
-            d.approved_at = Some(clock.now());
-            d.rev
-        },
-    )
-    .await;
-    let under_hold = forge(
-        &s,
-        ObjectKind::Record,
-        &held,
-        RecordRevision::decode,
-        |r, h| {
-            next(r, h);
-            r.tombstone = Some(tombstone(r, &held_req.id, "bob"));
-            r.rev
-        },
-    )
+    forge_approval(&s, &held_req.id, "bob", clock.now()).await;
+    let under_hold = forge_record(&s, &held, |r| {
+        r.tombstone = Some(forged_tombstone(r, &held_req.id, "bob", clock.now()));
+    })
     .await;
 
     let r = verify_report(&s).await;

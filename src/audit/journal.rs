@@ -513,7 +513,12 @@ impl Journal {
     /// A signed checkpoint of `e`, not stored (an export carries it); `None` without a
     /// signing key.
     pub fn attest(&self, e: &JournalEntry) -> Option<Checkpoint> {
-        let signer = self.signer.get()?;
+        self.signer.get()?;
+        Some(self.checkpoint_of(e))
+    }
+
+    /// The checkpoint of `e`, signed when there is a signer.
+    fn checkpoint_of(&self, e: &JournalEntry) -> Checkpoint {
         let mut c = Checkpoint {
             format: 1,
             seq: e.seq,
@@ -521,8 +526,10 @@ impl Journal {
             time: e.time,
             signature: None,
         };
-        c.signature = Some(signer.sign(&c.message()));
-        Some(c)
+        if let Some(s) = self.signer.get() {
+            c.signature = Some(s.sign(&c.message()));
+        }
+        c
     }
 
     /// Signs every checkpoint written from now on with `signer`'s key.
@@ -538,16 +545,7 @@ impl Journal {
     /// Writes the checkpoint of `e`, signed when there is a signer. A checkpoint already
     /// there (create-only) is read back instead: what the store holds is the checkpoint.
     async fn write_checkpoint(&self, e: &JournalEntry) -> Result<Checkpoint> {
-        let mut c = Checkpoint {
-            format: 1,
-            seq: e.seq,
-            hash: e.hash.clone(),
-            time: e.time,
-            signature: None,
-        };
-        if let Some(s) = self.signer.get() {
-            c.signature = Some(s.sign(&c.message()));
-        }
+        let c = self.checkpoint_of(e);
         let key = keys::checkpoint(e.seq);
         match self
             .store

@@ -164,29 +164,19 @@ async fn write_records<W: Write + Seek>(
         .journal()
         .entries(0, usize::try_from(head).unwrap_or(usize::MAX))
         .await?;
-    let seqs: Vec<u64> = entries
+    // The entries that commit the revisions; for a subject's export also every other
+    // entry about it: its party revisions, cases, holds, reads of its file and records.
+    let included: BTreeSet<u64> = entries
         .iter()
         .filter(|e| {
             e.written()
                 .iter()
                 .any(|(s, r, _)| s.kind == "record" && wanted.contains(&(s.id.clone(), *r)))
+                || own.is_some_and(|o| e.subjects.iter().any(|s| o.contains(&s.id)))
         })
         .map(|e| e.seq)
         .collect();
-    let about =
-        |e: &JournalEntry| own.is_some_and(|o| e.subjects.iter().any(|s| o.contains(&s.id)));
-    let seqs: Vec<u64> = if own.is_some() {
-        // The record revisions' entries, and every other entry about the subject: its
-        // party revisions, cases, holds, reads of its file and records.
-        entries
-            .iter()
-            .filter(|e| seqs.contains(&e.seq) || about(e))
-            .map(|e| e.seq)
-            .collect()
-    } else {
-        seqs
-    };
-    let (from, to) = match (seqs.first(), seqs.last()) {
+    let (from, to) = match (included.first(), included.last()) {
         (Some(a), Some(b)) => (*a, *b),
         _ => (0, 0),
     };
@@ -200,7 +190,6 @@ async fn write_records<W: Write + Seek>(
     if from == 0 {
         return Ok(segment);
     }
-    let included: BTreeSet<u64> = seqs.iter().copied().collect();
     let mut chain = String::from("seq;prev_hash;hash\n");
     for e in entries.iter().filter(|e| e.seq >= from && e.seq <= to) {
         if own.is_none() || included.contains(&e.seq) {
@@ -231,13 +220,11 @@ struct Segment {
     entries: Vec<JournalEntry>,
 }
 
-/// The signed checkpoint of entry `seq` (none without a signing key or a segment).
-async fn attest(svc: &Services, seq: u64) -> Result<Option<crate::audit::journal::Checkpoint>> {
-    if seq == 0 {
-        return Ok(None);
-    }
-    let journal = svc.archive.journal();
-    Ok(journal.read(seq).await?.and_then(|e| journal.attest(&e)))
+/// The archive's signed checkpoint of the segment's last entry (none without a signing
+/// key or a segment).
+fn attest(svc: &Services, seg: &Segment) -> Option<crate::audit::journal::Checkpoint> {
+    let last = seg.entries.last().filter(|e| e.seq == seg.to)?;
+    svc.archive.journal().attest(last)
 }
 
 fn pretty<T: Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -342,7 +329,7 @@ pub async fn party<W: Write + Seek>(
     own.extend(ids.iter().cloned());
     let seg = write_records(svc, &mut w, &ids, Some(&own)).await?;
     w.add("records.csv", &records_csv(svc, &seg.records).await?)?;
-    w.add("journal.csv", &journal_csv(&seg.entries))?;
+    w.add("journal.csv", &journal_csv(&seg.entries)?)?;
     let manifest = Manifest {
         format: FORMAT.into(),
         kind: "party".into(),
@@ -351,8 +338,8 @@ pub async fn party<W: Write + Seek>(
         description: format!("Complete file of party {} (GDPR Art. 15)", p.revision.id),
         journal_from: seg.from,
         journal_to: seg.to,
+        checkpoint: attest(svc, &seg),
         journal_chain: seg.chain,
-        checkpoint: attest(svc, seg.to).await?,
         files: BTreeMap::new(),
         records: seg.records,
     };
@@ -419,11 +406,13 @@ async fn records_csv(svc: &Services, records: &[ManifestRecord]) -> Result<Vec<u
 }
 
 /// `journal.csv`: the entries of the export, readable.
-fn journal_csv(entries: &[JournalEntry]) -> Vec<u8> {
+fn journal_csv(entries: &[JournalEntry]) -> Result<Vec<u8>> {
+    let csv_err = |e: csv::Error| Error::Internal(format!("csv: {e}"));
     let mut out = csv::WriterBuilder::new()
         .delimiter(b';')
         .from_writer(Vec::new());
-    let _ = out.write_record(["seq", "time", "actor", "action", "subjects", "detail"]);
+    out.write_record(["seq", "time", "actor", "action", "subjects", "detail"])
+        .map_err(csv_err)?;
     for e in entries {
         let subjects = e
             .subjects
@@ -434,16 +423,18 @@ fn journal_csv(entries: &[JournalEntry]) -> Vec<u8> {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let _ = out.write_record([
+        out.write_record([
             e.seq.to_string().as_str(),
             &e.time.to_rfc3339(),
             &e.actor,
             &e.action,
             &subjects,
             e.detail.as_deref().unwrap_or(""),
-        ]);
+        ])
+        .map_err(csv_err)?;
     }
-    out.into_inner().unwrap_or_default()
+    out.into_inner()
+        .map_err(|e| Error::Internal(format!("csv: {e}")))
 }
 
 /// The columns of `belege.csv`, in order (its first line, and `index.xml`).
@@ -495,6 +486,7 @@ pub async fn tax<W: Write + Seek>(
     };
     let ids: Vec<String> = selected.iter().map(|r| r.id.clone()).collect();
     let seg = write_records(svc, &mut w, &ids, None).await?;
+    let checkpoint = attest(svc, &seg);
     let (records, jfrom, jto) = (seg.records, seg.from, seg.to);
     let mut csv = csv::WriterBuilder::new()
         .delimiter(b';')
@@ -561,7 +553,7 @@ pub async fn tax<W: Write + Seek>(
         journal_from: jfrom,
         journal_to: jto,
         journal_chain: None,
-        checkpoint: attest(svc, jto).await?,
+        checkpoint,
         files: BTreeMap::new(),
         records,
     };
