@@ -128,6 +128,8 @@ pub struct Report {
     pub warnings: Vec<Problem>,
     /// Checkpoints in the store that carry a signature (each checked).
     pub checkpoints_signed: u64,
+    /// Checkpoints and anchors whose RFC 3161 timestamp was checked.
+    pub checkpoints_stamped: u64,
     /// Checkpoints kept outside the store that were checked against the journal.
     pub anchors: u64,
     /// Leftovers not yet recorded (the revisions among `warnings`).
@@ -172,6 +174,9 @@ pub struct Options {
     /// Signed checkpoints kept outside the store (`akte anchor`): the journal must still
     /// hold the entry each names, with the same hash.
     pub anchors: Vec<Anchor>,
+    /// TSA certificates (`--tsa-ca`) a checkpoint's timestamp must chain to. Empty: a
+    /// token is checked against the checkpoint and its own signer only.
+    pub tsa_trusted: Vec<rustls_pki_types::CertificateDer<'static>>,
 }
 
 /// A checkpoint kept outside the store, and where it was read from.
@@ -190,6 +195,7 @@ impl Default for Options {
                 .max(2),
             trusted_keys: Vec::new(),
             anchors: Vec::new(),
+            tsa_trusted: Vec::new(),
         }
     }
 }
@@ -208,6 +214,25 @@ fn signature_problem(cp: &crate::audit::journal::Checkpoint, trusted: &[String])
         ));
     }
     None
+}
+
+/// Checks a checkpoint's timestamp token, if it has one: a problem when it does not
+/// stamp this checkpoint, is not validly signed, or (with `--tsa-ca`) does not chain to
+/// a trusted TSA.
+fn check_stamp(
+    cp: &crate::audit::journal::Checkpoint,
+    source: &str,
+    opts: &Options,
+    report: &mut Report,
+) {
+    match cp.stamp_check(&opts.tsa_trusted) {
+        None => {}
+        Some(Ok(_)) => report.checkpoints_stamped += 1,
+        Some(Err(why)) => report.problems.push(Problem::new(
+            source.to_string(),
+            format!("timestamp of checkpoint {}: {why}", cp.seq),
+        )),
+    }
 }
 
 pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) -> Result<Report> {
@@ -234,6 +259,7 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
                 KeyKind::Staging
                 | KeyKind::PartyKey { .. }
                 | KeyKind::Checkpoint { .. }
+                | KeyKind::Stamp { .. }
                 | KeyKind::Unknown => report
                     .problems
                     .push(Problem::new(key, "unexpected object in the archive")),
@@ -253,16 +279,26 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
         recovered_keys,
     } = check_journal(store, &mut journal, &mut report).await?;
     let mut cps = store.list(&keys::checkpoints_prefix());
+    let mut stamps: BTreeMap<u64, String> = BTreeMap::new();
+    let mut checkpointed: std::collections::BTreeSet<u64> = Default::default();
     while let Some(meta) = cps.try_next().await? {
         report.objects += 1;
         let path = meta.location.to_string();
-        let KeyKind::Checkpoint { seq } = keys::classify(&meta.location) else {
-            report
-                .problems
-                .push(Problem::new(path, "unexpected object in the archive"));
-            continue;
+        let seq = match keys::classify(&meta.location) {
+            KeyKind::Checkpoint { seq } => seq,
+            KeyKind::Stamp { seq } => {
+                stamps.insert(seq, path);
+                continue;
+            }
+            _ => {
+                report
+                    .problems
+                    .push(Problem::new(path, "unexpected object in the archive"));
+                continue;
+            }
         };
-        let cp: crate::audit::journal::Checkpoint = match store
+        checkpointed.insert(seq);
+        let mut cp: crate::audit::journal::Checkpoint = match store
             .get(&meta.location)
             .await
             .and_then(|b| codec::decode(&path, &b))
@@ -290,6 +326,12 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
         if cp.signature.is_some() {
             report.checkpoints_signed += 1;
         }
+        let stamp_key = keys::checkpoint_stamp(seq);
+        if let Some(token) = store.get_opt(&stamp_key).await? {
+            use base64::Engine;
+            cp.timestamp = Some(base64::engine::general_purpose::STANDARD.encode(&token));
+            check_stamp(&cp, stamp_key.as_ref(), opts, &mut report);
+        }
         let entry_key = keys::journal(seq);
         match store.get_opt(&entry_key).await? {
             None => report.problems.push(Problem::new(
@@ -309,11 +351,21 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
         }
     }
 
+    for (seq, path) in stamps {
+        if !checkpointed.contains(&seq) {
+            report.problems.push(Problem::new(
+                path,
+                format!("timestamp without its checkpoint: checkpoint {seq} was removed"),
+            ));
+        }
+    }
+
     // Checkpoints kept outside the store: a journal cut back (and the records since
     // removed with it) passes every check above, but not this one.
     for a in &opts.anchors {
         let cp = &a.checkpoint;
         report.anchors += 1;
+        check_stamp(cp, &a.source, opts, &mut report);
         match signature_problem(cp, &opts.trusted_keys) {
             Some(what) => report
                 .problems

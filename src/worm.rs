@@ -321,6 +321,7 @@ impl Locker {
                 KeyKind::Journal { seq } => Some(keys::journal(*seq)),
                 KeyKind::Revision { kind, id, rev } => Some(keys::revision(*kind, id, *rev)),
                 KeyKind::Checkpoint { seq } => Some(keys::checkpoint(*seq)),
+                KeyKind::Stamp { seq } => Some(keys::checkpoint_stamp(*seq)),
                 _ => None,
             })
             .collect();

@@ -961,6 +961,220 @@ fn a_journal_cut_back_is_found_by_its_anchor_and_foreign_signatures_are_named() 
     assert!(String::from_utf8_lossy(&bad_key.stderr).contains("not an Ed25519 public key"));
 }
 
+/// Issue #18, trusted timestamps: with --tsa every checkpoint gets an RFC 3161 token from
+/// a time-stamping authority (here `openssl ts` on loopback), stored beside it, carried
+/// in anchors and exports, and checked by `verify`, `verify-export` and, independently,
+/// `openssl ts -verify`. A journal cut back after a timestamped anchor is named; a token
+/// from an untrusted TSA or an altered one is refused.
+#[test]
+fn checkpoints_are_timestamped_by_a_tsa_and_openssl_accepts_the_token() {
+    let tsa = common::tsa::LocalTsa::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = dir.path().join("checkpoint.p8");
+    let ca = tsa.ca.to_str().unwrap().to_string();
+    let stamped = |args: &[&str]| {
+        let mut all = vec![
+            "--signing-key",
+            key.to_str().unwrap(),
+            "--tsa",
+            &tsa.url,
+            "--tsa-ca",
+            &ca,
+        ];
+        all.extend_from_slice(args);
+        akte(&data, &all)
+    };
+    for (name, text) in [("a.txt", "Rechnung A"), ("b.txt", "Rechnung B")] {
+        let f = dir.path().join(name);
+        std::fs::write(&f, text).unwrap();
+        ok(&stamped(&[
+            "archive",
+            f.to_str().unwrap(),
+            "--class",
+            "invoice",
+        ]));
+    }
+    let out = ok(&stamped(&["checkpoint"]));
+    assert!(out.contains("timestamped by CN=akte test TSA"), "{out}");
+    let tokens: Vec<_> = std::fs::read_dir(data.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tst"))
+        .collect();
+    assert_eq!(tokens.len(), 1, "the token is stored beside its checkpoint");
+
+    // verify checks the stored token: against the TSA's CA, and refuses another CA.
+    let out = ok(&stamped(&["verify"]));
+    assert!(
+        out.contains("1 RFC 3161 timestamps checked against the TSA certificates"),
+        "{out}"
+    );
+    let other = tempfile::tempdir().unwrap();
+    common::tsa::make_pki(other.path(), "another root");
+    let out = akte(
+        &data,
+        &[
+            "verify",
+            "--tsa-ca",
+            other.path().join("ca.pem").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("timestamp of checkpoint") && text.contains("not trusted"),
+        "{text}"
+    );
+
+    // A timestamped anchor; then the journal is cut back to before it.
+    let anchor = dir.path().join("anchor.json");
+    ok(&stamped(&["anchor", "--out", anchor.to_str().unwrap()]));
+    let a: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&anchor).unwrap().trim()).unwrap();
+    assert!(
+        a["timestamp"].as_str().is_some_and(|t| t.len() > 100),
+        "{a}"
+    );
+    // The procedure documentation names the TSA, the anchoring target and its last anchor.
+    let elsewhere = dir.path().join("elsewhere");
+    ok(&stamped(&["anchor", "--to", elsewhere.to_str().unwrap()]));
+    let docs = ok(&stamped(&[
+        "docs",
+        "procedure",
+        "--anchor-to",
+        elsewhere.to_str().unwrap(),
+    ]));
+    assert!(
+        docs.contains(&format!("time-stamping authority `{}`", tsa.url))
+            && docs.contains("CN=akte test TSA root")
+            && docs.contains(&format!(
+                "Anchoring target `{}`: last anchor: entry #",
+                elsewhere.display()
+            ))
+            && docs.contains("timestamped."),
+        "{docs}"
+    );
+
+    // The tax export carries the signed, timestamped checkpoint; verify-export checks
+    // it, and so does openssl with only the export's files and the TSA's CA.
+    let zip = dir.path().join("tax.zip");
+    ok(&stamped(&[
+        "export",
+        "tax",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2030-12-31",
+        "--out",
+        zip.to_str().unwrap(),
+    ]));
+    let out = ok(&akte(
+        &data,
+        &["verify-export", zip.to_str().unwrap(), "--tsa-ca", &ca],
+    ));
+    assert!(
+        out.contains("timestamped by CN=akte test TSA") && out.contains("trusted by --tsa-ca"),
+        "{out}"
+    );
+    let mut z = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    let unpacked = dir.path().join("unpacked");
+    z.extract(&unpacked).unwrap();
+    let verify_with_openssl = |token: &Path, data: &Path| {
+        Command::new("openssl")
+            .args(["ts", "-verify", "-token_in", "-in"])
+            .arg(token)
+            .arg("-data")
+            .arg(data)
+            .arg("-CAfile")
+            .arg(&tsa.ca)
+            .output()
+            .unwrap()
+    };
+    let token = unpacked.join("journal/checkpoint.tst");
+    let statement = unpacked.join("journal/checkpoint.txt");
+    let out = verify_with_openssl(&token, &statement);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verification: OK"),
+        "openssl ts -verify: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // openssl, too, refuses the token for other data.
+    let altered = dir.path().join("altered.txt");
+    let mut text = std::fs::read(&statement).unwrap();
+    text[20] ^= 1;
+    std::fs::write(&altered, &text).unwrap();
+    assert!(!verify_with_openssl(&token, &altered).status.success());
+
+    // An altered stored token is named.
+    let mut bytes = std::fs::read(&tokens[0]).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x55;
+    std::fs::write(&tokens[0], &bytes).unwrap();
+    let out = akte(&data, &["verify", "--tsa-ca", &ca]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("timestamp of checkpoint"), "{text}");
+    std::fs::remove_file(&tokens[0]).unwrap();
+
+    // Cut the journal back to before the anchored entry: the anchor, timestamped by the
+    // TSA when that head existed, names the cut.
+    let seq = a["seq"].as_u64().unwrap();
+    let head: u64 = std::fs::read_dir(data.join("journal"))
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .strip_suffix(".mpk")?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap();
+    for s in seq..=head {
+        std::fs::remove_file(data.join(format!("journal/{s:020}.mpk"))).unwrap();
+    }
+    for f in std::fs::read_dir(data.join("checkpoints")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let out = akte(
+        &data,
+        &[
+            "verify",
+            "--anchor",
+            anchor.to_str().unwrap(),
+            "--tsa-ca",
+            &ca,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("cut back") && text.contains("1 RFC 3161 timestamps checked"),
+        "{text}"
+    );
+
+    // A TSA that does not answer: the checkpoint is written, the command fails and says
+    // why.
+    let out = akte(
+        &data,
+        &[
+            "--signing-key",
+            key.to_str().unwrap(),
+            "--tsa",
+            "http://127.0.0.1:9/",
+            "--tsa-ca",
+            &ca,
+            "checkpoint",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TSA http://127.0.0.1:9/"));
+    assert!(tsa.answered.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+}
+
 /// The server anchors on its own: with --anchor-to it writes a signed head to another
 /// place every --anchor-interval while the journal grows, and at shutdown; `verify
 /// --anchor DIR` reads every anchor there. `akte anchor --to` writes to the same layout.

@@ -69,6 +69,25 @@ impl Target {
     }
 }
 
+impl Target {
+    /// The newest anchor this target holds, if any.
+    pub async fn last(&self) -> Result<Option<Checkpoint>> {
+        let newest = self
+            .store
+            .list(&Path::from(PREFIX))
+            .try_fold(None::<Path>, |max, m| async move {
+                Ok(match max {
+                    Some(p) if p >= m.location => Some(p),
+                    _ => Some(m.location),
+                })
+            })
+            .await?;
+        let Some(key) = newest else { return Ok(None) };
+        let bytes = self.store.get(&key).await?;
+        parse(&format!("{}/{key}", self.spec), &bytes).map(Some)
+    }
+}
+
 /// Reads one anchor (a line of JSON).
 pub fn parse(source: &str, bytes: &[u8]) -> Result<Checkpoint> {
     serde_json::from_slice(bytes.trim_ascii()).map_err(|e| {

@@ -193,12 +193,39 @@ pub struct Checkpoint {
     /// written before signing existed keep their bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<super::signing::CheckpointSignature>,
+    /// An RFC 3161 timestamp token (DER, base64) over [`Checkpoint::message`], when a
+    /// TSA is configured (`--tsa`). Stored beside the checkpoint
+    /// (`checkpoints/<seq>.tst`), never inside it; carried in anchors and exports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
 }
 
 impl Checkpoint {
     /// The bytes its signature covers.
     pub fn message(&self) -> Vec<u8> {
         super::signing::message(self.seq, &self.hash, self.time)
+    }
+
+    /// The timestamp token's bytes, if any (`Err` when it is not base64).
+    pub fn timestamp_der(&self) -> Option<std::result::Result<Vec<u8>, String>> {
+        use base64::Engine;
+        self.timestamp.as_ref().map(|t| {
+            base64::engine::general_purpose::STANDARD
+                .decode(t)
+                .map_err(|e| format!("timestamp token not base64 ({e})"))
+        })
+    }
+
+    /// Checks the timestamp token against this checkpoint's statement and the `trusted`
+    /// TSA certificates; `None` without a token.
+    pub fn stamp_check(
+        &self,
+        trusted: &[rustls_pki_types::CertificateDer<'_>],
+    ) -> Option<std::result::Result<super::timestamp::Stamp, String>> {
+        let der = self.timestamp_der()?;
+        Some(der.and_then(|d| {
+            super::timestamp::check(&d, &super::timestamp::imprint(&self.message()), trusted)
+        }))
     }
 
     /// `Some(true)` for a valid signature, `Some(false)` for a bad one, `None` unsigned.
@@ -243,6 +270,33 @@ pub struct Journal {
     recent: std::sync::Mutex<std::collections::BTreeMap<u64, JournalEntry>>,
     /// Signs checkpoints, once set.
     signer: std::sync::OnceLock<Arc<super::signing::Signer>>,
+    /// Timestamps checkpoints, once set.
+    tsa: std::sync::OnceLock<Arc<super::timestamp::Tsa>>,
+    /// Where the head is anchored (the server's `--anchor-to`), for the procedure
+    /// documentation.
+    anchor_targets: std::sync::OnceLock<Vec<super::anchor::Target>>,
+}
+
+fn base64_der(der: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+/// Gives `cp` its timestamp token: the one stored beside it, else a new one from `tsa`,
+/// stored create-only (a token another writer stored first is the one kept).
+async fn stamp(store: &Store, tsa: &super::timestamp::Tsa, cp: &mut Checkpoint) -> Result<()> {
+    let key = keys::checkpoint_stamp(cp.seq);
+    if let Some(old) = store.get_opt(&key).await? {
+        cp.timestamp = Some(base64_der(&old));
+        return Ok(());
+    }
+    let (token, _) = tsa.stamp(&cp.message()).await?;
+    let token = match store.put_new(&key, Bytes::from(token.clone())).await? {
+        Created::New => token,
+        Created::Existed => store.get(&key).await?.to_vec(),
+    };
+    cp.timestamp = Some(base64_der(&token));
+    Ok(())
 }
 
 /// Entries kept in the read cache: the followers read new entries within seconds of
@@ -283,6 +337,8 @@ impl Journal {
             known: std::sync::Mutex::new(None),
             recent: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             signer: std::sync::OnceLock::new(),
+            tsa: std::sync::OnceLock::new(),
+            anchor_targets: std::sync::OnceLock::new(),
         }
     }
 
@@ -480,10 +536,27 @@ impl Journal {
                     self.remember(&mine);
                     *guard = Some(mine);
                     self.apply_own(&entry).await;
-                    if entry.seq.is_multiple_of(CHECKPOINT_EVERY)
-                        && let Err(e) = self.write_checkpoint(&entry).await
-                    {
-                        tracing::warn!("checkpoint at {} not written: {e}", entry.seq);
+                    if entry.seq.is_multiple_of(CHECKPOINT_EVERY) {
+                        match self.write_checkpoint(&entry).await {
+                            Err(e) => {
+                                tracing::warn!("checkpoint at {} not written: {e}", entry.seq)
+                            }
+                            // Timestamped in the background: a slow TSA must not hold
+                            // up the writer.
+                            Ok(mut cp) => {
+                                if let Some(tsa) = self.tsa.get().cloned() {
+                                    let store = self.store.clone();
+                                    tokio::spawn(async move {
+                                        if let Err(e) = stamp(&store, &tsa, &mut cp).await {
+                                            tracing::warn!(
+                                                "checkpoint at {} not timestamped: {e}",
+                                                cp.seq
+                                            );
+                                        }
+                                    });
+                                }
+                            }
+                        }
                     }
                     return Ok(entry);
                 }
@@ -510,11 +583,39 @@ impl Journal {
         }
     }
 
-    /// A signed checkpoint of `e`, not stored (an export carries it); `None` without a
-    /// signing key.
-    pub fn attest(&self, e: &JournalEntry) -> Option<Checkpoint> {
+    /// A signed checkpoint of `e`, not stored (an export carries it), timestamped when a
+    /// TSA is configured; `None` without a signing key. A TSA that fails leaves it
+    /// without a timestamp (logged): an export does not wait for a third party.
+    pub async fn attest(&self, e: &JournalEntry) -> Option<Checkpoint> {
         self.signer.get()?;
-        Some(self.checkpoint_of(e))
+        let mut cp = self.checkpoint_of(e);
+        if let Some(tsa) = self.tsa.get() {
+            match tsa.stamp(&cp.message()).await {
+                Ok((token, _)) => cp.timestamp = Some(base64_der(&token)),
+                Err(e) => tracing::warn!("checkpoint of entry {} not timestamped: {e}", cp.seq),
+            }
+        }
+        Some(cp)
+    }
+
+    /// Timestamps every checkpoint from now on by `tsa`.
+    pub fn set_tsa(&self, tsa: Arc<super::timestamp::Tsa>) {
+        let _ = self.tsa.set(tsa);
+    }
+
+    /// Records where the head is anchored (for the procedure documentation).
+    pub fn set_anchor_targets(&self, targets: Vec<super::anchor::Target>) {
+        let _ = self.anchor_targets.set(targets);
+    }
+
+    /// Where the head is anchored, as configured.
+    pub fn anchor_targets(&self) -> &[super::anchor::Target] {
+        self.anchor_targets.get().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The TSA checkpoints are timestamped by, if any.
+    pub fn tsa(&self) -> Option<&super::timestamp::Tsa> {
+        self.tsa.get().map(|t| t.as_ref())
     }
 
     /// The checkpoint of `e`, signed when there is a signer.
@@ -525,6 +626,7 @@ impl Journal {
             hash: e.hash.clone(),
             time: e.time,
             signature: None,
+            timestamp: None,
         };
         if let Some(s) = self.signer.get() {
             c.signature = Some(s.sign(&c.message()));
@@ -566,14 +668,19 @@ impl Journal {
         }
     }
 
-    /// Writes a checkpoint of the current head now (`akte checkpoint`, `akte anchor`);
-    /// `None` when the journal is empty.
+    /// Writes a checkpoint of the current head now (`akte checkpoint`, `akte anchor`),
+    /// timestamped when a TSA is configured; `None` when the journal is empty. A TSA that
+    /// fails is an error after the checkpoint is written.
     pub async fn checkpoint(&self) -> Result<Option<Checkpoint>> {
         let head = self.find_head().await?;
         let Some(e) = self.read(head.seq).await? else {
             return Ok(None);
         };
-        Ok(Some(self.write_checkpoint(&e).await?))
+        let mut cp = self.write_checkpoint(&e).await?;
+        if let Some(tsa) = self.tsa.get() {
+            stamp(&self.store, tsa, &mut cp).await?;
+        }
+        Ok(Some(cp))
     }
 
     /// Time of the last entry, if any.

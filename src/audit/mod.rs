@@ -7,6 +7,7 @@ pub mod ledger;
 pub mod reads;
 pub mod recovery;
 pub mod signing;
+pub mod timestamp;
 
 use bytes::Bytes;
 

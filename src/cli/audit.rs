@@ -49,7 +49,12 @@ pub(super) async fn journal(
 pub(super) async fn checkpoint(archive: Archive, json: bool) -> anyhow::Result<ExitCode> {
     match archive.journal().checkpoint().await? {
         Some(c) if json => outln!("{}", serde_json::to_string(&c)?),
-        Some(c) => outln!("checkpoint at entry {}: {}", c.seq, c.hash),
+        Some(c) => {
+            outln!("checkpoint at entry {}: {}", c.seq, c.hash);
+            if let (Some(Ok(s)), Some(_)) = (c.stamp_check(&[]), &c.timestamp) {
+                outln!("timestamped by {} at {}", s.tsa, s.time.to_rfc3339());
+            }
+        }
         None => outln!("the journal is empty; nothing to checkpoint"),
     }
     Ok(ExitCode::SUCCESS)
@@ -150,9 +155,11 @@ pub(super) async fn verify(
     actor: &str,
     json: bool,
     a: VerifyArgs,
+    tsa_trusted: Vec<rustls_pki_types::CertificateDer<'static>>,
 ) -> anyhow::Result<ExitCode> {
     let mut opts = verify::Options {
         trusted_keys: a.trusted_keys,
+        tsa_trusted,
         ..Default::default()
     };
     for k in &opts.trusted_keys {
@@ -249,6 +256,17 @@ pub(super) async fn verify(
                 "  {} signed checkpoints and {} anchors checked",
                 report.checkpoints_signed,
                 report.anchors
+            );
+        }
+        if report.checkpoints_stamped > 0 {
+            outln!(
+                "  {} RFC 3161 timestamps checked{}",
+                report.checkpoints_stamped,
+                if opts.tsa_trusted.is_empty() {
+                    " against their own signer only (give --tsa-ca to check the TSA is trusted)"
+                } else {
+                    " against the TSA certificates of --tsa-ca"
+                }
             );
         }
     }

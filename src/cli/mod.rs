@@ -108,6 +108,14 @@ pub struct Cli {
     /// checkpoint; created there when missing. Its public key is trusted by `verify`.
     #[arg(long, global = true, env = "AKTE_SIGNING_KEY")]
     signing_key: Option<PathBuf>,
+    /// An RFC 3161 time-stamping authority (http:// or https:// URL) that timestamps
+    /// every checkpoint (needs --tsa-ca).
+    #[arg(long, global = true, env = "AKTE_TSA", requires = "tsa_ca")]
+    tsa: Option<String>,
+    /// The TSA's certificate chain (PEM): its tokens must chain to one of these, with the
+    /// time-stamping key purpose. `verify` and `verify-export` check timestamps against it.
+    #[arg(long, global = true, env = "AKTE_TSA_CA")]
+    tsa_ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -180,6 +188,10 @@ enum Command {
         what: String,
         #[arg(long)]
         html: bool,
+        /// Where the server anchors the journal (its --anchor-to; repeatable): listed
+        /// with the last anchor each holds.
+        #[arg(long = "anchor-to")]
+        anchor_to: Vec<String>,
     },
     /// Write a checkpoint of the journal's head now (one is also written every 1000 entries).
     Checkpoint,
@@ -340,8 +352,12 @@ pub async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let tsa_trusted = match &cli.tsa_ca {
+        Some(p) => crate::audit::timestamp::load_certs(p)?,
+        None => Vec::new(),
+    };
     if let Command::VerifyExport { file } = &cli.command {
-        let ok = retention::verify_export(file, cli.json)?;
+        let ok = retention::verify_export(file, &tsa_trusted, cli.json)?;
         return Ok(if ok {
             ExitCode::SUCCESS
         } else {
@@ -374,6 +390,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         archive.journal().set_signer(Arc::new(signer));
     }
+    if let (Some(url), Some(ca)) = (&cli.tsa, &cli.tsa_ca) {
+        let tsa = crate::audit::timestamp::Tsa::new(url, ca)?;
+        archive.journal().set_tsa(Arc::new(tsa));
+    }
     let actor = cli.actor.clone().unwrap_or_else(default_actor);
     let json = cli.json;
     // Every writer records crash leftovers first (DESIGN §2.6); `verify` only reads, and
@@ -397,7 +417,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Link(a) => records::link(archive, &actor, json, a).await,
         Command::Journal { since, limit } => audit::journal(archive, since, limit, json).await,
         Command::Checkpoint => audit::checkpoint(archive, json).await,
-        Command::Verify(a) => audit::verify(archive, &actor, json, a).await,
+        Command::Verify(a) => audit::verify(archive, &actor, json, a, tsa_trusted).await,
         Command::Anchor(a) => audit::anchor(archive, json, a).await,
         Command::Serve(a) => serve::serve(archive, a, index_dir, &cli.data).await,
         Command::Demo => serve::demo(archive, index_dir, &cli.data).await,
@@ -412,7 +432,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retention(cmd) => done(retention::retention(&svc(), &actor, json, cmd).await),
         Command::Export(cmd) => done(retention::export(&svc(), &actor, cmd).await),
         Command::Dispose(cmd) => done(retention::dispose(&svc(), &actor, json, cmd).await),
-        Command::Docs { what: _, html } => print_procedure(&Services::new(archive), html).await,
+        Command::Docs {
+            what: _,
+            html,
+            anchor_to,
+        } => {
+            let targets = anchor_to
+                .iter()
+                .map(|t| crate::audit::anchor::Target::open(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            archive.journal().set_anchor_targets(targets);
+            print_procedure(&Services::new(archive), html).await
+        }
         Command::Search(a) => search::search(Services::new(archive), &index_dir, json, a).await,
         Command::Reindex => search::reindex(Services::new(archive), &index_dir, json).await,
         Command::Import(a) => import::import(archive, &actor, json, a).await,

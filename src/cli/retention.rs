@@ -133,10 +133,14 @@ pub async fn export(svc: &Services, actor: &str, cmd: ExportCommand) -> anyhow::
     Ok(())
 }
 
-pub fn verify_export(path: &std::path::Path, json: bool) -> anyhow::Result<bool> {
+pub fn verify_export(
+    path: &std::path::Path,
+    tsa_trusted: &[rustls_pki_types::CertificateDer<'_>],
+    json: bool,
+) -> anyhow::Result<bool> {
     use anyhow::Context;
     let f = std::fs::File::open(path).with_context(|| path.display().to_string())?;
-    let c = crate::export::verify(f)?;
+    let c = crate::export::verify_with(f, tsa_trusted)?;
     if json {
         json_line(&c)?;
     } else {
@@ -163,6 +167,19 @@ pub fn verify_export(path: &std::path::Path, json: bool) -> anyhow::Result<bool>
                 crate::audit::signing::fingerprint(k)
             ),
             None => outln!("no signed checkpoint (the archive has no signing key)"),
+        }
+        if let Some(t) = &c.timestamp {
+            outln!(
+                "timestamped by {} at {} (serial {}){}",
+                t.tsa,
+                t.time.to_rfc3339(),
+                t.serial,
+                if t.trusted {
+                    ", a TSA trusted by --tsa-ca"
+                } else {
+                    "; give --tsa-ca to check that TSA is trusted"
+                }
+            );
         }
     }
     Ok(c.problems.is_empty())

@@ -98,6 +98,7 @@ pub(super) async fn serve(
     if !anchors.is_empty() && archive.journal().signing_key().is_none() {
         anyhow::bail!("--anchor-to needs --signing-key: an anchor must be signed");
     }
+    archive.journal().set_anchor_targets(anchors.clone());
     let anchoring = Anchoring {
         targets: anchors,
         every: std::time::Duration::from_secs(anchor_interval.max(1)),

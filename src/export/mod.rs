@@ -222,9 +222,9 @@ struct Segment {
 
 /// The archive's signed checkpoint of the segment's last entry (none without a signing
 /// key or a segment).
-fn attest(svc: &Services, seg: &Segment) -> Option<crate::audit::journal::Checkpoint> {
+async fn attest(svc: &Services, seg: &Segment) -> Option<crate::audit::journal::Checkpoint> {
     let last = seg.entries.last().filter(|e| e.seq == seg.to)?;
-    svc.archive.journal().attest(last)
+    svc.archive.journal().attest(last).await
 }
 
 fn pretty<T: Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -256,6 +256,11 @@ fn original_name(r: &RecordRevision) -> String {
     name
 }
 
+/// The statement the export's checkpoint signs and timestamps, and the TSA's token over
+/// it (for `openssl ts -verify`).
+const CHECKPOINT_STATEMENT: &str = "journal/checkpoint.txt";
+const CHECKPOINT_TOKEN: &str = "journal/checkpoint.tst";
+
 const VERIFY_TXT: &str = "How to verify this export
 =========================
 
@@ -275,10 +280,27 @@ By hand:
    when one entry committed several revisions (a group commit of an import).
 4. originals/<id>/v<N>-<name>: the SHA-256 of each original equals `content.sha256` of
    the revisions that reference it.
+5. When the archive signs its checkpoints, manifest.json's `checkpoint` is the signed
+   head of the segment: journal/checkpoint.txt holds the statement signed (seq, hash
+   of entry `journal_to`, time), `checkpoint.signature` the Ed25519 key and signature
+   (compare the key with the procedure documentation's). With a time-stamping
+   authority, journal/checkpoint.tst is its RFC 3161 token over that statement:
+     openssl ts -verify -token_in -in journal/checkpoint.tst \
+       -data journal/checkpoint.txt -CAfile TSA-CA.pem
+   prints `Verification: OK` (TSA-CA.pem: the TSA's certificate chain).
 ";
 
 fn finish<W: Write + Seek>(mut w: Writer<W>, mut manifest: Manifest) -> Result<()> {
     w.add("VERIFY.txt", VERIFY_TXT.as_bytes())?;
+    if let Some(cp) = &manifest.checkpoint {
+        w.add(CHECKPOINT_STATEMENT, &cp.message())?;
+        if let Some(der) = cp.timestamp_der() {
+            w.add(
+                CHECKPOINT_TOKEN,
+                &der.map_err(|e| Error::Internal(format!("checkpoint timestamp: {e}")))?,
+            )?;
+        }
+    }
     manifest.files = w.files.clone();
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
     let opts = zip::write::SimpleFileOptions::default();
@@ -338,7 +360,7 @@ pub async fn party<W: Write + Seek>(
         description: format!("Complete file of party {} (GDPR Art. 15)", p.revision.id),
         journal_from: seg.from,
         journal_to: seg.to,
-        checkpoint: attest(svc, &seg),
+        checkpoint: attest(svc, &seg).await,
         journal_chain: seg.chain,
         files: BTreeMap::new(),
         records: seg.records,
@@ -486,7 +508,7 @@ pub async fn tax<W: Write + Seek>(
     };
     let ids: Vec<String> = selected.iter().map(|r| r.id.clone()).collect();
     let seg = write_records(svc, &mut w, &ids, None).await?;
-    let checkpoint = attest(svc, &seg);
+    let checkpoint = attest(svc, &seg).await;
     let (records, jfrom, jto) = (seg.records, seg.from, seg.to);
     let mut csv = csv::WriterBuilder::new()
         .delimiter(b';')
@@ -597,6 +619,27 @@ fn gdpdu_index(from: NaiveDate, to: NaiveDate) -> String {
     )
 }
 
+/// A valid timestamp, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct StampInfo {
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub tsa: String,
+    pub serial: String,
+    /// Whether the TSA chained to a certificate given with `--tsa-ca`.
+    pub trusted: bool,
+}
+
+impl From<crate::audit::timestamp::Stamp> for StampInfo {
+    fn from(s: crate::audit::timestamp::Stamp) -> Self {
+        StampInfo {
+            time: s.time,
+            tsa: s.tsa,
+            serial: s.serial,
+            trusted: s.trusted,
+        }
+    }
+}
+
 /// The outcome of checking an export.
 #[derive(Debug, Default, Serialize)]
 pub struct ExportCheck {
@@ -606,6 +649,8 @@ pub struct ExportCheck {
     pub originals: usize,
     /// The public key (hex) of the archive's signed checkpoint, if the export has one.
     pub signed_by: Option<String>,
+    /// What the checkpoint's RFC 3161 timestamp says, if it has a valid one.
+    pub timestamp: Option<StampInfo>,
     pub problems: Vec<String>,
 }
 
@@ -658,6 +703,15 @@ fn read_chain(
 
 /// Verifies an export using nothing but its own contents.
 pub fn verify<R: Read + Seek>(input: R) -> Result<ExportCheck> {
+    verify_with(input, &[])
+}
+
+/// [`verify`], with the TSA certificates (`--tsa-ca`) the checkpoint's timestamp must
+/// chain to.
+pub fn verify_with<R: Read + Seek>(
+    input: R,
+    tsa_trusted: &[rustls_pki_types::CertificateDer<'_>],
+) -> Result<ExportCheck> {
     let mut zip = zip::ZipArchive::new(input)
         .map_err(|e| Error::invalid("export", format!("not a zip: {e}")))?;
     let mut read = |name: &str| -> Result<Vec<u8>> {
@@ -770,6 +824,32 @@ pub fn verify<R: Read + Seek>(input: R) -> Result<ExportCheck> {
             check
                 .problems
                 .push("manifest.json: the checkpoint's signature does not verify".into());
+        }
+        // Exports made before timestamps existed do not hold the statement file.
+        match contents.get(CHECKPOINT_STATEMENT) {
+            Some(b) if *b != cp.message() => check.problems.push(format!(
+                "{CHECKPOINT_STATEMENT}: not the checkpoint's statement"
+            )),
+            None if cp.timestamp.is_some() => check.problems.push(format!(
+                "{CHECKPOINT_STATEMENT}: missing beside a timestamped checkpoint"
+            )),
+            _ => {}
+        }
+        match cp.stamp_check(tsa_trusted) {
+            None => {}
+            Some(Ok(stamp)) => {
+                if contents.get(CHECKPOINT_TOKEN).map(Vec::as_slice)
+                    != cp.timestamp_der().and_then(|d| d.ok()).as_deref()
+                {
+                    check.problems.push(format!(
+                        "{CHECKPOINT_TOKEN}: missing or not the checkpoint's token"
+                    ));
+                }
+                check.timestamp = Some(stamp.into());
+            }
+            Some(Err(why)) => check
+                .problems
+                .push(format!("manifest.json: the checkpoint's timestamp: {why}")),
         }
         if cp.seq != manifest.journal_to {
             check.problems.push(format!(

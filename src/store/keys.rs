@@ -128,6 +128,11 @@ pub fn checkpoint(seq: u64) -> Path {
     Path::from(format!("{CHECKPOINTS}/{seq:0SEQ_WIDTH$}.mpk"))
 }
 
+/// A checkpoint's RFC 3161 timestamp token (DER), beside it, written create-only.
+pub fn checkpoint_stamp(seq: u64) -> Path {
+    Path::from(format!("{CHECKPOINTS}/{seq:0SEQ_WIDTH$}.tst"))
+}
+
 pub fn checkpoints_prefix() -> Path {
     Path::from(CHECKPOINTS)
 }
@@ -204,6 +209,10 @@ pub enum KeyKind {
     Checkpoint {
         seq: u64,
     },
+    /// A checkpoint's timestamp token.
+    Stamp {
+        seq: u64,
+    },
     Unknown,
 }
 
@@ -246,14 +255,18 @@ pub fn classify(key: &Path) -> KeyKind {
             None => KeyKind::Unknown,
         },
         ["staging", _] => KeyKind::Staging,
-        ["checkpoints", file] => match file
-            .strip_suffix(".mpk")
-            .filter(|n| n.len() == SEQ_WIDTH)
-            .and_then(|n| n.parse::<u64>().ok())
-        {
-            Some(seq) => KeyKind::Checkpoint { seq },
-            None => KeyKind::Unknown,
-        },
+        ["checkpoints", file] => {
+            let seq = |suffix: &str| {
+                file.strip_suffix(suffix)
+                    .filter(|n| n.len() == SEQ_WIDTH && n.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|n| n.parse::<u64>().ok())
+            };
+            match (seq(".mpk"), seq(".tst")) {
+                (Some(seq), _) => KeyKind::Checkpoint { seq },
+                (_, Some(seq)) => KeyKind::Stamp { seq },
+                _ => KeyKind::Unknown,
+            }
+        }
         ["keys", party] if !party.is_empty() => KeyKind::PartyKey {
             party: (*party).to_string(),
         },

@@ -72,6 +72,51 @@ pub async fn procedure(svc: &Services, html: bool) -> crate::error::Result<Strin
             );
         }
     }
+    match a.journal().tsa() {
+        Some(tsa) => {
+            let _ = writeln!(
+                s,
+                "- Checkpoints are timestamped (RFC 3161) by the time-stamping authority `{}`; its tokens must chain to: {}. A token is stored beside its checkpoint (`checkpoints/<seq>.tst`) and carried in anchors and exports; `akte verify --tsa-ca CA.pem` checks it, and so does `openssl ts -verify -token_in -in journal/checkpoint.tst -data journal/checkpoint.txt -CAfile CA.pem` on an export.",
+                tsa.url,
+                tsa.trusted()
+                    .iter()
+                    .map(|c| crate::audit::timestamp::describe(c))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "- Checkpoints are not timestamped: no time-stamping authority is configured (`--tsa URL --tsa-ca CA.pem`)."
+            );
+        }
+    }
+    let targets = a.journal().anchor_targets();
+    if targets.is_empty() {
+        let _ = writeln!(
+            s,
+            "- Anchoring targets: none configured (`akte serve --anchor-to DIR|s3://…`); anchors made by hand with `akte anchor` are kept wherever they were written."
+        );
+    }
+    for t in targets {
+        let last = match t.last().await {
+            Ok(Some(c)) => format!(
+                "last anchor: entry #{} of {} — hash `{}`{}",
+                c.seq,
+                c.time.to_rfc3339(),
+                c.hash,
+                if c.timestamp.is_some() {
+                    ", timestamped"
+                } else {
+                    ""
+                }
+            ),
+            Ok(None) => "no anchor written yet".into(),
+            Err(e) => format!("not readable now ({e})"),
+        };
+        let _ = writeln!(s, "- Anchoring target `{}`: {last}.", t.spec);
+    }
     let _ = writeln!(
         s,
         "- Reads of records and parties are journaled (batched, flushed on shutdown).\n- `akte verify` re-hashes every object and recomputes the chain.\n"

@@ -4,6 +4,7 @@
 pub mod docs;
 pub mod fault;
 pub mod server;
+pub mod tsa;
 
 use std::fmt;
 use std::sync::Arc;
