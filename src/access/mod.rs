@@ -102,6 +102,10 @@ pub struct TokenRevision {
     /// unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub years: Option<FiscalYears>,
+    /// When set, the token reads and searches only records of these retention classes
+    /// (an auditor's access limited to, say, invoices). Omitted when unlimited.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
 }
 
 /// Fiscal years a token is limited to, first to last (calendar years).
@@ -199,6 +203,24 @@ fn validate_person(p: &str) -> Result<()> {
     }
 }
 
+/// Refuses (422) a class limit that names a class the retention catalogue does not know:
+/// a misspelt class would make a token that silently reads nothing.
+pub fn check_classes(
+    classes: &[String],
+    catalogue: &crate::retention::catalogue::Catalogue,
+) -> Result<()> {
+    for c in classes {
+        crate::ids::validate_class(c)?;
+        if !catalogue.classes.contains_key(c) {
+            return Err(Error::unprocessable(
+                "classes",
+                format!("{c:?} is not a class of the retention catalogue"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A token to create.
 #[derive(Debug, Clone, Default)]
 pub struct NewToken {
@@ -211,6 +233,7 @@ pub struct NewToken {
     pub secret: Option<String>,
     pub parties: Vec<String>,
     pub years: Option<FiscalYears>,
+    pub classes: Vec<String>,
 }
 
 impl NewToken {
@@ -235,6 +258,8 @@ pub struct Principal {
     pub parties: Vec<String>,
     /// Fiscal years this caller reads records of; `None`: no limit.
     pub years: Option<FiscalYears>,
+    /// Retention classes this caller reads records of; empty: no limit.
+    pub classes: Vec<String>,
 }
 
 impl Principal {
@@ -363,9 +388,15 @@ impl Tokens {
             secret,
             parties,
             years,
+            mut classes,
         } = new;
         let name = name.as_str();
         validate_person(&person)?;
+        for c in &classes {
+            crate::ids::validate_class(c)?;
+        }
+        classes.sort();
+        classes.dedup();
         if let Some(y) = years
             && !(1900 <= y.from && y.from <= y.to && y.to <= 2200)
         {
@@ -421,6 +452,7 @@ impl Tokens {
             parties,
             person: Some(person),
             years,
+            classes,
         };
         audit::commit_revision(
             &self.store,
@@ -532,6 +564,7 @@ impl Tokens {
             role: t.role,
             parties: t.parties.clone(),
             years: t.years,
+            classes: t.classes.clone(),
         })
     }
 

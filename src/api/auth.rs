@@ -37,12 +37,23 @@ impl Caller {
     /// Refuses a token limited to fiscal years: for endpoints that would show more than
     /// the records of those years (a party's file, its history).
     pub fn refuse_limited(&self) -> ApiResult<()> {
-        match self.principal.years {
-            Some(y) => Err(ApiError::forbidden(format!(
+        if let Some(y) = self.principal.years {
+            return Err(ApiError::forbidden(format!(
                 "this token is limited to the fiscal years {y}: it may only read the records dated then and search them"
-            ))),
-            None => Ok(()),
+            )));
         }
+        if !self.principal.classes.is_empty() {
+            return Err(ApiError::forbidden(format!(
+                "this token is limited to the classes {}: it may only read the records of those classes and search them",
+                self.principal.classes.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The retention classes this caller reads records of, or `None` when unlimited.
+    pub fn classes(&self) -> Option<&[String]> {
+        Some(self.principal.classes.as_slice()).filter(|c| !c.is_empty())
     }
 
     /// The fiscal years this caller reads records of, or `None` when unlimited.

@@ -226,6 +226,11 @@ impl AppState {
         {
             return Err(crate::error::Error::RecordNotFound { id: r.id.clone() }.into());
         }
+        if let Some(cs) = caller.classes()
+            && !cs.contains(&r.class)
+        {
+            return Err(crate::error::Error::RecordNotFound { id: r.id.clone() }.into());
+        }
         if caller.restriction().is_none() {
             return Ok(());
         }

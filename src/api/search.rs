@@ -227,6 +227,8 @@ async fn run(
         q: q.clone(),
         parties,
         class,
+        // A token limited to classes finds only records of them.
+        classes: caller.classes().map(<[String]>::to_vec),
         role: p.shaped("role", crate::ids::shape::SLUG)?,
         case: p.id("case")?,
         from,

@@ -40,6 +40,10 @@ pub struct CreateToken {
     /// access): it reads and searches only them, and every other endpoint refuses it.
     #[serde(default)]
     pub years: Option<crate::access::FiscalYears>,
+    /// Limit the token to records of these retention classes (e.g. `invoice`): it reads
+    /// and searches only them, and every other endpoint refuses it.
+    #[serde(default)]
+    pub classes: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,6 +63,9 @@ pub struct TokenView {
     /// The fiscal years it is limited to (absent: unlimited).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub years: Option<crate::access::FiscalYears>,
+    /// The retention classes it is limited to (absent: unlimited).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -83,6 +90,7 @@ impl From<TokenRevision> for TokenView {
             person,
             parties: t.parties,
             years: t.years,
+            classes: t.classes,
         }
     }
 }
@@ -112,6 +120,7 @@ async fn create_token(
     caller.require(roles::ADMIN)?;
     let c: CreateToken = params::json_body(req, 64 * 1024).await?;
     let expires = c.expires.and_then(end_of_day);
+    crate::access::check_classes(&c.classes, state.archive.catalogue())?;
     let (t, secret) = state
         .tokens
         .create(
@@ -124,6 +133,7 @@ async fn create_token(
                 secret: None,
                 parties: c.parties,
                 years: c.years,
+                classes: c.classes,
             },
         )
         .await?;

@@ -91,6 +91,7 @@ pub async fn search(
         q: a.query.join(" "),
         parties,
         class: a.class,
+        classes: None,
         role: a.role,
         case: a.case,
         from: a.from,

@@ -30,6 +30,10 @@ pub enum TokenCommand {
         /// auditor's Z1 access): it reads and searches only them.
         #[arg(long, value_parser = parse_years)]
         years: Option<crate::access::FiscalYears>,
+        /// Limit it to records of these retention classes (comma-separated or
+        /// repeated, e.g. `--classes invoice,credit-note`): it reads and searches only them.
+        #[arg(long, value_delimiter = ',')]
+        classes: Vec<String>,
     },
     /// List tokens (never their secrets).
     List,
@@ -57,7 +61,9 @@ pub(super) async fn token(
             parties,
             person,
             years,
+            classes,
         } => {
+            crate::access::check_classes(&classes, archive.catalogue())?;
             let role: crate::access::Role = role.parse()?;
             let name = name.unwrap_or_else(|| role.to_string());
             let expires_at = expires.and_then(crate::api::tokens::end_of_day);
@@ -77,6 +83,7 @@ pub(super) async fn token(
                         secret: None,
                         parties,
                         years,
+                        classes,
                     },
                 )
                 .await?;

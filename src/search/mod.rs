@@ -256,6 +256,9 @@ pub struct SearchRequest {
     /// Only records linked to one of these parties (`None`: no party filter).
     pub parties: Option<Vec<String>>,
     pub class: Option<String>,
+    /// Only records of one of these classes (`None`: no such filter; a caller limited
+    /// to classes).
+    pub classes: Option<Vec<String>>,
     pub role: Option<String>,
     pub case: Option<String>,
     /// Document date range, inclusive.

@@ -275,6 +275,13 @@ impl SearchIndex {
         if let Some(c) = &r.class {
             must.push((Occur::Must, term(f.class, c)));
         }
+        if let Some(cs) = &r.classes {
+            let any: Vec<(Occur, Box<dyn Query>)> = cs
+                .iter()
+                .map(|c| (Occur::Should, term(f.class, c)))
+                .collect();
+            must.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+        }
         if let Some(role) = &r.role {
             match &r.parties {
                 Some(ps) => {

@@ -178,7 +178,10 @@ impl User {
         use Role::*;
         let role = principal.role;
         let restricted = !principal.parties.is_empty();
-        let free = !restricted;
+        // A token limited to fiscal years or classes reads records and searches; the
+        // API refuses it everything else, so the pages do not offer it.
+        let limited = principal.years.is_some() || !principal.classes.is_empty();
+        let free = !restricted && !limited;
         User {
             person: principal.person.clone(),
             role_name: match role {

@@ -419,6 +419,124 @@ async fn an_auditor_limited_to_2024_reads_2024_and_nothing_else() {
     );
 }
 
+/// Issue #18, auditor access limited in time and in classes: a token limited to the
+/// class `invoice` reads and finds invoices only (a letter of the same year is 404 and
+/// not found), is refused the party list, and an unknown class is refused when the token
+/// is made; a Z1 token whose validity has ended gets 401 on the record it could read
+/// before.
+#[tokio::test]
+async fn an_auditor_limited_to_invoices_and_a_validity_period_reads_only_that() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Tokens made while a clock stood in 2020: the admin, and a Z1 token for 2024 valid
+    // through 2020-12-31.
+    let expired = {
+        use akte::access::{NewToken, Role, Tokens};
+        use chrono::TimeZone;
+        let store = akte::store::Store::open(data.to_str().unwrap()).unwrap();
+        let clock = std::sync::Arc::new(akte::clock::FixedClock::new(
+            chrono::Utc.with_ymd_and_hms(2020, 6, 1, 0, 0, 0).unwrap(),
+        ));
+        let journal = std::sync::Arc::new(akte::audit::journal::Journal::new(
+            store.clone(),
+            clock.clone(),
+        ));
+        let tokens = Tokens::new(store, journal, clock);
+        tokens
+            .create(
+                "test",
+                NewToken {
+                    secret: Some(ADMIN.into()),
+                    ..NewToken::new(Role::Admin, "ops", "ops")
+                },
+            )
+            .await
+            .unwrap();
+        tokens
+            .create(
+                "test",
+                NewToken {
+                    expires_at: Some(chrono::Utc.with_ymd_and_hms(2021, 1, 1, 0, 0, 0).unwrap()),
+                    years: Some(akte::access::FiscalYears {
+                        from: 2024,
+                        to: 2024,
+                    }),
+                    ..NewToken::new(Role::Auditor, "bp-2020", "pruefer")
+                },
+            )
+            .await
+            .unwrap()
+            .1
+    };
+    let s = Server::start_on(&data, &[]);
+    let invoice = upload(
+        &s,
+        "Rechnung 2024-17 Schrauben",
+        "class=invoice&date=2024-05-02",
+    )
+    .await;
+    let letter = upload(
+        &s,
+        "Brief Schrauben Lieferung",
+        "class=business-letter&date=2024-05-03",
+    )
+    .await;
+    wait_for(&s, "/v1/search?q=Schrauben", 2).await;
+
+    let (status, v) = get(&s, &expired, &format!("/v1/records/{invoice}")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "validity ended: {v}");
+    assert!(
+        v["detail"].as_str().unwrap_or("").contains("expired"),
+        "{v}"
+    );
+
+    let bad = client()
+        .post(s.url("/v1/tokens"))
+        .header("authorization", bearer(ADMIN))
+        .json(&json!({"role": "auditor", "name": "bp", "classes": ["invioce"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a misspelt class"
+    );
+    let t = post(
+        &s,
+        ADMIN,
+        "/v1/tokens",
+        json!({"role": "auditor", "name": "bp-invoices", "person": "pruefer",
+               "classes": ["invoice"], "expires": "2099-12-31"}),
+    )
+    .await;
+    assert_eq!(t["classes"], json!(["invoice"]), "{t}");
+    let tc = t["token"].as_str().unwrap();
+    assert_eq!(
+        get(&s, tc, &format!("/v1/records/{invoice}")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&s, tc, &format!("/v1/records/{letter}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&s, tc, &format!("/v1/records/{letter}/content"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, v) = get(&s, tc, "/v1/search?q=Schrauben").await;
+    assert_eq!(hit_ids(&v), vec![invoice.clone()], "{v}");
+    let (_, v) = get(&s, tc, "/v1/search?q=Schrauben&class=business-letter").await;
+    assert_eq!(v["total"], 0, "{v}");
+    let (_, all) = get(&s, ADMIN, "/v1/search?q=Schrauben").await;
+    assert_eq!(hit_ids(&all).len(), 2, "{all}");
+    for path in ["/v1/parties", "/v1/journal"] {
+        assert_eq!(get(&s, tc, path).await.0, StatusCode::FORBIDDEN, "{path}");
+    }
+}
+
 async fn new_token_auditor(s: &Server) -> (String, String) {
     let v = post(
         s,
