@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::task::JoinSet;
@@ -224,14 +225,56 @@ fn check_stamp(
     source: &str,
     opts: &Options,
     report: &mut Report,
+) -> Option<DateTime<Utc>> {
+    match cp.stamp_check(&opts.tsa_trusted)? {
+        Ok(s) => {
+            report.checkpoints_stamped += 1;
+            Some(s.time)
+        }
+        Err(why) => {
+            report.problems.push(Problem::new(
+                source.to_string(),
+                format!("timestamp of checkpoint {}: {why}", cp.seq),
+            ));
+            None
+        }
+    }
+}
+
+/// How far the clocks of the archive's nodes and of a TSA may disagree, and how long a
+/// request authenticated before its token ended may take to be journaled.
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// A checkpoint states its entry's time; a TSA that saw the checkpoint earlier than the
+/// entry claims to have been written proves the entry's time false (post-dated, or the
+/// journal rewritten after the stamp).
+fn check_checkpoint_times(
+    cp: &crate::audit::journal::Checkpoint,
+    e: &JournalEntry,
+    stamped: Option<DateTime<Utc>>,
+    path: &str,
+    report: &mut Report,
 ) {
-    match cp.stamp_check(&opts.tsa_trusted) {
-        None => {}
-        Some(Ok(_)) => report.checkpoints_stamped += 1,
-        Some(Err(why)) => report.problems.push(Problem::new(
-            source.to_string(),
-            format!("timestamp of checkpoint {}: {why}", cp.seq),
-        )),
+    if cp.time != e.time {
+        report.problems.push(Problem::mismatch(
+            path,
+            "checkpoint states another time than its entry",
+            &e.time.to_rfc3339(),
+            &cp.time.to_rfc3339(),
+        ));
+    }
+    if let Some(t) = stamped
+        && t + CLOCK_SKEW < e.time
+    {
+        report.problems.push(Problem::new(
+            path,
+            format!(
+                "checkpoint {} was timestamped at {}, before its entry's time {}: the entry's time is false",
+                cp.seq,
+                t.to_rfc3339(),
+                e.time.to_rfc3339()
+            ),
+        ));
     }
 }
 
@@ -277,7 +320,12 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
         recovered,
         recovered_blobs,
         recovered_keys,
+        tokens_created: _,
+        rotations,
+        token_use,
     } = check_journal(store, &mut journal, &mut report).await?;
+    // Keys linked to a trusted key by a journaled rotation (signed by both) are trusted.
+    let trusted = crate::audit::signing::trusted_through(&opts.trusted_keys, &rotations);
     let mut cps = store.list(&keys::checkpoints_prefix());
     let mut stamps: BTreeMap<u64, String> = BTreeMap::new();
     let mut checkpointed: std::collections::BTreeSet<u64> = Default::default();
@@ -318,7 +366,7 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
             ));
             continue;
         }
-        if let Some(what) = signature_problem(&cp, &opts.trusted_keys) {
+        if let Some(what) = signature_problem(&cp, &trusted) {
             report
                 .problems
                 .push(Problem::new(path.clone(), format!("checkpoint {what}")));
@@ -327,10 +375,11 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
             report.checkpoints_signed += 1;
         }
         let stamp_key = keys::checkpoint_stamp(seq);
+        let mut stamped = None;
         if let Some(token) = store.get_opt(&stamp_key).await? {
             use base64::Engine;
             cp.timestamp = Some(base64::engine::general_purpose::STANDARD.encode(&token));
-            check_stamp(&cp, stamp_key.as_ref(), opts, &mut report);
+            stamped = check_stamp(&cp, stamp_key.as_ref(), opts, &mut report);
         }
         let entry_key = keys::journal(seq);
         match store.get_opt(&entry_key).await? {
@@ -339,7 +388,9 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
                 format!("journal entry missing: the journal was cut short before checkpoint {seq}"),
             )),
             Some(b) => match JournalEntry::decode(entry_key.as_ref(), &b) {
-                Ok(e) if e.hash == cp.hash => {}
+                Ok(e) if e.hash == cp.hash => {
+                    check_checkpoint_times(&cp, &e, stamped, &path, &mut report)
+                }
                 Ok(e) => report.problems.push(Problem::mismatch(
                     entry_key.to_string(),
                     "journal entry differs from its checkpoint",
@@ -365,8 +416,8 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
     for a in &opts.anchors {
         let cp = &a.checkpoint;
         report.anchors += 1;
-        check_stamp(cp, &a.source, opts, &mut report);
-        match signature_problem(cp, &opts.trusted_keys) {
+        let _ = check_stamp(cp, &a.source, opts, &mut report);
+        match signature_problem(cp, &trusted) {
             Some(what) => report
                 .problems
                 .push(Problem::new(a.source.clone(), format!("anchor {what}"))),
@@ -405,6 +456,7 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
     // 3. Revision chains, and each revision against its journal entry.
     let mut seen: std::collections::HashSet<RevKey> = std::collections::HashSet::new();
     let mut absent = Absent::default();
+    absent.rules.token_use = token_use;
     let mut key_list = store.list(&keys::keys_prefix());
     while let Some(meta) = key_list.try_next().await? {
         report.objects += 1;
@@ -504,6 +556,17 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    let mut still_keyed: Vec<&String> = erased.iter().filter(|p| with_key.contains(*p)).collect();
+    still_keyed.sort();
+    for p in still_keyed {
+        report.problems.push(Problem::new(
+            keys::party_key(p).to_string(),
+            "party erased by a journaled erasure, but its data key is still in the store: its \
+             personal data can be read (a crash between erasure and key destruction leaves \
+             this until the next start of a writer, which destroys the key; otherwise the key \
+             was restored)",
+        ));
+    }
     parties.retain(|p| !with_key.contains(*p) && !erased.contains(*p));
     for p in parties {
         report.problems.push(Problem::new(
@@ -616,6 +679,20 @@ struct Journaled {
     recovered_blobs: std::collections::HashSet<String>,
     /// Key files (by key id) recovery recorded as torn leftovers.
     recovered_keys: std::collections::HashSet<String>,
+    /// Tokens a `token.create` entry created.
+    tokens_created: std::collections::HashSet<String>,
+    /// Valid signing key rotations, in journal order.
+    rotations: Vec<crate::audit::signing::Rotation>,
+    /// How each token acted.
+    token_use: HashMap<String, TokenUse>,
+}
+
+/// The person and token id of an actor that acted with a token (`alice via
+/// token:name:id`).
+fn token_actor(actor: &str) -> Option<(&str, &str)> {
+    let (person, rest) = actor.split_once(crate::access::PERSON_SEP)?;
+    let (_, id) = rest.rsplit_once(':')?;
+    Some((person, id))
 }
 
 /// A revision as journal subjects name it: kind, id, revision number.
@@ -630,6 +707,9 @@ async fn check_journal(store: &Store, seqs: &mut [u64], report: &mut Report) -> 
         recovered: Default::default(),
         recovered_blobs: Default::default(),
         recovered_keys: Default::default(),
+        tokens_created: Default::default(),
+        rotations: Vec::new(),
+        token_use: HashMap::new(),
     };
     let Some(&max) = seqs.last() else {
         return Ok(out);
@@ -709,6 +789,50 @@ async fn check_journal(store: &Store, seqs: &mut [u64], report: &mut Report) -> 
             )),
             Err(e) => report.problems.push(Problem::new(&key, e.to_string())),
         }
+        if entry.action == crate::audit::signing::ROTATE_ACTION {
+            match entry
+                .detail
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<crate::audit::signing::Rotation>(d).ok())
+            {
+                Some(r) if r.valid() => out.rotations.push(r),
+                _ => report.problems.push(Problem::new(
+                    &key,
+                    format!(
+                        "entry {}: a signing key rotation not signed by both keys it names",
+                        entry.seq
+                    ),
+                )),
+            }
+        }
+        if entry.action == "token.create" {
+            for sub in entry.subjects.iter().filter(|s| s.kind == "token") {
+                out.tokens_created.insert(sub.id.clone());
+            }
+        }
+        if let Some((person, token)) = token_actor(&entry.actor) {
+            if !out.tokens_created.contains(token) {
+                report.problems.push(Problem::new(
+                    &key,
+                    format!(
+                        "entry {} is by token {token}, which no earlier entry created: an actor that did not exist",
+                        entry.seq
+                    ),
+                ));
+            }
+            let u = out.token_use.entry(token.to_string()).or_default();
+            u.persons.insert(person.to_string());
+            u.last = Some((entry.seq, entry.time));
+        }
+        if entry.action.ends_with(".refused") && !entry.written().is_empty() {
+            report.problems.push(Problem::new(
+                &key,
+                format!(
+                    "entry {} is journaled as refused ({}), but commits revisions",
+                    entry.seq, entry.action
+                ),
+            ));
+        }
         if entry.action == "party.erase" {
             out.erased
                 .extend(entry.subjects.iter().map(|s| s.id.clone()));
@@ -762,6 +886,7 @@ enum Facts {
     Record(Box<RecordRevision>),
     Disposal(Box<crate::disposal::DisposalRevision>),
     Hold(Box<crate::disposal::hold::HoldRevision>),
+    Token(Box<crate::access::TokenRevision>),
 }
 
 impl Decoded {
@@ -784,6 +909,17 @@ struct Rules {
     holds: HashMap<String, crate::disposal::hold::HoldRevision>,
     /// Every tombstone: its revision key, and the record's last live revision.
     tombstones: Vec<(String, crate::record::Tombstone, Option<RecordRevision>)>,
+    /// The latest revision of every token.
+    tokens: HashMap<String, crate::access::TokenRevision>,
+    /// How each token was used in the journal.
+    token_use: HashMap<String, TokenUse>,
+}
+
+/// A token's use as journal actors show it: the persons it acted for and its last entry.
+#[derive(Debug, Default)]
+struct TokenUse {
+    persons: std::collections::BTreeSet<String>,
+    last: Option<(u64, DateTime<Utc>)>,
 }
 
 impl Rules {
@@ -791,6 +927,37 @@ impl Rules {
     /// that lists the record, requested and approved by two different persons, approved
     /// after the record's retention ended, with no hold covering it at that moment.
     fn check(self, report: &mut Report) {
+        // Every token that acted existed then: created before (checked while the journal
+        // was read), for its own person, and not used after it was revoked or expired.
+        let mut used: Vec<(&String, &TokenUse)> = self.token_use.iter().collect();
+        used.sort_by_key(|(id, _)| *id);
+        for (id, u) in used {
+            let Some(t) = self.tokens.get(id) else {
+                continue; // named when the journal was read
+            };
+            let own = t.person();
+            for p in u.persons.iter().filter(|p| **p != own) {
+                report.problems.push(Problem::new(
+                    keys::revision(ObjectKind::Token, id, t.rev).to_string(),
+                    format!("token {id} of {own} appears in the journal acting for {p}"),
+                ));
+            }
+            let Some((seq, at)) = u.last else { continue };
+            let ended = [t.revoked_at, t.expires_at].into_iter().flatten().min();
+            if let Some(end) = ended
+                && at > end + CLOCK_SKEW
+            {
+                report.problems.push(Problem::new(
+                    keys::journal(seq).to_string(),
+                    format!(
+                        "entry {seq} at {} is by token {id}, which ended at {} (revoked or expired): an actor that no longer existed",
+                        at.to_rfc3339(),
+                        end.to_rfc3339()
+                    ),
+                ));
+            }
+        }
+
         for (key, t, live) in &self.tombstones {
             let mut bad = |what: String| report.problems.push(Problem::new(key, what));
             let Some(d) = self.disposals.get(&t.disposal) else {
@@ -877,7 +1044,9 @@ fn decode_full(kind: ObjectKind, key: &str, bytes: &[u8]) -> Result<Decoded> {
         }
         ObjectKind::Token => {
             let t = crate::access::TokenRevision::decode(key, bytes)?;
-            Decoded::chain(t.id, t.rev, t.prev_hash)
+            let mut d = Decoded::chain(t.id.clone(), t.rev, t.prev_hash.clone());
+            d.facts = Some(Facts::Token(Box::new(t)));
+            d
         }
         ObjectKind::Case => {
             let c = crate::case::CaseRevision::decode(key, bytes)?;
@@ -1030,6 +1199,9 @@ async fn check_chain(
                     }
                     Some(Facts::Hold(h)) => {
                         absent.rules.holds.insert(h.id.clone(), *h);
+                    }
+                    Some(Facts::Token(t)) => {
+                        absent.rules.tokens.insert(t.id.clone(), *t);
                     }
                     None => {}
                 }

@@ -970,3 +970,143 @@ async fn verify_names_journaled_revisions_that_break_the_archives_rules() {
     );
     assert_eq!(r.problems.len(), 4, "nothing else: {:#?}", r.problems);
 }
+
+/// Issue #18, the remaining rules: every entry's actor existed then (a token created
+/// before it, acting for its own person, not after it was revoked); an entry journaled as
+/// refused commits nothing; an erased party has no readable key. Each is named.
+#[tokio::test]
+async fn verify_names_actors_that_did_not_exist_refusals_that_wrote_and_restored_keys() {
+    use akte::access::{NewToken, PERSON_SEP, Role, Tokens};
+    use akte::audit::journal::{Draft, Subject};
+    let (s, clock) = setup().await;
+    let journal = s.archive.journal_arc();
+    let tokens = Tokens::new(s.archive.store().clone(), journal.clone(), clock.clone());
+    let (t, _) = tokens
+        .create("admin", NewToken::new(Role::Clerk, "desk", "erika"))
+        .await
+        .unwrap();
+    let act = |actor: String| {
+        let journal = journal.clone();
+        async move {
+            journal
+                .append(Draft {
+                    actor,
+                    action: "record.read".into(),
+                    subjects: vec![Subject {
+                        kind: "record".into(),
+                        id: "01900000-0000-7000-8000-000000000001".into(),
+                        rev: Some(1),
+                        digest: None,
+                    }],
+                    payload_digest: None,
+                    detail: None,
+                })
+                .await
+                .unwrap()
+                .seq
+        }
+    };
+    // Used by its own person while valid: fine.
+    act(format!("erika{PERSON_SEP}desk:{}", t.id)).await;
+    let r = verify_report(&s).await;
+    assert!(r.problems.is_empty(), "{:#?}", r.problems);
+
+    // 1. A token no entry created.
+    let ghost = "01900000-0000-7000-8000-00000000dead";
+    let ghost_seq = act(format!("mallory{PERSON_SEP}x:{ghost}")).await;
+    // 2. The token acting for another person.
+    act(format!("mallory{PERSON_SEP}desk:{}", t.id)).await;
+    // 3. The token acting a day after it was revoked.
+    tokens.revoke("admin", &t.id).await.unwrap();
+    clock.set(at(2026, 11, 28));
+    let late_seq = act(format!("erika{PERSON_SEP}desk:{}", t.id)).await;
+
+    // 4. An entry journaled as refused that commits a revision.
+    let letter = archive(&s, b"Brief 2016", "business-letter", "2016-03-01").await;
+    let (mut rec, hash) = akte::audit::latest_revision(
+        s.archive.store(),
+        s.archive.journal(),
+        keys::ObjectKind::Record,
+        &letter,
+        akte::record::RecordRevision::decode,
+    )
+    .await
+    .unwrap();
+    rec.rev += 1;
+    rec.prev_hash = Some(hash);
+    rec.title = "anders".into();
+    let refused = akte::audit::commit_revision(
+        s.archive.store(),
+        s.archive.journal(),
+        keys::ObjectKind::Record,
+        &letter,
+        rec.rev,
+        akte::store::codec::encode(&rec).unwrap(),
+        "operator",
+        "retention.refused",
+        None,
+    )
+    .await
+    .unwrap();
+
+    // 5. An erased party whose data key was put back.
+    let p = s
+        .parties
+        .create(
+            "alice",
+            serde_json::from_value(serde_json::json!({"kind": "person", "name": "Max Muster"}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let key_path = keys::party_key(&p.revision.id);
+    let key_bytes = s.archive.store().get(&key_path).await.unwrap();
+    s.erase_party("alice", &p.revision.id, "Löschersuchen")
+        .await
+        .unwrap();
+    assert!(
+        s.archive
+            .store()
+            .get_opt(&key_path)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.archive
+        .store()
+        .put_new(&key_path, key_bytes)
+        .await
+        .unwrap();
+
+    let r = verify_report(&s).await;
+    let named = |key: &str, what: &str| {
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.key == key && p.what.contains(what)),
+            "{key}: {what} in {:#?}",
+            r.problems
+        );
+    };
+    named(
+        keys::journal(ghost_seq).as_ref(),
+        &format!("by token {ghost}, which no earlier entry created"),
+    );
+    named(
+        keys::revision(keys::ObjectKind::Token, &t.id, 2).as_ref(),
+        "of erika appears in the journal acting for mallory",
+    );
+    named(
+        keys::journal(late_seq).as_ref(),
+        &format!("is by token {}, which ended at", t.id),
+    );
+    named(
+        keys::journal(refused.seq).as_ref(),
+        "journaled as refused (retention.refused), but commits revisions",
+    );
+    named(
+        key_path.as_ref(),
+        "party erased by a journaled erasure, but its data key is still in the store",
+    );
+    assert_eq!(r.problems.len(), 5, "nothing else: {:#?}", r.problems);
+}

@@ -639,6 +639,11 @@ impl Journal {
         let _ = self.signer.set(signer);
     }
 
+    /// The key checkpoints are signed with, if any.
+    pub fn signer(&self) -> Option<Arc<super::signing::Signer>> {
+        self.signer.get().cloned()
+    }
+
     /// The public key checkpoints are signed with (hex), if any.
     pub fn signing_key(&self) -> Option<String> {
         self.signer.get().map(|s| s.public_hex().to_string())

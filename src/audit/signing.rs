@@ -35,6 +35,76 @@ pub fn message(seq: u64, hash: &str, time: DateTime<Utc>) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The journal action that hands checkpoint signing from one key to the next.
+pub const ROTATE_ACTION: &str = "signing.rotate";
+
+/// A key rotation as journaled (the entry's detail, JSON): both keys sign the hand-over,
+/// so that whoever trusts the old key trusts the new one and whoever trusts the new key
+/// trusts the checkpoints the old one signed before — and nobody without both private
+/// keys can make a key trusted by journaling a rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    /// The key signing checkpoints until now (hex).
+    pub old: String,
+    /// The key signing them from now on (hex).
+    pub new: String,
+    /// The old key's signature of [`rotation_message`] (hex).
+    pub sig: String,
+    /// The new key's signature of the same (hex): it accepts the hand-over.
+    pub new_sig: String,
+}
+
+impl Rotation {
+    /// `old` hands over to `new`.
+    pub fn sign(old: &Signer, new: &Signer) -> Rotation {
+        let msg = rotation_message(old.public_hex(), new.public_hex());
+        Rotation {
+            old: old.public_hex().to_string(),
+            new: new.public_hex().to_string(),
+            sig: old.sign(&msg).sig,
+            new_sig: new.sign(&msg).sig,
+        }
+    }
+
+    /// Whether both keys signed this hand-over.
+    pub fn valid(&self) -> bool {
+        let msg = rotation_message(&self.old, &self.new);
+        let by = |key: &str, sig: &str| {
+            valid(
+                &msg,
+                &CheckpointSignature {
+                    key: key.to_string(),
+                    sig: sig.to_string(),
+                },
+            )
+        };
+        by(&self.old, &self.sig) && by(&self.new, &self.new_sig)
+    }
+}
+
+/// `trusted` with every key a valid rotation links to a trusted key, either way.
+pub fn trusted_through(trusted: &[String], rotations: &[Rotation]) -> Vec<String> {
+    let mut out = trusted.to_vec();
+    loop {
+        let before = out.len();
+        for r in rotations.iter().filter(|r| r.valid()) {
+            if out.contains(&r.old) && !out.contains(&r.new) {
+                out.push(r.new.clone());
+            } else if out.contains(&r.new) && !out.contains(&r.old) {
+                out.push(r.old.clone());
+            }
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+/// The bytes a rotation's signature covers.
+pub fn rotation_message(old: &str, new: &str) -> Vec<u8> {
+    format!("akte-key-rotation-1\n{old}\n{new}\n").into_bytes()
+}
+
 /// A short name of a public key: the first 16 hex digits of its SHA-256.
 pub fn fingerprint(public_hex: &str) -> String {
     let bytes = hex::decode(public_hex).unwrap_or_default();
@@ -148,6 +218,27 @@ mod tests {
             !valid(&message(7, "ab", t), &forged),
             "another key's signature"
         );
+        // Rotation: trust flows both ways along a hand-over signed by both keys, and
+        // not along one a rogue key made up alone.
+        let (third, _) = Signer::load_or_create(&dir.path().join("third.p8")).unwrap();
+        let r = Rotation::sign(&s, &other);
+        assert!(r.valid());
+        let ks = |v: &[&Signer]| {
+            v.iter()
+                .map(|k| k.public_hex().to_string())
+                .collect::<Vec<_>>()
+        };
+        let t = trusted_through(&ks(&[&s]), std::slice::from_ref(&r));
+        assert!(t.contains(&other.public_hex().to_string()));
+        let t = trusted_through(&ks(&[&other]), std::slice::from_ref(&r));
+        assert!(t.contains(&s.public_hex().to_string()), "backwards");
+        let mut rogue = Rotation::sign(&third, &other);
+        rogue.new_sig = third
+            .sign(&rotation_message(third.public_hex(), other.public_hex()))
+            .sig;
+        assert!(!rogue.valid(), "the new key did not accept");
+        let t = trusted_through(&ks(&[&other]), &[rogue]);
+        assert!(!t.contains(&third.public_hex().to_string()));
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(&path).unwrap().permissions(),
         );

@@ -46,6 +46,57 @@ pub(super) async fn journal(
     Ok(ExitCode::SUCCESS)
 }
 
+pub(super) async fn rotate_signing_key(
+    archive: Archive,
+    actor: &str,
+    json: bool,
+    new_key: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use crate::audit::signing::{ROTATE_ACTION, Rotation, Signer, fingerprint};
+    let Some(old) = archive.journal().signer() else {
+        anyhow::bail!("rotate-signing-key needs the current key: give --signing-key OLD");
+    };
+    let (new, created) = Signer::load_or_create(new_key)?;
+    if new.public_hex() == old.public_hex() {
+        anyhow::bail!("the new key is the current key");
+    }
+    let rotation = Rotation::sign(&old, &new);
+    let entry = archive
+        .journal()
+        .append(crate::audit::journal::Draft {
+            actor: actor.to_string(),
+            action: ROTATE_ACTION.into(),
+            subjects: vec![crate::audit::journal::Subject {
+                kind: "signing-key".into(),
+                id: fingerprint(new.public_hex()),
+                rev: None,
+                digest: None,
+            }],
+            payload_digest: None,
+            detail: Some(serde_json::to_string(&rotation)?),
+        })
+        .await?;
+    if json {
+        json_line(&serde_json::json!({
+            "seq": entry.seq,
+            "old": rotation.old,
+            "new": rotation.new,
+            "created": created,
+        }))?;
+    } else {
+        outln!(
+            "entry {}: checkpoints are signed by key {} (fingerprint {}) from now on, handed over by key {} (fingerprint {}); start akte with --signing-key {}",
+            entry.seq,
+            rotation.new,
+            fingerprint(&rotation.new),
+            rotation.old,
+            fingerprint(&rotation.old),
+            new_key.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) async fn checkpoint(archive: Archive, json: bool) -> anyhow::Result<ExitCode> {
     match archive.journal().checkpoint().await? {
         Some(c) if json => outln!("{}", serde_json::to_string(&c)?),

@@ -195,6 +195,14 @@ enum Command {
     },
     /// Write a checkpoint of the journal's head now (one is also written every 1000 entries).
     Checkpoint,
+    /// Hand checkpoint signing from --signing-key to a new key: the old key signs the new
+    /// one in a journaled `signing.rotate` entry, so `verify --trusted-key OLD` trusts the
+    /// new key's checkpoints. Start with --signing-key NEW afterwards.
+    RotateSigningKey {
+        /// The new key (PKCS#8; created there, owner-only, when missing).
+        #[arg(long = "new-key")]
+        new_key: PathBuf,
+    },
     /// Sign the journal's head with --signing-key and write it outside the store (a file,
     /// or stdout for a ticket or an email): `verify --anchor FILE` then proves the journal
     /// was not cut back before it.
@@ -419,6 +427,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Checkpoint => audit::checkpoint(archive, json).await,
         Command::Verify(a) => audit::verify(archive, &actor, json, a, tsa_trusted).await,
         Command::Anchor(a) => audit::anchor(archive, json, a).await,
+        Command::RotateSigningKey { new_key } => {
+            audit::rotate_signing_key(archive, &actor, json, &new_key).await
+        }
         Command::Serve(a) => serve::serve(archive, a, index_dir, &cli.data).await,
         Command::Demo => serve::demo(archive, index_dir, &cli.data).await,
         Command::Token(cmd) => tokens::token(archive, &actor, json, cmd).await,
