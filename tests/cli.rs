@@ -1309,11 +1309,15 @@ fn the_server_anchors_its_journal_elsewhere_and_verify_reads_the_directory() {
         String::from_utf8_lossy(&refused.stderr).contains("needs --signing-key"),
         "an unsigned anchor proves nothing: refused before serving"
     );
+    // With a TSA, every anchor the server writes is timestamped.
+    let tsa = common::tsa::LocalTsa::start();
     let mut server = Command::new(env!("CARGO_BIN_EXE_akte"))
         .arg("--data")
         .arg(&data)
         .arg("--signing-key")
         .arg(&key)
+        .args(["--tsa", &tsa.url, "--tsa-ca"])
+        .arg(&tsa.ca)
         .args([
             "serve",
             "--listen",
@@ -1367,6 +1371,15 @@ fn the_server_anchors_its_journal_elsewhere_and_verify_reads_the_directory() {
     ));
     assert!(out.starts_with("OK"), "{out}");
     assert!(out.contains("anchors checked"), "{out}");
+    for a in std::fs::read_dir(&anchors).unwrap() {
+        let a: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(a.unwrap().path()).unwrap().trim())
+                .unwrap();
+        assert!(
+            a["timestamp"].is_string(),
+            "the server's anchors are timestamped: {a}"
+        );
+    }
     // By hand, to the same place.
     ok(&akte(
         &data,
