@@ -27,6 +27,7 @@ pub mod record;
 pub mod retention;
 pub mod search;
 pub mod service;
+pub mod smtp;
 pub mod store;
 pub mod verify;
 pub mod web;

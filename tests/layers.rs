@@ -32,7 +32,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "application",
         &["service", "ingest", "export", "search", "verify", "worm"],
     ),
-    ("edges", &["api", "cli", "fuzzing", "web"]),
+    ("edges", &["api", "cli", "fuzzing", "smtp", "web"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -453,6 +453,7 @@ pub async fn take_over(state: &AppState) -> crate::error::Result<usize> {
             parties: shared.parties,
             cases: shared.cases,
             keep_copies: false,
+            envelope: None,
         };
         let st = state.clone();
         state.tasks.spawn(async move {

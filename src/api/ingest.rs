@@ -40,6 +40,7 @@ pub(super) async fn defaults(state: &AppState, query: Option<&str>) -> ApiResult
             .collect(),
         cases: p.ids("case")?,
         keep_copies: false,
+        envelope: None,
     };
     state.ingest.check_defaults(&d).await?;
     Ok(d)

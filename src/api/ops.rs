@@ -112,9 +112,23 @@ pub struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     records: AtomicI64,
+    /// Messages per intake (`smtp`, …) and outcome (`accepted`, `deferred`, `refused`).
+    intake: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Message bytes received per intake.
+    intake_bytes: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
+    /// Counts one message of `intake` with its `outcome` and size.
+    pub fn intake(&self, intake: &'static str, outcome: &'static str, bytes: u64) {
+        if let Ok(mut m) = self.intake.lock() {
+            *m.entry((intake, outcome)).or_default() += 1;
+        }
+        if let Ok(mut m) = self.intake_bytes.lock() {
+            *m.entry(intake).or_default() += bytes;
+        }
+    }
+
     pub fn add_bytes_in(&self, n: u64) {
         self.bytes_in.fetch_add(n, Ordering::Relaxed);
     }
@@ -207,6 +221,29 @@ impl Metrics {
         );
         let _ = writeln!(s, "# TYPE akte_records gauge");
         let _ = writeln!(s, "akte_records {}", self.records.load(Ordering::Relaxed));
+        let _ = writeln!(
+            s,
+            "# HELP akte_intake_messages_total Messages per intake and outcome (accepted: archived and answered 250; deferred: answered 4xx, the sender retries; refused: answered 5xx)."
+        );
+        let _ = writeln!(s, "# TYPE akte_intake_messages_total counter");
+        if let Ok(m) = self.intake.lock() {
+            for ((intake, outcome), n) in m.iter() {
+                let _ = writeln!(
+                    s,
+                    "akte_intake_messages_total{{intake=\"{intake}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "# HELP akte_intake_bytes_total Message bytes received per intake."
+        );
+        let _ = writeln!(s, "# TYPE akte_intake_bytes_total counter");
+        if let Ok(m) = self.intake_bytes.lock() {
+            for (intake, n) in m.iter() {
+                let _ = writeln!(s, "akte_intake_bytes_total{{intake=\"{intake}\"}} {n}");
+            }
+        }
         let _ = writeln!(s, "# HELP akte_journal_length Entries in the journal.");
         let _ = writeln!(s, "# TYPE akte_journal_length gauge");
         let _ = writeln!(s, "akte_journal_length {journal_length}");

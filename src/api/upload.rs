@@ -79,6 +79,7 @@ pub(super) fn ingest_input(m: RecordMeta) -> (IngestDefaults, Given) {
             .collect(),
         cases: m.cases,
         keep_copies: true,
+        envelope: None,
     };
     let given = Given {
         title: m.title,

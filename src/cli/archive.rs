@@ -66,6 +66,7 @@ pub async fn archive(
             .collect(),
         cases: a.cases.clone(),
         keep_copies: true,
+        envelope: None,
     };
     let mut failed = 0;
     for f in &a.files {

@@ -166,6 +166,7 @@ pub async fn import(
             .collect(),
         cases: a.cases.clone(),
         keep_copies: false,
+        envelope: None,
     };
     // Checked once here, before anything is written.
     svc.check_defaults(&d).await?;

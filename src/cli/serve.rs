@@ -68,6 +68,86 @@ pub struct ServeArgs {
     /// Seconds between anchors (only when the journal has grown).
     #[arg(long, env = "AKTE_ANCHOR_INTERVAL", default_value_t = 3600)]
     anchor_interval: u64,
+    #[command(flatten)]
+    smtp: SmtpArgs,
+}
+
+/// The SMTP journaling receiver (off unless --smtp is given).
+#[derive(Debug, Args)]
+pub struct SmtpArgs {
+    /// Receive journaled mail over SMTP on this address (e.g. 0.0.0.0:2525; port 0 picks
+    /// a free one). A message is answered 250 only once it is archived.
+    #[arg(long = "smtp", env = "AKTE_SMTP")]
+    addr: Option<String>,
+    /// PEM certificate chain for STARTTLS (with --smtp-tls-key).
+    #[arg(
+        long = "smtp-tls-cert",
+        env = "AKTE_SMTP_TLS_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for STARTTLS.
+    #[arg(
+        long = "smtp-tls-key",
+        env = "AKTE_SMTP_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Client addresses or networks that may send without AUTH (repeatable, or
+    /// comma-separated: 10.0.0.5,192.0.2.0/24). Others authenticate with AUTH PLAIN or
+    /// LOGIN, the password being an admin or archivist token.
+    #[arg(long = "smtp-allow", env = "AKTE_SMTP_ALLOW", value_delimiter = ',')]
+    allow: Vec<String>,
+    /// Largest message in bytes (announced as SIZE).
+    #[arg(long = "smtp-max-size", env = "AKTE_SMTP_MAX_SIZE", default_value_t = 50 * 1024 * 1024)]
+    max_size: usize,
+    /// Recipients per message.
+    #[arg(
+        long = "smtp-max-recipients",
+        env = "AKTE_SMTP_MAX_RECIPIENTS",
+        default_value_t = 1000
+    )]
+    max_recipients: usize,
+    /// Open SMTP connections.
+    #[arg(
+        long = "smtp-max-connections",
+        env = "AKTE_SMTP_MAX_CONNECTIONS",
+        default_value_t = 64
+    )]
+    max_connections: usize,
+    /// Commands per connection.
+    #[arg(
+        long = "smtp-max-commands",
+        env = "AKTE_SMTP_MAX_COMMANDS",
+        default_value_t = 10_000
+    )]
+    max_commands: usize,
+    /// Seconds a connection may stay silent.
+    #[arg(long = "smtp-idle", env = "AKTE_SMTP_IDLE", default_value_t = 300)]
+    idle: u64,
+}
+
+impl SmtpArgs {
+    fn config(&self) -> anyhow::Result<crate::smtp::Config> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => Some(crate::smtp::tls_config(c, k)?),
+            _ => None,
+        };
+        Ok(crate::smtp::Config {
+            tls,
+            allow: self
+                .allow
+                .iter()
+                .map(|a| crate::smtp::parse_allow(a))
+                .collect::<Result<_, _>>()?,
+            max_size: self.max_size.max(1),
+            max_recipients: self.max_recipients.max(1),
+            max_connections: self.max_connections.max(1),
+            max_commands: self.max_commands.max(10),
+            idle: std::time::Duration::from_secs(self.idle.max(1)),
+            ..Default::default()
+        })
+    }
 }
 
 pub(super) async fn serve(
@@ -89,8 +169,21 @@ pub(super) async fn serve(
         demo,
         anchor_to,
         anchor_interval,
+        smtp,
     } = a;
     init_logging(&log_format);
+    // The SMTP receiver: configured and bound before anything is served, so that a bad
+    // certificate or a taken port stops the start.
+    let smtp_listener = match &smtp.addr {
+        Some(addr) => {
+            let config = smtp.config()?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--smtp {addr}"))?;
+            Some((l, config))
+        }
+        None => None,
+    };
     let anchors = anchor_to
         .iter()
         .map(|t| crate::audit::anchor::Target::open(t))
@@ -119,7 +212,16 @@ pub(super) async fn serve(
         state_dir: Some(data.to_path_buf()),
         ..Default::default()
     };
-    listen_and_serve(archive, config, &listen, data, demo, anchoring).await?;
+    listen_and_serve(
+        archive,
+        config,
+        &listen,
+        data,
+        demo,
+        anchoring,
+        smtp_listener,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -214,6 +316,7 @@ async fn listen_and_serve(
     data: &Path,
     demo: bool,
     anchoring: Anchoring,
+    smtp_listener: Option<(tokio::net::TcpListener, crate::smtp::Config)>,
 ) -> anyhow::Result<()> {
     let admin = std::env::var("AKTE_ADMIN_TOKEN")
         .ok()
@@ -260,6 +363,15 @@ async fn listen_and_serve(
             }
             None => eprintln!("akte: --demo: the store is not empty; no demo data added"),
         }
+    }
+    if let Some((l, config)) = smtp_listener {
+        let at = l.local_addr()?;
+        if config.tls.is_none() && !at.ip().is_loopback() {
+            tracing::warn!("smtp on {at} without STARTTLS: AUTH and mail travel in clear");
+        }
+        tracing::info!("akte smtp receiver on {at}");
+        eprintln!("akte: smtp receiver on {at}");
+        tokio::spawn(crate::smtp::serve(l, started.state.clone(), config));
     }
     tracing::info!(store = %store_desc, "akte listening on http://{addr}");
     eprintln!("akte: listening on http://{addr}");

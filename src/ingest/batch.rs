@@ -51,6 +51,16 @@ pub struct IngestDefaults {
     /// of its own, DESIGN: same content twice) instead of answering "duplicate" (imports
     /// and emails, which are idempotent).
     pub keep_copies: bool,
+    /// The SMTP envelope the message arrived with (journaling), kept with its record.
+    pub envelope: Option<Envelope>,
+}
+
+/// What the sending server said of a message it delivered (SMTP `MAIL FROM`, every
+/// `RCPT TO`): the Bcc recipients are here and nowhere in the headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Envelope {
+    pub from: String,
+    pub to: Vec<String>,
 }
 
 /// What the caller says of one document, winning over what ingest would find.

@@ -134,6 +134,7 @@ impl Ingest {
             }],
             cases: n.case.into_iter().collect(),
             keep_copies: true,
+            envelope: None,
         };
         let content = Content::Memory(bytes::Bytes::from(text.to_string()));
         let (a, _) = self

@@ -44,11 +44,13 @@ impl Ingest {
             Incoming::Email(_) => Given::default(),
         };
         let senders: Vec<String> = facts.from.iter().chain(&given.from).cloned().collect();
+        let envelope_to: &[String] = d.envelope.as_ref().map_or(&[], |e| e.to.as_slice());
         let recipients: Vec<String> = facts
             .to
             .iter()
             .chain(&facts.cc)
             .chain(&given.to)
+            .chain(envelope_to)
             .cloned()
             .collect();
         for (addrs, role) in [(&senders, "sender"), (&recipients, "recipient")] {
@@ -72,6 +74,10 @@ impl Ingest {
         put("in_reply_to", facts.in_reply_to.clone().unwrap_or_default());
         put("thread", facts.thread.clone().unwrap_or_default());
         put("related", o.related.join(", "));
+        if let Some(e) = &d.envelope {
+            put("envelope_from", e.from.clone());
+            put("envelope_to", e.to.join(", "));
+        }
         if let Some(f) = &p.failed {
             put("extraction", format!("extraction failed: {f}"));
         }

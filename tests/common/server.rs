@@ -14,6 +14,8 @@ pub struct Server {
     pub data: PathBuf,
     /// stderr lines after "listening".
     pub log: mpsc::Receiver<String>,
+    /// The SMTP receiver's address, when started with --smtp.
+    pub smtp: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -56,10 +58,14 @@ impl Server {
                 }
             }
         });
+        let mut smtp = None;
         let base = loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(30))
                 .expect("server did not report its address");
+            if let Some(addr) = line.split("smtp receiver on ").nth(1) {
+                smtp = Some(addr.trim().to_string());
+            }
             if let Some(addr) = line.split("listening on ").nth(1) {
                 break addr.trim().to_string();
             }
@@ -69,6 +75,7 @@ impl Server {
             base,
             data: data.to_path_buf(),
             log: rx,
+            smtp,
             _dir: None,
         }
     }
