@@ -454,6 +454,7 @@ pub async fn take_over(state: &AppState) -> crate::error::Result<usize> {
             cases: shared.cases,
             keep_copies: false,
             envelope: None,
+            extra: Default::default(),
         };
         let st = state.clone();
         state.tasks.spawn(async move {

@@ -41,6 +41,7 @@ pub(super) async fn defaults(state: &AppState, query: Option<&str>) -> ApiResult
         cases: p.ids("case")?,
         keep_copies: false,
         envelope: None,
+        extra: Default::default(),
     };
     state.ingest.check_defaults(&d).await?;
     Ok(d)

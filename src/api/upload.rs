@@ -80,6 +80,7 @@ pub(super) fn ingest_input(m: RecordMeta) -> (IngestDefaults, Given) {
         cases: m.cases,
         keep_copies: true,
         envelope: None,
+        extra: Default::default(),
     };
     let given = Given {
         title: m.title,

@@ -67,6 +67,7 @@ pub async fn archive(
         cases: a.cases.clone(),
         keep_copies: true,
         envelope: None,
+        extra: Default::default(),
     };
     let mut failed = 0;
     for f in &a.files {

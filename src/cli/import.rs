@@ -167,6 +167,7 @@ pub async fn import(
         cases: a.cases.clone(),
         keep_copies: false,
         envelope: None,
+        extra: Default::default(),
     };
     // Checked once here, before anything is written.
     svc.check_defaults(&d).await?;

@@ -59,6 +59,7 @@ mod archive;
 mod audit;
 mod demo;
 mod import;
+mod mail;
 mod parties;
 mod records;
 mod retention;
@@ -213,6 +214,9 @@ enum Command {
     Reindex,
     /// Import files, directory trees, .eml, mbox and Maildir (idempotent).
     Import(import::ImportArgs),
+    /// Mail intake: sync a mailbox over IMAP.
+    #[command(subcommand)]
+    Mail(mail::MailCommand),
     /// Internal: a text-extraction worker (stdin/stdout frames; see extract::sandbox).
     #[command(hide = true)]
     ExtractWorker {
@@ -458,6 +462,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(a) => search::search(Services::new(archive), &index_dir, json, a).await,
         Command::Reindex => search::reindex(Services::new(archive), &index_dir, json).await,
         Command::Import(a) => import::import(archive, &actor, json, a).await,
+        Command::Mail(cmd) => mail::mail(archive, &actor, json, &cli.data, cmd).await,
     };
     if changes && matches!(&result, Ok(code) if *code == ExitCode::SUCCESS) {
         // Said on stderr after every command that may have written, so that a command run

@@ -53,6 +53,9 @@ pub struct IngestDefaults {
     pub keep_copies: bool,
     /// The SMTP envelope the message arrived with (journaling), kept with its record.
     pub envelope: Option<Envelope>,
+    /// Facts about where every item came from (`folder` of a mailbox), kept in each
+    /// item's record beside what ingest finds.
+    pub extra: BTreeMap<String, String>,
 }
 
 /// What the sending server said of a message it delivered (SMTP `MAIL FROM`, every

@@ -2,6 +2,7 @@
 //! original; what parsing yields (headers, thread, text, attachments) is additional.
 
 pub mod batch;
+pub mod imap;
 pub mod import;
 pub mod mbox;
 pub mod parties;
@@ -135,6 +136,7 @@ impl Ingest {
             cases: n.case.into_iter().collect(),
             keep_copies: true,
             envelope: None,
+            extra: Default::default(),
         };
         let content = Content::Memory(bytes::Bytes::from(text.to_string()));
         let (a, _) = self

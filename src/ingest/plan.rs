@@ -78,6 +78,9 @@ impl Ingest {
             put("envelope_from", e.from.clone());
             put("envelope_to", e.to.join(", "));
         }
+        for (k, v) in &d.extra {
+            put(k, v.clone());
+        }
         if let Some(f) = &p.failed {
             put("extraction", format!("extraction failed: {f}"));
         }

@@ -3,6 +3,7 @@
 
 pub mod docs;
 pub mod fault;
+pub mod imap;
 pub mod server;
 pub mod tsa;
 

@@ -1,5 +1,6 @@
-//! Issue #19, the SMTP journaling receiver, driven by a real client: Python's `smtplib`
-//! (installed with python3 by `.ci/deps`) against `akte serve --smtp`.
+//! Issue #19, mail intake with real peers: the SMTP journaling receiver driven by
+//! Python's `smtplib` against `akte serve --smtp`, and `akte mail sync` against Dovecot on
+//! loopback (python3 and dovecot-imapd installed by `.ci/deps`).
 
 mod common;
 
@@ -419,4 +420,177 @@ for i in todo:
         assert_eq!(title(id), format!("Kill {i}"));
     }
     let _ = std::io::stdout().flush();
+}
+
+fn akte(data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_akte"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("AKTE_STORE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn json_lines(out: &std::process::Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// A message as a mail client would have it, unique by `n`.
+fn letter(folder: &str, n: usize) -> Vec<u8> {
+    format!(
+        "From: Kunde {n} <kunde{n}@example.com>\r\nTo: vertrieb@firma.example\r\n\
+         Subject: {folder} Anfrage {n}\r\nMessage-ID: <{folder}-{n}@example.com>\r\n\
+         Date: Mon, 02 Nov 2026 09:{m:02}:00 +0100\r\n\r\nSehr geehrte Damen und Herren,\r\n\
+         Anfrage Nummer {n} aus {folder}.\r\n",
+        m = n % 60
+    )
+    .into_bytes()
+}
+
+/// `akte mail sync` against Dovecot: a few hundred messages in several folders archived
+/// byte-exact and left unread; a second sync archives nothing; a new message is archived
+/// by the next; a sync resumed from an earlier position (as after a kill) archives
+/// nothing twice; a renumbered folder (new UIDVALIDITY) is re-scanned and deduplicated.
+#[test]
+fn a_mailbox_synced_over_imap_is_archived_once_and_incrementally() {
+    if let Some(why) = common::imap::unavailable() {
+        eprintln!("SKIPPED a_mailbox_synced_over_imap_is_archived_once_and_incrementally: {why}");
+        return;
+    }
+    let mut imap = common::imap::LocalImap::start(&["Kunden", "Sent"]);
+    let mut files = std::collections::BTreeMap::new();
+    for (folder, n) in [("INBOX", 120), ("Kunden", 100), ("Sent", 80)] {
+        for i in 0..n {
+            let raw = letter(folder, i);
+            imap.deliver(folder, &raw);
+            files.insert(format!("<{folder}-{i}@example.com>"), raw);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let url = imap.url();
+    let pw = imap.password_file.display().to_string();
+    let user = imap.user.clone();
+    let sync = |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "mail",
+            "sync",
+            "--imap",
+            &url,
+            "--user",
+            &user,
+            "--password-file",
+            &pw,
+        ];
+        args.extend_from_slice(extra);
+        json_lines(&akte(&data, &args))
+    };
+    let first = sync(&[]);
+    let summary = first.last().unwrap();
+    assert_eq!(summary["archived"], 300, "{first:?}");
+    assert_eq!(summary["folders"], 3, "{first:?}");
+    let inbox = first.iter().find(|l| l["folder"] == "INBOX").unwrap();
+    assert_eq!(inbox["fetched"], 120, "{inbox}");
+    // Fetched with BODY.PEEK[] from an EXAMINEd folder: nothing was marked read.
+    for folder in ["INBOX", "Kunden", "Sent"] {
+        assert!(
+            imap.flags(folder).iter().all(|f| !f.contains('S')),
+            "{folder} left unread: {:?}",
+            imap.flags(folder)
+        );
+    }
+    // Byte-exact, with its folder: one record checked against its file.
+    let journal = json_lines(&akte(&data, &["--json", "journal"]));
+    let id = journal
+        .iter()
+        .rev()
+        .flat_map(|e| e["subjects"].as_array().cloned().unwrap_or_default())
+        .find(|s| s["kind"] == "record")
+        .and_then(|s| s["id"].as_str().map(String::from))
+        .unwrap();
+    let shown = &json_lines(&akte(&data, &["--json", "show", &id]))[0];
+    let mid = shown["extra"]["message_id"].as_str().unwrap();
+    let folder = shown["extra"]["folder"].as_str().unwrap();
+    assert!(mid.contains(folder), "{mid} from {folder}");
+    let cat = akte(&data, &["cat", &id]);
+    assert_eq!(
+        cat.stdout,
+        files[&format!("<{}>", mid.trim_matches(|c| c == '<' || c == '>'))],
+        "archived byte-exact"
+    );
+
+    // Again: nothing new.
+    let again = sync(&[]);
+    assert_eq!(again.last().unwrap()["archived"], 0, "{again:?}");
+    assert_eq!(again.last().unwrap()["fetched"], 0, "{again:?}");
+
+    // A new message in one folder: the next sync archives it alone.
+    imap.deliver("Kunden", &letter("Kunden", 1000));
+    let next = sync(&["--folder", "Kunden"]);
+    assert_eq!(next.last().unwrap()["archived"], 1, "{next:?}");
+
+    // Resumed from an earlier position (a sync killed after 50 messages of Kunden were
+    // committed, before its position was saved): the rest is fetched again, and nothing
+    // is archived twice.
+    let state_path = data.join("mail-sync.json");
+    let mut state: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    let key = state["mailboxes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    state["mailboxes"][&key]["Kunden"]["last_uid"] = serde_json::json!(50);
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    let resumed = sync(&["--folder", "Kunden"]);
+    let k = &resumed[0];
+    assert_eq!(k["fetched"], 51, "{k}");
+    assert_eq!(k["duplicates"], 51, "{k}");
+    assert_eq!(k["archived"], 0, "{k}");
+
+    // The server renumbers INBOX: re-scanned, deduplicated by content.
+    imap.renumber("INBOX");
+    let renumbered = sync(&["--folder", "INBOX"]);
+    let r = &renumbered[0];
+    assert_eq!(r["rescanned"], true, "{r}");
+    assert_eq!(r["fetched"], 120, "{r}");
+    assert_eq!(r["archived"], 0, "{r}");
+    assert_eq!(r["duplicates"], 120, "{r}");
+
+    // A wrong password is a clear error, not a crash.
+    let bad_pw = dir.path().join("bad");
+    std::fs::write(&bad_pw, "falsch\n").unwrap();
+    let out = akte(
+        &data,
+        &[
+            "mail",
+            "sync",
+            "--imap",
+            &url,
+            "--user",
+            &user,
+            "--password-file",
+            bad_pw.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("login as akte refused"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
