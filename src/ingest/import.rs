@@ -123,6 +123,76 @@ fn kind_of(path: &Path) -> Kind {
     Kind::Document
 }
 
+/// Whether `path` is an Outlook PST or OST file (by name, else by its `!BDN` magic).
+fn is_pst(path: &Path) -> bool {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if ext == "pst" || ext == "ost" {
+        return true;
+    }
+    let mut head = [0u8; 4];
+    std::fs::File::open(path).is_ok_and(|mut f| f.read_exact(&mut head).is_ok() && &head == b"!BDN")
+}
+
+/// Converts a PST/OST with `readpst` (Debian's `pst-utils`) into a temporary tree of
+/// `.eml` files, one directory per mail folder. Returns the tree (deleted when dropped)
+/// and every message with its folder path (`Posteingang/Kunden`).
+fn convert_pst(
+    path: &Path,
+) -> std::result::Result<(tempfile::TempDir, Vec<(String, PathBuf)>), String> {
+    let out = tempfile::Builder::new()
+        .prefix("akte-pst-")
+        .tempdir()
+        .map_err(|e| format!("a temporary directory: {e}"))?;
+    let run = std::process::Command::new(
+        std::env::var_os("AKTE_READPST").unwrap_or_else(|| "readpst".into()),
+    )
+    .args(["-e", "-q", "-b", "-te", "-o"])
+    .arg(out.path())
+    .arg(path)
+    .stdin(std::process::Stdio::null())
+    .output();
+    let done = match run {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(
+                "an Outlook PST/OST is converted with readpst, which is not installed: \
+                        apt-get install pst-utils (Debian/Ubuntu), then import again"
+                    .into(),
+            );
+        }
+        Err(e) => return Err(format!("readpst: {e}")),
+        Ok(o) => o,
+    };
+    if !done.status.success() {
+        return Err(format!(
+            "readpst could not read it ({}): {}",
+            done.status,
+            String::from_utf8_lossy(&done.stderr).trim()
+        ));
+    }
+    let files = walk(&[out.path().to_path_buf()]).map_err(|e| e.to_string())?;
+    let messages = files
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "eml"))
+        .map(|f| {
+            let folder = f
+                .parent()
+                .and_then(|d| d.strip_prefix(out.path()).ok())
+                .map(|d| {
+                    d.components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .unwrap_or_default();
+            (folder, f)
+        })
+        .collect();
+    Ok((out, messages))
+}
+
 /// Every file under the inputs, in a stable order.
 pub fn walk(paths: &[PathBuf]) -> crate::error::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -156,33 +226,65 @@ pub async fn run(
     stop: &AtomicBool,
 ) -> crate::error::Result<Summary> {
     let started = Instant::now();
-    let files = walk(paths)?;
-    let total_bytes: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
-    progress.total(total_bytes);
     let mut s = Summary {
         dry_run,
         ..Default::default()
     };
+    // Each file with the mail folder it comes from (the messages of a PST, converted to
+    // a temporary tree first; kept until the import ends).
+    let mut files: Vec<(PathBuf, Option<String>, String)> = Vec::new();
+    let mut converted = Vec::new();
+    for f in walk(paths)? {
+        if !is_pst(&f) {
+            let name = f.display().to_string();
+            files.push((f, None, name));
+            continue;
+        }
+        match convert_pst(&f) {
+            Ok((tree, messages)) => {
+                for (folder, m) in messages {
+                    let name = format!(
+                        "{}#{folder}/{}",
+                        f.display(),
+                        m.file_name().unwrap_or_default().to_string_lossy()
+                    );
+                    files.push((m, Some(folder), name));
+                }
+                converted.push(tree);
+            }
+            Err(why) => fail(&mut s, &f.display().to_string(), why),
+        }
+    }
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|(f, _, _)| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    progress.total(total_bytes);
     let stopped = || stop.load(Ordering::SeqCst);
     let mut batches = Batcher {
         svc,
         actor,
-        d,
+        d: d.clone(),
         dry_run,
         progress,
         pending: Pending::default(),
         inflight: None,
     };
     let mut items = 0u64;
-    for f in &files {
+    for (f, folder, name) in &files {
         if stopped() {
             break;
         }
-        let name = f.display().to_string();
+        // A batch holds the messages of one folder: its folder goes into each record.
+        if batches.d.extra.get("folder") != folder.as_ref() {
+            batches.flush(&mut s).await;
+            match folder {
+                Some(x) => batches.d.extra.insert("folder".into(), x.clone()),
+                None => batches.d.extra.remove("folder"),
+            };
+        }
+        let name = name.clone();
         match kind_of(f) {
             Kind::Email => {
                 let raw = match std::fs::read(f) {
@@ -262,6 +364,7 @@ pub async fn run(
     batches.flush(&mut s).await;
     batches.settle(&mut s).await;
     svc.svc.archive.drain().await;
+    drop(converted);
     s.seconds = started.elapsed().as_secs_f64();
     s.interrupted = stopped();
     progress.summary(&s);
@@ -339,7 +442,7 @@ type InFlight = (
 struct Batcher<'a> {
     svc: &'a Ingest,
     actor: &'a str,
-    d: &'a IngestDefaults,
+    d: IngestDefaults,
     dry_run: bool,
     progress: &'a dyn Progress,
     pending: Pending,
