@@ -145,6 +145,19 @@ s.mail("ausgang@firma.example"); s.rcpt("lieferant@example.org")
 code, text = s.data(msg("Journal drei", "Vom erlaubten Server", to="lieferant@example.org"))
 out("allow_listed", code=code, text=text.decode())
 s.quit()
+
+# 8. An Exchange journal report: the original is archived, the envelope from the report.
+orig = ("From: einkauf@firma.example\r\nTo: kunde@example.com\r\nSubject: Journalbericht Original\r\n"
+        "Message-ID: <jr-1@firma.example>\r\n\r\nDas Original.\r\n")
+report = ("From: journal@firma.example\r\nTo: archiv@firma.example\r\nSubject: Journalbericht Original\r\n"
+          "X-MS-Journal-Report:\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"jr\"\r\n\r\n"
+          "--jr\r\nContent-Type: text/plain\r\n\r\nSender: einkauf@firma.example\r\nTo: kunde@example.com\r\n"
+          "Bcc: geheim2@firma.example\r\n\r\n--jr\r\nContent-Type: message/rfc822\r\n\r\n" + orig + "\r\n--jr--\r\n")
+s = smtplib.SMTP(host, port, source_address=("127.0.0.2", 0)); s.ehlo()
+s.mail("journal@firma.example"); s.rcpt("archiv@firma.example")
+code, text = s.data(report.encode())
+out("journal_report", code=code, text=text.decode(), original=orig)
+s.quit()
 "#;
 
 #[tokio::test]
@@ -179,6 +192,31 @@ async fn journaled_mail_is_archived_with_its_envelope_over_starttls_and_auth() {
         v["token"].as_str().unwrap().to_string()
     };
     let (archivist, clerk) = (token("archivist"), token("clerk"));
+    // Two parties known by address: the customer receives, the buyer's mailbox sends.
+    let c = client();
+    let mut party = std::collections::HashMap::new();
+    for (name, email) in [
+        ("Kunde AG", "kunde@example.com"),
+        ("Einkauf", "einkauf@firma.example"),
+    ] {
+        let v: Value = c
+            .post(s.url("/v1/parties"))
+            .header("authorization", bearer(ADMIN))
+            .json(&serde_json::json!({"kind": "organisation", "name": name, "emails": [email]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        party.insert(
+            name,
+            v["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{v}"))
+                .to_string(),
+        );
+    }
     let results = python(SCENARIOS, &[&smtp, &cert, &archivist, &clerk]);
     let get = |name: &str| {
         results
@@ -217,7 +255,6 @@ async fn journaled_mail_is_archived_with_its_envelope_over_starttls_and_auth() {
     assert_eq!(allowed["code"], 250, "{allowed}");
 
     // The first message: byte-exact, with the Bcc recipient from the envelope.
-    let c = client();
     let search = |q: &'static str| {
         let c = c.clone();
         let url = s.url(&format!("/v1/search?q={q}"));
@@ -284,6 +321,71 @@ async fn journaled_mail_is_archived_with_its_envelope_over_starttls_and_auth() {
     let from_allowed = search("erlaubten").await;
     assert!(!from_allowed.is_empty());
 
+    // In each party's file the message has its direction: out to the customer, in from
+    // the buyer's mailbox.
+    for (name, want) in [("Kunde AG", "out"), ("Einkauf", "in")] {
+        let f: Value = c
+            .get(s.url(&format!("/v1/parties/{}/file", party[name])))
+            .header("authorization", bearer(ADMIN))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let item = f["communication"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{name}: {f}"))
+            .clone();
+        assert_eq!(item["direction"], want, "{name}: {item}");
+    }
+
+    // The journal report: its original is the record, with the report's envelope.
+    let jr = get("journal_report");
+    assert_eq!(jr["code"], 250, "{jr}");
+    let jr_id = jr["text"]
+        .as_str()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let rec: Value = c
+        .get(s.url(&format!("/v1/records/{jr_id}")))
+        .header("authorization", bearer(ADMIN))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rec["extra"]["envelope_to"], "kunde@example.com, geheim2@firma.example",
+        "{rec}"
+    );
+    assert_eq!(
+        rec["extra"]["envelope_from"], "einkauf@firma.example",
+        "{rec}"
+    );
+    assert!(rec["extra"]["journal_report"].is_string(), "{rec}");
+    let content = c
+        .get(s.url(&format!("/v1/records/{jr_id}/content")))
+        .header("authorization", bearer(ADMIN))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        content.as_ref(),
+        jr["original"].as_str().unwrap().as_bytes(),
+        "the original, byte-exact"
+    );
+
     // Each outcome is on /metrics.
     let m = c
         .get(s.url("/metrics"))
@@ -295,7 +397,7 @@ async fn journaled_mail_is_archived_with_its_envelope_over_starttls_and_auth() {
         .await
         .unwrap();
     for line in [
-        "akte_intake_messages_total{intake=\"smtp\",outcome=\"accepted\"} 3",
+        "akte_intake_messages_total{intake=\"smtp\",outcome=\"accepted\"} 4",
         "akte_intake_messages_total{intake=\"smtp\",outcome=\"refused\"} 2",
     ] {
         assert!(m.contains(line), "{line} in\n{m}");

@@ -262,6 +262,18 @@ impl Catalog {
                 .and_then(|ids| ids.iter().find(|id| st.records.contains_key(*id)))
                 .filter(|first| **first != r.id)
                 .cloned();
+            let role_here = |role: &str| {
+                r.parties
+                    .iter()
+                    .any(|l| l.role == role && family.contains(&l.party))
+            };
+            b.direction = if role_here("sender") {
+                Some("in".into())
+            } else if role_here("recipient") {
+                Some("out".into())
+            } else {
+                None
+            };
             b
         };
         let timeline = Timeline {

@@ -58,6 +58,11 @@ pub struct RecordBrief {
     /// (the same message received twice, by different routes) names that record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant_of: Option<String>,
+    /// In a party file: `in` for a message the party sent, `out` for one it received
+    /// (from the sender and recipient links, which come from the headers and the
+    /// journaling envelope). Absent when the links do not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -96,6 +101,7 @@ impl From<&RecordRevision> for RecordBrief {
             message_id: r.extra.get("message_id").cloned(),
             parent: r.extra.get("parent").cloned(),
             variant_of: None,
+            direction: None,
         }
     }
 }

@@ -444,8 +444,13 @@ fn print_file(f: &PartyFile) {
             .as_ref()
             .map(|v| format!("  (same Message-ID as {v}, other bytes)"))
             .unwrap_or_default();
+        let arrow = match r.direction.as_deref() {
+            Some("in") => "← ",
+            Some("out") => "→ ",
+            _ => "",
+        };
         outln!(
-            "  {} {:<14} {}  {}{variant}",
+            "  {} {:<14} {arrow}{}  {}{variant}",
             r.date,
             r.class,
             r.title,

@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod imap;
 pub mod import;
+pub mod journaling;
 pub mod mbox;
 pub mod parties;
 mod plan;

@@ -527,12 +527,23 @@ impl<'a> Session<'a> {
             return "554 5.6.0 Empty message".into();
         }
         let actor = self.actor.clone().unwrap_or_default();
-        let d = IngestDefaults {
+        let mut d = IngestDefaults {
             envelope: Some(Envelope {
                 from: self.from.clone().unwrap_or_default(),
                 to: self.to.clone(),
             }),
             ..Default::default()
+        };
+        // A journal report (Exchange): the original is the record, the envelope is the
+        // report's.
+        let raw = match crate::ingest::journaling::unwrap_report(&raw) {
+            Some((original, envelope)) => {
+                d.envelope = Some(envelope);
+                d.extra
+                    .insert("journal_report".into(), "exchange (unwrapped)".into());
+                original
+            }
+            None => raw,
         };
         match self
             .state

@@ -176,6 +176,8 @@ texts! {
     close_case: "Vorgang schließen", "Close case";
     communication: "Kommunikation", "Communication";
     variant_of: "gleiche Message-ID, andere Bytes als die", "same Message-ID, other bytes than the";
+    direction_in: "eingehend", "incoming";
+    direction_out: "ausgehend", "outgoing";
     first_copy: "erste Fassung", "first copy";
     content: "Inhalt", "Content";
     csrf_failed: "Das Formular ist abgelaufen oder stammt nicht von dieser Seite. Bitte laden Sie die Seite neu.", "The form has expired or did not come from this site. Please reload the page.";

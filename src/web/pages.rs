@@ -709,6 +709,8 @@ pub struct DocRow {
     class_label: String,
     /// The first record of the same Message-ID (this one has other bytes).
     variant_of: Option<String>,
+    /// "received from the party" / "sent to the party", when the links say.
+    direction: Option<&'static str>,
 }
 
 pub struct AgreementRow {
@@ -799,6 +801,11 @@ pub async fn party_file(
         title: r.title,
         date: r.date,
         variant_of: r.variant_of,
+        direction: match r.direction.as_deref() {
+            Some("in") => Some(ctx.t.direction_in),
+            Some("out") => Some(ctx.t.direction_out),
+            _ => None,
+        },
     };
     let d = file.party.data;
     let p = PartyHead {

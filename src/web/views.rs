@@ -82,6 +82,8 @@ pub struct RecordBrief {
     pub date: NaiveDate,
     #[serde(default)]
     pub variant_of: Option<String>,
+    #[serde(default)]
+    pub direction: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
