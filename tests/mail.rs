@@ -673,6 +673,43 @@ fn a_mailbox_synced_over_imap_is_archived_once_and_incrementally() {
     assert_eq!(r["archived"], 0, "{r}");
     assert_eq!(r["duplicates"], 120, "{r}");
 
+    // The server syncs on its own schedule (--mail-sync), from the same positions: only
+    // the new message is archived, and /metrics counts it.
+    imap.deliver("Sent", &letter("Sent", 2000));
+    let schedule = dir.path().join("mail-sync.toml");
+    std::fs::write(
+        &schedule,
+        format!(
+            "[[mailbox]]\nimap = \"{url}\"\nuser = \"{user}\"\npassword_file = \"{pw}\"\nevery = 10\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start_on(&data, &["--mail-sync", schedule.to_str().unwrap()]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let metrics = rt.block_on(async {
+        for _ in 0..200 {
+            let m = client()
+                .get(server.url("/metrics"))
+                .header("authorization", bearer(ADMIN))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if m.contains("akte_intake_lag_seconds{intake=\"imap\"}") {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server did not sync within 20 s");
+    });
+    assert!(
+        metrics.contains("akte_intake_messages_total{intake=\"imap\",outcome=\"accepted\"} 1\n"),
+        "{metrics}"
+    );
+    drop(server);
+
     // A wrong password is a clear error, not a crash.
     let bad_pw = dir.path().join("bad");
     std::fs::write(&bad_pw, "falsch\n").unwrap();

@@ -116,9 +116,25 @@ pub struct Metrics {
     intake: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     /// Message bytes received per intake.
     intake_bytes: Mutex<BTreeMap<&'static str, u64>>,
+    /// When each polling intake (`imap`) last finished a whole run.
+    intake_synced: Mutex<BTreeMap<&'static str, std::time::Instant>>,
 }
 
 impl Metrics {
+    /// Counts `n` messages of `intake` with `outcome`.
+    pub fn intake_n(&self, intake: &'static str, outcome: &'static str, n: u64) {
+        if let Ok(mut m) = self.intake.lock() {
+            *m.entry((intake, outcome)).or_default() += n;
+        }
+    }
+
+    /// A polling intake finished a whole run now (its lag starts again from 0).
+    pub fn intake_synced(&self, intake: &'static str) {
+        if let Ok(mut m) = self.intake_synced.lock() {
+            m.insert(intake, std::time::Instant::now());
+        }
+    }
+
     /// Counts one message of `intake` with its `outcome` and size.
     pub fn intake(&self, intake: &'static str, outcome: &'static str, bytes: u64) {
         if let Ok(mut m) = self.intake.lock() {
@@ -242,6 +258,20 @@ impl Metrics {
         if let Ok(m) = self.intake_bytes.lock() {
             for (intake, n) in m.iter() {
                 let _ = writeln!(s, "akte_intake_bytes_total{{intake=\"{intake}\"}} {n}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "# HELP akte_intake_lag_seconds Seconds since a polling intake last finished a whole run."
+        );
+        let _ = writeln!(s, "# TYPE akte_intake_lag_seconds gauge");
+        if let Ok(m) = self.intake_synced.lock() {
+            for (intake, at) in m.iter() {
+                let _ = writeln!(
+                    s,
+                    "akte_intake_lag_seconds{{intake=\"{intake}\"}} {:.0}",
+                    at.elapsed().as_secs_f64()
+                );
             }
         }
         let _ = writeln!(s, "# HELP akte_journal_length Entries in the journal.");

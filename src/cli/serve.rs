@@ -70,6 +70,10 @@ pub struct ServeArgs {
     anchor_interval: u64,
     #[command(flatten)]
     smtp: SmtpArgs,
+    /// Mailboxes to sync over IMAP on a schedule (a TOML file of [[mailbox]] entries:
+    /// imap, user, password_file, folders, party, ca, every); see `akte mail sync`.
+    #[arg(long = "mail-sync", env = "AKTE_MAIL_SYNC")]
+    mail_sync: Option<PathBuf>,
 }
 
 /// The SMTP journaling receiver (off unless --smtp is given).
@@ -170,8 +174,13 @@ pub(super) async fn serve(
         anchor_to,
         anchor_interval,
         smtp,
+        mail_sync,
     } = a;
     init_logging(&log_format);
+    let schedule = match &mail_sync {
+        Some(p) => Some(crate::ingest::imap::Schedule::load(p)?),
+        None => None,
+    };
     // The SMTP receiver: configured and bound before anything is served, so that a bad
     // certificate or a taken port stops the start.
     let smtp_listener = match &smtp.addr {
@@ -220,6 +229,7 @@ pub(super) async fn serve(
         demo,
         anchoring,
         smtp_listener,
+        schedule,
     )
     .await?;
     Ok(ExitCode::SUCCESS)
@@ -317,6 +327,7 @@ async fn listen_and_serve(
     demo: bool,
     anchoring: Anchoring,
     smtp_listener: Option<(tokio::net::TcpListener, crate::smtp::Config)>,
+    schedule: Option<crate::ingest::imap::Schedule>,
 ) -> anyhow::Result<()> {
     let admin = std::env::var("AKTE_ADMIN_TOKEN")
         .ok()
@@ -373,6 +384,13 @@ async fn listen_and_serve(
         eprintln!("akte: smtp receiver on {at}");
         tokio::spawn(crate::smtp::serve(l, started.state.clone(), config));
     }
+    if let Some(schedule) = schedule {
+        tokio::spawn(sync_mailboxes(
+            started.state.clone(),
+            schedule,
+            data.join("mail-sync.json"),
+        ));
+    }
     tracing::info!(store = %store_desc, "akte listening on http://{addr}");
     eprintln!("akte: listening on http://{addr}");
     let app = crate::web::app(started.state.clone());
@@ -422,6 +440,61 @@ async fn listen_and_serve(
 }
 
 /// Writes a secret to a new file readable by this user only.
+/// The server's IMAP intake: each mailbox synced every `every` seconds, one after the
+/// other (they share the position file), counted on /metrics as intake `imap`.
+async fn sync_mailboxes(
+    state: crate::api::AppState,
+    schedule: crate::ingest::imap::Schedule,
+    positions: PathBuf,
+) {
+    struct Quiet;
+    impl crate::ingest::imap::Progress for Quiet {}
+    let mut due: Vec<std::time::Instant> =
+        vec![std::time::Instant::now(); schedule.mailboxes.len()];
+    if due.is_empty() {
+        return;
+    }
+    loop {
+        for (m, next) in schedule.mailboxes.iter().zip(due.iter_mut()) {
+            if std::time::Instant::now() < *next {
+                continue;
+            }
+            *next = std::time::Instant::now() + std::time::Duration::from_secs(m.every.max(10));
+            let actor = format!("imap:{}@{}", m.user, m.imap);
+            let run = match m.mailbox() {
+                Ok(mb) => {
+                    crate::ingest::imap::sync(
+                        &state.ingest,
+                        &actor,
+                        &mb,
+                        &m.defaults(),
+                        &positions,
+                        &Quiet,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            match run {
+                Ok(reports) => {
+                    let archived: u64 = reports.iter().map(|r| r.archived).sum();
+                    let duplicates: u64 = reports.iter().map(|r| r.duplicates).sum();
+                    state.metrics.intake_n("imap", "accepted", archived);
+                    state.metrics.intake_n("imap", "duplicate", duplicates);
+                    state.metrics.add_records(archived as i64);
+                    state.metrics.intake_synced("imap");
+                    tracing::info!(mailbox = %m.imap, user = %m.user, archived, "mail sync done");
+                }
+                Err(e) => {
+                    state.metrics.intake_n("imap", "deferred", 1);
+                    tracing::warn!(mailbox = %m.imap, user = %m.user, "mail sync failed, retried next time: {e}");
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
 fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

@@ -40,6 +40,94 @@ pub struct Mailbox {
     pub ca: Option<PathBuf>,
 }
 
+/// Mailboxes the server syncs on its own (`akte serve --mail-sync FILE`), a TOML file:
+///
+/// ```toml
+/// [[mailbox]]
+/// imap = "imaps://mail.example.com/"
+/// user = "vertrieb"
+/// password_file = "/etc/akte/vertrieb.pw"
+/// folders = ["INBOX", "Sent"]   # optional: every folder
+/// party = "…"                   # optional: link every message to this party
+/// ca = "/etc/akte/mail-ca.pem"  # optional
+/// every = 300                   # seconds between syncs (default 300)
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    #[serde(rename = "mailbox", default)]
+    pub mailboxes: Vec<Scheduled>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scheduled {
+    pub imap: String,
+    pub user: String,
+    pub password_file: PathBuf,
+    #[serde(default)]
+    pub folders: Vec<String>,
+    #[serde(default)]
+    pub party: Option<String>,
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    #[serde(default = "default_every")]
+    pub every: u64,
+}
+
+fn default_every() -> u64 {
+    300
+}
+
+impl Schedule {
+    /// Reads and checks the file: every URL well-formed, every password file readable.
+    pub fn load(path: &Path) -> Result<Schedule> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
+        let s: Schedule = toml::from_str(&text)
+            .map_err(|e| Error::invalid("mail-sync", format!("{}: {e}", path.display())))?;
+        for m in &s.mailboxes {
+            endpoint(&m.imap)?;
+            m.password()?;
+        }
+        Ok(s)
+    }
+}
+
+impl Scheduled {
+    fn password(&self) -> Result<String> {
+        let text = std::fs::read_to_string(&self.password_file)
+            .map_err(|e| Error::io(self.password_file.display(), e))?;
+        Ok(text.lines().next().unwrap_or_default().to_string())
+    }
+
+    /// The mailbox to sync, its password read now (it may have been rotated).
+    pub fn mailbox(&self) -> Result<Mailbox> {
+        Ok(Mailbox {
+            url: self.imap.clone(),
+            user: self.user.clone(),
+            password: self.password()?,
+            folders: self.folders.clone(),
+            ca: self.ca.clone(),
+        })
+    }
+
+    /// The ingest defaults of its messages.
+    pub fn defaults(&self) -> IngestDefaults {
+        IngestDefaults {
+            parties: self
+                .party
+                .iter()
+                .map(|p| crate::record::PartyLink {
+                    party: p.clone(),
+                    role: "subject".into(),
+                    reason: None,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+}
+
 /// What a sync did in one folder.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FolderReport {
