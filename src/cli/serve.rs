@@ -228,8 +228,10 @@ pub(super) async fn serve(
         data,
         demo,
         anchoring,
-        smtp_listener,
-        schedule,
+        Intakes {
+            smtp: smtp_listener,
+            mail_sync: schedule,
+        },
     )
     .await?;
     Ok(ExitCode::SUCCESS)
@@ -326,9 +328,12 @@ async fn listen_and_serve(
     data: &Path,
     demo: bool,
     anchoring: Anchoring,
-    smtp_listener: Option<(tokio::net::TcpListener, crate::smtp::Config)>,
-    schedule: Option<crate::ingest::imap::Schedule>,
+    intakes: Intakes,
 ) -> anyhow::Result<()> {
+    let Intakes {
+        smtp: smtp_listener,
+        mail_sync: schedule,
+    } = intakes;
     let admin = std::env::var("AKTE_ADMIN_TOKEN")
         .ok()
         .filter(|s| !s.is_empty());
@@ -440,6 +445,14 @@ async fn listen_and_serve(
 }
 
 /// Writes a secret to a new file readable by this user only.
+/// The mail intakes the server runs beside the API.
+struct Intakes {
+    /// The SMTP receiver's bound listener and configuration.
+    smtp: Option<(tokio::net::TcpListener, crate::smtp::Config)>,
+    /// Mailboxes synced over IMAP on a schedule.
+    mail_sync: Option<crate::ingest::imap::Schedule>,
+}
+
 /// The server's IMAP intake: each mailbox synced every `every` seconds, one after the
 /// other (they share the position file), counted on /metrics as intake `imap`.
 async fn sync_mailboxes(
