@@ -372,3 +372,82 @@ fn an_interrupted_import_resumes_without_duplicates() {
         );
     }
 }
+
+/// Issue #19: in a party's file a conversation stays together — a reply and the message
+/// it answers are next to each other, at the place of the newest, with one thread named —
+/// and each message says whether it came from the party or went to it.
+#[tokio::test]
+async fn a_conversation_stays_together_in_the_party_file_with_directions() {
+    let s = services().await;
+    let party: akte::party::PartyData = serde_json::from_value(serde_json::json!({
+        "kind": "organisation", "name": "Kunde AG", "emails": ["kunde@example.com"]
+    }))
+    .unwrap();
+    let p = s.svc.parties.create("t", party).await.unwrap();
+    s.svc.catalog.put_party(&p).await;
+    let d = IngestDefaults::default();
+    let mail = |from: &str, to: &str, subject: &str, id: &str, date: &str, reply: Option<&str>| {
+        let reply = reply
+            .map(|r| format!("In-Reply-To: {r}\r\nReferences: {r}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {id}\r\n{reply}\
+             Date: {date}\r\n\r\nText\r\n"
+        )
+        .into_bytes()
+    };
+    let ask = mail(
+        "kunde@example.com",
+        "vertrieb@firma.example",
+        "Anfrage",
+        "<a1@example.com>",
+        "Thu, 01 Oct 2026 09:00:00 +0200",
+        None,
+    );
+    let other = mail(
+        "vertrieb@firma.example",
+        "kunde@example.com",
+        "Newsletter",
+        "<n1@firma.example>",
+        "Mon, 05 Oct 2026 09:00:00 +0200",
+        None,
+    );
+    let answer = mail(
+        "vertrieb@firma.example",
+        "kunde@example.com",
+        "Re: Anfrage",
+        "<a2@firma.example>",
+        "Sat, 10 Oct 2026 09:00:00 +0200",
+        Some("<a1@example.com>"),
+    );
+    let mut ids = Vec::new();
+    for raw in [ask, other, answer] {
+        ids.push(s.archive_email("t", raw.into(), &d).await.unwrap().id);
+    }
+    let today = s.svc.archive.clock().now().date_naive();
+    let f = s
+        .svc
+        .catalog
+        .file(&p.revision.id, today, 1, 50)
+        .await
+        .unwrap();
+    let order: Vec<&str> = f
+        .communication
+        .items
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(
+        order,
+        [ids[2].as_str(), ids[0].as_str(), ids[1].as_str()],
+        "the answer, the question it answers, then the newsletter"
+    );
+    let items = &f.communication.items;
+    assert!(items[0].thread.is_some() && items[0].thread == items[1].thread);
+    assert!(
+        items[2].thread.is_none(),
+        "a message alone is no conversation"
+    );
+    let dirs: Vec<Option<&str>> = items.iter().map(|r| r.direction.as_deref()).collect();
+    assert_eq!(dirs, [Some("out"), Some("in"), Some("out")]);
+}

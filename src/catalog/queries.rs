@@ -1,7 +1,7 @@
 //! The catalog's queries: lookups, party lists, contact and identifier matching, the
 //! party file, record scopes.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{Datelike, NaiveDate};
 
@@ -236,6 +236,33 @@ impl Catalog {
         };
         let communication: Vec<&&RecordBrief> =
             records.iter().filter(|r| is_communication(r)).collect();
+        // A conversation's messages stay together: each at the place of its newest.
+        let mut sizes: HashMap<u64, usize> = HashMap::new();
+        for r in &communication {
+            if let Some(k) = r.thread_key {
+                *sizes.entry(k).or_default() += 1;
+            }
+        }
+        let communication: Vec<&&RecordBrief> = {
+            let mut groups: Vec<Vec<&&RecordBrief>> = Vec::new();
+            let mut at: HashMap<u64, usize> = HashMap::new();
+            for r in communication {
+                match r
+                    .thread_key
+                    .filter(|k| sizes.get(k).is_some_and(|n| *n > 1))
+                {
+                    Some(k) => match at.get(&k) {
+                        Some(&i) => groups[i].push(r),
+                        None => {
+                            at.insert(k, groups.len());
+                            groups.push(vec![r]);
+                        }
+                    },
+                    None => groups.push(vec![r]),
+                }
+            }
+            groups.into_iter().flatten().collect()
+        };
         let others: Vec<&&RecordBrief> = records
             .iter()
             .filter(|r| !is_communication(r) && !TRANSACTIONS.contains(&r.class.as_str()))
@@ -267,6 +294,10 @@ impl Catalog {
                     .iter()
                     .any(|l| l.role == role && family.contains(&l.party))
             };
+            b.thread = r
+                .thread_key
+                .filter(|k| sizes.get(k).is_some_and(|n| *n > 1))
+                .map(|k| format!("{k:016x}"));
             b.direction = if role_here("sender") {
                 Some("in".into())
             } else if role_here("recipient") {

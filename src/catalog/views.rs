@@ -63,6 +63,21 @@ pub struct RecordBrief {
     /// journaling envelope). Absent when the links do not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direction: Option<String>,
+    /// The conversation an email belongs to (a hash of its thread id: References, else
+    /// In-Reply-To, else its own Message-ID), kept small: the catalog holds one per email.
+    #[serde(skip)]
+    pub thread_key: Option<u64>,
+    /// In a party file: the conversation this message belongs to, when the file holds
+    /// more than one message of it; the timeline keeps a conversation's messages together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+}
+
+/// A conversation's key: the first 8 bytes of the SHA-256 of its thread id.
+pub fn thread_key(thread: &str) -> u64 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(thread.as_bytes());
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -102,6 +117,12 @@ impl From<&RecordRevision> for RecordBrief {
             parent: r.extra.get("parent").cloned(),
             variant_of: None,
             direction: None,
+            thread_key: r
+                .extra
+                .get("thread")
+                .or_else(|| r.extra.get("message_id"))
+                .map(|t| thread_key(t)),
+            thread: None,
         }
     }
 }
