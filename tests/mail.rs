@@ -67,6 +67,21 @@ fn python(script: &str, args: &[&str]) -> Vec<Value> {
         .collect()
 }
 
+/// GET `path` as the admin; the body as JSON.
+async fn admin_json(s: &Server, path: &str) -> Value {
+    admin_get(s, path).await.json().await.unwrap()
+}
+
+/// GET `path` as the admin.
+async fn admin_get(s: &Server, path: &str) -> reqwest::Response {
+    client()
+        .get(s.url(path))
+        .header("authorization", bearer(ADMIN))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Every scenario of one session each; prints one JSON object per scenario.
 const SCENARIOS: &str = r#"
 import json, smtplib, ssl, sys
@@ -278,15 +293,7 @@ async fn journaled_mail_is_archived_with_its_envelope_over_starttls_and_auth() {
         }
     };
     let id = search("Punkt").await;
-    let rec: Value = c
-        .get(s.url(&format!("/v1/records/{id}")))
-        .header("authorization", bearer(ADMIN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rec: Value = admin_json(&s, &format!("/v1/records/{id}")).await;
     let extra = &rec["extra"];
     assert_eq!(extra["envelope_from"], "einkauf@firma.example", "{rec}");
     assert_eq!(
@@ -305,12 +312,7 @@ async fn journaled_mail_is_archived_with_its_envelope_over_starttls_and_auth() {
             || rec.to_string().contains("smtp 127.0.0.1"),
         "{rec}"
     );
-    let content = c
-        .get(s.url(&format!("/v1/records/{id}/content")))
-        .header("authorization", bearer(ADMIN))
-        .send()
-        .await
-        .unwrap();
+    let content = admin_get(&s, &format!("/v1/records/{id}/content")).await;
     assert_eq!(content.status(), StatusCode::OK);
     let sent = get("tls_auth_plain")["raw"].as_str().unwrap().to_string();
     assert_eq!(
@@ -324,15 +326,7 @@ async fn journaled_mail_is_archived_with_its_envelope_over_starttls_and_auth() {
     // In each party's file the message has its direction: out to the customer, in from
     // the buyer's mailbox.
     for (name, want) in [("Kunde AG", "out"), ("Einkauf", "in")] {
-        let f: Value = c
-            .get(s.url(&format!("/v1/parties/{}/file", party[name])))
-            .header("authorization", bearer(ADMIN))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let f: Value = admin_json(&s, &format!("/v1/parties/{}/file", party[name])).await;
         let item = f["communication"]["items"]
             .as_array()
             .unwrap()
@@ -353,15 +347,7 @@ async fn journaled_mail_is_archived_with_its_envelope_over_starttls_and_auth() {
         .next()
         .unwrap()
         .to_string();
-    let rec: Value = c
-        .get(s.url(&format!("/v1/records/{jr_id}")))
-        .header("authorization", bearer(ADMIN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rec: Value = admin_json(&s, &format!("/v1/records/{jr_id}")).await;
     assert_eq!(
         rec["extra"]["envelope_to"], "kunde@example.com, geheim2@firma.example",
         "{rec}"
@@ -371,12 +357,8 @@ async fn journaled_mail_is_archived_with_its_envelope_over_starttls_and_auth() {
         "{rec}"
     );
     assert!(rec["extra"]["journal_report"].is_string(), "{rec}");
-    let content = c
-        .get(s.url(&format!("/v1/records/{jr_id}/content")))
-        .header("authorization", bearer(ADMIN))
-        .send()
+    let content = admin_get(&s, &format!("/v1/records/{jr_id}/content"))
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();
@@ -387,15 +369,7 @@ async fn journaled_mail_is_archived_with_its_envelope_over_starttls_and_auth() {
     );
 
     // Each outcome is on /metrics.
-    let m = c
-        .get(s.url("/metrics"))
-        .header("authorization", bearer(ADMIN))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = admin_get(&s, "/metrics").await.text().await.unwrap();
     for line in [
         "akte_intake_messages_total{intake=\"smtp\",outcome=\"accepted\"} 4",
         "akte_intake_messages_total{intake=\"smtp\",outcome=\"refused\"} 2",

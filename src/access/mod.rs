@@ -210,7 +210,9 @@ pub fn check_classes(
     catalogue: &crate::retention::catalogue::Catalogue,
 ) -> Result<()> {
     for c in classes {
-        crate::ids::validate_class(c)?;
+        // Valid JSON, a wrong value: 422, as for any class the catalogue does not know.
+        crate::ids::validate_class(c)
+            .map_err(|e| Error::unprocessable("classes", e.to_string()))?;
         if !catalogue.classes.contains_key(c) {
             return Err(Error::unprocessable(
                 "classes",
@@ -393,7 +395,8 @@ impl Tokens {
         let name = name.as_str();
         validate_person(&person)?;
         for c in &classes {
-            crate::ids::validate_class(c)?;
+            crate::ids::validate_class(c)
+                .map_err(|e| Error::unprocessable("classes", e.to_string()))?;
         }
         classes.sort();
         classes.dedup();

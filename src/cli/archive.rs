@@ -58,11 +58,7 @@ pub async fn archive(
         parties: a
             .parties
             .iter()
-            .map(|p| PartyLink {
-                party: p.clone(),
-                role: a.role.clone(),
-                reason: None,
-            })
+            .map(|p| PartyLink::given(p, &a.role))
             .collect(),
         cases: a.cases.clone(),
         keep_copies: true,

@@ -158,11 +158,7 @@ pub async fn import(
         parties: a
             .parties
             .iter()
-            .map(|p| PartyLink {
-                party: p.clone(),
-                role: a.role.clone(),
-                reason: None,
-            })
+            .map(|p| PartyLink::given(p, &a.role))
             .collect(),
         cases: a.cases.clone(),
         keep_copies: false,

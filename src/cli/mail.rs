@@ -93,11 +93,7 @@ pub(super) async fn mail(
         parties: a
             .parties
             .iter()
-            .map(|p| PartyLink {
-                party: p.clone(),
-                role: a.role.clone(),
-                reason: None,
-            })
+            .map(|p| PartyLink::given(p, &a.role))
             .collect(),
         ..Default::default()
     };

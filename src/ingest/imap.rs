@@ -117,11 +117,7 @@ impl Scheduled {
             parties: self
                 .party
                 .iter()
-                .map(|p| crate::record::PartyLink {
-                    party: p.clone(),
-                    role: "subject".into(),
-                    reason: None,
-                })
+                .map(|p| crate::record::PartyLink::given(p, "subject"))
                 .collect(),
             ..Default::default()
         }
@@ -230,6 +226,15 @@ pub async fn sync(
     progress: &dyn Progress,
 ) -> Result<Vec<FolderReport>> {
     let (host, port, tls) = endpoint(&mb.url)?;
+    let job = Job {
+        ingest,
+        actor,
+        mb,
+        server: format!("{host}:{port}"),
+        d,
+        state_path: state,
+        progress,
+    };
     let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
         .await
         .map_err(|e| imap_err(&format!("connect to {host}:{port}"), e))?;
@@ -241,29 +246,9 @@ pub async fn sync(
             .connect(name, tcp)
             .await
             .map_err(|e| imap_err("TLS", e))?;
-        run(
-            stream,
-            ingest,
-            actor,
-            mb,
-            &format!("{host}:{port}"),
-            d,
-            state,
-            progress,
-        )
-        .await
+        job.run(stream).await
     } else {
-        run(
-            tcp,
-            ingest,
-            actor,
-            mb,
-            &format!("{host}:{port}"),
-            d,
-            state,
-            progress,
-        )
-        .await
+        job.run(tcp).await
     }
 }
 
@@ -288,146 +273,163 @@ fn tls_connector(ca: Option<&Path>) -> Result<tokio_rustls::TlsConnector> {
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run<T>(
-    stream: T,
-    ingest: &Ingest,
-    actor: &str,
-    mb: &Mailbox,
-    server: &str,
-    d: &IngestDefaults,
-    state_path: &Path,
-    progress: &dyn Progress,
-) -> Result<Vec<FolderReport>>
-where
-    T: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
-{
-    let mut client = async_imap::Client::new(stream);
-    client
-        .read_response()
-        .await
-        .map_err(|e| imap_err("greeting", e))?
-        .ok_or_else(|| imap_err("greeting", "the server closed the connection"))?;
-    let mut session = client
-        .login(&mb.user, &mb.password)
-        .await
-        .map_err(|(e, _)| Error::invalid("imap", format!("login as {} refused: {e}", mb.user)))?;
-    let folders = if mb.folders.is_empty() {
-        let names: Vec<async_imap::types::Name> = session
-            .list(Some(""), Some("*"))
+/// One sync of one mailbox, over whichever stream the URL asked for.
+struct Job<'a> {
+    ingest: &'a Ingest,
+    actor: &'a str,
+    mb: &'a Mailbox,
+    /// `host:port`, part of the key of the saved positions.
+    server: String,
+    d: &'a IngestDefaults,
+    state_path: &'a Path,
+    progress: &'a dyn Progress,
+}
+
+impl Job<'_> {
+    async fn run<T>(&self, stream: T) -> Result<Vec<FolderReport>>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
+    {
+        let Job {
+            ingest,
+            actor,
+            mb,
+            server,
+            d,
+            state_path,
+            progress,
+        } = self;
+        let (ingest, actor, mb, d, state_path, progress) =
+            (*ingest, *actor, *mb, *d, *state_path, *progress);
+        let mut client = async_imap::Client::new(stream);
+        client
+            .read_response()
             .await
-            .map_err(|e| imap_err("LIST", e))?
-            .try_collect()
+            .map_err(|e| imap_err("greeting", e))?
+            .ok_or_else(|| imap_err("greeting", "the server closed the connection"))?;
+        let mut session = client
+            .login(&mb.user, &mb.password)
             .await
-            .map_err(|e| imap_err("LIST", e))?;
-        let mut out: Vec<String> = names
-            .iter()
-            .filter(|n| {
-                !n.attributes()
-                    .iter()
-                    .any(|a| matches!(a, async_imap::types::NameAttribute::NoSelect))
-            })
-            .map(|n| n.name().to_string())
-            .collect();
-        out.sort();
-        out
-    } else {
-        mb.folders.clone()
-    };
-    let key = format!("{}@{server}", mb.user);
-    let mut state = State::load(state_path)?;
-    let mut reports = Vec::new();
-    for folder in folders {
-        let opened = session
-            .examine(&folder)
-            .await
-            .map_err(|e| imap_err(&format!("EXAMINE {folder}"), e))?;
-        let uidvalidity = opened.uid_validity.unwrap_or(0);
-        let known = state
-            .mailboxes
-            .get(&key)
-            .and_then(|m| m.get(&folder))
-            .copied()
-            .unwrap_or_default();
-        let mut r = FolderReport {
-            folder: folder.clone(),
-            uidvalidity,
-            ..Default::default()
-        };
-        let mut last = if known.uidvalidity == uidvalidity {
-            known.last_uid
-        } else {
-            r.rescanned = known.uidvalidity != 0;
-            0
-        };
-        let mut uids: Vec<u32> = if opened.exists == 0 {
-            Vec::new()
-        } else {
-            session
-                .uid_search(format!("UID {}:*", last.saturating_add(1)))
+            .map_err(|(e, _)| {
+                Error::invalid("imap", format!("login as {} refused: {e}", mb.user))
+            })?;
+        let folders = if mb.folders.is_empty() {
+            let names: Vec<async_imap::types::Name> = session
+                .list(Some(""), Some("*"))
                 .await
-                .map_err(|e| imap_err(&format!("UID SEARCH in {folder}"), e))?
-                .into_iter()
-                .filter(|u| *u > last)
-                .collect()
-        };
-        uids.sort_unstable();
-        let mut defaults = d.clone();
-        defaults.extra.insert("folder".into(), folder.clone());
-        for chunk in uids.chunks(BATCH) {
-            let set = chunk
-                .iter()
-                .map(|u| u.to_string())
-                .collect::<Vec<_>>()
-                .join(",");
-            let fetched: Vec<async_imap::types::Fetch> = session
-                .uid_fetch(&set, "(UID BODY.PEEK[])")
-                .await
-                .map_err(|e| imap_err(&format!("UID FETCH in {folder}"), e))?
+                .map_err(|e| imap_err("LIST", e))?
                 .try_collect()
                 .await
-                .map_err(|e| imap_err(&format!("UID FETCH in {folder}"), e))?;
-            let mut msgs: Vec<(u32, bytes::Bytes)> = fetched
+                .map_err(|e| imap_err("LIST", e))?;
+            let mut out: Vec<String> = names
                 .iter()
-                .filter_map(|f| Some((f.uid?, bytes::Bytes::copy_from_slice(f.body()?))))
-                .filter(|(u, _)| chunk.contains(u))
+                .filter(|n| {
+                    !n.attributes()
+                        .iter()
+                        .any(|a| matches!(a, async_imap::types::NameAttribute::NoSelect))
+                })
+                .map(|n| n.name().to_string())
                 .collect();
-            msgs.sort_by_key(|(u, _)| *u);
-            msgs.dedup_by_key(|(u, _)| *u);
-            r.fetched += msgs.len() as u64;
-            let items = msgs
-                .iter()
-                .map(|(_, b)| Incoming::Email(b.clone()))
-                .collect();
-            let outcomes = ingest.ingest(actor, items, &defaults).await;
-            for ((uid, _), o) in msgs.iter().zip(outcomes) {
-                match o {
-                    Ok(o) if o.duplicate => r.duplicates += 1,
-                    Ok(_) => r.archived += 1,
-                    Err(e) => {
-                        // Not archived: the position stays before it, and the next
-                        // sync fetches it again.
-                        save(&mut state, &key, &folder, uidvalidity, last, state_path)?;
-                        return Err(Error::Unavailable(format!(
-                            "{folder}: message UID {uid} not archived ({e}); synced up to UID {last}"
-                        )));
+            out.sort();
+            out
+        } else {
+            mb.folders.clone()
+        };
+        let key = format!("{}@{server}", mb.user);
+        let mut state = State::load(state_path)?;
+        let mut reports = Vec::new();
+        for folder in folders {
+            let opened = session
+                .examine(&folder)
+                .await
+                .map_err(|e| imap_err(&format!("EXAMINE {folder}"), e))?;
+            let uidvalidity = opened.uid_validity.unwrap_or(0);
+            let known = state
+                .mailboxes
+                .get(&key)
+                .and_then(|m| m.get(&folder))
+                .copied()
+                .unwrap_or_default();
+            let mut r = FolderReport {
+                folder: folder.clone(),
+                uidvalidity,
+                ..Default::default()
+            };
+            let mut last = if known.uidvalidity == uidvalidity {
+                known.last_uid
+            } else {
+                r.rescanned = known.uidvalidity != 0;
+                0
+            };
+            let mut uids: Vec<u32> = if opened.exists == 0 {
+                Vec::new()
+            } else {
+                session
+                    .uid_search(format!("UID {}:*", last.saturating_add(1)))
+                    .await
+                    .map_err(|e| imap_err(&format!("UID SEARCH in {folder}"), e))?
+                    .into_iter()
+                    .filter(|u| *u > last)
+                    .collect()
+            };
+            uids.sort_unstable();
+            let mut defaults = d.clone();
+            defaults.extra.insert("folder".into(), folder.clone());
+            for chunk in uids.chunks(BATCH) {
+                let set = chunk
+                    .iter()
+                    .map(|u| u.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let fetched: Vec<async_imap::types::Fetch> = session
+                    .uid_fetch(&set, "(UID BODY.PEEK[])")
+                    .await
+                    .map_err(|e| imap_err(&format!("UID FETCH in {folder}"), e))?
+                    .try_collect()
+                    .await
+                    .map_err(|e| imap_err(&format!("UID FETCH in {folder}"), e))?;
+                let mut msgs: Vec<(u32, bytes::Bytes)> = fetched
+                    .iter()
+                    .filter_map(|f| Some((f.uid?, bytes::Bytes::copy_from_slice(f.body()?))))
+                    .filter(|(u, _)| chunk.contains(u))
+                    .collect();
+                msgs.sort_by_key(|(u, _)| *u);
+                msgs.dedup_by_key(|(u, _)| *u);
+                r.fetched += msgs.len() as u64;
+                let items = msgs
+                    .iter()
+                    .map(|(_, b)| Incoming::Email(b.clone()))
+                    .collect();
+                let outcomes = ingest.ingest(actor, items, &defaults).await;
+                for ((uid, _), o) in msgs.iter().zip(outcomes) {
+                    match o {
+                        Ok(o) if o.duplicate => r.duplicates += 1,
+                        Ok(_) => r.archived += 1,
+                        Err(e) => {
+                            // Not archived: the position stays before it, and the next
+                            // sync fetches it again.
+                            save(&mut state, &key, &folder, uidvalidity, last, state_path)?;
+                            return Err(Error::Unavailable(format!(
+                                "{folder}: message UID {uid} not archived ({e}); synced up to UID {last}"
+                            )));
+                        }
                     }
+                    last = *uid;
                 }
-                last = *uid;
+                // Messages the server no longer has (expunged meanwhile) are passed over.
+                last = last.max(chunk.last().copied().unwrap_or(last));
+                save(&mut state, &key, &folder, uidvalidity, last, state_path)?;
             }
-            // Messages the server no longer has (expunged meanwhile) are passed over.
-            last = last.max(chunk.last().copied().unwrap_or(last));
-            save(&mut state, &key, &folder, uidvalidity, last, state_path)?;
+            if uids.is_empty() {
+                save(&mut state, &key, &folder, uidvalidity, last, state_path)?;
+            }
+            r.last_uid = last;
+            progress.folder(&r);
+            reports.push(r);
         }
-        if uids.is_empty() {
-            save(&mut state, &key, &folder, uidvalidity, last, state_path)?;
-        }
-        r.last_uid = last;
-        progress.folder(&r);
-        reports.push(r);
+        let _ = session.logout().await;
+        Ok(reports)
     }
-    let _ = session.logout().await;
-    Ok(reports)
 }
 
 fn save(

@@ -110,6 +110,17 @@ pub struct PartyLink {
     pub reason: Option<String>,
 }
 
+impl PartyLink {
+    /// A link someone gave (no automatic reason): `party` in `role`.
+    pub fn given(party: &str, role: &str) -> PartyLink {
+        PartyLink {
+            party: party.to_string(),
+            role: role.to_string(),
+            reason: None,
+        }
+    }
+}
+
 impl RecordRevision {
     pub fn encode(&self) -> Result<Vec<u8>> {
         codec::encode(self)
