@@ -21,7 +21,7 @@
 #[path = "../tests/common/docs.rs"]
 mod docs;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -114,6 +114,19 @@ fn run_sampled(cmd: &mut Command) -> (std::process::Output, u64, Duration) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn akte");
+    // Drained while it runs: `--json import` writes a line per item, far more than a
+    // pipe holds.
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|r| Box::new(r) as _));
+    let stderr = drain(child.stderr.take().map(|r| Box::new(r) as _));
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak = 0u64;
     loop {
@@ -132,7 +145,11 @@ fn run_sampled(cmd: &mut Command) -> (std::process::Output, u64, Duration) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = child.wait_with_output().expect("output");
+    let out = std::process::Output {
+        status: child.wait().expect("wait"),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
     (out, peak, started.elapsed())
 }
 
@@ -210,7 +227,13 @@ fn import(bin: &str, data: &Path, input: &Path, name: &'static str) -> Run {
         "import failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary json");
+    // A line per item, then the summary (JSON Lines, README "Scripting").
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let v: serde_json::Value = serde_json::from_str(&last).expect("summary json");
     let emails = v["archived"].as_u64().unwrap_or(0);
     let failed = v["failed"].as_u64().unwrap_or(0);
     assert_eq!(failed, 0, "no failures expected: {v}");
