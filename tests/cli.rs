@@ -805,6 +805,25 @@ fn every_json_output_is_one_object_per_line_and_imports_name_what_they_did() {
     assert!(!refused.status.success());
 }
 
+/// Removes journal entries `seq` and after, as someone with the store's files could.
+fn cut_journal_back(data: &Path, seq: u64) {
+    let head: u64 = std::fs::read_dir(data.join("journal"))
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .strip_suffix(".mpk")?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap();
+    for s in seq..=head {
+        std::fs::remove_file(data.join(format!("journal/{s:020}.mpk"))).unwrap();
+    }
+}
+
 /// Issue #18, first part: with a signing key outside the store every checkpoint is
 /// signed; `akte anchor` keeps a signed head elsewhere, and `verify --anchor` finds the
 /// journal cut back before it — together with the records written since, a cut that the
@@ -887,21 +906,7 @@ fn a_journal_cut_back_is_found_by_its_anchor_and_foreign_signatures_are_named() 
     let c = dir.path().join("c.txt");
     std::fs::write(&c, "Brief C").unwrap();
     archived.push(archive_json(&data, &c, &["--class", "business-letter"]));
-    let head: u64 = std::fs::read_dir(data.join("journal"))
-        .unwrap()
-        .filter_map(|e| {
-            e.unwrap()
-                .file_name()
-                .to_str()?
-                .strip_suffix(".mpk")?
-                .parse()
-                .ok()
-        })
-        .max()
-        .unwrap();
-    for s in seq..=head {
-        std::fs::remove_file(data.join(format!("journal/{s:020}.mpk"))).unwrap();
-    }
+    cut_journal_back(&data, seq);
     let _ = std::fs::remove_file(data.join(format!("checkpoints/{seq:020}.mpk")));
     for r in &archived[1..] {
         let id = r["id"].as_str().unwrap();
@@ -1121,21 +1126,7 @@ fn checkpoints_are_timestamped_by_a_tsa_and_openssl_accepts_the_token() {
     // Cut the journal back to before the anchored entry: the anchor, timestamped by the
     // TSA when that head existed, names the cut.
     let seq = a["seq"].as_u64().unwrap();
-    let head: u64 = std::fs::read_dir(data.join("journal"))
-        .unwrap()
-        .filter_map(|e| {
-            e.unwrap()
-                .file_name()
-                .to_str()?
-                .strip_suffix(".mpk")?
-                .parse()
-                .ok()
-        })
-        .max()
-        .unwrap();
-    for s in seq..=head {
-        std::fs::remove_file(data.join(format!("journal/{s:020}.mpk"))).unwrap();
-    }
+    cut_journal_back(&data, seq);
     for f in std::fs::read_dir(data.join("checkpoints")).unwrap() {
         std::fs::remove_file(f.unwrap().path()).unwrap();
     }
