@@ -221,12 +221,12 @@ fn signature_problem(cp: &crate::audit::journal::Checkpoint, trusted: &[String])
 /// stamp this checkpoint, is not validly signed, or (with `--tsa-ca`) does not chain to
 /// a trusted TSA.
 fn check_stamp(
-    cp: &crate::audit::journal::Checkpoint,
+    checked: std::result::Result<crate::audit::timestamp::Stamp, String>,
+    seq: u64,
     source: &str,
-    opts: &Options,
     report: &mut Report,
 ) -> Option<DateTime<Utc>> {
-    match cp.stamp_check(&opts.tsa_trusted)? {
+    match checked {
         Ok(s) => {
             report.checkpoints_stamped += 1;
             Some(s.time)
@@ -234,7 +234,7 @@ fn check_stamp(
         Err(why) => {
             report.problems.push(Problem::new(
                 source.to_string(),
-                format!("timestamp of checkpoint {}: {why}", cp.seq),
+                format!("timestamp of checkpoint {seq}: {why}"),
             ));
             None
         }
@@ -320,7 +320,6 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
         recovered,
         recovered_blobs,
         recovered_keys,
-        tokens_created: _,
         rotations,
         token_use,
     } = check_journal(store, &mut journal, &mut report).await?;
@@ -346,7 +345,7 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
             }
         };
         checkpointed.insert(seq);
-        let mut cp: crate::audit::journal::Checkpoint = match store
+        let cp: crate::audit::journal::Checkpoint = match store
             .get(&meta.location)
             .await
             .and_then(|b| codec::decode(&path, &b))
@@ -377,9 +376,8 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
         let stamp_key = keys::checkpoint_stamp(seq);
         let mut stamped = None;
         if let Some(token) = store.get_opt(&stamp_key).await? {
-            use base64::Engine;
-            cp.timestamp = Some(base64::engine::general_purpose::STANDARD.encode(&token));
-            stamped = check_stamp(&cp, stamp_key.as_ref(), opts, &mut report);
+            let checked = cp.check_token(&token, &opts.tsa_trusted);
+            stamped = check_stamp(checked, seq, stamp_key.as_ref(), &mut report);
         }
         let entry_key = keys::journal(seq);
         match store.get_opt(&entry_key).await? {
@@ -416,7 +414,9 @@ pub async fn verify(store: &Store, opts: &Options, progress: Arc<dyn Progress>) 
     for a in &opts.anchors {
         let cp = &a.checkpoint;
         report.anchors += 1;
-        let _ = check_stamp(cp, &a.source, opts, &mut report);
+        if let Some(checked) = cp.stamp_check(&opts.tsa_trusted) {
+            check_stamp(checked, cp.seq, &a.source, &mut report);
+        }
         match signature_problem(cp, &trusted) {
             Some(what) => report
                 .problems
@@ -679,8 +679,6 @@ struct Journaled {
     recovered_blobs: std::collections::HashSet<String>,
     /// Key files (by key id) recovery recorded as torn leftovers.
     recovered_keys: std::collections::HashSet<String>,
-    /// Tokens a `token.create` entry created.
-    tokens_created: std::collections::HashSet<String>,
     /// Valid signing key rotations, in journal order.
     rotations: Vec<crate::audit::signing::Rotation>,
     /// How each token acted.
@@ -707,7 +705,6 @@ async fn check_journal(store: &Store, seqs: &mut [u64], report: &mut Report) -> 
         recovered: Default::default(),
         recovered_blobs: Default::default(),
         recovered_keys: Default::default(),
-        tokens_created: Default::default(),
         rotations: Vec::new(),
         token_use: HashMap::new(),
     };
@@ -715,6 +712,8 @@ async fn check_journal(store: &Store, seqs: &mut [u64], report: &mut Report) -> 
         return Ok(out);
     };
     let present: std::collections::HashSet<u64> = seqs.iter().copied().collect();
+    // Tokens a `token.create` entry created so far.
+    let mut tokens_created: std::collections::HashSet<String> = Default::default();
     let reads = futures::stream::iter(1..=max)
         .map(|seq| {
             let store = store.clone();
@@ -807,11 +806,11 @@ async fn check_journal(store: &Store, seqs: &mut [u64], report: &mut Report) -> 
         }
         if entry.action == "token.create" {
             for sub in entry.subjects.iter().filter(|s| s.kind == "token") {
-                out.tokens_created.insert(sub.id.clone());
+                tokens_created.insert(sub.id.clone());
             }
         }
         if let Some((person, token)) = token_actor(&entry.actor) {
-            if !out.tokens_created.contains(token) {
+            if !tokens_created.contains(token) {
                 report.problems.push(Problem::new(
                     &key,
                     format!(

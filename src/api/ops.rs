@@ -239,7 +239,7 @@ impl Metrics {
         let _ = writeln!(s, "akte_records {}", self.records.load(Ordering::Relaxed));
         let _ = writeln!(
             s,
-            "# HELP akte_intake_messages_total Messages per intake and outcome (accepted: archived and answered 250; deferred: answered 4xx, the sender retries; refused: answered 5xx)."
+            "# HELP akte_intake_messages_total Messages per intake and outcome (accepted: archived, over SMTP answered 250; duplicate: archived before; deferred: answered 4xx, the sender retries; refused: answered 5xx)."
         );
         let _ = writeln!(s, "# TYPE akte_intake_messages_total counter");
         if let Ok(m) = self.intake.lock() {

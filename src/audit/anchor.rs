@@ -67,9 +67,7 @@ impl Target {
         }
         Ok(out)
     }
-}
 
-impl Target {
     /// The newest anchor this target holds, if any.
     pub async fn last(&self) -> Result<Option<Checkpoint>> {
         let newest = self

@@ -216,16 +216,25 @@ impl Checkpoint {
         })
     }
 
-    /// Checks the timestamp token against this checkpoint's statement and the `trusted`
-    /// TSA certificates; `None` without a token.
+    /// Checks a timestamp token (DER) against this checkpoint's statement and the
+    /// `trusted` TSA certificates.
+    pub fn check_token(
+        &self,
+        der: &[u8],
+        trusted: &[rustls_pki_types::CertificateDer<'_>],
+    ) -> std::result::Result<super::timestamp::Stamp, String> {
+        super::timestamp::check(der, &super::timestamp::imprint(&self.message()), trusted)
+    }
+
+    /// [`Checkpoint::check_token`] for the token it carries; `None` without one.
     pub fn stamp_check(
         &self,
         trusted: &[rustls_pki_types::CertificateDer<'_>],
     ) -> Option<std::result::Result<super::timestamp::Stamp, String>> {
-        let der = self.timestamp_der()?;
-        Some(der.and_then(|d| {
-            super::timestamp::check(&d, &super::timestamp::imprint(&self.message()), trusted)
-        }))
+        Some(
+            self.timestamp_der()?
+                .and_then(|d| self.check_token(&d, trusted)),
+        )
     }
 
     /// `Some(true)` for a valid signature, `Some(false)` for a bad one, `None` unsigned.

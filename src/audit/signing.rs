@@ -84,10 +84,11 @@ impl Rotation {
 
 /// `trusted` with every key a valid rotation links to a trusted key, either way.
 pub fn trusted_through(trusted: &[String], rotations: &[Rotation]) -> Vec<String> {
+    let valid: Vec<&Rotation> = rotations.iter().filter(|r| r.valid()).collect();
     let mut out = trusted.to_vec();
     loop {
         let before = out.len();
-        for r in rotations.iter().filter(|r| r.valid()) {
+        for r in &valid {
             if out.contains(&r.old) && !out.contains(&r.new) {
                 out.push(r.new.clone());
             } else if out.contains(&r.new) && !out.contains(&r.old) {

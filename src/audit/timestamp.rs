@@ -46,7 +46,7 @@ const ID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101
 const EKU_TIME_STAMPING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
 
 /// What a valid token says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Stamp {
     /// When the TSA saw the statement (`genTime`).
     pub time: DateTime<Utc>,
@@ -57,6 +57,9 @@ pub struct Stamp {
     /// Whether the signer chained to a configured TSA certificate; `false` when none was
     /// given (the token is then only internally consistent).
     pub trusted: bool,
+    /// The request's nonce the token answers, if it carries one.
+    #[serde(skip)]
+    pub nonce: Option<Vec<u8>>,
 }
 
 /// The imprint a checkpoint's token carries: SHA-256 of its statement.
@@ -232,6 +235,7 @@ pub fn check(
         serial: hex::encode(tst.serial_number.as_bytes()),
         tsa: signer.tbs_certificate.subject.to_string(),
         trusted: !trusted.is_empty(),
+        nonce: tst.nonce.map(|n| n.as_bytes().to_vec()),
     })
 }
 
@@ -271,9 +275,9 @@ pub struct Tsa {
 const TSA_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Tsa {
-    /// A TSA at `url` (`http://` or `https://`) whose tokens chain to the PEM
-    /// certificates in `ca`.
-    pub fn new(url: &str, ca: &Path) -> Result<Tsa> {
+    /// A TSA at `url` (`http://` or `https://`) whose tokens chain to `trusted` (the
+    /// certificates of `--tsa-ca`, see [`load_certs`]).
+    pub fn new(url: &str, trusted: Vec<CertificateDer<'static>>) -> Result<Tsa> {
         let parsed = url::Url::parse(url).map_err(|e| Error::invalid("tsa", e.to_string()))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Error::invalid("tsa", "give an http:// or https:// URL"));
@@ -284,7 +288,7 @@ impl Tsa {
             .map_err(|e| Error::Internal(e.to_string()))?;
         Ok(Tsa {
             url: url.to_string(),
-            trusted: load_certs(ca)?,
+            trusted,
             client,
         })
     }
@@ -302,6 +306,7 @@ impl Tsa {
         getrandom::fill(&mut nonce).map_err(|e| Error::Internal(e.to_string()))?;
         nonce[0] &= 0x7f;
         nonce[0] |= 0x01;
+        let sent_nonce = Int::new(&nonce).map_err(|e| Error::Internal(e.to_string()))?;
         let req = TimeStampReq {
             version: TspVersion::V1,
             message_imprint: MessageImprint {
@@ -313,7 +318,7 @@ impl Tsa {
                     .map_err(|e| Error::Internal(e.to_string()))?,
             },
             req_policy: None,
-            nonce: Some(Int::new(&nonce).map_err(|e| Error::Internal(e.to_string()))?),
+            nonce: Some(sent_nonce.clone()),
             cert_req: true,
             extensions: None,
         };
@@ -346,21 +351,7 @@ impl Tsa {
             .map_err(|e| Error::Internal(e.to_string()))?;
         let stamp = check(&token, &digest, &self.trusted).map_err(fail)?;
         // The nonce ties the answer to this request (no replayed token).
-        let ci = ContentInfo::from_der(&token).map_err(|e| fail(e.to_string()))?;
-        let tst = ci
-            .content
-            .decode_as::<SignedData>()
-            .ok()
-            .and_then(|sd| sd.encap_content_info.econtent)
-            .and_then(|e| e.decode_as::<OctetString>().ok())
-            .and_then(|o| TstInfo::from_der(o.as_bytes()).ok());
-        if tst.and_then(|t| t.nonce).map(|n| n.as_bytes().to_vec())
-            != Some(
-                Int::new(&nonce)
-                    .map(|n| n.as_bytes().to_vec())
-                    .unwrap_or_default(),
-            )
-        {
+        if stamp.nonce.as_deref() != Some(sent_nonce.as_bytes()) {
             return Err(fail(
                 "the token does not answer this request (nonce)".into(),
             ));

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::json_line;
@@ -82,12 +81,7 @@ pub(super) async fn mail(
     cmd: MailCommand,
 ) -> anyhow::Result<ExitCode> {
     let MailCommand::Sync(a) = cmd;
-    let password = std::fs::read_to_string(&a.password_file)
-        .with_context(|| a.password_file.display().to_string())?
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let password = imap::read_password(&a.password_file)?;
     let ingest = super::import::pipeline(archive, None).await?;
     let d = IngestDefaults {
         parties: a

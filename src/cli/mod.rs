@@ -402,8 +402,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         archive.journal().set_signer(Arc::new(signer));
     }
-    if let (Some(url), Some(ca)) = (&cli.tsa, &cli.tsa_ca) {
-        let tsa = crate::audit::timestamp::Tsa::new(url, ca)?;
+    if let Some(url) = &cli.tsa {
+        // clap makes --tsa require --tsa-ca: its certificates are `tsa_trusted`.
+        let tsa = crate::audit::timestamp::Tsa::new(url, tsa_trusted.clone())?;
         archive.journal().set_tsa(Arc::new(tsa));
     }
     let actor = cli.actor.clone().unwrap_or_else(default_actor);

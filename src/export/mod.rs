@@ -619,27 +619,6 @@ fn gdpdu_index(from: NaiveDate, to: NaiveDate) -> String {
     )
 }
 
-/// A valid timestamp, as reported.
-#[derive(Debug, Clone, Serialize)]
-pub struct StampInfo {
-    pub time: chrono::DateTime<chrono::Utc>,
-    pub tsa: String,
-    pub serial: String,
-    /// Whether the TSA chained to a certificate given with `--tsa-ca`.
-    pub trusted: bool,
-}
-
-impl From<crate::audit::timestamp::Stamp> for StampInfo {
-    fn from(s: crate::audit::timestamp::Stamp) -> Self {
-        StampInfo {
-            time: s.time,
-            tsa: s.tsa,
-            serial: s.serial,
-            trusted: s.trusted,
-        }
-    }
-}
-
 /// The outcome of checking an export.
 #[derive(Debug, Default, Serialize)]
 pub struct ExportCheck {
@@ -650,7 +629,7 @@ pub struct ExportCheck {
     /// The public key (hex) of the archive's signed checkpoint, if the export has one.
     pub signed_by: Option<String>,
     /// What the checkpoint's RFC 3161 timestamp says, if it has a valid one.
-    pub timestamp: Option<StampInfo>,
+    pub timestamp: Option<crate::audit::timestamp::Stamp>,
     pub problems: Vec<String>,
 }
 
@@ -835,17 +814,18 @@ pub fn verify_with<R: Read + Seek>(
             )),
             _ => {}
         }
-        match cp.stamp_check(tsa_trusted) {
+        match cp
+            .timestamp_der()
+            .map(|d| d.and_then(|d| cp.check_token(&d, tsa_trusted).map(|s| (d, s))))
+        {
             None => {}
-            Some(Ok(stamp)) => {
-                if contents.get(CHECKPOINT_TOKEN).map(Vec::as_slice)
-                    != cp.timestamp_der().and_then(|d| d.ok()).as_deref()
-                {
+            Some(Ok((der, stamp))) => {
+                if contents.get(CHECKPOINT_TOKEN) != Some(&der) {
                     check.problems.push(format!(
                         "{CHECKPOINT_TOKEN}: missing or not the checkpoint's token"
                     ));
                 }
-                check.timestamp = Some(stamp.into());
+                check.timestamp = Some(stamp);
             }
             Some(Err(why)) => check
                 .problems

@@ -93,11 +93,15 @@ impl Schedule {
     }
 }
 
+/// The password in `path`: its first line.
+pub fn read_password(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
+    Ok(text.lines().next().unwrap_or_default().to_string())
+}
+
 impl Scheduled {
     fn password(&self) -> Result<String> {
-        let text = std::fs::read_to_string(&self.password_file)
-            .map_err(|e| Error::io(self.password_file.display(), e))?;
-        Ok(text.lines().next().unwrap_or_default().to_string())
+        read_password(&self.password_file)
     }
 
     /// The mailbox to sync, its password read now (it may have been rotated).
@@ -290,17 +294,15 @@ impl Job<'_> {
     where
         T: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
     {
-        let Job {
+        let &Job {
             ingest,
             actor,
             mb,
-            server,
+            ref server,
             d,
             state_path,
             progress,
         } = self;
-        let (ingest, actor, mb, d, state_path, progress) =
-            (*ingest, *actor, *mb, *d, *state_path, *progress);
         let mut client = async_imap::Client::new(stream);
         client
             .read_response()

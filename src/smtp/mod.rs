@@ -378,7 +378,8 @@ impl<'a> Session<'a> {
                                 if !self.auth_offered() {
                                     self.reply(s, "538 5.7.11 Encryption required: STARTTLS first")
                                         .await?;
-                                } else if self.actor.is_some() && self.from.is_some() {
+                                } else if self.from.is_some() {
+                                    // Not within a mail transaction (RFC 4954).
                                     self.reply(s, "503 5.5.1 AUTH not allowed now").await?;
                                 } else if mechanism == AUTH_PLAIN {
                                     if initial.is_empty() {

@@ -405,17 +405,9 @@ async fn revoked_and_expired_tokens_get_401() {
     let data = dir.path().join("data");
     // A token that expired in 2021, written with a clock standing in 2020.
     let expired = {
-        use akte::access::{Role, Tokens};
+        use akte::access::Role;
         use chrono::TimeZone;
-        let store = akte::store::Store::open(data.to_str().unwrap()).unwrap();
-        let clock = std::sync::Arc::new(akte::clock::FixedClock::new(
-            chrono::Utc.with_ymd_and_hms(2020, 6, 1, 0, 0, 0).unwrap(),
-        ));
-        let journal = std::sync::Arc::new(akte::audit::journal::Journal::new(
-            store.clone(),
-            clock.clone(),
-        ));
-        let tokens = Tokens::new(store, journal, clock);
+        let tokens = crate::tokens_in_2020(&data);
         let until = chrono::Utc.with_ymd_and_hms(2021, 1, 1, 0, 0, 0).unwrap();
         tokens
             .create(

@@ -108,6 +108,21 @@ pub(crate) async fn eligible_request(s: &Server, token: &str) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
+/// The token table of the store at `data`, with a clock standing on 2020-06-01: for
+/// tokens whose validity has ended by the time a test's server runs.
+pub(crate) fn tokens_in_2020(data: &std::path::Path) -> akte::access::Tokens {
+    use chrono::TimeZone;
+    let store = akte::store::Store::open(data.to_str().unwrap()).unwrap();
+    let clock = std::sync::Arc::new(akte::clock::FixedClock::new(
+        chrono::Utc.with_ymd_and_hms(2020, 6, 1, 0, 0, 0).unwrap(),
+    ));
+    let journal = std::sync::Arc::new(akte::audit::journal::Journal::new(
+        store.clone(),
+        clock.clone(),
+    ));
+    akte::access::Tokens::new(store, journal, clock)
+}
+
 pub(crate) fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);

@@ -431,17 +431,9 @@ async fn an_auditor_limited_to_invoices_and_a_validity_period_reads_only_that() 
     // Tokens made while a clock stood in 2020: the admin, and a Z1 token for 2024 valid
     // through 2020-12-31.
     let expired = {
-        use akte::access::{NewToken, Role, Tokens};
+        use akte::access::{NewToken, Role};
         use chrono::TimeZone;
-        let store = akte::store::Store::open(data.to_str().unwrap()).unwrap();
-        let clock = std::sync::Arc::new(akte::clock::FixedClock::new(
-            chrono::Utc.with_ymd_and_hms(2020, 6, 1, 0, 0, 0).unwrap(),
-        ));
-        let journal = std::sync::Arc::new(akte::audit::journal::Journal::new(
-            store.clone(),
-            clock.clone(),
-        ));
-        let tokens = Tokens::new(store, journal, clock);
+        let tokens = crate::tokens_in_2020(&data);
         tokens
             .create(
                 "test",
