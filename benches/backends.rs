@@ -6,6 +6,9 @@
 //! moto is a Python server on the same two cores: the ratio bounds what S3 costs akte
 //! in requests, not what a real S3 endpoint (parallel, remote) would give.
 
+#[path = "common/table.rs"]
+mod table;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
@@ -33,11 +36,8 @@ fn import(data: &Path, global: &[&str], env: &[(String, String)], input: &Path) 
     (v["archived"].as_u64().unwrap_or(0), secs)
 }
 
-fn main() {
-    let n: usize = std::env::var("AKTE_BENCH_EMAILS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000);
+pub fn main() {
+    let n: usize = crate::table::knob("AKTE_BENCH_EMAILS", 2_000);
     let root = tempfile::tempdir().expect("bench dir");
     let mbox_path = root.path().join("corpus.mbox");
     let mut mbox = std::io::BufWriter::new(std::fs::File::create(&mbox_path).expect("mbox"));
@@ -117,5 +117,13 @@ fn main() {
         s3_rate / local_rate,
         local_rate / s3_rate,
         plain_rate / local_rate
+    );
+    crate::table::bench("backends");
+    crate::table::row(
+        &format!("import of {n} emails into S3 (moto, Object Lock)"),
+        format!("{s3_rate:.0} emails/s"),
+        format!("{local_rate:.0} emails/s (local disk)"),
+        s3_rate / local_rate,
+        "—",
     );
 }

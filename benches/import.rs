@@ -18,6 +18,9 @@
 //! emails/s on the 2-core machine with the local store; peak RSS < 500 MB for a 5 GB mbox
 //! (memory is bounded by the batch size, 32 MiB, not by the mailbox).
 
+#[path = "common/table.rs"]
+mod table;
+
 #[path = "../tests/common/docs.rs"]
 mod docs;
 
@@ -246,11 +249,8 @@ fn import(bin: &str, data: &Path, input: &Path, name: &'static str) -> Run {
     }
 }
 
-fn main() {
-    let n: usize = std::env::var("AKTE_BENCH_EMAILS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+pub fn main() {
+    let n: usize = crate::table::knob("AKTE_BENCH_EMAILS", 20_000);
     let bin = env!("CARGO_BIN_EXE_akte");
     let root: PathBuf = std::env::var("AKTE_BENCH_DIR")
         .map(PathBuf::from)
@@ -317,8 +317,23 @@ fn main() {
         "\n| import | emails | seconds | emails/s | MB/s | ÷ fsync files/s | ÷ syncfs limit | ÷ SHA-256 MB/s | peak RSS |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
+    crate::table::bench("import");
     for r in &runs {
         let eps = r.emails as f64 / r.secs;
+        crate::table::row(
+            &format!("import of {n} emails ({})", r.name),
+            format!("{eps:.0} emails/s"),
+            format!("{syncfs:.0} emails/s (same files, one syncfs per batch)"),
+            eps / syncfs,
+            "≥ 0.5× and ≥ 2,000/s",
+        );
+        crate::table::row(
+            &format!("import peak RSS ({})", r.name),
+            format!("{:.0} MB", r.peak_kb as f64 / 1024.0),
+            "—".into(),
+            f64::NAN,
+            "< 500 MB",
+        );
         let mbs = r.bytes as f64 / r.secs / 1e6;
         println!(
             "| {} | {} | {:.2} | {:.0} | {:.1} | {:.2} | {:.2} | {:.4} | {:.0} MB |",

@@ -6,6 +6,9 @@
 //! Baseline in the same run: the same 32 clients calling `/healthz` (the HTTP stack
 //! with no work) for 5 s; the mix's request rate is printed as a ratio to it.
 
+#[path = "common/table.rs"]
+mod table;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -64,14 +67,11 @@ struct Stats {
     errors: AtomicU64,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(());
     }
-    let secs: u64 = std::env::var("AKTE_LOAD_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+    let secs: u64 = crate::table::knob("AKTE_LOAD_SECS", 30) as u64;
     let dir = tempfile::tempdir()?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_akte"))
         .arg("--data")
@@ -254,5 +254,13 @@ async fn run(base: String, secs: u64, pid: u32) -> Result<(), Box<dyn std::error
         rps / baseline_rps
     );
     println!("  server peak RSS: {} MB", peak_rss(pid) / 1_000_000);
+    crate::table::bench("load");
+    crate::table::row(
+        &format!("{CLIENTS} clients, mixed reads and uploads"),
+        format!("{rps:.0} req/s"),
+        format!("{baseline_rps:.0} req/s (/healthz)"),
+        rps / baseline_rps,
+        "—",
+    );
     Ok(())
 }

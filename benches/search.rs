@@ -17,6 +17,9 @@
 //! with the nearest plain equivalent (same words, same party filter, same sort; its
 //! "faceted" queries count hits only), so the ratio is the cost of what akte adds.
 
+#[path = "common/table.rs"]
+mod table;
+
 use std::time::{Duration, Instant};
 
 use akte::search::{IndexDoc, SearchIndex, SearchRequest, Sort};
@@ -238,11 +241,8 @@ enum Kind {
     DateSorted,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: u64 = std::env::var("AKTE_BENCH_DOCS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let n: u64 = crate::table::knob("AKTE_BENCH_DOCS", 1_000_000) as u64;
     let batch = 10_000u64;
     let tmp = tempfile::tempdir()?;
     println!("search bench: {n} synthetic records (~2 KB, 70% German, 30% English)");
@@ -340,6 +340,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ours_secs / bare_secs,
         (ours_secs - gen_secs).max(0.0) / (bare_secs - gen_secs).max(1e-9),
         ours_size as f64 / bare_size as f64
+    );
+
+    crate::table::bench("search");
+    crate::table::row(
+        &format!("index build, {n} records"),
+        format!("{:.0} docs/s", n as f64 / ours_secs),
+        format!("{:.0} docs/s (bare tantivy)", n as f64 / bare_secs),
+        bare_secs / ours_secs,
+        "≥ 0.7×",
     );
 
     // 3. 1,000 mixed queries.
@@ -461,6 +470,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pct(&mut a, 0.99),
             pct(&mut b, 0.5),
             pct(&mut b, 0.99),
+        );
+        let label = kind.map_or("all".to_string(), |k| format!("{k:?}").to_lowercase());
+        crate::table::row(
+            &format!("query p50/p99 ({label}), {n} records"),
+            format!("{a50:.2}/{a99:.2} ms"),
+            format!("{b50:.2}/{b99:.2} ms (bare tantivy)"),
+            a50 / b50.max(1e-6),
+            if label == "faceted" { "≤ 2×" } else { "—" },
         );
         println!(
             "{:<12} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>10.2}",

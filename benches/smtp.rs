@@ -8,6 +8,9 @@
 //! (other) messages to `/v1/emails`. Printed: messages per second of both and the ratio
 //! SMTP / HTTP.
 
+#[path = "common/table.rs"]
+mod table;
+
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -82,14 +85,11 @@ async fn http_sender(base: String, sender: usize, n: usize) {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(());
     }
-    let n: usize = std::env::var("AKTE_BENCH_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(250);
+    let n: usize = crate::table::knob("AKTE_BENCH_MESSAGES", 250);
     let dir = tempfile::tempdir()?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_akte"))
         .arg("--data")
@@ -155,6 +155,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         SENDERS * n,
         SENDERS * n,
         smtp_rate / http_rate
+    );
+    crate::table::bench("smtp");
+    crate::table::row(
+        &format!("SMTP journaling, {SENDERS} senders"),
+        format!("{smtp_rate:.0} msg/s"),
+        format!("{http_rate:.0} msg/s (POST /v1/emails)"),
+        smtp_rate / http_rate,
+        "≈ 1×",
     );
     Ok(())
 }

@@ -14,6 +14,9 @@
 //! Printed per document kind (a 2 KB text, a one-page PDF): median and p90 latency of
 //! both, and the ratio after/before. AKTE_BENCH_ROUNDS (default 100) rounds per kind.
 
+#[path = "common/table.rs"]
+mod table;
+
 #[path = "../tests/common/docs.rs"]
 mod docs;
 
@@ -35,14 +38,11 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(());
     }
-    let rounds: usize = std::env::var("AKTE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let rounds: usize = crate::table::knob("AKTE_BENCH_ROUNDS", 100);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -112,6 +112,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 a50.as_secs_f64() * 1e3,
                 a90.as_secs_f64() * 1e3,
                 a50.as_secs_f64() / b50.as_secs_f64()
+            );
+            crate::table::bench("upload");
+            crate::table::row(
+                &format!("upload through the pipeline ({name}), median"),
+                format!("{:.2} ms", a50.as_secs_f64() * 1e3),
+                format!("{:.2} ms (archived directly)", b50.as_secs_f64() * 1e3),
+                a50.as_secs_f64() / b50.as_secs_f64(),
+                "—",
             );
         }
         Ok::<_, akte::Error>(())

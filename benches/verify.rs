@@ -7,6 +7,9 @@
 //! of hashing on this machine. Measured: `verify` over the whole store (blobs re-hashed
 //! from the page cache, revisions and journal checked). Goal: ratio ≥ 0.8.
 
+#[path = "common/table.rs"]
+mod table;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,14 +33,11 @@ fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(());
     }
-    let total_mb: usize = std::env::var("AKTE_BENCH_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(512);
+    let total_mb: usize = crate::table::knob("AKTE_BENCH_MB", 512);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -113,6 +113,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  akte verify (1 task):             {:>8.0} MB/s   ratio {:.2}",
         one.mb_per_s(),
         one.mb_per_s() / raw_mbs
+    );
+    crate::table::bench("verify");
+    crate::table::row(
+        &format!("akte verify, {:.0} MB", total as f64 / 1e6),
+        format!("{verify_mbs:.0} MB/s"),
+        format!("{raw_mbs:.0} MB/s (raw SHA-256)"),
+        verify_mbs / raw_mbs,
+        "≥ 0.8×",
     );
     println!(
         "  goal: ratio >= 0.80 -> {}",

@@ -121,6 +121,8 @@ pub enum Error {
     TooLarge { limit: u64 },
     #[error("search index: {0}")]
     Index(String),
+    #[error("catalog: {0}")]
+    Catalog(String),
     #[error("the search index in {dir} is in use by another process (a running server?)")]
     IndexInUse { dir: String },
     #[error("token {id} is the last active admin token; create another admin token first")]
@@ -177,6 +179,7 @@ impl Error {
             Error::ObjectLocked(_) => ErrorKind::Locked,
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::Index(_) | Error::IndexInUse { .. } => ErrorKind::Unavailable,
+            Error::Catalog(_) => ErrorKind::Internal,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::Rng;
 use common::server::{ADMIN, Server, bearer, cli, client};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
@@ -540,4 +541,234 @@ fn uploads_cut_off_by_the_client_commit_nothing() {
             .status()
     });
     assert_eq!(status, 201);
+}
+
+/// Uploads `n` small records linked to `party`, 8 at a time.
+async fn upload_linked(base: &str, party: &str, from: usize, n: usize) {
+    let c = client();
+    let urls: Vec<(String, Vec<u8>)> = (from..from + n)
+        .map(|i| {
+            (
+                format!(
+                    "{base}/v1/records?class=business-letter&date=2024-02-03&party={party}\
+                     &role=customer&title=Brief-{i:05}"
+                ),
+                format!("Brief Nummer {i}").into_bytes(),
+            )
+        })
+        .collect();
+    futures::stream::iter(urls)
+        .for_each_concurrent(8, |(url, body)| {
+            let c = c.clone();
+            async move {
+                let r = c
+                    .post(url)
+                    .header("authorization", bearer(ADMIN))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+            }
+        })
+        .await;
+}
+
+async fn new_party(base: &str) -> String {
+    let v: Value = client()
+        .post(format!("{base}/v1/parties"))
+        .header("authorization", bearer(ADMIN))
+        .json(&json!({"kind": "organisation", "name": "Katalog GmbH", "roles": [{"role": "customer"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// The party file as the server shows it (page 1, 500 lines).
+async fn party_file(s: &Server, party: &str) -> Value {
+    let r = client()
+        .get(s.url(&format!("/v1/parties/{party}/file?per_page=500")))
+        .header("authorization", bearer(ADMIN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// Fails with what differs (the files are too long to print whole).
+fn same_file(got: &Value, expected: &Value) {
+    if got == expected {
+        return;
+    }
+    let ids = |v: &Value| -> Vec<String> {
+        v["communication"]["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| format!("{} {}", r["id"], r["title"]))
+            .collect()
+    };
+    let (g, e) = (ids(got), ids(expected));
+    let missing: Vec<&String> = e.iter().filter(|x| !g.contains(x)).take(5).collect();
+    let extra: Vec<&String> = g.iter().filter(|x| !e.contains(x)).take(5).collect();
+    panic!(
+        "the party file differs: {} records instead of {}; missing on page 1: {missing:?}; \
+         not expected: {extra:?}",
+        got["records_total"], expected["records_total"]
+    );
+}
+
+/// Waits for a stderr line containing any of `wanted`; returns it.
+fn wait_line(s: &Server, wanted: &[&str]) -> String {
+    if let Some(line) = s.early.iter().find(|l| wanted.iter().any(|w| l.contains(w))) {
+        return line.clone();
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(line) = s.log.recv_timeout(Duration::from_millis(100))
+            && wanted.iter().any(|w| line.contains(w))
+        {
+            return line;
+        }
+    }
+    panic!("no line with {wanted:?} within 120 s");
+}
+
+/// Issue #17: the catalog file is derived state. A start catches up from the entry it
+/// last applied; a SIGKILL in the middle of that catch-up, a deleted file, a file whose
+/// bytes were overwritten and a file of another store all end in the same party file as
+/// the server showed before.
+#[test]
+fn the_catalog_is_correct_after_a_crash_in_catch_up_and_when_deleted_or_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = data.join("catalog.redb");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let info = [("AKTE_LOG", "info")];
+
+    let mut s = Server::start_on(&data, &[]);
+    let party: String = rt.block_on(async {
+        let id = new_party(&s.base).await;
+        upload_linked(&s.base, &id, 0, 20).await;
+        id
+    });
+    s.sigterm();
+    assert!(s.wait());
+    // The catalog as of 20 records: stale once more are written.
+    let stale = dir.path().join("stale.redb");
+    std::fs::copy(&file, &stale).unwrap();
+
+    let mut s = Server::start_on(&data, &[]);
+    let expected = rt.block_on(async {
+        upload_linked(&s.base, &party, 20, 1600).await;
+        party_file(&s, &party).await
+    });
+    assert_eq!(expected["records_total"], 1620);
+    s.sigterm();
+    assert!(s.wait());
+
+    // 1. Stale file; killed after the first batch of the catch-up was committed.
+    std::fs::copy(&stale, &file).unwrap();
+    let s = Server::start_with_env(&data, &[], &info);
+    let line = wait_line(
+        &s,
+        &["catalog: applied entries up to", "catalog: caught up"],
+    );
+    assert!(
+        line.contains("applied entries up to"),
+        "the catch-up ended before the kill: {line}"
+    );
+    drop(s); // SIGKILL
+    let s = Server::start_with_env(&data, &[], &info);
+    let resumed = wait_line(
+        &s,
+        &["catalog: catching up from entry", "rebuilt from the store"],
+    );
+    eprintln!("after the kill: {resumed}");
+    assert!(
+        resumed.contains("catching up from entry") && !resumed.contains("from entry 0 "),
+        "the catch-up did not resume from what it had committed: {resumed}"
+    );
+    same_file(&rt.block_on(party_file(&s, &party)), &expected);
+    drop(s);
+
+    // 2. Deleted.
+    std::fs::remove_file(&file).unwrap();
+    let s = Server::start_on(&data, &[]);
+    same_file(&rt.block_on(party_file(&s, &party)), &expected);
+    drop(s);
+
+    // 3. Overwritten: the header, then (separately) one record title inside a row.
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[..512].fill(0xa5);
+    std::fs::write(&file, &bytes).unwrap();
+    let s = Server::start_on(&data, &[]);
+    same_file(&rt.block_on(party_file(&s, &party)), &expected);
+    let mut s = s;
+    s.sigterm();
+    assert!(s.wait());
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mut changed = 0;
+    while let Some(at) = bytes.windows(11).position(|w| w == b"Brief-00007") {
+        bytes[at..at + 11].copy_from_slice(b"Brief-99999");
+        changed += 1;
+    }
+    assert!(changed > 0, "the title is in the file");
+    std::fs::write(&file, &bytes).unwrap();
+    let s = Server::start_with_env(&data, &[], &info);
+    // The damaged row is found when read, and the summaries are rebuilt.
+    rt.block_on(party_file(&s, &party));
+    wait_line(
+        &s,
+        &["record summary was damaged; every summary was written again"],
+    );
+    same_file(&rt.block_on(party_file(&s, &party)), &expected);
+    drop(s);
+
+    // 4. A catalog of another store.
+    let other = dir.path().join("other");
+    let mut o = Server::start_on(&other, &[]);
+    rt.block_on(async {
+        let p = new_party(&o.base).await;
+        upload_linked(&o.base, &p, 0, 3).await
+    });
+    o.sigterm();
+    assert!(o.wait());
+    std::fs::copy(other.join("catalog.redb"), &file).unwrap();
+    let mut s = Server::start_on(&data, &[]);
+    same_file(&rt.block_on(party_file(&s, &party)), &expected);
+    s.sigterm();
+    assert!(s.wait());
+
+    // 5. The ledger file: a restart reads the journal only after the entry it applied;
+    // an overwritten file and another store's are rebuilt from the journal.
+    let ledger = data.join("ledger.redb");
+    let s = Server::start_with_env(&data, &[], &info);
+    let line = wait_line(&s, &["ledger: read from", "ledger file is rebuilt"]);
+    let applied: u64 = line
+        .split("up to entry ")
+        .nth(1)
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the ledger was not read from its file: {line}"));
+    assert!(applied > 1620, "{line}");
+    same_file(&rt.block_on(party_file(&s, &party)), &expected);
+    drop(s);
+    let mut bytes = std::fs::read(&ledger).unwrap();
+    bytes[..512].fill(0x5a);
+    std::fs::write(&ledger, &bytes).unwrap();
+    let s = Server::start_with_env(&data, &[], &info);
+    wait_line(&s, &["the ledger file is rebuilt from the journal"]);
+    same_file(&rt.block_on(party_file(&s, &party)), &expected);
+    let mut s = s;
+    s.sigterm();
+    assert!(s.wait());
+    std::fs::copy(other.join("ledger.redb"), &ledger).unwrap();
+    let s = Server::start_with_env(&data, &[], &info);
+    wait_line(&s, &["is of another journal; rebuilt from the journal"]);
+    same_file(&rt.block_on(party_file(&s, &party)), &expected);
 }

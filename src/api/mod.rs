@@ -84,6 +84,8 @@ pub struct ServerConfig {
     pub state_dir: Option<std::path::PathBuf>,
     /// How often S3 Object Lock retention follows the journal.
     pub lock_interval: Duration,
+    /// The catalog's file and page cache bytes (default: in memory, rebuilt at start).
+    pub catalog: Option<(std::path::PathBuf, usize)>,
 }
 
 impl ServerConfig {
@@ -137,6 +139,7 @@ impl Default for ServerConfig {
             max_connections_per_client: 128,
             spool_dir: None,
             state_dir: None,
+            catalog: None,
             lock_interval: Duration::from_secs(2),
         }
     }
@@ -353,6 +356,9 @@ pub async fn start(
     ));
     let new_admin_token = tokens.bootstrap(admin_token).await?;
     let svc = crate::service::Services::new(archive.clone());
+    if let Some((path, cache)) = &config.catalog {
+        svc.catalog.persist_at(path.clone(), *cache);
+    }
     let mut ingest = crate::ingest::Ingest::new(svc.clone())
         .with_extractor(crate::extract::sandbox::Extractor::for_this_binary());
     if let Some(path) = std::env::var_os("AKTE_RULES") {
@@ -787,6 +793,18 @@ pub async fn serve_app(
     }
     state.archive.drain().await;
     state.reads.shutdown().await;
+    // What the catalog applied is kept: the next start catches up from here.
+    if state.svc.catalog.is_ready()
+        && let Err(e) = state.svc.catalog.catch_up(state.archive.journal()).await
+    {
+        tracing::warn!("catalog: {e}");
+    }
+    if let Err(e) = state.svc.catalog.flush().await {
+        tracing::warn!("catalog: {e}");
+    }
+    if let Err(e) = state.archive.journal().flush_ledger() {
+        tracing::warn!("{e}");
+    }
     tracing::info!("stopped");
     Ok(())
 }

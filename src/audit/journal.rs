@@ -351,6 +351,83 @@ impl Journal {
         }
     }
 
+    /// Keeps the ledger in the redb file `path` (page cache `cache` bytes) from the first
+    /// sync on: a start then reads only the entries after the one the file applied.
+    /// (Derived state: a file of another journal, or one that cannot be read, is
+    /// replaced; one another process holds leaves this one reading into memory.)
+    pub fn persist_ledger_at(&self, path: std::path::PathBuf, cache: usize) {
+        *self.ledger.file.lock().unwrap_or_else(|e| e.into_inner()) = Some((path, cache));
+    }
+
+    /// Makes what the ledger applied durable (at shutdown).
+    pub fn flush_ledger(&self) -> Result<()> {
+        self.ledger.write().flush()
+    }
+
+    /// Before the first sync: opens the ledger's file, if one is set, and takes what it
+    /// applied when that is a prefix of this journal (checked by the hash of the entry
+    /// it applied last).
+    async fn open_ledger(&self, head: u64) -> Result<()> {
+        if self.ledger.read().loaded {
+            return Ok(());
+        }
+        let Some((path, cache)) = self
+            .ledger
+            .file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return Ok(());
+        };
+        let p = path.clone();
+        let opened = tokio::task::spawn_blocking(move || super::ledger::open_file(&p, cache))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let opened = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!("{e}; the ledger file is rebuilt from the journal");
+                let _ = std::fs::remove_file(&path);
+                super::ledger::open_file(&path, cache).unwrap_or_else(|e| {
+                    tracing::warn!("{e}; this process keeps the ledger in memory");
+                    None
+                })
+            }
+        };
+        let Some(opened) = opened else {
+            tracing::info!(
+                "ledger: {} is held by another process; this one reads the journal into \
+                 memory",
+                path.display()
+            );
+            return Ok(());
+        };
+        let prefix = match &opened.applied {
+            Some((seq, hash)) if *seq <= head => {
+                *seq == 0 || self.read(*seq).await?.is_some_and(|e| &e.hash == hash)
+            }
+            _ => false,
+        };
+        if prefix {
+            self.ledger.adopt(opened.db, true)?;
+            tracing::info!(
+                "ledger: read from {} up to entry {}",
+                path.display(),
+                self.ledger.read().seq
+            );
+        } else {
+            if opened.applied.is_some() {
+                tracing::warn!(
+                    "ledger: {} is of another journal; rebuilt from the journal",
+                    path.display()
+                );
+            }
+            self.ledger.adopt_empty(opened.db, true)?;
+        }
+        Ok(())
+    }
+
     /// The ledger as it stands; call [`Journal::ledger_synced`] first for one that has
     /// read the journal at least once.
     pub fn ledger(&self) -> &Ledger {
@@ -371,6 +448,7 @@ impl Journal {
         let mut last = self.ledger_sync.lock().await;
         let started = std::time::Instant::now();
         let head = self.find_head().await?.seq;
+        self.open_ledger(head).await?;
         let reached = self.apply_up_to(head).await?;
         self.ledger.write().loaded = true;
         *last = Some(started);
@@ -387,6 +465,7 @@ impl Journal {
         }
         let started = std::time::Instant::now();
         let head = self.find_head().await?.seq;
+        self.open_ledger(head).await?;
         self.apply_up_to(head).await?;
         self.ledger.write().loaded = true;
         *last = Some(started);
@@ -440,12 +519,7 @@ impl Journal {
             if batch.is_empty() {
                 return Ok(seq);
             }
-            let mut st = self.ledger.write();
-            for e in &batch {
-                if e.seq == st.seq + 1 {
-                    st.apply(e);
-                }
-            }
+            self.ledger.write().apply_all(&batch)?;
         }
     }
 
@@ -461,8 +535,10 @@ impl Journal {
             return;
         }
         let mut st = self.ledger.write();
-        if st.seq + 1 == e.seq {
-            st.apply(e);
+        if st.seq + 1 == e.seq
+            && let Err(err) = st.apply(e)
+        {
+            tracing::warn!("ledger: {err}; the next sync catches up");
         }
     }
 
@@ -792,14 +868,7 @@ impl Journal {
             && self.ledger.read().seq < last.seq
         {
             let _serial = self.ledger_sync.lock().await;
-            {
-                let mut st = self.ledger.write();
-                for e in &out {
-                    if e.seq == st.seq + 1 {
-                        st.apply(e);
-                    }
-                }
-            }
+            self.ledger.write().apply_all(&out)?;
             self.apply_up_to(last.seq).await?;
         }
         Ok(out)

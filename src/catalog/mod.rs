@@ -1,17 +1,26 @@
-//! The catalog: a derived, in-memory index of parties, cases and record summaries that
-//! serves the party file, party lists and contact matching without scanning the store.
+//! The catalog: derived indexes of parties, cases and record summaries that serve the
+//! party file, party lists and contact matching without scanning the store.
 //!
-//! Derived state (DESIGN §2.7): built from the store at start, kept current by applying
-//! every revision this process commits and by tailing the journal for what other
-//! processes commit. Deleting it loses nothing. Personal data enter it only in clear
-//! form decrypted with keys that still exist, so an erased party is rebuilt without them.
+//! Derived state (DESIGN §2.7): built from the store, kept current by applying every
+//! revision this process commits and by tailing the journal for what other processes
+//! commit. Deleting it loses nothing. Record summaries — the part that grows with the
+//! archive — live in [`disk`]: a redb file beside the search index (the server's), which
+//! a start catches up from the journal entry it last applied, or in memory (one-shot
+//! commands, tests). Parties and cases are held in memory, rebuilt from the store at
+//! every start: their personal data enter only in clear form decrypted with keys that
+//! still exist, are never written anywhere in clear, and an erased party is rebuilt
+//! without them.
 
+mod disk;
 mod queries;
 mod state;
 mod views;
 
 pub use state::fold;
 pub use views::*;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio::sync::RwLock;
@@ -26,12 +35,25 @@ use crate::store::keys::{self, ObjectKind};
 
 use state::{Loaded, State, apply};
 
+use disk::{Applied, Disk, Opened};
+
+/// Journal entries applied per write transaction when catching up.
+const BATCH_ENTRIES: usize = 1000;
+/// Records loaded per write transaction when the record summaries are rebuilt.
+const BATCH_RECORDS: usize = 2000;
+
 #[derive(Debug)]
 pub struct Catalog {
     store: Store,
     archive: crate::archive::Archive,
     parties: Parties,
     state: RwLock<State>,
+    /// The record summaries; `None` until first used.
+    disk: std::sync::RwLock<Option<Arc<Disk>>>,
+    /// Where the record summaries persist (file, page cache bytes); `None`: in memory.
+    file: std::sync::Mutex<Option<(PathBuf, usize)>>,
+    /// A summary failed its checksum: the summaries are rebuilt at the next catch-up.
+    damaged: std::sync::atomic::AtomicBool,
     /// False until the first rebuild has finished.
     ready: tokio::sync::watch::Sender<bool>,
 }
@@ -49,8 +71,59 @@ impl Catalog {
             archive,
             parties,
             state: RwLock::new(State::default()),
+            disk: std::sync::RwLock::new(None),
+            file: std::sync::Mutex::new(None),
+            damaged: std::sync::atomic::AtomicBool::new(false),
             ready: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Keeps the record summaries in the redb file `path` with a page cache of `cache`
+    /// bytes (from the next rebuild on). Without this they are held in memory.
+    pub fn persist_at(&self, path: PathBuf, cache: usize) {
+        *self.file.lock().unwrap_or_else(|e| e.into_inner()) = Some((path, cache));
+    }
+
+    /// The file the record summaries persist in, once opened.
+    pub fn file_path(&self) -> Option<PathBuf> {
+        self.current()
+            .and_then(|d| d.path().map(std::path::Path::to_path_buf))
+    }
+
+    fn current(&self) -> Option<Arc<Disk>> {
+        self.disk.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The record summaries, in memory if nothing was opened yet.
+    fn disk(&self) -> Result<Arc<Disk>> {
+        if let Some(d) = self.current() {
+            return Ok(d);
+        }
+        let mut slot = self.disk.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = &*slot {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(Disk::memory()?);
+        *slot = Some(d.clone());
+        Ok(d)
+    }
+
+    /// A read of the record summaries: an error is logged (and a damaged row marks the
+    /// file for a rebuild) and reads as nothing, like a record the catalog does not hold.
+    fn read<T: Default>(&self, f: impl FnOnce(&Disk) -> Result<T>) -> T {
+        let r = self.disk().and_then(|d| {
+            f(&d).inspect_err(|e| {
+                if e.to_string().contains("checksum") {
+                    d.mark_damaged();
+                    self.damaged
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        });
+        r.unwrap_or_else(|e| {
+            tracing::error!("catalog: {e}");
+            T::default()
+        })
     }
 
     pub fn is_ready(&self) -> bool {
@@ -66,7 +139,9 @@ impl Catalog {
         )
     }
 
-    /// Rebuilds everything from the store, then applies what the journal holds beyond.
+    /// Builds the catalog: parties and cases from the store; record summaries from their
+    /// file where it holds a prefix of this journal (then only the entries beyond are
+    /// applied), else from the store. Then applies what the journal holds beyond.
     pub async fn rebuild(&self, journal: &Journal) -> Result<()> {
         // Built from what the journal committed, never from a store listing: a revision
         // no entry names does not exist (DESIGN §2.6).
@@ -75,7 +150,7 @@ impl Catalog {
             seq: head,
             ..Default::default()
         };
-        for kind in [ObjectKind::Party, ObjectKind::Case, ObjectKind::Record] {
+        for kind in [ObjectKind::Party, ObjectKind::Case] {
             let latest = journal.ledger().latest_of_kind(kind);
             let mut loaded = futures::stream::iter(latest)
                 .map(|(id, rev)| self.load(kind, id, rev))
@@ -89,8 +164,177 @@ impl Catalog {
             }
         }
         *self.state.write().await = state;
+        let disk = self.open_disk(journal, head).await?;
+        *self.disk.write().unwrap_or_else(|e| e.into_inner()) = Some(disk);
         self.catch_up(journal).await?;
         self.ready.send_replace(true);
+        Ok(())
+    }
+
+    /// Opens the record summaries and brings them to `head`: from their file when it
+    /// has applied a prefix of this journal, else rebuilt from the store.
+    async fn open_disk(&self, journal: &Journal, head: u64) -> Result<Arc<Disk>> {
+        let file = self.file.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (disk, opened) = match file {
+            None => (
+                Disk::memory()?,
+                Opened::Empty("the catalog is held in memory"),
+            ),
+            Some((path, cache)) => {
+                let p = path.clone();
+                let opened = tokio::task::spawn_blocking(move || Disk::open(&p, cache)).await;
+                match opened.map_err(|e| Error::Catalog(e.to_string()))? {
+                    Ok(d) => d,
+                    Err(e) => {
+                        // Another process (a running server) holds the file: this one
+                        // works from memory.
+                        tracing::warn!("catalog: {e}; working from memory");
+                        (Disk::memory()?, Opened::Empty("the file is in use"))
+                    }
+                }
+            }
+        };
+        let disk = Arc::new(disk);
+        let from = match opened {
+            Opened::At(a) if a.seq <= head && self.hash_at(journal, a.seq).await? == a.hash => {
+                Some(a.seq)
+            }
+            Opened::At(a) => {
+                tracing::warn!(
+                    "catalog: the file applied entry {} of another journal (this one's \
+                     head is {head}); rebuilt from the journal",
+                    a.seq
+                );
+                disk.reset()?;
+                None
+            }
+            Opened::Empty(why) => {
+                if disk.path().is_some() {
+                    tracing::info!("catalog: record summaries rebuilt from the store ({why})");
+                }
+                None
+            }
+        };
+        let started = std::time::Instant::now();
+        match from {
+            Some(seq) => {
+                if disk.path().is_some() {
+                    tracing::info!("catalog: catching up from entry {seq} to {head}");
+                }
+                self.apply_entries(journal, &disk, seq, head, false).await?
+            }
+            None => self.load_records(journal, &disk, head).await?,
+        }
+        if disk.path().is_some() {
+            tracing::info!(
+                "catalog: caught up to entry {head} in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Ok(disk)
+    }
+
+    /// The hash of journal entry `seq` (empty for 0).
+    async fn hash_at(&self, journal: &Journal, seq: u64) -> Result<String> {
+        if seq == 0 {
+            return Ok(String::new());
+        }
+        Ok(journal
+            .entries(seq - 1, 1)
+            .await?
+            .into_iter()
+            .find(|e| e.seq == seq)
+            .map(|e| e.hash)
+            .unwrap_or_default())
+    }
+
+    /// Loads the latest revision of every committed record into `disk`, as of journal
+    /// entry `head` (and clears a mark of damage).
+    async fn load_records(&self, journal: &Journal, disk: &Arc<Disk>, head: u64) -> Result<()> {
+        let latest = journal.ledger().latest_of_kind(ObjectKind::Record);
+        let mut loaded = futures::stream::iter(latest)
+            .map(|(id, rev)| self.load(ObjectKind::Record, id, rev))
+            .buffered(32);
+        // Loaded first, written after: a write transaction is never held across an await
+        // (another task's write would block its thread waiting for it).
+        let mut briefs = Vec::with_capacity(BATCH_RECORDS);
+        while let Some(l) = loaded.next().await {
+            match l {
+                Ok(Loaded::Record(r)) => briefs.push(*r),
+                Ok(_) => {}
+                Err(e @ Error::Store { .. }) => return Err(e),
+                Err(e) => skipped(ObjectKind::Record, &e),
+            }
+            if briefs.len() == BATCH_RECORDS {
+                let mut batch = disk.batch()?;
+                for r in briefs.drain(..) {
+                    batch.put(&r)?;
+                }
+                batch.commit(false)?;
+            }
+        }
+        let applied = Applied {
+            seq: head,
+            hash: self.hash_at(journal, head).await?,
+        };
+        let mut batch = disk.batch()?;
+        for r in briefs {
+            batch.put(&r)?;
+        }
+        batch.applied(&applied)?;
+        batch.repaired()?;
+        commit(batch, true).await
+    }
+
+    /// Applies the records written by entries `since+1..=until` to `disk` (and, with
+    /// `state`, parties and cases to the state), recording how far it got.
+    async fn apply_entries(
+        &self,
+        journal: &Journal,
+        disk: &Arc<Disk>,
+        since: u64,
+        until: u64,
+        state: bool,
+    ) -> Result<()> {
+        let mut seq = since;
+        while seq < until {
+            let entries = journal.entries(seq, BATCH_ENTRIES).await?;
+            let Some(last) = entries.last() else { break };
+            let (last_seq, last_hash) = (last.seq, last.hash.clone());
+            let mut briefs = Vec::new();
+            for e in entries {
+                for (s, rev, _) in e.written() {
+                    let Some(kind) = ObjectKind::from_subject(&s.kind) else {
+                        continue;
+                    };
+                    if kind != ObjectKind::Record && !state {
+                        continue;
+                    }
+                    match self.load(kind, s.id.clone(), rev).await {
+                        Ok(Loaded::Record(r)) => briefs.push(*r),
+                        Ok(l) => apply(&mut *self.state.write().await, l),
+                        Err(e @ Error::Store { .. }) => return Err(e),
+                        Err(e) => skipped(kind, &e),
+                    }
+                }
+            }
+            let mut batch = disk.batch()?;
+            for r in &briefs {
+                batch.put(r)?;
+            }
+            batch.applied(&Applied {
+                seq: last_seq,
+                hash: last_hash,
+            })?;
+            commit(batch, disk.path().is_some()).await?;
+            if !state && disk.path().is_some() {
+                tracing::info!("catalog: applied entries up to {last_seq}");
+            }
+            seq = last_seq;
+            if state {
+                self.state.write().await.seq = seq;
+            }
+        }
         Ok(())
     }
 
@@ -104,11 +348,12 @@ impl Catalog {
         let key = keys::revision(kind, &id, rev);
         let bytes = self.store.get(&key).await?;
         Ok(match kind {
-            ObjectKind::Record => Loaded::Record(Box::new(
-                self.archive
+            ObjectKind::Record => Loaded::Record(Box::new(RecordBrief::from(
+                &self
+                    .archive
                     .open_meta(RecordRevision::decode(key.as_ref(), &bytes)?)
                     .await?,
-            )),
+            ))),
             ObjectKind::Party => {
                 let r = crate::party::PartyRevision::decode(key.as_ref(), &bytes)?;
                 Loaded::Party(Box::new(self.parties.open(&r).await?))
@@ -120,35 +365,52 @@ impl Catalog {
 
     /// Applies journal entries written since the last look (by any process).
     pub async fn catch_up(&self, journal: &Journal) -> Result<()> {
+        if self
+            .damaged
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            // Every summary is written again over the damaged ones (readers keep being
+            // served meanwhile).
+            let disk = self.disk()?;
+            let head = journal.sync_ledger().await?;
+            self.load_records(journal, &disk, head).await?;
+            tracing::warn!(
+                "catalog: a record summary was damaged; every summary was written again \
+                 from the store"
+            );
+        }
         let since = self.state.read().await.seq;
         let head = journal.head_seq().await?;
         if head <= since {
             return Ok(());
         }
-        let mut seq = since;
-        while seq < head {
-            let entries = journal.entries(seq, 1000).await?;
-            let Some(last) = entries.last() else { break };
-            let next_seq = last.seq;
-            for e in entries {
-                for (s, rev, _) in e.written() {
-                    if let Some(kind) = ObjectKind::from_subject(&s.kind) {
-                        match self.load(kind, s.id.clone(), rev).await {
-                            Ok(l) => apply(&mut *self.state.write().await, l),
-                            Err(e @ Error::Store { .. }) => return Err(e),
-                            Err(e) => skipped(kind, &e),
-                        }
-                    }
-                }
-            }
-            seq = next_seq;
-            self.state.write().await.seq = seq;
-        }
-        Ok(())
+        let disk = self.disk()?;
+        self.apply_entries(journal, &disk, since, head, true).await
     }
 
+    /// Enters a revision this process committed (its entry is applied again when the
+    /// journal is caught up: a summary never replaces a later revision's).
     pub async fn put_record(&self, r: &RecordRevision) {
-        self.state.write().await.put_record(RecordBrief::from(r));
+        let put = self.disk().and_then(|d| {
+            let mut b = d.batch()?;
+            b.put(&RecordBrief::from(r))?;
+            b.commit(false)
+        });
+        if let Err(e) = put {
+            tracing::error!("catalog: record {} not entered: {e}", r.id);
+        }
+    }
+
+    /// Makes what was applied durable (at shutdown; a crash before only means more to
+    /// catch up at the next start).
+    pub async fn flush(&self) -> Result<()> {
+        let Some(d) = self.current() else {
+            return Ok(());
+        };
+        if d.path().is_none() {
+            return Ok(());
+        }
+        commit(d.batch()?, true).await
     }
 
     pub async fn put_party(&self, p: &Party) {
@@ -158,4 +420,14 @@ impl Catalog {
     pub async fn put_case(&self, c: &CaseRevision) {
         self.state.write().await.put_case(c.clone());
     }
+}
+
+/// Commits `batch`; a durable commit waits for the disk off the async workers.
+async fn commit(batch: disk::Batch, durable: bool) -> Result<()> {
+    if !durable {
+        return batch.commit(false);
+    }
+    tokio::task::spawn_blocking(move || batch.commit(true))
+        .await
+        .map_err(|e| Error::Catalog(e.to_string()))?
 }

@@ -8,6 +8,7 @@ use chrono::{Datelike, NaiveDate};
 use crate::case::{CaseRevision, CaseStatus};
 
 use super::Catalog;
+use super::disk::By;
 use super::state::*;
 use super::views::*;
 
@@ -21,7 +22,25 @@ impl Catalog {
 
     pub async fn case(&self, id: &str) -> Option<CaseBrief> {
         let st = self.state.read().await;
-        st.cases.get(id).map(|c| st.case_brief(c))
+        st.cases.get(id).map(|c| self.case_brief(&st, c))
+    }
+
+    fn case_brief(&self, st: &State, c: &CaseRevision) -> CaseBrief {
+        st.case_brief(c, self.read(|d| d.ids(By::Case, &c.id)).len())
+    }
+
+    /// Record ids linked to any of `parties`, ascending.
+    fn ids_of(&self, parties: &[String]) -> BTreeSet<String> {
+        parties
+            .iter()
+            .flat_map(|p| self.read(|d| d.ids(By::Party, p)))
+            .collect()
+    }
+
+    /// The summaries of `ids` the catalog holds.
+    fn briefs<'a>(&self, ids: impl IntoIterator<Item = &'a String>) -> Vec<RecordBrief> {
+        let ids: Vec<&str> = ids.into_iter().map(String::as_str).collect();
+        self.read(|d| d.records(&ids))
     }
 
     /// The surviving party for `id` (itself unless merged).
@@ -31,7 +50,8 @@ impl Catalog {
 
     pub async fn counts(&self) -> (usize, usize, usize) {
         let st = self.state.read().await;
-        (st.parties.len(), st.records.len(), st.cases.len())
+        let records = self.read(|d| d.len()) as usize;
+        (st.parties.len(), records, st.cases.len())
     }
 
     /// Parties whose indexed identifier equals `term` (`vat:DE…`, `customer:4711`, …).
@@ -217,14 +237,8 @@ impl Catalog {
         let sid = st.resolve(id);
         let party = st.parties.get(&sid)?.clone();
         let family = st.family(&sid);
-        let mut records: Vec<&RecordBrief> = family
-            .iter()
-            .filter_map(|p| st.by_party.get(p))
-            .flat_map(|s| s.iter())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .filter_map(|r| st.records.get(r))
-            .collect();
+        let owned = self.briefs(&self.ids_of(&family));
+        let mut records: Vec<&RecordBrief> = owned.iter().collect();
         records.sort_by(|a, b| b.date.cmp(&a.date).then(b.archived_at.cmp(&a.archived_at)));
 
         let mut counts_by_class: BTreeMap<String, usize> = BTreeMap::new();
@@ -285,10 +299,12 @@ impl Catalog {
             b.variant_of = r
                 .message_id
                 .as_ref()
-                .and_then(|m| st.by_message_id.get(m))
-                .and_then(|ids| ids.iter().find(|id| st.records.contains_key(*id)))
-                .filter(|first| **first != r.id)
-                .cloned();
+                .and_then(|m| {
+                    self.read(|d| d.ids(By::MessageId, m))
+                        .into_iter()
+                        .find(|id| self.read(|d| d.contains(id)))
+                })
+                .filter(|first| *first != r.id);
             let role_here = |role: &str| {
                 r.parties
                     .iter()
@@ -344,25 +360,20 @@ impl Catalog {
             .iter()
             .filter(|c| c.in_force(today))
             .map(|c| {
-                let mut docs: Vec<&RecordBrief> = st
-                    .by_case
-                    .get(&c.id)
-                    .into_iter()
-                    .flatten()
-                    .filter(|r| in_file.contains(r.as_str()))
-                    .filter_map(|r| st.records.get(r))
-                    .collect();
+                let ids = self.read(|d| d.ids(By::Case, &c.id));
+                let n = ids.len();
+                let mut docs = self.briefs(ids.iter().filter(|r| in_file.contains(r.as_str())));
                 docs.sort_by_key(|d| std::cmp::Reverse(d.date));
                 AgreementInForce {
-                    case: st.case_brief(c),
-                    key_documents: docs.into_iter().take(5).cloned().collect(),
+                    case: st.case_brief(c, n),
+                    key_documents: docs.into_iter().take(5).collect(),
                 }
             })
             .collect();
         let open_cases = cases
             .iter()
             .filter(|c| c.status == CaseStatus::Open && !c.is_agreement())
-            .map(|c| st.case_brief(c))
+            .map(|c| self.case_brief(&st, c))
             .collect();
 
         let mut related = Vec::new();
@@ -433,7 +444,7 @@ impl Catalog {
             .flat_map(|s| s.iter())
             .filter_map(|c| st.cases.get(c))
             .filter(|c| all || c.status == CaseStatus::Open)
-            .map(|c| st.case_brief(c))
+            .map(|c| self.case_brief(&st, c))
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
@@ -442,56 +453,31 @@ impl Catalog {
     /// Records linked to a party or to any party merged into it.
     pub async fn records_of(&self, party: &str) -> Vec<String> {
         let st = self.state.read().await;
-        let sid = st.resolve(party);
-        let mut v: Vec<String> = st
-            .family(&sid)
-            .iter()
-            .filter_map(|p| st.by_party.get(p))
-            .flat_map(|s| s.iter().cloned())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        v.sort();
-        v
+        let family = st.family(&st.resolve(party));
+        drop(st);
+        self.ids_of(&family).into_iter().collect()
     }
 
     /// Live records whose content has this SHA-256.
     pub async fn records_with_sha(&self, sha256: &str) -> Vec<RecordBrief> {
-        let st = self.state.read().await;
-        st.by_sha
-            .get(sha256)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| st.records.get(id).cloned())
-            .collect()
+        self.briefs(&self.read(|d| d.ids(By::Sha, sha256)))
     }
 
     /// Archived emails with this Message-ID.
     pub async fn records_with_message_id(&self, message_id: &str) -> Vec<String> {
-        let st = self.state.read().await;
-        st.by_message_id
-            .get(message_id)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default()
+        self.read(|d| d.ids(By::MessageId, message_id))
     }
 
     /// The records carried in `id` (an email's attachments), oldest first.
     pub async fn children(&self, id: &str) -> Vec<RecordBrief> {
-        let st = self.state.read().await;
-        let mut v: Vec<RecordBrief> = st
-            .by_parent
-            .get(id)
-            .into_iter()
-            .flatten()
-            .filter_map(|c| st.records.get(c).cloned())
-            .collect();
+        let mut v = self.briefs(&self.read(|d| d.ids(By::Parent, id)));
         v.sort_by(|a, b| (a.archived_at, &a.id).cmp(&(b.archived_at, &b.id)));
         v
     }
 
     /// The summary of one record.
     pub async fn record(&self, id: &str) -> Option<RecordBrief> {
-        self.state.read().await.records.get(id).cloned()
+        self.read(|d| d.record(id))
     }
 
     /// The party ids whose records make up `party`'s file: the party and everything
@@ -521,33 +507,44 @@ impl Catalog {
 
     /// Records grouped in a case.
     pub async fn records_in_case(&self, case: &str) -> Vec<String> {
-        let st = self.state.read().await;
-        let mut v: Vec<String> = st
-            .by_case
-            .get(case)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        v.sort();
-        v
+        self.read(|d| d.ids(By::Case, case))
     }
 
-    /// Every record id the catalog knows.
+    /// Every record id the catalog knows, ascending.
     pub async fn record_ids(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.state.read().await.records.keys().cloned().collect();
-        v.sort();
-        v
+        let mut v = Vec::new();
+        loop {
+            let page = self
+                .record_ids_after(v.last().map(String::as_str), 10_000)
+                .await;
+            if page.is_empty() {
+                return v;
+            }
+            v.extend(page);
+        }
+    }
+
+    /// At most `limit` record ids after `after`, ascending: walks every record in
+    /// bounded memory.
+    pub async fn record_ids_after(&self, after: Option<&str>, limit: usize) -> Vec<String> {
+        self.read(|d| d.ids_after(after, limit))
     }
 
     /// Records linked to `party`, counted by scanning every record summary: the naive
     /// way, kept as the benchmark's baseline.
     pub async fn scan_count_for_party(&self, party: &str) -> usize {
-        let st = self.state.read().await;
-        st.records
-            .values()
-            .filter(|r| r.parties.iter().any(|l| l.party == party))
-            .count()
+        let mut n = 0;
+        self.read(|d| {
+            d.each(|r| {
+                if r.parties.iter().any(|l| l.party == party) {
+                    n += 1;
+                }
+            })
+        });
+        n
     }
 
+    /// The journal entry the catalog has applied up to.
     pub async fn journal_seq(&self) -> u64 {
         self.state.read().await.seq
     }

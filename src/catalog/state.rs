@@ -4,20 +4,13 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::case::CaseRevision;
 use crate::party::Party;
-use crate::record::RecordRevision;
 
 use super::views::*;
 
 #[derive(Debug, Default)]
 pub(super) struct State {
+    /// Journal entries 1..=seq are applied to the parties and cases.
     pub(super) seq: u64,
-    pub(super) records: HashMap<String, RecordBrief>,
-    pub(super) by_sha: HashMap<String, BTreeSet<String>>,
-    pub(super) by_message_id: HashMap<String, BTreeSet<String>>,
-    /// Records carried in another (attachments), by the carrier.
-    pub(super) by_parent: HashMap<String, BTreeSet<String>>,
-    pub(super) by_party: HashMap<String, HashSet<String>>,
-    pub(super) by_case: HashMap<String, HashSet<String>>,
     pub(super) parties: HashMap<String, PartyBrief>,
     pub(super) absorbed: HashMap<String, BTreeSet<String>>,
     pub(super) names: BTreeSet<(String, String)>,
@@ -94,64 +87,6 @@ pub(super) fn index_terms(p: &PartyBrief) -> Vec<String> {
 }
 
 impl State {
-    pub(super) fn put_record(&mut self, r: RecordBrief) {
-        if let Some(old) = self.records.get(&r.id) {
-            if old.rev > r.rev {
-                return;
-            }
-            let old = old.clone();
-            for l in &old.parties {
-                if let Some(s) = self.by_party.get_mut(&l.party) {
-                    s.remove(&old.id);
-                }
-            }
-            if let Some(s) = self.by_sha.get_mut(&old.sha256) {
-                s.remove(&old.id);
-            }
-            if let Some(m) = &old.message_id
-                && let Some(s) = self.by_message_id.get_mut(m)
-            {
-                s.remove(&old.id);
-            }
-            for c in &old.cases {
-                if let Some(s) = self.by_case.get_mut(c) {
-                    s.remove(&old.id);
-                }
-            }
-        }
-        for l in &r.parties {
-            self.by_party
-                .entry(l.party.clone())
-                .or_default()
-                .insert(r.id.clone());
-        }
-        for c in &r.cases {
-            self.by_case
-                .entry(c.clone())
-                .or_default()
-                .insert(r.id.clone());
-        }
-        if !r.sha256.is_empty() {
-            self.by_sha
-                .entry(r.sha256.clone())
-                .or_default()
-                .insert(r.id.clone());
-        }
-        if let Some(p) = &r.parent {
-            self.by_parent
-                .entry(p.clone())
-                .or_default()
-                .insert(r.id.clone());
-        }
-        if let Some(m) = &r.message_id {
-            self.by_message_id
-                .entry(m.clone())
-                .or_default()
-                .insert(r.id.clone());
-        }
-        self.records.insert(r.id.clone(), r);
-    }
-
     pub(super) fn put_party(&mut self, p: PartyBrief) {
         if let Some(old) = self.parties.get(&p.id) {
             if old.rev > p.rev {
@@ -243,7 +178,8 @@ impl State {
         out
     }
 
-    pub(super) fn case_brief(&self, c: &CaseRevision) -> CaseBrief {
+    /// `records`: the number of records grouped in the case.
+    pub(super) fn case_brief(&self, c: &CaseRevision, records: usize) -> CaseBrief {
         CaseBrief {
             id: c.id.clone(),
             rev: c.rev,
@@ -256,23 +192,23 @@ impl State {
             valid_from: c.valid_from,
             valid_until: c.valid_until,
             reference: c.reference.clone(),
-            records: self.by_case.get(&c.id).map_or(0, |s| s.len()),
+            records,
         }
     }
 }
 
 pub(super) enum Loaded {
-    Record(Box<RecordRevision>),
+    Record(Box<RecordBrief>),
     Party(Box<Party>),
     Case(Box<CaseRevision>),
     Nothing,
 }
 
+/// Applies a party or a case (records go to the disk).
 pub(super) fn apply(state: &mut State, l: Loaded) {
     match l {
-        Loaded::Record(r) => state.put_record(RecordBrief::from(&*r)),
         Loaded::Party(p) => state.put_party(PartyBrief::from(&*p)),
         Loaded::Case(c) => state.put_case(*c),
-        Loaded::Nothing => {}
+        Loaded::Record(_) | Loaded::Nothing => {}
     }
 }

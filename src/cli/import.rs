@@ -15,7 +15,6 @@ use crate::ingest::Ingest;
 use crate::ingest::batch::IngestDefaults;
 use crate::ingest::import::{self, Progress};
 use crate::record::PartyLink;
-use crate::service::Services;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -135,7 +134,7 @@ pub(super) async fn pipeline(
     archive: crate::archive::Archive,
     rules: Option<&std::path::Path>,
 ) -> anyhow::Result<Ingest> {
-    let mut ingest = Ingest::new(Services::new(archive))
+    let mut ingest = Ingest::new(super::services(archive))
         .with_extractor(crate::extract::sandbox::Extractor::for_this_binary());
     if let Some(path) = rules {
         let cat = ingest.svc.archive.catalogue().clone();

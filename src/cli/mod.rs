@@ -105,6 +105,15 @@ pub struct Cli {
     /// Directory of the search index (default: `index` under --data).
     #[arg(long, global = true, env = "AKTE_INDEX")]
     index: Option<PathBuf>,
+    /// Page cache of the catalog file (`catalog.redb` under --data), in MiB: the memory
+    /// the record summaries take, whatever their number.
+    #[arg(
+        long,
+        global = true,
+        env = "AKTE_CATALOG_CACHE_MB",
+        default_value_t = 64
+    )]
+    catalog_cache_mb: usize,
     /// Ed25519 key (PKCS#8 file, kept outside the store, owner-only) that signs every
     /// checkpoint; created there when missing. Its public key is trusted by `verify`.
     #[arg(long, global = true, env = "AKTE_SIGNING_KEY")]
@@ -363,7 +372,24 @@ pub async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
     Ok(Store::open_with(&spec, &opts).await?)
 }
 
+/// Where this command's catalog keeps its record summaries (set once, from --data).
+static CATALOG: std::sync::OnceLock<(PathBuf, usize)> = std::sync::OnceLock::new();
+
+/// The services of a command, their catalog persisted under --data.
+pub(crate) fn services(archive: Archive) -> Services {
+    let svc = Services::new(archive);
+    if let Some((path, cache)) = CATALOG.get() {
+        svc.catalog.persist_at(path.clone(), *cache);
+    }
+    svc
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let catalog = (
+        cli.data.join("catalog.redb"),
+        cli.catalog_cache_mb.max(1) << 20,
+    );
+    let _ = CATALOG.set(catalog.clone());
     let tsa_trusted = match &cli.tsa_ca {
         Some(p) => crate::audit::timestamp::load_certs(p)?,
         None => Vec::new(),
@@ -389,6 +415,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         archive = archive.with_catalogue(
             crate::retention::catalogue::Catalogue::shipped().with_company(company),
         );
+    }
+    // The ledger (what the journal committed) persists beside the catalog, so that a
+    // start reads only the journal entries since. `verify` trusts nothing derived.
+    if !matches!(cli.command, Command::Verify(_)) {
+        archive
+            .journal()
+            .persist_ledger_at(cli.data.join("ledger.redb"), catalog.1);
     }
     if let Some(path) = &cli.signing_key {
         let (signer, created) = crate::audit::signing::Signer::load_or_create(path)?;
@@ -417,7 +450,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let index_dir = cli.index.clone().unwrap_or_else(|| cli.data.join("index"));
     // The commands of parties.rs and retention.rs take the services (a clone is cheap).
-    let svc = || Services::new(archive.clone());
+    let svc = || services(archive.clone());
     let writes = _writer.is_some();
     let changes = writes && changes_state(&cli.command);
     let locked = archive.clone();
@@ -435,8 +468,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::RotateSigningKey { new_key } => {
             audit::rotate_signing_key(archive, &actor, json, &new_key).await
         }
-        Command::Serve(a) => serve::serve(archive, a, index_dir, &cli.data).await,
-        Command::Demo => serve::demo(archive, index_dir, &cli.data).await,
+        Command::Serve(a) => serve::serve(archive, a, index_dir, &cli.data, catalog).await,
+        Command::Demo => serve::demo(archive, index_dir, &cli.data, catalog).await,
         Command::Token(cmd) => tokens::token(archive, &actor, json, cmd).await,
         Command::Openapi => Ok(ExitCode::SUCCESS),
         Command::VerifyExport { .. } => Ok(ExitCode::SUCCESS),
@@ -458,10 +491,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|t| crate::audit::anchor::Target::open(t))
                 .collect::<Result<Vec<_>, _>>()?;
             archive.journal().set_anchor_targets(targets);
-            print_procedure(&Services::new(archive), html).await
+            print_procedure(&services(archive), html).await
         }
-        Command::Search(a) => search::search(Services::new(archive), &index_dir, json, a).await,
-        Command::Reindex => search::reindex(Services::new(archive), &index_dir, json).await,
+        Command::Search(a) => search::search(services(archive), &index_dir, json, a).await,
+        Command::Reindex => search::reindex(services(archive), &index_dir, json).await,
         Command::Import(a) => import::import(archive, &actor, json, a).await,
         Command::Mail(cmd) => mail::mail(archive, &actor, json, &cli.data, cmd).await,
     };
@@ -477,10 +510,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         };
         eprintln!("akte: archive {place}");
     }
+    if let Err(e) = locked.journal().flush_ledger() {
+        eprintln!("akte: {e}");
+    }
     if writes && locked.store().object_lock().is_some() {
         // What this command committed gets its Object Lock retention now, not only when
         // a server next catches up (the bucket's default retention covered it meanwhile).
-        let svc = Services::new(locked);
+        let svc = services(locked);
         svc.load().await?;
         if let Some(locker) = crate::worm::Locker::new(svc, &cli.data) {
             locker

@@ -159,6 +159,7 @@ pub(super) async fn serve(
     a: ServeArgs,
     index_dir: PathBuf,
     data: &Path,
+    catalog: (PathBuf, usize),
 ) -> anyhow::Result<ExitCode> {
     let ServeArgs {
         listen,
@@ -219,6 +220,7 @@ pub(super) async fn serve(
         max_connections_per_client: connections_per_client.max(1),
         spool_dir: Some(data.join("spool")),
         state_dir: Some(data.to_path_buf()),
+        catalog: Some(catalog),
         ..Default::default()
     };
     listen_and_serve(
@@ -242,12 +244,14 @@ pub(super) async fn demo(
     archive: Archive,
     index_dir: PathBuf,
     data: &Path,
+    catalog: (PathBuf, usize),
 ) -> anyhow::Result<ExitCode> {
     init_logging("text");
     let config = crate::api::ServerConfig {
         index_dir: Some(index_dir),
         spool_dir: Some(data.join("spool")),
         state_dir: Some(data.to_path_buf()),
+        catalog: Some(catalog),
         ..Default::default()
     };
     let started = crate::api::start(archive, config, None).await?;

@@ -130,6 +130,9 @@ pub fn open(key: &[u8; 32], party: &str, sealed: &Sealed) -> Result<Vec<u8>> {
     Ok(plain.to_vec())
 }
 
+/// Keys held in memory at most (then the cache starts afresh): some 10 MB.
+const KEY_CACHE: usize = 65_536;
+
 /// The per-party key store.
 #[derive(Debug)]
 pub struct KeyStore {
@@ -233,7 +236,12 @@ impl KeyStore {
                 reason: "not a valid key for this party".into(),
             });
         }
-        self.cache.lock().await.insert(party.to_string(), key);
+        let mut cache = self.cache.lock().await;
+        if cache.len() >= KEY_CACHE {
+            // Bounded: keys of records read once (a rebuild, a reindex) must not stay.
+            cache.clear();
+        }
+        cache.insert(party.to_string(), key);
         Ok(Some(key))
     }
 }

@@ -14,6 +14,8 @@ pub struct Server {
     pub data: PathBuf,
     /// stderr lines after "listening".
     pub log: mpsc::Receiver<String>,
+    /// stderr lines up to "listening".
+    pub early: Vec<String>,
     /// The SMTP receiver's address, when started with --smtp.
     pub smtp: Option<String>,
     _dir: Option<tempfile::TempDir>,
@@ -39,9 +41,9 @@ impl Server {
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
+            .env("AKTE_LOG", "warn")
             .envs(env.iter().copied())
             .env("AKTE_ADMIN_TOKEN", ADMIN)
-            .env("AKTE_LOG", "warn")
             .env_remove("AKTE_STORE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -59,15 +61,22 @@ impl Server {
             }
         });
         let mut smtp = None;
+        let mut early = Vec::new();
         let base = loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(30))
                 .expect("server did not report its address");
+            early.push(line.clone());
             if let Some(addr) = line.split("smtp receiver on ").nth(1) {
                 smtp = Some(addr.trim().to_string());
             }
+            // (With AKTE_LOG=info the log line says it too, with more fields after.)
             if let Some(addr) = line.split("listening on ").nth(1) {
-                break addr.trim().to_string();
+                break addr
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
             }
         };
         Server {
@@ -75,6 +84,7 @@ impl Server {
             base,
             data: data.to_path_buf(),
             log: rx,
+            early,
             smtp,
             _dir: None,
         }
