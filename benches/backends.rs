@@ -32,7 +32,10 @@ fn import(data: &Path, global: &[&str], env: &[(String, String)], input: &Path) 
         "import failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary json");
+    // One JSON line per item, then the summary.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(summary).expect("summary json");
     (v["archived"].as_u64().unwrap_or(0), secs)
 }
 

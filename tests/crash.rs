@@ -625,7 +625,11 @@ fn same_file(got: &Value, expected: &Value) {
 
 /// Waits for a stderr line containing any of `wanted`; returns it.
 fn wait_line(s: &Server, wanted: &[&str]) -> String {
-    if let Some(line) = s.early.iter().find(|l| wanted.iter().any(|w| l.contains(w))) {
+    if let Some(line) = s
+        .early
+        .iter()
+        .find(|l| wanted.iter().any(|w| l.contains(w)))
+    {
         return line.clone();
     }
     let deadline = Instant::now() + Duration::from_secs(120);

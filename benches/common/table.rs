@@ -47,7 +47,10 @@ pub fn bench(name: &str) {
 /// Reports one figure with its baseline measured in the same run, their ratio and the
 /// goal.
 pub fn row(figure: &str, value: String, baseline: String, ratio: f64, goal: &str) {
-    println!("  [table] {figure}: {value} | baseline {baseline} | ratio {ratio:.2} | goal {goal}");
+    println!(
+        "  [table] {figure}: {value} | baseline {baseline} | ratio {} | goal {goal}",
+        ratio_text(ratio)
+    );
     let bench = BENCH.lock().unwrap_or_else(|e| e.into_inner()).clone();
     ROWS.lock().unwrap_or_else(|e| e.into_inner()).push(Row {
         bench,
@@ -71,13 +74,18 @@ pub fn markdown() -> String {
             r.figure,
             r.value,
             r.baseline,
-            if r.ratio.is_finite() {
-                format!("{:.2}", r.ratio)
-            } else {
-                "—".into()
-            },
+            ratio_text(r.ratio),
             r.goal
         ));
     }
     out
+}
+
+/// A ratio with two decimals, or a dash where there is no baseline.
+fn ratio_text(ratio: f64) -> String {
+    if ratio.is_finite() {
+        format!("{ratio:.2}")
+    } else {
+        "—".into()
+    }
 }
