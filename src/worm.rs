@@ -219,15 +219,7 @@ impl Locker {
             HoldScope::Records { ids } => ids.clone(),
             HoldScope::Party { id } => cat.records_of(id).await,
             HoldScope::Case { id } => cat.records_in_case(id).await,
-            HoldScope::Class { class, .. } => {
-                let mut out = Vec::new();
-                for rid in cat.record_ids().await {
-                    if cat.record(&rid).await.is_some_and(|b| b.class == *class) {
-                        out.push(rid);
-                    }
-                }
-                out
-            }
+            HoldScope::Class { class, .. } => cat.records_of_class(class).await,
         })
     }
 

@@ -510,18 +510,18 @@ impl Catalog {
         self.read(|d| d.ids(By::Case, case))
     }
 
-    /// Every record id the catalog knows, ascending.
-    pub async fn record_ids(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        loop {
-            let page = self
-                .record_ids_after(v.last().map(String::as_str), 10_000)
-                .await;
-            if page.is_empty() {
-                return v;
-            }
-            v.extend(page);
-        }
+    /// The records of `class`: one pass over every summary, in memory bounded by the
+    /// page cache (and the result).
+    pub async fn records_of_class(&self, class: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.read(|d| {
+            d.each(|r| {
+                if r.class == class {
+                    out.push(r.id);
+                }
+            })
+        });
+        out
     }
 
     /// At most `limit` record ids after `after`, ascending: walks every record in

@@ -288,15 +288,24 @@ pub async fn retention(
         RetentionCommand::Recompute => {
             svc.load().await?;
             let (mut changed, mut total) = (0, 0);
-            for id in svc.catalog.record_ids().await {
-                total += 1;
-                match svc.archive.recompute_retention(actor, &id).await {
-                    Ok(Some(r)) => {
-                        changed += 1;
-                        outln!("{}: retained until {}", r.id, r.retention.retain_until);
+            let mut after: Option<String> = None;
+            // Page by page: memory does not grow with the number of records.
+            loop {
+                let page = svc.catalog.record_ids_after(after.as_deref(), 1000).await;
+                let Some(last) = page.last().cloned() else {
+                    break;
+                };
+                after = Some(last);
+                for id in page {
+                    total += 1;
+                    match svc.archive.recompute_retention(actor, &id).await {
+                        Ok(Some(r)) => {
+                            changed += 1;
+                            outln!("{}: retained until {}", r.id, r.retention.retain_until);
+                        }
+                        Ok(None) | Err(crate::Error::Disposed { .. }) => {}
+                        Err(e) => return Err(e.into()),
                     }
-                    Ok(None) | Err(crate::Error::Disposed { .. }) => {}
-                    Err(e) => return Err(e.into()),
                 }
             }
             outln!(
