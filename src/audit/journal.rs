@@ -383,18 +383,11 @@ impl Journal {
         let p = path.clone();
         let opened = tokio::task::spawn_blocking(move || super::ledger::open_file(&p, cache))
             .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let opened = match opened {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!("{e}; the ledger file is rebuilt from the journal");
-                let _ = std::fs::remove_file(&path);
-                super::ledger::open_file(&path, cache).unwrap_or_else(|e| {
-                    tracing::warn!("{e}; this process keeps the ledger in memory");
-                    None
-                })
-            }
-        };
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .unwrap_or_else(|e| {
+                tracing::warn!("{e}; this process keeps the ledger in memory");
+                None
+            });
         let Some(opened) = opened else {
             tracing::info!(
                 "ledger: {} is held by another process; this one reads the journal into \
@@ -404,10 +397,8 @@ impl Journal {
             return Ok(());
         };
         let prefix = match &opened.applied {
-            Some((seq, hash)) if *seq <= head => {
-                *seq == 0 || self.read(*seq).await?.is_some_and(|e| &e.hash == hash)
-            }
-            _ => false,
+            Some((seq, hash)) => self.holds_prefix(*seq, hash, head).await?,
+            None => false,
         };
         if prefix {
             self.ledger.adopt(opened.db, true)?;
@@ -426,6 +417,23 @@ impl Journal {
             self.ledger.adopt_empty(opened.db, true)?;
         }
         Ok(())
+    }
+
+    /// Whether this journal, whose head is `head`, has entry `seq` with hash `hash` (0:
+    /// the empty prefix): what a derived file that applied up to there can trust.
+    pub async fn holds_prefix(&self, seq: u64, hash: &str, head: u64) -> Result<bool> {
+        if seq > head {
+            return Ok(false);
+        }
+        Ok(seq == 0 || self.read(seq).await?.is_some_and(|e| e.hash == hash))
+    }
+
+    /// The hash of entry `seq` (empty for 0, or for an entry that does not exist).
+    pub async fn hash_of(&self, seq: u64) -> Result<String> {
+        if seq == 0 {
+            return Ok(String::new());
+        }
+        Ok(self.read(seq).await?.map(|e| e.hash).unwrap_or_default())
     }
 
     /// The ledger as it stands; call [`Journal::ledger_synced`] first for one that has

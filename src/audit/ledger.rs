@@ -229,15 +229,19 @@ pub(super) struct Opened {
 }
 
 /// Opens (or creates) the ledger file at `path`; `None` when another process holds it.
-/// A file redb cannot open is an error (the caller replaces it).
+/// A file redb cannot open is set aside and replaced by an empty one.
 pub(super) fn open_file(path: &Path, cache: usize) -> Result<Option<Opened>> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-    }
-    let db = match Database::builder().set_cache_size(cache).create(path) {
-        Ok(db) => db,
-        Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Ok(None),
-        Err(e) => return Err(err(format!("{}: {e}", path.display()))),
+    use crate::store::derived::{self, Opened as File};
+    let db = match derived::open(path, cache)? {
+        File::Found(db) => db,
+        File::Replaced(db, why) => {
+            tracing::warn!(
+                "{}: {why}; set aside, the ledger file is rebuilt from the journal",
+                path.display()
+            );
+            db
+        }
+        File::Held => return Ok(None),
     };
     let counts = {
         let tx = db.begin_read().map_err(err)?;

@@ -13,6 +13,7 @@
 //! tombstone's, which has neither.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use redb::{
@@ -173,6 +174,8 @@ pub(super) struct Disk {
     db: Database,
     /// The file, `None` in memory.
     path: Option<PathBuf>,
+    /// A row read since the last [`Disk::take_damaged`] failed its checksum.
+    damaged: AtomicBool,
 }
 
 /// How an opened file stands.
@@ -190,7 +193,11 @@ impl Disk {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(err)?;
-        let d = Disk { db, path: None };
+        let d = Disk {
+            db,
+            path: None,
+            damaged: AtomicBool::new(false),
+        };
         d.reset()?;
         Ok(d)
     }
@@ -199,34 +206,24 @@ impl Disk {
     /// redb cannot open is set aside (`<path>.damaged`) and started afresh; a file another
     /// process holds is an error (the caller falls back to memory).
     pub(super) fn open(path: &Path, cache: usize) -> Result<(Disk, Opened)> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-        }
-        let open = || Database::builder().set_cache_size(cache).create(path);
-        let (db, fresh) = match open() {
-            Ok(db) => (db, None),
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+        use crate::store::derived::{self, Opened as File};
+        let (db, fresh) = match derived::open(path, cache)? {
+            File::Found(db) => (db, None),
+            File::Replaced(db, why) => {
+                tracing::warn!("catalog: {}: {why}; set aside", path.display());
+                (db, Some("the file was damaged"))
+            }
+            File::Held => {
                 return Err(Error::Catalog(format!(
                     "{} is in use by another process",
                     path.display()
                 )));
             }
-            Err(e) => {
-                tracing::warn!(
-                    "catalog: {} cannot be opened ({e}); it is rebuilt from the journal",
-                    path.display()
-                );
-                let aside = path.with_extension("redb.damaged");
-                std::fs::rename(path, &aside).map_err(|e| Error::Io {
-                    path: path.display().to_string(),
-                    source: e,
-                })?;
-                (open().map_err(err)?, Some("the file was damaged"))
-            }
         };
         let d = Disk {
             db,
             path: Some(path.to_path_buf()),
+            damaged: AtomicBool::new(false),
         };
         if let Some(why) = fresh {
             d.reset()?;
@@ -296,6 +293,20 @@ impl Disk {
         tx.commit().map_err(err)
     }
 
+    /// A row as read: a row failing its checksum is an error, and marks the file for a
+    /// rebuild (now: see [`Disk::take_damaged`]; at the next start: in the file).
+    fn row(&self, id: &str, bytes: &[u8]) -> Result<RecordBrief> {
+        decode(id, bytes).inspect_err(|_| {
+            self.damaged.store(true, Ordering::SeqCst);
+            self.mark_damaged();
+        })
+    }
+
+    /// Whether a row failed its checksum since the last call.
+    pub(super) fn take_damaged(&self) -> bool {
+        self.damaged.swap(false, Ordering::SeqCst)
+    }
+
     /// Marks the file for a rebuild at the next start (a row failed its checksum).
     pub(super) fn mark_damaged(&self) {
         let r = (|| -> Result<()> {
@@ -318,10 +329,7 @@ impl Disk {
     }
 
     pub(super) fn record(&self, id: &str) -> Result<Option<RecordBrief>> {
-        let tx = self.db.begin_read().map_err(err)?;
-        let t = tx.open_table(RECORDS).map_err(err)?;
-        let r = t.get(id).map_err(err)?;
-        r.map(|v| decode(id, v.value())).transpose()
+        Ok(self.records(&[id])?.pop())
     }
 
     /// The summaries of `ids` that exist (in the order given), in one read transaction.
@@ -331,16 +339,10 @@ impl Disk {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(v) = t.get(*id).map_err(err)? {
-                out.push(decode(id, v.value())?);
+                out.push(self.row(id, v.value())?);
             }
         }
         Ok(out)
-    }
-
-    pub(super) fn contains(&self, id: &str) -> Result<bool> {
-        let tx = self.db.begin_read().map_err(err)?;
-        let t = tx.open_table(RECORDS).map_err(err)?;
-        Ok(t.get(id).map_err(err)?.is_some())
     }
 
     /// Record ids under `key` of index `by`, ascending.
@@ -366,7 +368,7 @@ impl Disk {
         let t = tx.open_table(RECORDS).map_err(err)?;
         for row in t.iter().map_err(err)? {
             let (k, v) = row.map_err(err)?;
-            f(decode(k.value(), v.value())?);
+            f(self.row(k.value(), v.value())?);
         }
         Ok(())
     }
@@ -530,18 +532,19 @@ mod tests {
             })
             .unwrap();
             b.commit(true).unwrap();
-            // A row whose bytes changed.
-            let tx = d.db.begin_write().unwrap();
-            tx.open_table(RECORDS)
-                .unwrap()
-                .insert("r2", &b"12345678garbage"[..])
-                .unwrap();
-            tx.commit().unwrap();
-            assert!(d.record("r2").is_err());
         }
         let (d, o) = Disk::open(&path, 1 << 20).unwrap();
         assert!(matches!(o, Opened::At(Applied { seq: 5, .. })), "{o:?}");
-        d.mark_damaged();
+        // A row whose bytes changed: reading it is an error and marks the file.
+        let tx = d.db.begin_write().unwrap();
+        tx.open_table(RECORDS)
+            .unwrap()
+            .insert("r2", &b"12345678garbage"[..])
+            .unwrap();
+        tx.commit().unwrap();
+        assert!(d.record("r2").is_err());
+        assert!(d.take_damaged());
+        assert!(!d.take_damaged());
         drop(d);
         let (d, o) = Disk::open(&path, 1 << 20).unwrap();
         assert!(matches!(o, Opened::Empty(_)), "{o:?}");

@@ -52,8 +52,6 @@ pub struct Catalog {
     disk: std::sync::RwLock<Option<Arc<Disk>>>,
     /// Where the record summaries persist (file, page cache bytes); `None`: in memory.
     file: std::sync::Mutex<Option<(PathBuf, usize)>>,
-    /// A summary failed its checksum: the summaries are rebuilt at the next catch-up.
-    damaged: std::sync::atomic::AtomicBool,
     /// False until the first rebuild has finished.
     ready: tokio::sync::watch::Sender<bool>,
 }
@@ -73,7 +71,6 @@ impl Catalog {
             state: RwLock::new(State::default()),
             disk: std::sync::RwLock::new(None),
             file: std::sync::Mutex::new(None),
-            damaged: std::sync::atomic::AtomicBool::new(false),
             ready: tokio::sync::watch::Sender::new(false),
         }
     }
@@ -82,12 +79,6 @@ impl Catalog {
     /// bytes (from the next rebuild on). Without this they are held in memory.
     pub fn persist_at(&self, path: PathBuf, cache: usize) {
         *self.file.lock().unwrap_or_else(|e| e.into_inner()) = Some((path, cache));
-    }
-
-    /// The file the record summaries persist in, once opened.
-    pub fn file_path(&self) -> Option<PathBuf> {
-        self.current()
-            .and_then(|d| d.path().map(std::path::Path::to_path_buf))
     }
 
     fn current(&self) -> Option<Arc<Disk>> {
@@ -108,19 +99,11 @@ impl Catalog {
         Ok(d)
     }
 
-    /// A read of the record summaries: an error is logged (and a damaged row marks the
-    /// file for a rebuild) and reads as nothing, like a record the catalog does not hold.
+    /// A read of the record summaries: an error is logged and reads as nothing, like a
+    /// record the catalog does not hold (a damaged row has the summaries rewritten at the
+    /// next catch-up).
     fn read<T: Default>(&self, f: impl FnOnce(&Disk) -> Result<T>) -> T {
-        let r = self.disk().and_then(|d| {
-            f(&d).inspect_err(|e| {
-                if e.to_string().contains("checksum") {
-                    d.mark_damaged();
-                    self.damaged
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
-                }
-            })
-        });
-        r.unwrap_or_else(|e| {
+        self.disk().and_then(|d| f(&d)).unwrap_or_else(|e| {
             tracing::error!("catalog: {e}");
             T::default()
         })
@@ -196,9 +179,7 @@ impl Catalog {
         };
         let disk = Arc::new(disk);
         let from = match opened {
-            Opened::At(a) if a.seq <= head && self.hash_at(journal, a.seq).await? == a.hash => {
-                Some(a.seq)
-            }
+            Opened::At(a) if journal.holds_prefix(a.seq, &a.hash, head).await? => Some(a.seq),
             Opened::At(a) => {
                 tracing::warn!(
                     "catalog: the file applied entry {} of another journal (this one's \
@@ -234,20 +215,6 @@ impl Catalog {
         Ok(disk)
     }
 
-    /// The hash of journal entry `seq` (empty for 0).
-    async fn hash_at(&self, journal: &Journal, seq: u64) -> Result<String> {
-        if seq == 0 {
-            return Ok(String::new());
-        }
-        Ok(journal
-            .entries(seq - 1, 1)
-            .await?
-            .into_iter()
-            .find(|e| e.seq == seq)
-            .map(|e| e.hash)
-            .unwrap_or_default())
-    }
-
     /// Loads the latest revision of every committed record into `disk`, as of journal
     /// entry `head` (and clears a mark of damage).
     async fn load_records(&self, journal: &Journal, disk: &Arc<Disk>, head: u64) -> Result<()> {
@@ -275,7 +242,7 @@ impl Catalog {
         }
         let applied = Applied {
             seq: head,
-            hash: self.hash_at(journal, head).await?,
+            hash: journal.hash_of(head).await?,
         };
         let mut batch = disk.batch()?;
         for r in briefs {
@@ -365,10 +332,7 @@ impl Catalog {
 
     /// Applies journal entries written since the last look (by any process).
     pub async fn catch_up(&self, journal: &Journal) -> Result<()> {
-        if self
-            .damaged
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
+        if self.current().is_some_and(|d| d.take_damaged()) {
             // Every summary is written again over the damaged ones (readers keep being
             // served meanwhile).
             let disk = self.disk()?;

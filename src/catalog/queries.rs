@@ -299,11 +299,7 @@ impl Catalog {
             b.variant_of = r
                 .message_id
                 .as_ref()
-                .and_then(|m| {
-                    self.read(|d| d.ids(By::MessageId, m))
-                        .into_iter()
-                        .find(|id| self.read(|d| d.contains(id)))
-                })
+                .and_then(|m| self.read(|d| d.ids(By::MessageId, m)).into_iter().next())
                 .filter(|first| *first != r.id);
             let role_here = |role: &str| {
                 r.parties

@@ -13,6 +13,7 @@ pub mod blob;
 pub mod codec;
 pub mod content;
 pub mod crypt;
+pub mod derived;
 pub mod keys;
 pub mod lease;
 pub mod s3;
