@@ -13,9 +13,11 @@
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
+use rustc_hash::FxHashMap;
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
-    StopWordFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer, TokenizerManager,
+    AsciiFoldingFilter, Language, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer,
+    Stemmer, StopWordFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
+    TokenizerManager,
 };
 
 /// German body and title text (with compound splitting when indexing).
@@ -59,8 +61,17 @@ pub fn fold_word(w: &str) -> String {
 }
 
 fn chain(lang: Language, split: bool) -> TextAnalyzer {
-    let b = TextAnalyzer::builder(SimpleTokenizer::default())
+    TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
+        .filter(Memo::new(word_chain(lang, split)))
+        .build()
+}
+
+/// Everything after splitting, applied to one word at a time: lower-case, stop words,
+/// folding, [compound parts], stemming. Each filter looks at one token alone, so running
+/// it on a whole word gives what it gives inside a text.
+fn word_chain(lang: Language, split: bool) -> TextAnalyzer {
+    let b = TextAnalyzer::builder(RawTokenizer::default())
         .filter(LowerCaser)
         .filter(stop_words())
         .filter(AsciiFoldingFilter)
@@ -128,6 +139,113 @@ pub fn query_manager() -> TokenizerManager {
     m.register(EN, chain(Language::English, false));
     m.register(NAME, name_chain());
     m
+}
+
+/// How many words one analyzer remembers. Word frequencies follow Zipf's law, so a few
+/// thousand words are most of any text; the map is emptied when full.
+const MEMO_WORDS: usize = 16 * 1024;
+
+/// Runs a word chain once per distinct word and remembers what it gave: stemming,
+/// folding and compound splitting are most of the cost of indexing, and most words of
+/// a text are words seen a moment ago. Each analyzer (one per field and indexing thread)
+/// has its own map, so nothing is shared or locked.
+#[derive(Clone)]
+pub struct Memo {
+    words: TextAnalyzer,
+}
+
+impl Memo {
+    fn new(words: TextAnalyzer) -> Memo {
+        Memo { words }
+    }
+}
+
+impl TokenFilter for Memo {
+    type Tokenizer<T: Tokenizer> = MemoWrapper<T>;
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> MemoWrapper<T> {
+        MemoWrapper {
+            inner: tokenizer,
+            words: self.words,
+            seen: FxHashMap::default(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct MemoWrapper<T> {
+    inner: T,
+    words: TextAnalyzer,
+    /// A word as split from the text → the terms the word chain makes of it.
+    seen: FxHashMap<String, Box<[String]>>,
+}
+
+impl<T: Tokenizer> Tokenizer for MemoWrapper<T> {
+    type TokenStream<'a> = MemoStream<'a, T::TokenStream<'a>>;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        MemoStream {
+            tail: self.inner.token_stream(text),
+            words: &mut self.words,
+            seen: &mut self.seen,
+            current: Token::default(),
+            pending: Vec::new(),
+        }
+    }
+}
+
+pub struct MemoStream<'a, T> {
+    tail: T,
+    words: &'a mut TextAnalyzer,
+    seen: &'a mut FxHashMap<String, Box<[String]>>,
+    current: Token,
+    /// Further terms of the current word (compound parts), last first.
+    pending: Vec<String>,
+}
+
+impl<T: TokenStream> TokenStream for MemoStream<'_, T> {
+    fn advance(&mut self) -> bool {
+        if let Some(next) = self.pending.pop() {
+            self.current.text = next;
+            return true;
+        }
+        while self.tail.advance() {
+            let t = self.tail.token();
+            let terms = match self.seen.get(t.text.as_str()) {
+                Some(terms) => terms,
+                None => {
+                    let mut terms = Vec::new();
+                    let mut s = self.words.token_stream(&t.text);
+                    while s.advance() {
+                        terms.push(s.token().text.clone());
+                    }
+                    if self.seen.len() >= MEMO_WORDS {
+                        self.seen.clear();
+                    }
+                    self.seen
+                        .entry(t.text.clone())
+                        .or_insert(terms.into_boxed_slice())
+                }
+            };
+            let Some((first, rest)) = terms.split_first() else {
+                continue; // a stop word
+            };
+            self.current.offset_from = t.offset_from;
+            self.current.offset_to = t.offset_to;
+            self.current.position = t.position;
+            self.current.position_length = t.position_length;
+            self.current.text.clear();
+            self.current.text.push_str(first);
+            self.pending.clear();
+            self.pending.extend(rest.iter().rev().cloned());
+            return true;
+        }
+        false
+    }
+    fn token(&self) -> &Token {
+        &self.current
+    }
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.current
+    }
 }
 
 /// `ae`, `oe`, `ue` → `a`, `o`, `u` (not after `e` or `q`: *neue*, *queue* keep theirs).
