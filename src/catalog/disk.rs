@@ -26,12 +26,15 @@ use sha2::Digest;
 use super::views::{LinkBrief, RecordBrief};
 use crate::error::{Error, Result};
 
-/// The layout of the file; another value is rebuilt.
-pub(super) const FORMAT: u64 = 1;
+/// The layout of the file; another value is rebuilt. 2: rows by party (`party_rows`)
+/// instead of a party → id index.
+pub(super) const FORMAT: u64 = 2;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
-const BY_PARTY: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("by_party");
+/// (party, record id) → the record's row, a copy of the one in `records`: a party's
+/// summaries lie side by side, so its file is one range read, not a lookup per record.
+const PARTY_ROWS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("party_rows");
 const BY_CASE: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("by_case");
 const BY_SHA: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("by_sha");
 const BY_MESSAGE_ID: MultimapTableDefinition<&str, &str> =
@@ -48,14 +51,16 @@ pub(super) enum By {
     Parent,
 }
 
+/// The indexes kept as id multimaps (a party's ids are the keys of `party_rows`).
+const MULTI: [By; 4] = [By::Case, By::Sha, By::MessageId, By::Parent];
+
 impl By {
     fn table(self) -> MultimapTableDefinition<'static, &'static str, &'static str> {
         match self {
-            By::Party => BY_PARTY,
             By::Case => BY_CASE,
             By::Sha => BY_SHA,
             By::MessageId => BY_MESSAGE_ID,
-            By::Parent => BY_PARENT,
+            By::Party | By::Parent => BY_PARENT,
         }
     }
 }
@@ -153,10 +158,9 @@ fn decode(id: &str, bytes: &[u8]) -> Result<RecordBrief> {
     })
 }
 
-/// The index keys of a record summary.
+/// The multimap keys of a record summary (its parties are in `party_rows`).
 fn index_keys(r: &RecordBrief) -> Vec<(By, &str)> {
-    let mut v: Vec<(By, &str)> = r.parties.iter().map(|l| (By::Party, &*l.party)).collect();
-    v.extend(r.cases.iter().map(|c| (By::Case, &**c)));
+    let mut v: Vec<(By, &str)> = r.cases.iter().map(|c| (By::Case, &**c)).collect();
     if !r.sha256.is_empty() {
         v.push((By::Sha, &r.sha256));
     }
@@ -276,7 +280,11 @@ impl Disk {
     pub(super) fn reset(&self) -> Result<()> {
         let tx = self.db.begin_write().map_err(err)?;
         tx.delete_table(RECORDS).map_err(err)?;
-        for b in [By::Party, By::Case, By::Sha, By::MessageId, By::Parent] {
+        tx.delete_table(PARTY_ROWS).map_err(err)?;
+        // The party index of format 1.
+        tx.delete_multimap_table(MultimapTableDefinition::<&str, &str>::new("by_party"))
+            .map_err(err)?;
+        for b in MULTI {
             tx.delete_multimap_table(b.table()).map_err(err)?;
         }
         tx.delete_table(META).map_err(err)?;
@@ -284,7 +292,8 @@ impl Disk {
             let mut m = tx.open_table(META).map_err(err)?;
             m.insert("format", &FORMAT.to_be_bytes()[..]).map_err(err)?;
             tx.open_table(RECORDS).map_err(err)?;
-            for b in [By::Party, By::Case, By::Sha, By::MessageId, By::Parent] {
+            tx.open_table(PARTY_ROWS).map_err(err)?;
+            for b in MULTI {
                 tx.open_multimap_table(b.table()).map_err(err)?;
             }
             let a = rmp_serde::to_vec(&Applied::default()).map_err(err)?;
@@ -345,9 +354,38 @@ impl Disk {
         Ok(out)
     }
 
+    /// The summaries of the records linked to `party`, in id order, in one range read.
+    pub(super) fn party_records(&self, party: &str) -> Result<Vec<RecordBrief>> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let t = tx.open_table(PARTY_ROWS).map_err(err)?;
+        let mut out = Vec::new();
+        for row in t.range((party, "")..).map_err(err)? {
+            let (k, v) = row.map_err(err)?;
+            let (p, id) = k.value();
+            if p != party {
+                break;
+            }
+            out.push(self.row(id, v.value())?);
+        }
+        Ok(out)
+    }
+
     /// Record ids under `key` of index `by`, ascending.
     pub(super) fn ids(&self, by: By, key: &str) -> Result<Vec<String>> {
         let tx = self.db.begin_read().map_err(err)?;
+        if let By::Party = by {
+            let t = tx.open_table(PARTY_ROWS).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.range((key, "")..).map_err(err)? {
+                let (k, _) = row.map_err(err)?;
+                let (p, id) = k.value();
+                if p != key {
+                    break;
+                }
+                out.push(id.to_string());
+            }
+            return Ok(out);
+        }
         let t = tx.open_multimap_table(by.table()).map_err(err)?;
         let mut out = Vec::new();
         for v in t.get(key).map_err(err)? {
@@ -422,12 +460,23 @@ impl Batch {
                 let mut t = self.tx.open_multimap_table(by.table()).map_err(err)?;
                 t.remove(key, old.id.as_str()).map_err(err)?;
             }
+            let mut t = self.tx.open_table(PARTY_ROWS).map_err(err)?;
+            for l in &old.parties {
+                t.remove((l.party.as_str(), old.id.as_str())).map_err(err)?;
+            }
         }
         for (by, key) in index_keys(r) {
             let mut t = self.tx.open_multimap_table(by.table()).map_err(err)?;
             t.insert(key, r.id.as_str()).map_err(err)?;
         }
         let bytes = encode(r)?;
+        {
+            let mut t = self.tx.open_table(PARTY_ROWS).map_err(err)?;
+            for l in &r.parties {
+                t.insert((l.party.as_str(), r.id.as_str()), &bytes[..])
+                    .map_err(err)?;
+            }
+        }
         self.tx
             .open_table(RECORDS)
             .map_err(err)?
@@ -511,10 +560,20 @@ mod tests {
         b.commit(true).unwrap();
         assert_eq!(d.ids(By::Party, "p1").unwrap(), Vec::<String>::new());
         assert_eq!(d.ids(By::Party, "p2").unwrap(), vec!["r1".to_string()]);
+        assert!(d.party_records("p1").unwrap().is_empty());
+        let rows = d.party_records("p2").unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].rev, rows[0].title.as_str()), (2, "t2"));
+        // A party whose id is a prefix of another's sees only its own rows.
+        let mut b = d.batch().unwrap();
+        b.put(&brief("r2", 1, "p22", "")).unwrap();
+        b.commit(false).unwrap();
+        assert_eq!(d.party_records("p2").unwrap().len(), 1);
+        assert_eq!(d.ids(By::Party, "p22").unwrap(), vec!["r2".to_string()]);
         assert!(d.ids(By::Sha, "aa").unwrap().is_empty());
         let r = d.record("r1").unwrap().unwrap();
         assert_eq!((r.rev, r.title.as_str(), r.thread_key), (2, "t2", Some(7)));
-        assert_eq!(d.len().unwrap(), 1);
+        assert_eq!(d.len().unwrap(), 2);
     }
 
     #[test]

@@ -37,6 +37,19 @@ impl Catalog {
             .collect()
     }
 
+    /// The summaries of the records linked to any of `parties`, each once, in id order.
+    fn party_briefs(&self, parties: &[String]) -> Vec<RecordBrief> {
+        let mut out: Vec<RecordBrief> = parties
+            .iter()
+            .flat_map(|p| self.read(|d| d.party_records(p)))
+            .collect();
+        if parties.len() > 1 {
+            out.sort_by(|a, b| a.id.cmp(&b.id));
+            out.dedup_by(|a, b| a.id == b.id);
+        }
+        out
+    }
+
     /// The summaries of `ids` the catalog holds.
     fn briefs<'a>(&self, ids: impl IntoIterator<Item = &'a String>) -> Vec<RecordBrief> {
         let ids: Vec<&str> = ids.into_iter().map(String::as_str).collect();
@@ -237,7 +250,7 @@ impl Catalog {
         let sid = st.resolve(id);
         let party = st.parties.get(&sid)?.clone();
         let family = st.family(&sid);
-        let owned = self.briefs(&self.ids_of(&family));
+        let owned = self.party_briefs(&family);
         let mut records: Vec<&RecordBrief> = owned.iter().collect();
         records.sort_by(|a, b| b.date.cmp(&a.date).then(b.archived_at.cmp(&a.archived_at)));
 
