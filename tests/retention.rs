@@ -262,6 +262,93 @@ async fn holds_block_disposal_and_a_party_hold_covers_later_links() {
         before + 2,
         "refused attempts are journaled"
     );
+    // The report (from the catalog's summaries) names the same holds, also for a record
+    // of a party merged into the held one after the hold was placed.
+    let other = s
+        .parties
+        .create(
+            "alice",
+            akte::party::PartyData {
+                kind: akte::party::PartyKind::Organisation,
+                name: "Dublette GmbH".into(),
+                addresses: vec![],
+                emails: vec![],
+                phones: vec![],
+                domains: vec![],
+                vat_id: None,
+                register_number: None,
+                identifiers: Default::default(),
+                roles: vec![],
+                relations: vec![],
+                notes: None,
+            },
+        )
+        .await
+        .unwrap()
+        .revision
+        .id;
+    let of_other = s
+        .archive(
+            "alice",
+            once(b"Altes Schreiben".to_vec()),
+            NewRecord {
+                class: Some("business-letter".into()),
+                document_date: Some(NaiveDate::from_ymd_opt(2015, 2, 1).unwrap()),
+                parties: vec![PartyLink {
+                    party: other.clone(),
+                    role: "sender".into(),
+                    reason: None,
+                }],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    let report = |s: &Services| {
+        let s = s.clone();
+        async move {
+            akte::disposal::report::build(&s.archive, &s.catalog, &s.holds, &s.disposals, true)
+                .await
+                .unwrap()
+        }
+    };
+    let state = |r: &akte::disposal::report::RetentionReport, id: &str| {
+        let row = r.records.iter().find(|x| x.id == id).unwrap();
+        (row.state.clone(), row.holds.clone())
+    };
+    let r = report(&s).await;
+    assert_eq!(
+        state(&r, &linked),
+        ("held".into(), vec!["Rechtsstreit 2026".to_string()])
+    );
+    assert_eq!(
+        state(&r, &invoice),
+        ("held".into(), vec!["Betriebsprüfung".to_string()])
+    );
+    assert_eq!(state(&r, &of_other), ("eligible".into(), vec![]));
+    let survivor = s
+        .parties
+        .merge("alice", &other, &pid, Some("Dublette".into()))
+        .await
+        .unwrap();
+    s.catalog.put_party(&survivor).await;
+    s.catalog
+        .put_party(&s.parties.get(&other).await.unwrap())
+        .await;
+    let r = report(&s).await;
+    assert_eq!(
+        state(&r, &of_other),
+        ("held".into(), vec!["Rechtsstreit 2026".to_string()])
+    );
+    assert_eq!(r.holds.iter().find(|h| h.id == hold.id).unwrap().records, 2);
+    assert!(
+        s.disposals
+            .request("alice", std::slice::from_ref(&of_other), "alt")
+            .await
+            .is_err(),
+        "the report and the disposal check agree"
+    );
     // Released holds stop blocking.
     s.holds
         .release("bob", &hold.id, "Verfahren beendet")
@@ -677,7 +764,7 @@ async fn the_retention_report_counts_what_the_auditor_asks_for() {
         .await
         .unwrap();
     s.disposals.approve("bob", &req.id).await.unwrap();
-    let r = akte::disposal::report::build(&s.archive, &s.holds, &s.disposals)
+    let r = akte::disposal::report::build(&s.archive, &s.catalog, &s.holds, &s.disposals, true)
         .await
         .unwrap();
     assert_eq!(r.records_total, 7);
@@ -689,6 +776,30 @@ async fn the_retention_report_counts_what_the_auditor_asks_for() {
     assert_eq!((r.expiring_30_days, r.expiring_90_days), (0, 1));
     assert_eq!(r.holds[0].records, 1);
     assert_eq!(r.disposals[0].approved_by.as_deref(), Some("bob"));
+    // The last verification is named from the ledger, with entries after it.
+    assert_eq!(r.last_verify, None);
+    for detail in ["1 problem", "0 problems"] {
+        s.archive
+            .journal()
+            .append(akte::audit::journal::Draft {
+                actor: "carol".into(),
+                action: "audit.verify".into(),
+                subjects: vec![],
+                payload_digest: None,
+                detail: Some(detail.into()),
+            })
+            .await
+            .unwrap();
+    }
+    archive(&s, b"danach", "invoice", "2025-07-01").await;
+    let again =
+        akte::disposal::report::build(&s.archive, &s.catalog, &s.holds, &s.disposals, false)
+            .await
+            .unwrap();
+    let last = again.last_verify.unwrap_or_default();
+    assert!(last.contains("by carol: 0 problems"), "{last}");
+    assert!(again.records.is_empty(), "no rows asked for");
+    assert_eq!(again.records_total, 8);
     let state = |id: &str| r.records.iter().find(|x| x.id == id).unwrap().state.clone();
     assert_eq!(
         (state(&old), state(&held), state(&soon), state(&gone)),

@@ -209,12 +209,15 @@ async fn report(
     caller.require(roles::RETENTION_READ)?;
     let p = super::params::Params::parse(req.uri().query(), &["format", "rows"])?;
     let rows = p.number::<bool>("rows")?.unwrap_or(true);
-    let mut r =
-        crate::disposal::report::build(&state.archive, &state.svc.holds, &state.svc.disposals)
-            .await?;
-    if !rows {
-        r.records = Vec::new();
-    }
+    state.catalog_ready().await?;
+    let r = crate::disposal::report::build(
+        &state.archive,
+        &state.svc.catalog,
+        &state.svc.holds,
+        &state.svc.disposals,
+        rows,
+    )
+    .await?;
     let text = |body: String, ct: &'static str| {
         let mut resp = body.into_response();
         resp.headers_mut()

@@ -505,6 +505,14 @@ impl Journal {
     }
 
     /// The id of every committed object of `kind`, in id order.
+    /// The newest `audit.verify` entry, if any (kept by the ledger: no journal scan).
+    pub async fn last_verify(&self) -> Result<Option<JournalEntry>> {
+        match self.ledger_synced().await?.last_verify() {
+            0 => Ok(None),
+            seq => self.read(seq).await,
+        }
+    }
+
     pub async fn committed_ids(&self, kind: keys::ObjectKind) -> Result<Vec<String>> {
         Ok(self
             .ledger_synced()

@@ -29,7 +29,8 @@ pub const ERASE_ACTION: &str = "party.erase";
 pub const DISPOSE_ACTION: &str = "record.dispose";
 
 /// The layout of a ledger file; another value is rebuilt.
-const FORMAT: u64 = 1;
+/// 2: the counts name the last `audit.verify` entry.
+const FORMAT: u64 = 2;
 /// Per object (kind index byte, then id): its committed revisions, ascending, 4 bytes
 /// each, big-endian.
 const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
@@ -80,6 +81,8 @@ struct Counts {
     revisions: [u64; KINDS],
     /// Objects per kind.
     objects: [u64; KINDS],
+    /// The newest `audit.verify` entry (0: none).
+    last_verify: u64,
 }
 
 #[derive(Debug, Default)]
@@ -161,7 +164,13 @@ impl LedgerState {
     }
 }
 
+/// The action `akte verify` journals its result under.
+const VERIFY_ACTION: &str = "audit.verify";
+
 fn apply_one(tx: &WriteTransaction, counts: &mut Counts, e: &JournalEntry) -> Result<()> {
+    if e.action == VERIFY_ACTION {
+        counts.last_verify = e.seq;
+    }
     let mut sets = tx.open_table(SETS).map_err(err)?;
     if e.action == RECOVERY_ACTION {
         for a in e.set_aside() {
@@ -434,6 +443,11 @@ impl Ledger {
     pub fn count(&self, kind: ObjectKind) -> usize {
         let i = kind_index(kind) as usize;
         self.read().counts.objects.get(i).copied().unwrap_or(0) as usize
+    }
+
+    /// The sequence of the newest `audit.verify` entry applied (0: none).
+    pub fn last_verify(&self) -> u64 {
+        self.read().counts.last_verify
     }
 }
 

@@ -23,12 +23,12 @@ use redb::{
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use super::views::{LinkBrief, RecordBrief};
+use super::views::{LinkBrief, RecordBrief, RetentionBrief};
 use crate::error::{Error, Result};
 
 /// The layout of the file; another value is rebuilt. 2: rows by party (`party_rows`)
-/// instead of a party → id index.
-pub(super) const FORMAT: u64 = 2;
+/// instead of a party → id index. 3: rows carry the record's retention.
+pub(super) const FORMAT: u64 = 3;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
@@ -93,6 +93,7 @@ struct Row {
     message_id: Option<String>,
     parent: Option<String>,
     thread_key: Option<u64>,
+    retention: RetentionBrief,
 }
 
 /// Bytes of a row: 8 bytes of SHA-256 over the MessagePack that follows.
@@ -116,6 +117,7 @@ fn encode(r: &RecordBrief) -> Result<Vec<u8>> {
         message_id: r.message_id.clone(),
         parent: r.parent.clone(),
         thread_key: r.thread_key,
+        retention: r.retention.clone(),
     };
     let body = rmp_serde::to_vec(&row).map_err(err)?;
     let mut out = sha2::Sha256::digest(&body)[..8].to_vec();
@@ -155,6 +157,7 @@ fn decode(id: &str, bytes: &[u8]) -> Result<RecordBrief> {
         direction: None,
         thread_key: row.thread_key,
         thread: None,
+        retention: row.retention,
     })
 }
 
@@ -545,6 +548,7 @@ mod tests {
             direction: None,
             thread_key: Some(7),
             thread: None,
+            retention: Default::default(),
         }
     }
 

@@ -81,6 +81,40 @@ impl Catalog {
         *self.file.lock().unwrap_or_else(|e| e.into_inner()) = Some((path, cache));
     }
 
+    /// Writes record summaries straight into a catalog file at `path`, as having applied
+    /// the journal up to entry `seq` (whose hash is `hash`). For read-path benchmarks at
+    /// scales whose store would not fit the machine (`benches/party_file.rs`): the file
+    /// then holds summaries of records the store does not have, so it is never for a
+    /// real data directory. Returns how many rows were written.
+    #[doc(hidden)]
+    pub fn write_synthetic(
+        path: &std::path::Path,
+        cache: usize,
+        seq: u64,
+        hash: &str,
+        rows: impl IntoIterator<Item = views::RecordBrief>,
+    ) -> Result<u64> {
+        let (disk, _) = Disk::open(path, cache)?;
+        disk.reset()?;
+        let mut n = 0u64;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let mut b = disk.batch()?;
+            for r in rows.by_ref().take(10_000) {
+                b.put(&r)?;
+                n += 1;
+            }
+            b.commit(false)?;
+        }
+        let mut b = disk.batch()?;
+        b.applied(&disk::Applied {
+            seq,
+            hash: hash.to_string(),
+        })?;
+        b.commit(true)?;
+        Ok(n)
+    }
+
     fn current(&self) -> Option<Arc<Disk>> {
         self.disk.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -467,6 +467,29 @@ impl Catalog {
         self.ids_of(&family).into_iter().collect()
     }
 
+    /// A party and every party merged into it (transitively), from its surviving id.
+    pub async fn merged_family(&self, id: &str) -> Vec<String> {
+        let st = self.state.read().await;
+        st.family(&st.resolve(id))
+    }
+
+    /// Folds every record summary into `acc`, in id order, in one consistent read on a
+    /// blocking thread: memory is the page cache, whatever the number of records.
+    pub async fn fold_summaries<T, F>(&self, acc: T, f: F) -> crate::error::Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut T, RecordBrief) + Send + 'static,
+    {
+        let disk = self.disk()?;
+        tokio::task::spawn_blocking(move || {
+            let mut acc = acc;
+            disk.each(|r| f(&mut acc, r))?;
+            Ok(acc)
+        })
+        .await
+        .map_err(|e| crate::error::Error::Catalog(e.to_string()))?
+    }
+
     /// Live records whose content has this SHA-256.
     pub async fn records_with_sha(&self, sha256: &str) -> Vec<RecordBrief> {
         self.briefs(&self.read(|d| d.ids(By::Sha, sha256)))

@@ -71,6 +71,21 @@ pub struct RecordBrief {
     /// more than one message of it; the timeline keeps a conversation's messages together.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thread: Option<String>,
+    /// What the retention report needs of the record (not part of the API's views).
+    #[serde(skip)]
+    pub retention: RetentionBrief,
+}
+
+/// A record's retention as the catalog keeps it: enough for the retention report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RetentionBrief {
+    pub retain_until: NaiveDate,
+    pub policy: String,
+    pub legal_basis: String,
+    pub catalogue: String,
+    pub awaiting_event: bool,
+    /// The record was disposed (its latest revision is a tombstone).
+    pub disposed: bool,
 }
 
 /// A conversation's key: the first 8 bytes of the SHA-256 of its thread id.
@@ -123,6 +138,14 @@ impl From<&RecordRevision> for RecordBrief {
                 .or_else(|| r.extra.get("message_id"))
                 .map(|t| thread_key(t)),
             thread: None,
+            retention: RetentionBrief {
+                retain_until: r.retention.retain_until,
+                policy: r.retention.policy.clone(),
+                legal_basis: r.retention.legal_basis.clone(),
+                catalogue: r.retention.catalogue.clone(),
+                awaiting_event: r.retention.awaiting_event.is_some(),
+                disposed: r.tombstone.is_some(),
+            },
         }
     }
 }

@@ -314,9 +314,17 @@ pub async fn retention(
             );
         }
         RetentionCommand::Report { format } => {
-            let r =
-                crate::disposal::report::build(&svc.archive, &svc.holds, &svc.disposals).await?;
             let format = if json { "json".to_string() } else { format };
+            // The text summary shows counts only: no row per record is kept for it.
+            let with_rows = matches!(format.as_str(), "json" | "csv" | "html");
+            let r = crate::disposal::report::build(
+                &svc.archive,
+                &svc.catalog,
+                &svc.holds,
+                &svc.disposals,
+                with_rows,
+            )
+            .await?;
             match format.as_str() {
                 "json" => outln!("{}", serde_json::to_string(&r)?),
                 "csv" => out!("{}", crate::disposal::report::to_csv(&r)),

@@ -72,22 +72,46 @@ impl HoldRevision {
 
     /// Whether this (active) hold covers `r`. `resolve` maps a party id to its survivor.
     pub fn covers(&self, r: &RecordRevision, resolve: &dyn Fn(&str) -> String) -> bool {
+        self.covers_parts(
+            &Held {
+                id: &r.id,
+                cases: &r.cases,
+                class: &r.class,
+                date: r.document_date.unwrap_or(r.archived_at.date_naive()),
+            },
+            &|held| {
+                let target = resolve(held);
+                r.parties.iter().any(|l| resolve(&l.party) == target)
+            },
+        )
+    }
+
+    /// Whether this hold covers a record given by its parts; `links_party(id)` says
+    /// whether the record is linked to party `id` (or to a party merged with it).
+    pub fn covers_parts(&self, r: &Held<'_>, links_party: &dyn Fn(&str) -> bool) -> bool {
         if !self.active {
             return false;
         }
         match &self.scope {
-            HoldScope::Records { ids } => ids.contains(&r.id),
-            HoldScope::Party { id } => {
-                let target = resolve(id);
-                r.parties.iter().any(|l| resolve(&l.party) == target)
-            }
+            HoldScope::Records { ids } => ids.iter().any(|i| i == r.id),
+            HoldScope::Party { id } => links_party(id),
             HoldScope::Case { id } => r.cases.contains(id),
             HoldScope::Class { class, from, to } => {
-                let d = r.document_date.unwrap_or(r.archived_at.date_naive());
-                r.class == *class && from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)
+                let d = r.date;
+                r.class == class && from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)
             }
         }
     }
+}
+
+/// What a hold looks at in a record besides its parties: from a revision or from the
+/// catalog's summary.
+pub struct Held<'a> {
+    pub id: &'a str,
+    pub cases: &'a [String],
+    pub class: &'a str,
+    /// The document date, else the day it was archived.
+    pub date: NaiveDate,
 }
 
 #[derive(Debug, Clone)]

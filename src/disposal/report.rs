@@ -2,17 +2,16 @@
 //! is eligible, what is held, what was disposed (with certificates), and when the store
 //! was last verified. Read-only by construction: it computes, it never writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::hold::Holds;
+use super::hold::{Held, HoldRevision, HoldScope, Holds};
 use super::{DisposalRevision, Disposals};
 use crate::archive::Archive;
+use crate::catalog::{Catalog, RecordBrief};
 use crate::error::Result;
-use crate::record::RecordRevision;
 use crate::store::keys::ObjectKind;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -86,95 +85,118 @@ async fn latest_of(archive: &Archive, kind: ObjectKind) -> Result<Vec<object_sto
     crate::audit::latest_keys(archive.journal(), kind).await
 }
 
-pub async fn build(
-    archive: &Archive,
-    holds: &Holds,
-    disposals: &Disposals,
-) -> Result<RetentionReport> {
-    let today = disposals
-        .trusted_today()
-        .await
-        .unwrap_or(archive.clock().now().date_naive());
-    let cat = archive.catalogue();
-    let keys = latest_of(archive, ObjectKind::Record).await?;
-    let store = archive.store().clone();
-    let records: Vec<RecordRevision> = futures::stream::iter(keys)
-        .map(|k| {
-            let store = store.clone();
-            async move { RecordRevision::decode(k.as_ref(), &store.get(&k).await?) }
-        })
-        .buffered(32)
-        .try_collect()
-        .await?;
-    let all_holds = holds.all().await?;
-    let mut hold_counts: BTreeMap<String, usize> = BTreeMap::new();
-    let mut rows = Vec::new();
-    let mut by_policy: BTreeMap<(String, String), PolicyRow> = BTreeMap::new();
-    let (
-        mut e30,
-        mut e90,
-        mut e365,
-        mut eligible,
-        mut held,
-        mut awaiting,
-        mut without,
-        mut disposed,
-    ) = (0, 0, 0, 0, 0, 0, 0, 0);
-    for r in &records {
-        let names = if r.tombstone.is_none() {
-            disposals.held_by(&all_holds, r).await?
-        } else {
+/// Counts and rows of the report, added up record by record.
+struct Tally {
+    today: NaiveDate,
+    classes: std::collections::HashSet<String>,
+    holds: Vec<HoldRevision>,
+    /// Per party-scoped hold's party: it and the parties merged into it.
+    families: HashMap<String, HashSet<String>>,
+    with_rows: bool,
+    records: usize,
+    hold_counts: BTreeMap<String, usize>,
+    rows: Vec<RecordRow>,
+    /// Per class, per policy.
+    by_policy: BTreeMap<String, BTreeMap<String, PolicyRow>>,
+    e30: usize,
+    e90: usize,
+    e365: usize,
+    eligible: usize,
+    held: usize,
+    awaiting: usize,
+    without: usize,
+    disposed: usize,
+}
+
+impl Tally {
+    fn add(&mut self, r: RecordBrief) {
+        let today = self.today;
+        self.records += 1;
+        let ret = &r.retention;
+        let names: Vec<String> = if ret.disposed {
             vec![]
+        } else {
+            let held = Held {
+                id: &r.id,
+                cases: &r.cases,
+                class: &r.class,
+                date: r.date,
+            };
+            let links = |party: &str| {
+                self.families
+                    .get(party)
+                    .is_some_and(|f| r.parties.iter().any(|l| f.contains(&l.party)))
+            };
+            self.holds
+                .iter()
+                .filter(|h| h.covers_parts(&held, &links))
+                .map(|h| h.name.clone())
+                .collect()
         };
-        for h in &all_holds {
+        for h in &self.holds {
             if names.contains(&h.name) {
-                *hold_counts.entry(h.id.clone()).or_default() += 1;
+                *self.hold_counts.entry(h.id.clone()).or_default() += 1;
             }
         }
-        let until = r.retention.retain_until;
-        let state = if r.tombstone.is_some() {
-            disposed += 1;
+        let until = ret.retain_until;
+        let state = if ret.disposed {
+            self.disposed += 1;
             "disposed"
         } else if !names.is_empty() {
-            held += 1;
+            self.held += 1;
             "held"
         } else if until < today {
-            eligible += 1;
+            self.eligible += 1;
             "eligible"
-        } else if r.retention.awaiting_event.is_some() {
-            awaiting += 1;
+        } else if ret.awaiting_event {
+            self.awaiting += 1;
             "awaiting-event"
         } else {
             "retained"
         };
         let mut soon = false;
-        if r.tombstone.is_none() && until >= today {
+        if !ret.disposed && until >= today {
             let left = |d: u64| {
                 today
                     .checked_add_days(Days::new(d))
                     .is_some_and(|x| until <= x)
             };
-            e30 += usize::from(left(30));
+            self.e30 += usize::from(left(30));
             soon = left(90);
-            e90 += usize::from(soon);
-            e365 += usize::from(left(365));
+            self.e90 += usize::from(soon);
+            self.e365 += usize::from(left(365));
         }
-        if !cat.classes.contains_key(&r.class) {
-            without += 1;
+        if !self.classes.contains(&r.class) {
+            self.without += 1;
         }
-        let row = by_policy
-            .entry((r.class.clone(), r.retention.policy.clone()))
-            .or_insert_with(|| PolicyRow {
-                class: r.class.clone(),
-                policy: r.retention.policy.clone(),
-                legal_basis: r.retention.legal_basis.clone(),
-                catalogue: r.retention.catalogue.clone(),
-                records: 0,
-                expiring_90_days: 0,
-                eligible: 0,
-                on_hold: 0,
-                disposed: 0,
-            });
+        // Looked up by borrowed names: a string is copied once per class and policy.
+        if !self
+            .by_policy
+            .get(&r.class)
+            .is_some_and(|p| p.contains_key(&ret.policy))
+        {
+            self.by_policy.entry(r.class.clone()).or_default().insert(
+                ret.policy.clone(),
+                PolicyRow {
+                    class: r.class.clone(),
+                    policy: ret.policy.clone(),
+                    legal_basis: ret.legal_basis.clone(),
+                    catalogue: ret.catalogue.clone(),
+                    records: 0,
+                    expiring_90_days: 0,
+                    eligible: 0,
+                    on_hold: 0,
+                    disposed: 0,
+                },
+            );
+        }
+        let Some(row) = self
+            .by_policy
+            .get_mut(&r.class)
+            .and_then(|p| p.get_mut(&ret.policy))
+        else {
+            return;
+        };
         row.records += 1;
         row.expiring_90_days += usize::from(soon);
         match state {
@@ -183,15 +205,67 @@ pub async fn build(
             "disposed" => row.disposed += 1,
             _ => {}
         }
-        rows.push(RecordRow {
-            id: r.id.clone(),
-            class: r.class.clone(),
-            policy: r.retention.policy.clone(),
-            retain_until: until,
-            state: state.into(),
-            holds: names,
-        });
+        if self.with_rows {
+            self.rows.push(RecordRow {
+                policy: ret.policy.clone(),
+                retain_until: until,
+                state: state.into(),
+                holds: names,
+                id: r.id,
+                class: r.class,
+            });
+        }
     }
+}
+
+/// The report, from the catalog's record summaries (one pass in the catalog's order,
+/// memory bounded by its page cache, plus the rows when `with_rows`), the holds, the
+/// disposals and the journal.
+pub async fn build(
+    archive: &Archive,
+    catalog: &Catalog,
+    holds: &Holds,
+    disposals: &Disposals,
+    with_rows: bool,
+) -> Result<RetentionReport> {
+    let today = disposals
+        .trusted_today()
+        .await
+        .unwrap_or(archive.clock().now().date_naive());
+    // Everything committed so far (a disposal's tombstones, another node's records).
+    catalog.catch_up(archive.journal()).await?;
+    let cat = archive.catalogue();
+    let store = archive.store().clone();
+    let all_holds = holds.all().await?;
+    let mut families = HashMap::new();
+    for h in &all_holds {
+        if let HoldScope::Party { id } = &h.scope
+            && h.active
+        {
+            let family: HashSet<String> = catalog.merged_family(id).await.into_iter().collect();
+            families.insert(id.clone(), family);
+        }
+    }
+    let tally = Tally {
+        today,
+        classes: cat.classes.keys().cloned().collect(),
+        holds: all_holds.clone(),
+        families,
+        with_rows,
+        records: 0,
+        hold_counts: BTreeMap::new(),
+        rows: Vec::new(),
+        by_policy: BTreeMap::new(),
+        e30: 0,
+        e90: 0,
+        e365: 0,
+        eligible: 0,
+        held: 0,
+        awaiting: 0,
+        without: 0,
+        disposed: 0,
+    };
+    let t = catalog.fold_summaries(tally, |t, r| t.add(r)).await?;
     let mut disposal_rows = Vec::new();
     for k in latest_of(archive, ObjectKind::Disposal).await? {
         let d = DisposalRevision::decode(k.as_ref(), &store.get(&k).await?)?;
@@ -205,44 +279,43 @@ pub async fn build(
             records: d.records.len(),
         });
     }
-    let entries = archive.journal().entries(0, usize::MAX).await?;
-    let last_verify = entries
-        .iter()
-        .rev()
-        .find(|e| e.action == "audit.verify")
-        .map(|e| {
-            format!(
-                "{} by {}: {}",
-                e.time.to_rfc3339(),
-                e.actor,
-                e.detail.clone().unwrap_or_default()
-            )
-        });
+    let last_verify = archive.journal().last_verify().await?.map(|e| {
+        format!(
+            "{} by {}: {}",
+            e.time.to_rfc3339(),
+            e.actor,
+            e.detail.clone().unwrap_or_default()
+        )
+    });
     Ok(RetentionReport {
         today,
         catalogue: cat.version.clone(),
-        records_total: records.len(),
-        by_policy: by_policy.into_values().collect(),
-        expiring_30_days: e30,
-        expiring_90_days: e90,
-        expiring_365_days: e365,
-        eligible_now: eligible,
-        on_hold: held,
-        awaiting_event: awaiting,
-        without_policy: without,
-        disposed,
+        records_total: t.records,
+        by_policy: t
+            .by_policy
+            .into_values()
+            .flat_map(|p| p.into_values())
+            .collect(),
+        expiring_30_days: t.e30,
+        expiring_90_days: t.e90,
+        expiring_365_days: t.e365,
+        eligible_now: t.eligible,
+        on_hold: t.held,
+        awaiting_event: t.awaiting,
+        without_policy: t.without,
+        disposed: t.disposed,
         holds: all_holds
             .iter()
             .map(|h| HoldRow {
                 id: h.id.clone(),
                 name: h.name.clone(),
                 active: h.active,
-                records: hold_counts.get(&h.id).copied().unwrap_or(0),
+                records: t.hold_counts.get(&h.id).copied().unwrap_or(0),
             })
             .collect(),
         disposals: disposal_rows,
         last_verify,
-        records: rows,
+        records: t.rows,
     })
 }
 
