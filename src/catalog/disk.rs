@@ -52,15 +52,17 @@ pub(super) enum By {
 }
 
 /// The indexes kept as id multimaps (a party's ids are the keys of `party_rows`).
-const MULTI: [By; 4] = [By::Case, By::Sha, By::MessageId, By::Parent];
+const MULTI: [MultimapTableDefinition<&str, &str>; 4] = [BY_CASE, BY_SHA, BY_MESSAGE_ID, BY_PARENT];
 
 impl By {
-    fn table(self) -> MultimapTableDefinition<'static, &'static str, &'static str> {
+    /// The id multimap of this index; `None` for parties (the keys of `party_rows`).
+    fn table(self) -> Option<MultimapTableDefinition<'static, &'static str, &'static str>> {
         match self {
-            By::Case => BY_CASE,
-            By::Sha => BY_SHA,
-            By::MessageId => BY_MESSAGE_ID,
-            By::Party | By::Parent => BY_PARENT,
+            By::Party => None,
+            By::Case => Some(BY_CASE),
+            By::Sha => Some(BY_SHA),
+            By::MessageId => Some(BY_MESSAGE_ID),
+            By::Parent => Some(BY_PARENT),
         }
     }
 }
@@ -288,7 +290,7 @@ impl Disk {
         tx.delete_multimap_table(MultimapTableDefinition::<&str, &str>::new("by_party"))
             .map_err(err)?;
         for b in MULTI {
-            tx.delete_multimap_table(b.table()).map_err(err)?;
+            tx.delete_multimap_table(b).map_err(err)?;
         }
         tx.delete_table(META).map_err(err)?;
         {
@@ -297,7 +299,7 @@ impl Disk {
             tx.open_table(RECORDS).map_err(err)?;
             tx.open_table(PARTY_ROWS).map_err(err)?;
             for b in MULTI {
-                tx.open_multimap_table(b.table()).map_err(err)?;
+                tx.open_multimap_table(b).map_err(err)?;
             }
             let a = rmp_serde::to_vec(&Applied::default()).map_err(err)?;
             m.insert("applied", &a[..]).map_err(err)?;
@@ -357,39 +359,44 @@ impl Disk {
         Ok(out)
     }
 
-    /// The summaries of the records linked to `party`, in id order, in one range read.
-    pub(super) fn party_records(&self, party: &str) -> Result<Vec<RecordBrief>> {
+    /// Calls `f` with each (record id, row bytes) under `party` in `party_rows`, in id
+    /// order, in one range read.
+    fn party_rows(&self, party: &str, mut f: impl FnMut(&str, &[u8]) -> Result<()>) -> Result<()> {
         let tx = self.db.begin_read().map_err(err)?;
         let t = tx.open_table(PARTY_ROWS).map_err(err)?;
-        let mut out = Vec::new();
         for row in t.range((party, "")..).map_err(err)? {
             let (k, v) = row.map_err(err)?;
             let (p, id) = k.value();
             if p != party {
                 break;
             }
-            out.push(self.row(id, v.value())?);
+            f(id, v.value())?;
         }
+        Ok(())
+    }
+
+    /// The summaries of the records linked to `party`, in id order, in one range read.
+    pub(super) fn party_records(&self, party: &str) -> Result<Vec<RecordBrief>> {
+        let mut out = Vec::new();
+        self.party_rows(party, |id, bytes| {
+            out.push(self.row(id, bytes)?);
+            Ok(())
+        })?;
         Ok(out)
     }
 
     /// Record ids under `key` of index `by`, ascending.
     pub(super) fn ids(&self, by: By, key: &str) -> Result<Vec<String>> {
-        let tx = self.db.begin_read().map_err(err)?;
-        if let By::Party = by {
-            let t = tx.open_table(PARTY_ROWS).map_err(err)?;
+        let Some(table) = by.table() else {
             let mut out = Vec::new();
-            for row in t.range((key, "")..).map_err(err)? {
-                let (k, _) = row.map_err(err)?;
-                let (p, id) = k.value();
-                if p != key {
-                    break;
-                }
+            self.party_rows(key, |id, _| {
                 out.push(id.to_string());
-            }
+                Ok(())
+            })?;
             return Ok(out);
-        }
-        let t = tx.open_multimap_table(by.table()).map_err(err)?;
+        };
+        let tx = self.db.begin_read().map_err(err)?;
+        let t = tx.open_multimap_table(table).map_err(err)?;
         let mut out = Vec::new();
         for v in t.get(key).map_err(err)? {
             out.push(v.map_err(err)?.value().to_string());
@@ -460,7 +467,8 @@ impl Batch {
                 return Ok(());
             }
             for (by, key) in index_keys(old) {
-                let mut t = self.tx.open_multimap_table(by.table()).map_err(err)?;
+                let Some(table) = by.table() else { continue };
+                let mut t = self.tx.open_multimap_table(table).map_err(err)?;
                 t.remove(key, old.id.as_str()).map_err(err)?;
             }
             let mut t = self.tx.open_table(PARTY_ROWS).map_err(err)?;
@@ -469,7 +477,8 @@ impl Batch {
             }
         }
         for (by, key) in index_keys(r) {
-            let mut t = self.tx.open_multimap_table(by.table()).map_err(err)?;
+            let Some(table) = by.table() else { continue };
+            let mut t = self.tx.open_multimap_table(table).map_err(err)?;
             t.insert(key, r.id.as_str()).map_err(err)?;
         }
         let bytes = encode(r)?;
