@@ -10,7 +10,8 @@
 //!   and fsynced one after another (what one durable write per email would cost);
 //! - **the file system's limit for a group commit**: the same emails' bytes written as
 //!   blobs and revisions in the store's layout, a journal file per batch of 256 and one
-//!   `syncfs` per batch (the import's goal is ≥ 0.5× this);
+//!   `syncfs` per batch (the import's goal is ≥ 0.5× this), measured before and after
+//!   the imports, the better of the two counting;
 //! - **SHA-256**: the corpus hashed in memory (every byte is hashed at least once).
 //!
 //! Printed: emails/s and MB/s of each import, their ratio to both baselines, and the peak
@@ -295,12 +296,16 @@ pub fn main() {
     // Baselines.
     let sha_rate = total as f64 / sha_secs / 1e6;
     let fsync = fsync_rate(&root.join("fsync"), mean, 2_000.min(n.max(200)));
-    let syncfs = syncfs_rate(&root.join("syncfs"), &sizes);
-    let _ = std::fs::remove_dir_all(root.join("syncfs"));
+    let syncfs_before = syncfs_rate(&root.join("syncfs"), &sizes);
+    // The baseline's files are deleted at the end, not here: ext4 without a journal
+    // (as on this machine: no `/proc/fs/jbd2` entry) does not reuse the inodes of files
+    // deleted in the last minutes, and the import after a deletion of 60,000 files spent
+    // most of its system time searching for others (`perf`: `recently_deleted`,
+    // `find_inode_bit`).
     println!(
         "baseline: fsync-bound small-file writes {fsync:.0} files/s ({:.1} MB/s); the same \
          {n} emails' blobs and revisions in the store's layout, one syncfs per batch of 256: \
-         {syncfs:.0} emails/s; SHA-256 {sha_rate:.0} MB/s",
+         {syncfs_before:.0} emails/s; SHA-256 {sha_rate:.0} MB/s",
         fsync * mean as f64 / 1e6
     );
 
@@ -313,6 +318,15 @@ pub fn main() {
         ),
         import(bin, &root.join("data-dir"), &root.join("dir"), "directory"),
     ];
+    // This disk's speed for small files varies by a factor of three from hour to hour:
+    // the limit is measured again after the imports, and the better of the two counts
+    // (the harder one to reach).
+    let syncfs_after = syncfs_rate(&root.join("syncfs-after"), &sizes);
+    let syncfs = syncfs_before.max(syncfs_after);
+    println!(
+        "baseline again after the imports: {syncfs_after:.0} emails/s (one syncfs per batch); \
+         the limit below is the better of the two, {syncfs:.0} emails/s"
+    );
     println!(
         "\n| import | emails | seconds | emails/s | MB/s | ÷ fsync files/s | ÷ syncfs limit | ÷ SHA-256 MB/s | peak RSS |"
     );
@@ -359,6 +373,8 @@ pub fn main() {
         "\nre-import of the mbox: {} archived in {:.2} s (everything a duplicate)",
         again.emails, again.secs
     );
+    let _ = std::fs::remove_dir_all(root.join("syncfs"));
+    let _ = std::fs::remove_dir_all(root.join("syncfs-after"));
     if std::env::var("AKTE_BENCH_KEEP").is_err() {
         let _ = std::fs::remove_dir_all(&root);
     }

@@ -451,3 +451,133 @@ async fn a_conversation_stays_together_in_the_party_file_with_directions() {
     let dirs: Vec<Option<&str>> = items.iter().map(|r| r.direction.as_deref()).collect();
     assert_eq!(dirs, [Some("out"), Some("in"), Some("out")]);
 }
+
+/// Items whose twin is in the batch before — planned while that batch is still being
+/// written — are duplicates of it, and a Message-ID seen there makes them related.
+#[tokio::test]
+async fn copies_across_batches_written_at_once_are_duplicates_and_related() {
+    use akte::ingest::import::{Imported, Progress, run};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Items(Mutex<Vec<Imported>>);
+    impl Progress for Items {
+        fn item(&self, i: &Imported) {
+            self.0.lock().unwrap().push(i.clone());
+        }
+    }
+
+    let s = services().await;
+    // 600 messages: three batches of at most 256. Message 300 is message 5 again (the
+    // batch before), message 310 has message 6's Message-ID with other bytes, message
+    // 560 is message 300's twin (message 5: two batches before).
+    let message = |i: usize, id: usize, body: &str| {
+        format!(
+            "From: k{i}@example.com\nTo: a@example.com\nSubject: Nachricht {i}\n\
+             Message-ID: <m{id}@x>\n\n{body}\n"
+        )
+        .into_bytes()
+    };
+    let mut messages: Vec<Vec<u8>> = (0..600).map(|i| message(i, i, "Hallo")).collect();
+    messages[300] = messages[5].clone();
+    messages[310] = message(310, 6, "Anders");
+    messages[560] = messages[5].clone();
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("box.mbox"), mbox_of(&refs)).unwrap();
+
+    let items = Items::default();
+    let summary = run(
+        &s,
+        "tester",
+        &[dir.path().join("box.mbox")],
+        &IngestDefaults::default(),
+        false,
+        &items,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.failed, 0, "{:?}", summary.failures);
+    assert_eq!(summary.archived, 598, "{summary:?}");
+    assert_eq!(summary.duplicates, 2, "{summary:?}");
+    let items = items.0.into_inner().unwrap();
+    assert_eq!(items.len(), 600);
+    let at = |n: usize| {
+        items
+            .iter()
+            .find(|i| i.item.ends_with(&format!("#{}", n + 1)))
+            .unwrap_or_else(|| panic!("item {n}"))
+    };
+    for copy in [300, 560] {
+        assert!(at(copy).duplicate, "{:?}", at(copy));
+        assert_eq!(at(copy).id, at(5).id);
+    }
+    assert!(!at(310).duplicate);
+    assert_eq!(at(310).related, vec![at(6).id.clone()]);
+    // The bytes of message 5 are archived once.
+    assert_eq!(
+        s.svc
+            .catalog
+            .records_with_sha(&sha_of(&messages[5]))
+            .await
+            .len(),
+        1
+    );
+}
+
+fn sha_of(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The two steps of a batch, in the order the import overlaps them: a batch planned
+/// while the one before is unwritten finds its copies there; if that batch is never
+/// committed, those copies fail (to be imported again) rather than point to nothing.
+#[tokio::test]
+async fn a_batch_planned_while_the_one_before_is_written_sees_its_records() {
+    use akte::ingest::batch::{Incoming, Writing};
+    let s = services().await;
+    let d = IngestDefaults::default();
+    let mail = |n: usize| {
+        Incoming::Email(
+            format!("From: a@example.com\nSubject: S{n}\nMessage-ID: <p{n}@x>\n\nText {n}\n")
+                .into_bytes()
+                .into(),
+        )
+    };
+    let first = s
+        .plan_batch(vec![mail(1), mail(2)], &d, &Writing::default())
+        .await;
+    let mut second = s
+        .plan_batch(vec![mail(2), mail(3)], &d, &first.writing())
+        .await;
+    // Nothing of the first batch is written yet: the catalog does not know mail 2.
+    let two = sha_of(b"From: a@example.com\nSubject: S2\nMessage-ID: <p2@x>\n\nText 2\n");
+    assert!(s.svc.catalog.records_with_sha(&two).await.is_empty());
+    // Left unwritten (a failed commit): the copy fails, the new item is archived.
+    let mut unwritten = s
+        .plan_batch(vec![mail(2), mail(4)], &d, &first.writing())
+        .await;
+    unwritten.earlier_written(&Default::default());
+    let done = s.write_batch("tester", unwritten).await;
+    assert!(
+        done[0]
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("import it again"))
+    );
+    assert!(done[1].as_ref().is_ok_and(|o| !o.duplicate));
+
+    let written = s.write_batch("tester", first).await;
+    let ids: std::collections::HashSet<String> = written
+        .iter()
+        .map(|r| r.as_ref().unwrap().id.clone())
+        .collect();
+    second.earlier_written(&ids);
+    let done = s.write_batch("tester", second).await;
+    let copy = done[0].as_ref().unwrap();
+    assert!(copy.duplicate);
+    assert_eq!(copy.id, written[1].as_ref().unwrap().id);
+    assert!(!done[1].as_ref().unwrap().duplicate);
+    assert_eq!(s.svc.catalog.records_with_sha(&two).await.len(), 1);
+}

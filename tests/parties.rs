@@ -734,6 +734,15 @@ async fn identifiers_in_metadata_point_to_their_party() {
         .await;
     assert_eq!(labelled.len(), 1, "{labelled:?}");
     assert!(labelled[0].reason.contains("found in the record's text"));
+    // A label in any case counts for the three words after it, not for the fourth.
+    for (text, found) in [
+        ("KUNDEN-NR. bitte angeben: K-1001", 1),
+        ("Lieferanten-Nr.: 7001 oder K-1001", 1),
+        ("Kd.-Nr bitte immer angeben K-1001", 0),
+    ] {
+        let m = s.catalog.match_identifiers(text, true).await;
+        assert_eq!(m.len(), found, "{text}: {m:?}");
+    }
     assert!(
         s.catalog
             .match_identifiers("Artikel K-1001 zu 12,50 EUR", true)

@@ -187,18 +187,8 @@ impl Catalog {
     pub async fn match_identifiers(&self, text: &str, labelled: bool) -> Vec<Match> {
         let st = self.state.read().await;
         let mut out: Vec<Match> = Vec::new();
-        let mut recent: std::collections::VecDeque<String> = Default::default();
-        let words = text
-            .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '/' || c == '.'))
-            .map(|w| w.trim_matches(|c| c == '-' || c == '/' || c == '.'))
-            .filter(|w| !w.is_empty());
-        for w in words {
-            let label = recent.iter().any(|r| is_number_label(r));
-            if recent.len() == 3 {
-                recent.pop_front();
-            }
-            recent.push_back(w.to_lowercase());
-            if w.len() < 3 || !w.chars().any(|c| c.is_ascii_digit()) {
+        for (w, label) in numbered_words(text) {
+            if w.len() < 3 {
                 continue;
             }
             let vat = w.to_ascii_uppercase();
@@ -582,11 +572,78 @@ impl Catalog {
     }
 }
 
+/// A character of a word: identifiers are letters and digits joined by `-`, `/`, `.`.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '-' || c == '/' || c == '.'
+}
+
+/// The word around byte `at` of `text` (a word character): its raw bounds.
+fn word_around(text: &str, at: usize) -> (usize, usize) {
+    let start = text[..at]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| is_word_char(*c))
+        .last()
+        .map_or(at, |(i, _)| i);
+    let end = text[at..]
+        .char_indices()
+        .find(|(_, c)| !is_word_char(*c))
+        .map_or(text.len(), |(i, _)| at + i);
+    (start, end)
+}
+
+fn trim_word(w: &str) -> &str {
+    w.trim_matches(|c| c == '-' || c == '/' || c == '.')
+}
+
+/// The words of `text` that contain a digit (the only ones that can be identifiers),
+/// each with whether one of the three words before it is a label
+/// ([`is_number_label`]). Words are runs of [`is_word_char`], trimmed of `-`, `/`, `.`
+/// at both ends; a run that is nothing but those is no word.
+///
+/// Ingest runs this over the text of everything it archives, so it looks only at the
+/// digits and the few words before each, not at every word.
+fn numbered_words(text: &str) -> Vec<(&str, bool)> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(d) = bytes[pos..].iter().position(u8::is_ascii_digit) {
+        let (start, end) = word_around(text, pos + d);
+        let word = trim_word(&text[start..end]);
+        // The three words before it, nearest first.
+        let mut label = false;
+        let mut seen = 0;
+        let mut cursor = start;
+        while seen < 3 {
+            let Some((i, c)) = text[..cursor]
+                .char_indices()
+                .rev()
+                .find(|(_, c)| is_word_char(*c))
+            else {
+                break;
+            };
+            let (s, _) = word_around(text, i);
+            let before = trim_word(&text[s..i + c.len_utf8()]);
+            cursor = s;
+            if before.is_empty() {
+                continue;
+            }
+            seen += 1;
+            if is_number_label(before) {
+                label = true;
+                break;
+            }
+        }
+        out.push((word, label));
+        pos = end;
+    }
+    out
+}
+
 /// Whether a word says that the number after it is a customer or supplier number
 /// (German and English, with the usual abbreviations).
 fn is_number_label(word: &str) -> bool {
-    let w = word.trim_end_matches([':', '.']);
-    [
+    const LABELS: [&str; 19] = [
         "kundennummer",
         "kundennr",
         "kunden-nr",
@@ -606,6 +663,67 @@ fn is_number_label(word: &str) -> bool {
         "supplier",
         "vendor",
         "account",
-    ]
-    .contains(&w)
+    ];
+    let w = word.trim_end_matches([':', '.']);
+    // Called for every word of every text ingested: most are rejected by length or by
+    // their first letter before any comparison (the labels are ASCII).
+    if !(2..=17).contains(&w.len())
+        || !matches!(
+            w.as_bytes()[0].to_ascii_lowercase(),
+            b'k' | b'l' | b'd' | b'c' | b's' | b'v' | b'a'
+        )
+    {
+        return false;
+    }
+    LABELS.iter().any(|l| l.eq_ignore_ascii_case(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the scan must equal: every word in order, each with its three predecessors.
+    fn by_every_word(text: &str) -> Vec<(&str, bool)> {
+        let words: Vec<&str> = text
+            .split(|c: char| !is_word_char(c))
+            .map(trim_word)
+            .filter(|w| !w.is_empty())
+            .collect();
+        (0..words.len())
+            .filter(|&i| words[i].bytes().any(|b| b.is_ascii_digit()))
+            .map(|i| {
+                let label = words[i.saturating_sub(3)..i]
+                    .iter()
+                    .any(|w| is_number_label(w));
+                (words[i], label)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn numbered_words_are_those_of_a_scan_of_every_word() {
+        for text in [
+            "",
+            "7",
+            "Kundennummer: K-1001, Artikel 4711",
+            "KUNDEN-NR. bitte angeben: K-1001",
+            "Kd.-Nr bitte immer angeben K-1001 und 12,50 EUR",
+            "--- 12 ... /34/ Lieferanten-Nr.: 7001 oder K-1001",
+            "Straße 5 · Größe 10 — Kunden Nr 99 ünd 100ä, ÄÖÜ-7 x",
+            "a-1 b.2 c/3 -- . / 4",
+            "Kreditor . - / 55",
+            "x 1 2 3 4 5 Debitor 6 7 8 9",
+        ] {
+            assert_eq!(numbered_words(text), by_every_word(text), "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn numbered_words_match_the_word_scan_on_any_text(
+            text in r"[a-zA-Z0-9äÖß .,:;/\-]{0,60}|((Kunden|account|Kd\.-Nr|x|ü|1|23|K-1|4711|\.|-|/|:|,)( |\. |: |-)){0,30}"
+        ) {
+            proptest::prop_assert_eq!(numbered_words(&text), by_every_word(&text));
+        }
+    }
 }

@@ -195,6 +195,71 @@ pub(super) struct Plan {
     pub(super) attachments: Vec<(String, Bytes, NewRecord)>,
 }
 
+/// A batch hashed, parsed and planned, nothing of it written yet
+/// ([`Ingest::plan_batch`], then [`Ingest::write_batch`]).
+pub struct PlannedBatch {
+    outcomes: Vec<ItemOutcome>,
+    /// Per item, a result that is final already (a failed plan).
+    out: Vec<Option<Result<ItemOutcome>>>,
+    plans: Vec<Plan>,
+    /// Per item, the record of the batch before it that it is a duplicate of.
+    of_earlier: Vec<Option<String>>,
+}
+
+/// What a batch being written will archive, as the next batch planned meanwhile must
+/// see it: its new records by SHA-256 (with their media types) and by Message-ID. (The
+/// catalog has them only once the batch is committed.)
+#[derive(Debug, Default)]
+pub struct Writing {
+    by_sha: HashMap<String, Vec<(String, String)>>,
+    by_message_id: HashMap<String, Vec<String>>,
+}
+
+impl PlannedBatch {
+    /// The records this batch will write, for the batch planned while it is written.
+    pub fn writing(&self) -> Writing {
+        let mut w = Writing::default();
+        for p in &self.plans {
+            let media = p.meta.media_type.clone().unwrap_or_default();
+            let sha = &self.outcomes[p.index].sha256;
+            w.by_sha
+                .entry(sha.clone())
+                .or_default()
+                .push((p.id.clone(), media));
+            if let Some(m) = &self.outcomes[p.index].message_id {
+                w.by_message_id
+                    .entry(m.clone())
+                    .or_default()
+                    .push(p.id.clone());
+            }
+            for (id, bytes, meta) in &p.attachments {
+                w.by_sha
+                    .entry(crate::store::codec::sha256_hex(bytes))
+                    .or_default()
+                    .push((id.clone(), meta.media_type.clone().unwrap_or_default()));
+            }
+        }
+        w
+    }
+
+    /// Once the batch before was written: an item found to be a duplicate of one of its
+    /// records fails when that record was not archived after all (its commit failed),
+    /// so that importing again archives it.
+    pub fn earlier_written(&mut self, archived: &std::collections::HashSet<String>) {
+        for (i, of) in self.of_earlier.iter().enumerate() {
+            if let Some(id) = of
+                && !archived.contains(id)
+                && self.out[i].is_none()
+            {
+                self.out[i] = Some(Err(Error::Internal(format!(
+                    "its bytes are those of {id}, which the batch before did not commit: \
+                     import it again"
+                ))));
+            }
+        }
+    }
+}
+
 impl Ingest {
     /// Archives `items` with one group commit; one result per item, in order.
     pub async fn ingest(
@@ -203,6 +268,19 @@ impl Ingest {
         items: Vec<Incoming>,
         d: &IngestDefaults,
     ) -> Vec<Result<ItemOutcome>> {
+        let planned = self.plan_batch(items, d, &Writing::default()).await;
+        self.write_batch(actor, planned).await
+    }
+
+    /// Steps 1–3 of a batch: hashed, duplicates set aside (against the catalog and
+    /// against `writing`, the batch before while it is written), parsed, extracted and
+    /// planned. Nothing is written.
+    pub async fn plan_batch(
+        &self,
+        items: Vec<Incoming>,
+        d: &IngestDefaults,
+        writing: &Writing,
+    ) -> PlannedBatch {
         // 1. Hash and parse on all cores.
         let count = items.len();
         let mut prepared: Vec<Prepared> = match futures::stream::iter(items)
@@ -216,9 +294,14 @@ impl Ingest {
             Ok(p) => p,
             Err(e) => {
                 let msg = e.to_string();
-                return (0..count)
-                    .map(|_| Err(Error::Internal(msg.clone())))
-                    .collect();
+                return PlannedBatch {
+                    outcomes: vec![],
+                    out: (0..count)
+                        .map(|_| Some(Err(Error::Internal(msg.clone()))))
+                        .collect(),
+                    plans: vec![],
+                    of_earlier: vec![],
+                };
             }
         };
         let n = prepared.len();
@@ -228,18 +311,31 @@ impl Ingest {
         let mut in_batch: HashMap<String, String> = HashMap::new();
         let mut ids: Vec<Option<String>> = Vec::with_capacity(n);
         let mut outcomes: Vec<ItemOutcome> = Vec::with_capacity(n);
-        for p in &prepared {
+        let mut of_earlier: Vec<Option<String>> = vec![None; n];
+        for (i, p) in prepared.iter().enumerate() {
+            let fits = |media: &str| !p.is_email || media == "message/rfc822";
             let existing = match in_batch.get(&p.sha) {
                 _ if d.keep_copies => None,
                 Some(id) => Some(id.clone()),
-                None => self
+                None => match self
                     .svc
                     .catalog
                     .records_with_sha(&p.sha)
                     .await
                     .into_iter()
-                    .find(|b| !p.is_email || b.media_type == "message/rfc822")
-                    .map(|b| b.id),
+                    .find(|b| fits(&b.media_type))
+                {
+                    Some(b) => Some(b.id),
+                    None => {
+                        let earlier = writing.by_sha.get(&p.sha).and_then(|records| {
+                            records.iter().find(|(_, media)| fits(media)).cloned()
+                        });
+                        earlier.map(|(id, _)| {
+                            of_earlier[i] = Some(id.clone());
+                            id
+                        })
+                    }
+                },
             };
             let (id, new) = match existing {
                 Some(id) => (id, false),
@@ -304,6 +400,12 @@ impl Ingest {
             let o = &mut outcomes[index];
             if let Some(m) = &p.facts.message_id {
                 let mut related = self.svc.catalog.records_with_message_id(m).await;
+                // The batch before may be in the catalog already, or not yet.
+                for id in writing.by_message_id.get(m).into_iter().flatten() {
+                    if !related.contains(id) {
+                        related.push(id.clone());
+                    }
+                }
                 let earlier = by_message_id.entry(m.clone()).or_default();
                 related.extend(earlier.iter().cloned());
                 earlier.push(id.clone());
@@ -316,6 +418,30 @@ impl Ingest {
             }
         }
 
+        PlannedBatch {
+            outcomes,
+            out,
+            plans,
+            of_earlier,
+        }
+    }
+
+    /// Steps 4–5 of a batch: every record staged, then one commit. One result per item,
+    /// in order.
+    pub async fn write_batch(&self, actor: &str, batch: PlannedBatch) -> Vec<Result<ItemOutcome>> {
+        let PlannedBatch {
+            mut outcomes,
+            mut out,
+            plans,
+            ..
+        } = batch;
+        if outcomes.is_empty() {
+            // Nothing was planned: every item has its failure.
+            return out
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(Error::Internal("not planned".into()))))
+                .collect();
+        }
         // 6. Stage every record of the batch (an upload in flight until its commit: a
         // disposal does not delete a blob this batch deduplicates onto).
         let _upload = self.svc.archive.store().upload_guard().await;

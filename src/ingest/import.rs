@@ -14,7 +14,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::Ingest;
-use crate::ingest::batch::{Incoming, IngestDefaults, ItemOutcome};
+use std::collections::HashSet;
+
+use crate::ingest::batch::{Incoming, IngestDefaults, ItemOutcome, Writing};
 use crate::store::content::Content;
 
 /// Told how an import advances (a progress bar, a job's view).
@@ -270,6 +272,7 @@ pub async fn run(
         progress,
         pending: Pending::default(),
         inflight: None,
+        writing: Writing::default(),
     };
     let mut items = 0u64;
     for (f, folder, name) in &files {
@@ -446,8 +449,10 @@ struct Batcher<'a> {
     dry_run: bool,
     progress: &'a dyn Progress,
     pending: Pending,
-    /// The batch being archived while the next one is read.
+    /// The batch being written while the next one is read and planned…
     inflight: Option<InFlight>,
+    /// …and what it writes, for that plan.
+    writing: Writing,
 }
 
 impl Batcher<'_> {
@@ -459,14 +464,22 @@ impl Batcher<'_> {
         }
     }
 
-    /// Waits for the batch in flight and counts what it did.
-    async fn settle(&mut self, s: &mut Summary) {
+    /// Waits for the batch in flight and counts what it did; returns the records it
+    /// archived (items and attachments).
+    async fn settle(&mut self, s: &mut Summary) -> HashSet<String> {
+        let mut archived = HashSet::new();
         let Some((task, names, lens)) = self.inflight.take() else {
-            return;
+            return archived;
         };
         match task.await {
             Ok(outcomes) => {
                 for ((r, name), len) in outcomes.into_iter().zip(names).zip(lens) {
+                    if let Ok(o) = &r
+                        && !o.duplicate
+                    {
+                        archived.insert(o.id.clone());
+                        archived.extend(o.attachments.iter().cloned());
+                    }
                     match r {
                         Ok(o) if o.duplicate => {
                             s.duplicates += 1;
@@ -513,14 +526,16 @@ impl Batcher<'_> {
             }
         }
         self.progress.summary(s);
+        archived
     }
 
-    /// Starts archiving the collected items with one group commit (`Ingest::ingest`)
-    /// once the batch before has finished, and returns while it runs: the next batch is
-    /// read meanwhile. (Batches never overlap: each finds the one before in the
-    /// catalog, so copies across batches are duplicates.)
+    /// Archives the collected items with one group commit, in two steps that overlap
+    /// with the batch before: the items are planned (`Ingest::plan_batch`: hashed,
+    /// parsed, extracted, linked) while the batch before is written, then written
+    /// (`Ingest::write_batch`) in the background once it has finished, while the next
+    /// batch is read. Copies across batches are duplicates: the plan sees the batch
+    /// being written as well as the catalog.
     async fn flush(&mut self, s: &mut Summary) {
-        self.settle(s).await;
         self.pending.bytes = 0;
         let (items, names): (Vec<Incoming>, Vec<String>) = self.pending.items.drain(..).unzip();
         if items.is_empty() {
@@ -528,6 +543,7 @@ impl Batcher<'_> {
         }
         let lens: Vec<u64> = items.iter().map(Incoming::len).collect();
         if self.dry_run {
+            self.settle(s).await;
             let mut seen = std::collections::HashSet::new();
             for ((item, name), len) in items.into_iter().zip(names).zip(lens) {
                 let Incoming::Email(raw) = item else { continue };
@@ -546,8 +562,14 @@ impl Batcher<'_> {
             }
             return;
         }
-        let (svc, actor, d) = (self.svc.clone(), self.actor.to_string(), self.d.clone());
-        let task = tokio::spawn(async move { svc.ingest(&actor, items, &d).await });
+        let writing = std::mem::take(&mut self.writing);
+        let mut planned = self.svc.plan_batch(items, &self.d, &writing).await;
+        drop(writing);
+        let written = self.settle(s).await;
+        planned.earlier_written(&written);
+        self.writing = planned.writing();
+        let (svc, actor) = (self.svc.clone(), self.actor.to_string());
+        let task = tokio::spawn(async move { svc.write_batch(&actor, planned).await });
         self.inflight = Some((task, names, lens));
     }
 }

@@ -919,13 +919,13 @@ fn create_file(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
     if path.exists() {
         return Ok(Created::Existed);
     }
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
     // `<name>#<digits>` is the local backend's own name for an object in flight: its
     // listings skip it, so a leftover never shows up as an object.
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut made_parent = false;
     let (tmp_path, mut tmp) = loop {
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp_name = format!("{name}#{}{n:06}", std::process::id());
+        let tmp_name = format!("{name}#{}{n:06}", pid());
         let tmp_path = parent.join(&tmp_name);
         match std::fs::OpenOptions::new()
             .write(true)
@@ -934,6 +934,11 @@ fn create_file(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
         {
             Ok(f) => break (tmp_path, f),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            // Its directory is made when it is missing, not asked about for every file.
+            Err(e) if e.kind() == ErrorKind::NotFound && !made_parent => {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
+                made_parent = true;
+            }
             Err(e) => return Err(Error::io(tmp_path.display(), e)),
         }
     };
@@ -943,16 +948,11 @@ fn create_file(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
     };
     tmp.write_all(bytes).map_err(cleanup)?;
     drop(tmp);
-    let dir = std::fs::File::open(parent).map_err(cleanup)?;
-    let tmp_name = tmp_path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
     match rustix::fs::renameat_with(
-        &dir,
-        tmp_name.as_os_str(),
-        &dir,
-        name.as_str(),
+        rustix::fs::CWD,
+        &tmp_path,
+        rustix::fs::CWD,
+        path,
         rustix::fs::RenameFlags::NOREPLACE,
     ) {
         Ok(()) => Ok(Created::New),
@@ -962,6 +962,12 @@ fn create_file(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
         }
         Err(e) => Err(cleanup(e.into())),
     }
+}
+
+/// This process's id, asked of the kernel once.
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
 /// Opens (creating it, owner-only) a lock file.
