@@ -769,3 +769,128 @@ fn the_catalog_is_correct_after_a_crash_in_catch_up_and_when_deleted_or_damaged(
     wait_line(&s, &["is of another journal; rebuilt from the journal"]);
     same_file(&rt.block_on(party_file(&s, &party)), &expected);
 }
+
+/// A writer that ends cleanly — alone, everything it wrote committed — spares the next
+/// start its look at every object; a failed commit, a writer that dies beside another,
+/// or a write after the end make the next start look again, and find what was left.
+#[tokio::test]
+async fn a_clean_end_spares_the_next_start_its_scan_and_nothing_else_does() {
+    use akte::archive::Archive;
+    use akte::audit::{commit_revision, stage_revision};
+    use akte::clock::SystemClock;
+    use akte::store::Store;
+    use akte::store::keys::ObjectKind;
+
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        Archive::new(
+            Store::open(dir.path().to_str().unwrap()).unwrap(),
+            Arc::new(SystemClock),
+        )
+    };
+    let mark = dir.path().join(".clean");
+    let sessions = || {
+        std::fs::read_dir(dir.path().join(".sessions"))
+            .unwrap()
+            .count()
+    };
+    let commit = |a: &Archive| {
+        let (store, journal, id) = (a.store().clone(), a.journal_arc(), a.new_id());
+        async move {
+            commit_revision(
+                &store,
+                &journal,
+                ObjectKind::Record,
+                &id,
+                1,
+                b"r".to_vec(),
+                "t",
+                "record.create",
+                None,
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let stage = |a: &Archive| {
+        let (store, id) = (a.store().clone(), a.new_id());
+        async move {
+            stage_revision(&store, ObjectKind::Record, &id, 1, b"s".to_vec())
+                .await
+                .unwrap();
+        }
+    };
+
+    // The first start looks (there is no mark); a clean end leaves one.
+    let a = open();
+    let w = a.start_writer().await.unwrap();
+    assert!(!w.recovery.clean_start);
+    assert_eq!(sessions(), 1);
+    commit(&a).await;
+    assert!(w.end(a.store(), a.journal()).await.unwrap());
+    assert!(mark.exists());
+    assert_eq!(sessions(), 0);
+    drop((w, a));
+
+    // The next start does not look, and takes the mark away before it writes.
+    let a = open();
+    let w = a.start_writer().await.unwrap();
+    assert!(w.recovery.clean_start);
+    assert!(!mark.exists());
+    // A revision without its entry (a commit that failed): no mark at the end…
+    stage(&a).await;
+    assert!(!w.end(a.store(), a.journal()).await.unwrap());
+    assert!(!mark.exists());
+    drop((w, a));
+    // …so the next start looks, and records it.
+    let a = open();
+    let w = a.start_writer().await.unwrap();
+    assert!(!w.recovery.clean_start);
+    assert_eq!(w.recovery.recorded.len(), 1);
+    assert!(w.end(a.store(), a.journal()).await.unwrap());
+    drop((w, a));
+
+    // A second writer beside the first dies with a revision uncommitted: the first,
+    // ending last, leaves no mark (the dead one's session file is there).
+    let a = open();
+    let w = a.start_writer().await.unwrap();
+    assert!(w.recovery.clean_start);
+    let b = open();
+    let dying = b.start_writer().await.unwrap();
+    assert!(!dying.recovery.clean_start, "not alone: it cannot know");
+    assert_eq!(sessions(), 2);
+    stage(&b).await;
+    drop((dying, b));
+    commit(&a).await;
+    assert!(!w.end(a.store(), a.journal()).await.unwrap());
+    assert!(!mark.exists());
+    drop((w, a));
+    // The next start, alone, looks, records it and clears the dead session.
+    let a = open();
+    let w = a.start_writer().await.unwrap();
+    assert!(!w.recovery.clean_start);
+    assert_eq!(w.recovery.recorded.len(), 1);
+    assert_eq!(sessions(), 1);
+    assert!(w.end(a.store(), a.journal()).await.unwrap());
+
+    // A revision written after the end takes the mark away first.
+    assert!(mark.exists());
+    stage(&a).await;
+    assert!(!mark.exists());
+    drop((w, a));
+    let a = open();
+    let w = a.start_writer().await.unwrap();
+    assert!(!w.recovery.clean_start);
+    assert_eq!(w.recovery.recorded.len(), 1);
+
+    // An entry appended after the mark (by a writer of another version, say) makes it
+    // stale: the start looks.
+    assert!(w.end(a.store(), a.journal()).await.unwrap());
+    let at_end = std::fs::read(&mark).unwrap();
+    commit(&a).await;
+    drop((w, a));
+    std::fs::write(&mark, at_end).unwrap();
+    let a = open();
+    let w = a.start_writer().await.unwrap();
+    assert!(!w.recovery.clean_start);
+}

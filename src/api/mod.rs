@@ -170,7 +170,7 @@ pub struct Inner {
     /// The last readiness answer and when it was found (`/readyz`).
     pub readiness: tokio::sync::Mutex<Option<(Instant, std::result::Result<(), String>)>>,
     /// This server's writer lock, held for its lifetime (see `audit::recovery`).
-    _writer: crate::audit::recovery::WriterSession,
+    pub writer: crate::audit::recovery::WriterSession,
 }
 
 /// Shared server state, cheap to clone.
@@ -395,7 +395,7 @@ pub async fn start(
         search,
         last_token_refresh: tokio::sync::Mutex::new(None),
         readiness: tokio::sync::Mutex::new(None),
-        _writer: writer,
+        writer,
     }));
     // Leftovers of writers that died while this server ran (another process, another
     // node) are recorded once they are older than the grace period.

@@ -35,13 +35,15 @@ pub async fn commit_revision(
 ) -> Result<JournalEntry> {
     let digest = codec::sha256_hex(&bytes);
     let key = keys::revision(kind, id, rev);
+    store.will_write_revision(&key)?;
     if store.put_new(&key, Bytes::from(bytes)).await? == Created::Existed {
+        store.settled([&key]);
         return Err(Error::RevisionConflict {
             id: id.to_string(),
             rev,
         });
     }
-    journal
+    let entry = journal
         .append(Draft {
             actor: actor.to_string(),
             action: action.to_string(),
@@ -54,7 +56,9 @@ pub async fn commit_revision(
             payload_digest: Some(digest),
             detail,
         })
-        .await
+        .await?;
+    store.settled([&key]);
+    Ok(entry)
 }
 
 /// Writes revision `rev` of `id` create-only *without* committing it (group commit): the
@@ -69,11 +73,10 @@ pub async fn stage_revision(
     bytes: Vec<u8>,
 ) -> Result<String> {
     let digest = codec::sha256_hex(&bytes);
-    if store
-        .put_new_deferred(&keys::revision(kind, id, rev), Bytes::from(bytes))
-        .await?
-        == Created::Existed
-    {
+    let key = keys::revision(kind, id, rev);
+    store.will_write_revision(&key)?;
+    if store.put_new_deferred(&key, Bytes::from(bytes)).await? == Created::Existed {
+        store.settled([&key]);
         return Err(Error::RevisionConflict {
             id: id.to_string(),
             rev,
@@ -93,7 +96,17 @@ pub async fn commit_staged(
     subjects: Vec<Subject>,
 ) -> Result<JournalEntry> {
     store.sync_deferred().await?;
-    journal
+    let committed: Vec<Path> = subjects
+        .iter()
+        .filter_map(|s| {
+            Some(keys::revision(
+                ObjectKind::from_subject(&s.kind)?,
+                &s.id,
+                s.rev?,
+            ))
+        })
+        .collect();
+    let entry = journal
         .append(Draft {
             actor: actor.to_string(),
             action: action.to_string(),
@@ -101,7 +114,9 @@ pub async fn commit_staged(
             subjects,
             payload_digest: None,
         })
-        .await
+        .await?;
+    store.settled(&committed);
+    Ok(entry)
 }
 
 /// The keys of the committed revisions of object `id` of `kind`, oldest first. An

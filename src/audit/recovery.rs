@@ -67,6 +67,9 @@ pub struct Recovery {
     pub undecided: usize,
     /// The entries written (none when there was nothing to record).
     pub entries: Vec<u64>,
+    /// The last writer ended cleanly at the journal's head and none started since: the
+    /// store was not listed (see `store::WriterLock`).
+    pub clean_start: bool,
 }
 
 /// Records every never-committed revision as a leftover. `sole_writer`: no other
@@ -272,13 +275,45 @@ async fn torn_blob(store: &Store, sha: &str) -> Result<Option<String>> {
 }
 
 /// A writer's hold on the store for its lifetime, after recovery ran.
+/// A writer's session: its lock, held until the session ends (or the process does).
 #[derive(Debug)]
 pub struct WriterSession {
     pub recovery: Recovery,
-    _lock: WriterLock,
+    lock: std::sync::Mutex<Option<WriterLock>>,
 }
 
-/// Starts a writer: takes the writer lock, records crash leftovers, keeps the lock.
+impl WriterSession {
+    /// Ends the session cleanly (an orderly shutdown, a command that ran to its end),
+    /// once nothing is written any more: when every revision this process wrote is
+    /// committed and no other writer is alive, the next writer to start need not look
+    /// for leftovers (see `store::WriterLock`). Returns whether that mark was left.
+    pub async fn end(&self, store: &Store, journal: &Journal) -> Result<bool> {
+        let seq = journal.head_seq().await?;
+        let head = (seq, journal.hash_of(seq).await?);
+        let lock = self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(mut lock) = lock else {
+            return Ok(false);
+        };
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            store.end_writing(|unsettled| {
+                if unsettled > 0 {
+                    tracing::warn!(
+                        revisions = unsettled,
+                        "revisions written without an entry, or key destructions not finished: the next start looks for them"
+                    );
+                }
+                lock.end((unsettled == 0).then_some(head))
+            })
+        })
+        .await
+        .map_err(|e| crate::error::Error::Internal(format!("lock task: {e}")))?
+    }
+}
+
+/// Starts a writer: takes the writer lock, records crash leftovers (unless the last
+/// writer ended cleanly at the journal's head, alone: then there are none), keeps the
+/// lock.
 pub async fn start_writer(
     store: &Store,
     journal: &Journal,
@@ -286,9 +321,23 @@ pub async fn start_writer(
     actor: &str,
 ) -> Result<WriterSession> {
     let lock = store.writer_lock().await?;
-    let recovery = recover(store, journal, clock, actor, lock.sole()).await?;
+    let head = journal.head_seq().await?;
+    let clean = match lock.clean_end() {
+        Some((seq, hash)) => seq == head && journal.hash_of(seq).await? == hash,
+        None => false,
+    };
+    let recovery = if clean {
+        journal.sync_ledger().await?;
+        tracing::debug!("the last writer ended cleanly at entry {head}: no leftovers");
+        Recovery {
+            clean_start: true,
+            ..Recovery::default()
+        }
+    } else {
+        recover(store, journal, clock, actor, lock.sole()).await?
+    };
     Ok(WriterSession {
         recovery,
-        _lock: lock.shared().await?,
+        lock: std::sync::Mutex::new(Some(lock.begin(true).await?)),
     })
 }

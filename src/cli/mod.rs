@@ -444,14 +444,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.json;
     // Every writer records crash leftovers first (DESIGN §2.6); `verify` only reads, and
     // the server does this itself.
-    let _writer = match cli.command {
+    let writer = match cli.command {
         Command::Verify(_) | Command::Serve(_) | Command::Demo => None,
         _ => Some(start_writer(&archive).await?),
     };
     let index_dir = cli.index.clone().unwrap_or_else(|| cli.data.join("index"));
     // The commands of parties.rs and retention.rs take the services (a clone is cheap).
     let svc = || services(archive.clone());
-    let writes = _writer.is_some();
+    let writes = writer.is_some();
     let changes = writes && changes_state(&cli.command);
     let locked = archive.clone();
     let result = match cli.command {
@@ -512,6 +512,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Err(e) = locked.journal().flush_ledger() {
         eprintln!("akte: {e}");
+    }
+    if let Some(w) = &writer
+        && let Err(e) = w.end(locked.store(), locked.journal()).await
+    {
+        eprintln!("akte: ending the writer session: {e}");
     }
     if writes && locked.store().object_lock().is_some() {
         // What this command committed gets its Object Lock retention now, not only when

@@ -428,6 +428,7 @@ async fn listen_and_serve(
             }
         });
     }
+    let state = started.state.clone();
     crate::api::serve_app(listener, started.state, app, shutdown_signal()).await?;
     // A checkpoint of the head at every orderly shutdown (signed with --signing-key), so
     // that the last state served is on record — and anchored, with --anchor-to.
@@ -444,6 +445,10 @@ async fn listen_and_serve(
         ),
         Ok(None) => {}
         Err(e) => tracing::warn!("no checkpoint at shutdown: {e}"),
+    }
+    // Last: nothing is written after this.
+    if let Err(e) = state.writer.end(state.archive.store(), &journal).await {
+        tracing::warn!("ending the writer session: {e}");
     }
     Ok(())
 }

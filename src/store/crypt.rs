@@ -78,7 +78,7 @@ pub fn parse_key_file(path: &str, bytes: &[u8]) -> Result<(String, [u8; 32])> {
     Ok((file.party, key))
 }
 
-fn random<const N: usize>() -> Result<[u8; N]> {
+pub(crate) fn random<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| Error::Internal(format!("no random source: {e}")))?;
     Ok(b)

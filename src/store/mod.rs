@@ -69,6 +69,17 @@ pub struct Store {
     key_store: Option<Arc<Store>>,
     /// Leases this process holds on a local directory.
     leases: Arc<lease::LocalLeases>,
+    /// Revisions this process writes or wrote whose journal entry has not been appended
+    /// (yet, or ever: a failed commit leaves one behind for recovery).
+    unsettled: Arc<std::sync::Mutex<Unsettled>>,
+}
+
+#[derive(Debug, Default)]
+struct Unsettled {
+    keys: std::collections::HashSet<String>,
+    /// The writer session ended ([`Store::end_writing`]): a revision written after that
+    /// first removes the clean mark.
+    ended: bool,
 }
 
 pub use s3::LockMode;
@@ -374,7 +385,45 @@ impl Store {
             lock: None,
             key_store: None,
             leases: Arc::default(),
+            unsettled: Arc::default(),
         }
+    }
+
+    /// A revision is about to be written under `key`; its entry is still to come. (Said
+    /// before the write: a session ending meanwhile sees it.) After the session ended,
+    /// the clean mark goes first (see [`WriterLock`]).
+    pub(crate) fn will_write_revision(&self, key: &Path) -> Result<()> {
+        self.unsettle(key.to_string())
+    }
+
+    /// Something is about to happen that recovery must finish if it is cut short.
+    fn unsettle(&self, what: String) -> Result<()> {
+        let mut u = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        u.keys.insert(what);
+        if u.ended
+            && let Some(root) = &self.root
+        {
+            remove_clean_mark(root)?;
+        }
+        Ok(())
+    }
+
+    /// An entry committed the revisions under `keys`, or they were never written by this
+    /// process (another writer's revision was there).
+    pub(crate) fn settled<'a>(&self, keys: impl IntoIterator<Item = &'a Path>) {
+        let mut u = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            u.keys.remove(k.as_ref());
+        }
+    }
+
+    /// Ends this process's writing: `f` is told how many revisions it wrote that no
+    /// entry committed, and key destructions it did not finish; it runs while no
+    /// revision write can start (a write after it removes the clean mark `f` may leave).
+    pub fn end_writing<R>(&self, f: impl FnOnce(usize) -> R) -> R {
+        let mut u = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        u.ended = true;
+        f(u.keys.len())
     }
 
     /// The Object Lock mode objects are locked in, and the calls that lock them; `None`
@@ -517,14 +566,19 @@ impl Store {
             return Ok(WriterLock {
                 file: None,
                 sole: !self.desc.starts_with("s3://"),
+                root: None,
+                session: None,
             });
         };
+        let root = root.clone();
         let path = root.join(".writers.lock");
         tokio::task::spawn_blocking(move || {
             if let Some(file) = try_flock_exclusive(&path)? {
                 return Ok(WriterLock {
                     file: Some(file),
                     sole: true,
+                    root: Some(root),
+                    session: None,
                 });
             }
             let file = open_lock_file(&path)?;
@@ -533,6 +587,8 @@ impl Store {
             Ok(WriterLock {
                 file: Some(file),
                 sole: false,
+                root: Some(root),
+                session: None,
             })
         })
         .await
@@ -770,6 +826,20 @@ impl Store {
     /// to write-once). Only a journaled erasure calls it.
     /// Durable when it returns: a crash afterwards cannot bring the key back.
     pub(crate) async fn destroy_key(&self, party: &str) -> Result<()> {
+        // Journaled already: one cut short is finished by the next recovery, so it must
+        // not count as a clean end (see `WriterLock`).
+        let what = format!("destruction of key {party}");
+        self.unsettle(what.clone())?;
+        self.destroy_key_now(party).await?;
+        self.unsettled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys
+            .remove(&what);
+        Ok(())
+    }
+
+    async fn destroy_key_now(&self, party: &str) -> Result<()> {
         if let Some(ks) = &self.key_store {
             return Box::pin(ks.destroy_key(party)).await;
         }
@@ -997,11 +1067,26 @@ fn try_flock_exclusive(path: &std::path::Path) -> Result<Option<std::fs::File>> 
 /// A writer's hold on the store (see `audit::recovery`). On the local store every
 /// writing process holds `<data>/.writers.lock` shared for its lifetime; one that got it
 /// exclusively at start knows no other writer is alive.
+///
+/// Beside the lock, on the local store: each writer session has a file under
+/// `<data>/.sessions/` from its start until its clean end, and the last writer to end
+/// cleanly — alone, every revision it wrote committed, every key destruction it began
+/// finished — leaves `<data>/.clean` naming
+/// the journal's head. A writer that starts alone and finds that mark at the head, and
+/// no session file, knows nothing was written since without an entry: recovery need
+/// not list the store.
 #[derive(Debug)]
 pub struct WriterLock {
     file: Option<std::fs::File>,
     sole: bool,
+    /// The local store's directory; `None` in memory and on S3 (no marks there).
+    root: Option<PathBuf>,
+    /// This session's file under `.sessions/`, once begun.
+    session: Option<PathBuf>,
 }
+
+/// The mark's first line (its format).
+const CLEAN_MARK: &str = "akte clean end 1";
 
 impl WriterLock {
     /// No other process can be writing to this store.
@@ -1009,22 +1094,135 @@ impl WriterLock {
         self.sole
     }
 
+    /// The journal head (sequence number, hash) the last writer ended cleanly at, when
+    /// this writer is alone and no writer has started since (no session file).
+    pub fn clean_end(&self) -> Option<(u64, String)> {
+        let root = self.root.as_ref().filter(|_| self.sole)?;
+        if sessions(root).ok()?.next().is_some() {
+            return None;
+        }
+        let text = std::fs::read_to_string(root.join(".clean")).ok()?;
+        let mut lines = text.lines();
+        if lines.next()? != CLEAN_MARK {
+            return None;
+        }
+        let (seq, hash) = lines.next()?.split_once(' ')?;
+        Some((seq.parse().ok()?, hash.to_string()))
+    }
+
+    /// Begins this writer's session, before it writes anything: the clean mark is
+    /// removed and a session file made, both durably; when `recovered` (this writer is
+    /// alone and recovery has looked at everything) the session files of writers that
+    /// died are removed first. Then the lock is shared, so that other writers may start.
+    pub async fn begin(mut self, recovered: bool) -> Result<WriterLock> {
+        let Some(root) = self.root.clone() else {
+            return Ok(self);
+        };
+        let clear = recovered && self.sole;
+        let session = tokio::task::spawn_blocking(move || -> Result<PathBuf> {
+            let dir = root.join(".sessions");
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+            if clear {
+                for stale in sessions(&root)? {
+                    std::fs::remove_file(&stale).map_err(|e| Error::io(stale.display(), e))?;
+                }
+            }
+            remove_clean_mark(&root)?;
+            let session = dir.join(format!("{}-{}", pid(), hex::encode(crypt::random::<8>()?)));
+            std::fs::File::create(&session).map_err(|e| Error::io(session.display(), e))?;
+            sync_dir(&dir)?;
+            Ok(session)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("lock task: {e}")))??;
+        self.session = Some(session);
+        self.shared().await
+    }
+
     /// The same lock, shared, so that other writers may start.
-    pub async fn shared(self) -> Result<WriterLock> {
+    async fn shared(self) -> Result<WriterLock> {
         let Some(file) = self.file else {
             return Ok(self);
         };
+        let (root, session) = (self.root, self.session);
         tokio::task::spawn_blocking(move || {
             rustix::fs::flock(&file, rustix::fs::FlockOperation::LockShared)
                 .map_err(|e| Error::io("writer lock", e.into()))?;
             Ok(WriterLock {
                 file: Some(file),
                 sole: false,
+                root,
+                session,
             })
         })
         .await
         .map_err(|e| Error::Internal(format!("lock task: {e}")))?
     }
+
+    /// Ends this writer's session cleanly: its session file goes, and when this writer
+    /// is the last one alive, nobody died in a session since the last recovery, and
+    /// `head` is given (every revision this process wrote is committed) the clean mark
+    /// names `head`. Returns whether it was left.
+    pub fn end(&mut self, head: Option<(u64, String)>) -> Result<bool> {
+        let (Some(root), Some(session)) = (self.root.clone(), self.session.take()) else {
+            return Ok(false);
+        };
+        std::fs::remove_file(&session).map_err(|e| Error::io(session.display(), e))?;
+        sync_dir(&root.join(".sessions"))?;
+        let Some((seq, hash)) = head else {
+            return Ok(false);
+        };
+        let Some(file) = &self.file else {
+            return Ok(false);
+        };
+        match rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+            Err(e) => return Err(Error::io("writer lock", e.into())),
+        }
+        if sessions(&root)?.next().is_some() {
+            return Ok(false);
+        }
+        let tmp = root.join(".clean.tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(tmp.display(), e))?;
+        std::io::Write::write_all(&mut f, format!("{CLEAN_MARK}\n{seq} {hash}\n").as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(tmp.display(), e))?;
+        std::fs::rename(&tmp, root.join(".clean")).map_err(|e| Error::io(tmp.display(), e))?;
+        sync_dir(&root)?;
+        Ok(true)
+    }
+}
+
+/// The session files under `<root>/.sessions/` (none when it does not exist).
+fn sessions(root: &std::path::Path) -> Result<impl Iterator<Item = PathBuf>> {
+    let dir = root.join(".sessions");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => Some(e),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(dir.display(), e)),
+    };
+    Ok(entries
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path())))
+}
+
+/// Removes `<root>/.clean`, durably.
+fn remove_clean_mark(root: &std::path::Path) -> Result<()> {
+    let mark = root.join(".clean");
+    match std::fs::remove_file(&mark) {
+        Ok(()) => sync_dir(root),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(mark.display(), e)),
+    }
+}
+
+/// Makes a directory's entries durable.
+fn sync_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir.display(), e))
 }
 
 /// Credentials of an AWS profile file.
