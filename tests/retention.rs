@@ -74,7 +74,7 @@ async fn disposal_end_to_end_with_four_eyes_tombstone_and_shared_blob() {
 
     let eligible: Vec<String> = s
         .disposals
-        .eligible()
+        .eligible(&s.catalog, None, 1000)
         .await
         .unwrap()
         .into_iter()
@@ -1220,4 +1220,88 @@ async fn verify_names_actors_that_did_not_exist_refusals_that_wrote_and_restored
         "party erased by a journaled erasure, but its data key is still in the store",
     );
     assert_eq!(r.problems.len(), 5, "nothing else: {:#?}", r.problems);
+}
+
+/// The eligible list is paged in id order from the catalog: pages join up to exactly
+/// the eligible records, and a page is filled even when the first candidates the catalog
+/// offers (more than one pass holds) are all on hold.
+#[tokio::test]
+async fn eligible_records_come_in_pages_past_held_candidates() {
+    let (s, clock) = setup().await;
+    let mut letters = Vec::new();
+    for i in 0..140 {
+        letters.push(
+            archive(
+                &s,
+                format!("Brief {i}").as_bytes(),
+                "business-letter",
+                "2015-03-01",
+            )
+            .await,
+        );
+    }
+    // Ids are time-ordered: every invoice's is above every letter's.
+    clock.set(clock.now() + chrono::Duration::seconds(1));
+    let mut invoices = Vec::new();
+    for i in 0..20 {
+        invoices.push(
+            archive(
+                &s,
+                format!("Rechnung {i}").as_bytes(),
+                "invoice",
+                "2015-05-01",
+            )
+            .await,
+        );
+    }
+    archive(&s, b"Brief 2025", "business-letter", "2025-03-01").await;
+    invoices.sort();
+    let page = |after: Option<String>, limit: usize| {
+        let s = &s;
+        async move {
+            s.disposals
+                .eligible(&s.catalog, after.as_deref(), limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let p = page(after.clone(), 7).await;
+        assert!(p.len() <= 7);
+        all.extend(p.iter().cloned());
+        if p.len() < 7 {
+            break;
+        }
+        after = p.last().cloned();
+    }
+    let mut expected: Vec<String> = letters.iter().chain(&invoices).cloned().collect();
+    expected.sort();
+    assert_eq!(all, expected, "every eligible record once, in id order");
+
+    // The letters (the smallest ids) go on hold. A page of 10 needs a
+    // second pass over the catalog (a pass offers at most 128 candidates).
+    s.holds
+        .place(
+            "alice",
+            "Prüfung",
+            "Briefe 2015",
+            None,
+            HoldScope::Class {
+                class: "business-letter".into(),
+                from: None,
+                to: None,
+            },
+        )
+        .await
+        .unwrap();
+    let first = page(None, 10).await;
+    assert_eq!(first, invoices[..10].to_vec());
+    let rest = page(first.last().cloned(), 10).await;
+    assert_eq!(rest, invoices[10..].to_vec());
+    assert!(page(rest.last().cloned(), 10).await.is_empty());
 }

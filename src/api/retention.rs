@@ -155,18 +155,40 @@ async fn release_hold(
     Ok((StatusCode::CREATED, axum::Json(HoldView::from(h))).into_response())
 }
 
-/// Records past their retention and under no hold: eligible for a disposal request.
-#[utoipa::path(get, path = "/v1/retention/eligible", tag = "retention", responses((status = 200, body = Vec<RecordView>)), security(("bearer" = [])))]
+/// Records past their retention and under no hold: eligible for a disposal request. A
+/// page in id order: pass the last id of a full page as `after` for the next.
+#[utoipa::path(
+    get, path = "/v1/retention/eligible", tag = "retention",
+    params(
+        ("after" = Option<String>, Query, description = "Records after this id (the last of the page before)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 10000, description = "At most this many (default 1000)"),
+    ),
+    responses(
+        (status = 200, body = Vec<RecordView>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 async fn eligible(
     State(state): State<AppState>,
     caller: Caller,
+    req: Request,
 ) -> ApiResult<axum::Json<Vec<RecordView>>> {
     caller.require(roles::RETENTION_READ)?;
+    let p = params::Params::parse(req.uri().query(), &["after", "limit"])?;
+    let after = p.string("after");
+    if let Some(a) = &after {
+        crate::ids::validate_id(a).map_err(|_| ApiError::invalid("after", "a record id"))?;
+    }
+    let limit: usize = p.number("limit")?.unwrap_or(1000);
+    if limit == 0 || limit > 10_000 {
+        return Err(ApiError::invalid("limit", "must be between 1 and 10000"));
+    }
     Ok(axum::Json(
         state
             .svc
             .disposals
-            .eligible()
+            .eligible(&state.svc.catalog, after.as_deref(), limit)
             .await?
             .into_iter()
             .map(RecordView::from)

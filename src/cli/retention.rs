@@ -411,20 +411,32 @@ pub async fn retention(
             }
         }
         RetentionCommand::Eligible => {
-            for r in svc.disposals.eligible().await? {
-                if json {
-                    outln!(
-                        "{}",
-                        serde_json::json!({"id": r.id, "class": r.class, "retain_until": r.retention.retain_until, "policy": r.retention.policy})
-                    );
-                } else {
-                    outln!(
-                        "{}  {:<16} retained until {}  {}",
-                        r.id,
-                        r.class,
-                        r.retention.retain_until,
-                        r.title
-                    );
+            let mut after: Option<String> = None;
+            loop {
+                let page = svc
+                    .disposals
+                    .eligible(&svc.catalog, after.as_deref(), 1000)
+                    .await?;
+                let full = page.len() == 1000;
+                after = page.last().map(|r| r.id.clone());
+                for r in page {
+                    if json {
+                        outln!(
+                            "{}",
+                            serde_json::json!({"id": r.id, "class": r.class, "retain_until": r.retention.retain_until, "policy": r.retention.policy})
+                        );
+                    } else {
+                        outln!(
+                            "{}  {:<16} retained until {}  {}",
+                            r.id,
+                            r.class,
+                            r.retention.retain_until,
+                            r.title
+                        );
+                    }
+                }
+                if !full {
+                    break;
                 }
             }
         }

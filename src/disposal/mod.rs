@@ -8,7 +8,7 @@
 pub mod hold;
 pub mod report;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -20,6 +20,7 @@ use crate::audit::{
     self,
     journal::{Draft, Journal, Subject},
 };
+use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::party::Parties;
@@ -196,18 +197,54 @@ impl Disposals {
         Ok(Ok(r))
     }
 
-    /// Records past retention and under no hold.
-    pub async fn eligible(&self) -> Result<Vec<RecordRevision>> {
+    /// Records past retention and under no hold, in id order: those after `after`, at
+    /// most `limit`. The candidates come from the catalog's summaries (past retention,
+    /// not disposed), a bounded number per pass; each is then checked against its
+    /// committed revision and the holds, as a disposal request checks it. Only
+    /// candidates are read from the store, and memory is bounded by `limit`.
+    pub async fn eligible(
+        &self,
+        catalog: &Catalog,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RecordRevision>> {
         let today = self.trusted_today().await?;
         let holds = self.holds.all().await?;
-        let ids = self.journal.committed_ids(ObjectKind::Record).await?;
+        catalog.catch_up(&self.journal).await?;
+        let per_pass = limit.clamp(64, 10_000) * 2;
+        let mut cursor = after.map(str::to_string);
         let mut out = Vec::new();
-        for id in ids {
-            if let Ok(r) = self.check(&id, today, &holds).await? {
-                out.push(r);
+        loop {
+            let from = cursor.clone();
+            // The `per_pass` smallest candidate ids after the cursor (a max-heap).
+            let heap = catalog
+                .fold_summaries(BinaryHeap::new(), move |heap, r| {
+                    let past = !r.retention.disposed && r.retention.retain_until < today;
+                    if !past || from.as_deref().is_some_and(|c| r.id.as_str() <= c) {
+                        return;
+                    }
+                    if heap.len() < per_pass {
+                        heap.push(r.id);
+                    } else if heap.peek().is_some_and(|top| r.id < *top) {
+                        heap.pop();
+                        heap.push(r.id);
+                    }
+                })
+                .await?;
+            let full = heap.len() == per_pass;
+            for id in heap.into_sorted_vec() {
+                if let Ok(r) = self.check(&id, today, &holds).await? {
+                    out.push(r);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+                cursor = Some(id);
+            }
+            if !full {
+                return Ok(out);
             }
         }
-        Ok(out)
     }
 
     async fn refused(&self, actor: &str, what: &str, subjects: Vec<Subject>, why: &str) {

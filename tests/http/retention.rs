@@ -164,3 +164,49 @@ async fn attack_matrix_retained_and_held_records_stay() {
     assert_eq!(journal_refusals().await - refusals_before, reached_rules);
     assert!(cli(&s.data, &["verify"]).status.success());
 }
+
+/// `GET /v1/retention/eligible` pages by `after` and `limit`, and refuses bad values with
+/// a problem.
+#[tokio::test]
+async fn the_eligible_list_pages_and_refuses_bad_parameters() {
+    let s = Server::start(&[]);
+    let c = client();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let r: Value = upload(
+            &s,
+            ADMIN,
+            format!("Brief {i} aus 2010").into_bytes(),
+            "?class=business-letter&date=2010-01-01",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        ids.push(r["id"].as_str().unwrap().to_string());
+    }
+    ids.sort();
+    let get = |query: String| {
+        c.get(s.url(&format!("/v1/retention/eligible{query}")))
+            .header("authorization", bearer(ADMIN))
+            .send()
+    };
+    let mut seen = Vec::new();
+    let mut query = "?limit=2".to_string();
+    loop {
+        let page: Vec<Value> = get(query.clone()).await.unwrap().json().await.unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().map(|r| r["id"].as_str().unwrap().to_string()));
+        match page.last() {
+            Some(last) if page.len() == 2 => {
+                query = format!("?limit=2&after={}", last["id"].as_str().unwrap());
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    for bad in ["?limit=0", "?limit=10001", "?limit=x", "?after=..%2Fkeys", "?page=2"] {
+        let v = problem(get(bad.to_string()).await.unwrap(), StatusCode::BAD_REQUEST).await;
+        assert!(v["detail"].is_string(), "{bad}: {v}");
+    }
+}
