@@ -164,10 +164,24 @@ impl DeferredWrites for LocalDeferred {
         // Keys are plain ASCII segments (hex, UUIDs, numbers: see `keys`), which the
         // local backend maps to the same relative path.
         let path = self.root.join(key.as_ref());
+        // A revision or a data key of a group commit is read by no one before its entry
+        // (and never deduplicated onto): it is created under its own name, and a process
+        // killed mid-write leaves a short one, which recovery records as torn like one a
+        // power loss left. A blob may be deduplicated onto at once: it appears whole.
+        let direct = matches!(
+            keys::classify(key),
+            keys::KeyKind::Revision { .. } | keys::KeyKind::PartyKey { .. }
+        );
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || create_file(&path, &bytes))
-                .await
-                .map_err(|e| Error::Internal(format!("write task: {e}")))?
+            tokio::task::spawn_blocking(move || {
+                if direct {
+                    create_file_direct(&path, &bytes)
+                } else {
+                    create_file(&path, &bytes)
+                }
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("write task: {e}")))?
         })
     }
 
@@ -973,6 +987,39 @@ impl Store {
 /// one inode operation instead of a temporary file, a link and an unlink. A crash before
 /// the batch is synced can leave the file short; see `blob::put_inline` for how blobs
 /// recover from that, and `Archive::stage` for why revisions need not.
+/// Creates `path` with `bytes` unless it exists, under its own name (`O_EXCL`): for
+/// objects no one reads before a later step commits them.
+fn create_file_direct(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
+    use std::io::{ErrorKind, Write};
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+    };
+    let mut file = match open() {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(Created::Existed),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
+            }
+            match open() {
+                Ok(f) => f,
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(Created::Existed),
+                Err(e) => return Err(Error::io(path.display(), e)),
+            }
+        }
+        Err(e) => return Err(Error::io(path.display(), e)),
+    };
+    if let Err(e) = file.write_all(bytes) {
+        // Nothing half-written stays behind under its name when the process lives on.
+        let _ = std::fs::remove_file(path);
+        return Err(Error::io(path.display(), e));
+    }
+    Ok(Created::New)
+}
+
 fn create_file(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
     use std::io::{ErrorKind, Write};
     // Written under a temporary name, then renamed without replacing: a process killed

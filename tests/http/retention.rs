@@ -205,7 +205,13 @@ async fn the_eligible_list_pages_and_refuses_bad_parameters() {
         }
     }
     assert_eq!(seen, ids);
-    for bad in ["?limit=0", "?limit=10001", "?limit=x", "?after=..%2Fkeys", "?page=2"] {
+    for bad in [
+        "?limit=0",
+        "?limit=10001",
+        "?limit=x",
+        "?after=..%2Fkeys",
+        "?page=2",
+    ] {
         let v = problem(get(bad.to_string()).await.unwrap(), StatusCode::BAD_REQUEST).await;
         assert!(v["detail"].is_string(), "{bad}: {v}");
     }
