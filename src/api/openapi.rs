@@ -202,6 +202,7 @@ const PARAMETERS: &[(&str, &str, Rule)] = &[
     ("/v1/records", "case", Rule::Shape(shape::UUIDS)),
     ("/v1/records", "from", Rule::Shape(shape::EMAILS)),
     ("/v1/records", "to", Rule::Shape(shape::EMAILS)),
+    ("/v1/retention/eligible", "after", Rule::Uuid),
     ("*", "party", Rule::Uuid),
     ("*", "case", Rule::Uuid),
     ("*", "class", Rule::Shape(shape::SLUG)),
