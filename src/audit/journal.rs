@@ -504,7 +504,6 @@ impl Journal {
         Ok(self.ledger.revisions(kind, id))
     }
 
-    /// The id of every committed object of `kind`, in id order.
     /// The newest `audit.verify` entry, if any (kept by the ledger: no journal scan).
     pub async fn last_verify(&self) -> Result<Option<JournalEntry>> {
         match self.ledger_synced().await?.last_verify() {
@@ -513,6 +512,7 @@ impl Journal {
         }
     }
 
+    /// The id of every committed object of `kind`, in id order.
     pub async fn committed_ids(&self, kind: keys::ObjectKind) -> Result<Vec<String>> {
         Ok(self
             .ledger_synced()

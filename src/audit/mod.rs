@@ -37,7 +37,7 @@ pub async fn commit_revision(
     let key = keys::revision(kind, id, rev);
     store.will_write_revision(&key)?;
     if store.put_new(&key, Bytes::from(bytes)).await? == Created::Existed {
-        store.settled([&key]);
+        store.settled([key.as_ref()]);
         return Err(Error::RevisionConflict {
             id: id.to_string(),
             rev,
@@ -57,7 +57,7 @@ pub async fn commit_revision(
             detail,
         })
         .await?;
-    store.settled([&key]);
+    store.settled([key.as_ref()]);
     Ok(entry)
 }
 
@@ -76,7 +76,7 @@ pub async fn stage_revision(
     let key = keys::revision(kind, id, rev);
     store.will_write_revision(&key)?;
     if store.put_new_deferred(&key, Bytes::from(bytes)).await? == Created::Existed {
-        store.settled([&key]);
+        store.settled([key.as_ref()]);
         return Err(Error::RevisionConflict {
             id: id.to_string(),
             rev,
@@ -115,7 +115,7 @@ pub async fn commit_staged(
             payload_digest: None,
         })
         .await?;
-    store.settled(&committed);
+    store.settled(committed.iter().map(|k| k.as_ref()));
     Ok(entry)
 }
 

@@ -274,7 +274,6 @@ async fn torn_blob(store: &Store, sha: &str) -> Result<Option<String>> {
     }
 }
 
-/// A writer's hold on the store for its lifetime, after recovery ran.
 /// A writer's session: its lock, held until the session ends (or the process does).
 #[derive(Debug)]
 pub struct WriterSession {
@@ -321,14 +320,15 @@ pub async fn start_writer(
     actor: &str,
 ) -> Result<WriterSession> {
     let lock = store.writer_lock().await?;
-    let head = journal.head_seq().await?;
     let clean = match lock.clean_end() {
-        Some((seq, hash)) => seq == head && journal.hash_of(seq).await? == hash,
+        Some((seq, hash)) => {
+            seq == journal.head_seq().await? && journal.hash_of(seq).await? == hash
+        }
         None => false,
     };
     let recovery = if clean {
         journal.sync_ledger().await?;
-        tracing::debug!("the last writer ended cleanly at entry {head}: no leftovers");
+        tracing::debug!("the last writer ended cleanly at the journal's head: no leftovers");
         Recovery {
             clean_start: true,
             ..Recovery::default()
@@ -338,6 +338,6 @@ pub async fn start_writer(
     };
     Ok(WriterSession {
         recovery,
-        lock: std::sync::Mutex::new(Some(lock.begin(true).await?)),
+        lock: std::sync::Mutex::new(Some(lock.begin().await?)),
     })
 }

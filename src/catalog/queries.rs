@@ -665,16 +665,6 @@ fn is_number_label(word: &str) -> bool {
         "account",
     ];
     let w = word.trim_end_matches([':', '.']);
-    // Called for every word of every text ingested: most are rejected by length or by
-    // their first letter before any comparison (the labels are ASCII).
-    if !(2..=17).contains(&w.len())
-        || !matches!(
-            w.as_bytes()[0].to_ascii_lowercase(),
-            b'k' | b'l' | b'd' | b'c' | b's' | b'v' | b'a'
-        )
-    {
-        return false;
-    }
     LABELS.iter().any(|l| l.eq_ignore_ascii_case(w))
 }
 

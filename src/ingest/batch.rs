@@ -215,6 +215,17 @@ pub struct Writing {
     by_message_id: HashMap<String, Vec<String>>,
 }
 
+impl Writing {
+    /// A record of the batch being written with these bytes, of a media type `fits`.
+    fn record_with_sha(&self, sha: &str, fits: impl Fn(&str) -> bool) -> Option<String> {
+        self.by_sha
+            .get(sha)?
+            .iter()
+            .find(|(_, media)| fits(media))
+            .map(|(id, _)| id.clone())
+    }
+}
+
 impl PlannedBatch {
     /// The records this batch will write, for the batch planned while it is written.
     pub fn writing(&self) -> Writing {
@@ -327,13 +338,8 @@ impl Ingest {
                 {
                     Some(b) => Some(b.id),
                     None => {
-                        let earlier = writing.by_sha.get(&p.sha).and_then(|records| {
-                            records.iter().find(|(_, media)| fits(media)).cloned()
-                        });
-                        earlier.map(|(id, _)| {
-                            of_earlier[i] = Some(id.clone());
-                            id
-                        })
+                        of_earlier[i] = writing.record_with_sha(&p.sha, fits);
+                        of_earlier[i].clone()
                     }
                 },
             };

@@ -6,6 +6,7 @@
 //! are archived in batches (`Ingest::ingest`, one group commit each); memory is bounded
 //! by the batch, not by the size of a mailbox.
 
+use std::collections::HashSet;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,8 +15,6 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::Ingest;
-use std::collections::HashSet;
-
 use crate::ingest::batch::{Incoming, IngestDefaults, ItemOutcome, Writing};
 use crate::store::content::Content;
 

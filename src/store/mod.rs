@@ -70,7 +70,8 @@ pub struct Store {
     /// Leases this process holds on a local directory.
     leases: Arc<lease::LocalLeases>,
     /// Revisions this process writes or wrote whose journal entry has not been appended
-    /// (yet, or ever: a failed commit leaves one behind for recovery).
+    /// (yet, or ever: a failed commit leaves one behind for recovery), and key
+    /// destructions it began and did not finish.
     unsettled: Arc<std::sync::Mutex<Unsettled>>,
 }
 
@@ -424,10 +425,10 @@ impl Store {
 
     /// An entry committed the revisions under `keys`, or they were never written by this
     /// process (another writer's revision was there).
-    pub(crate) fn settled<'a>(&self, keys: impl IntoIterator<Item = &'a Path>) {
+    pub(crate) fn settled<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
         let mut u = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
         for k in keys {
-            u.keys.remove(k.as_ref());
+            u.keys.remove(k);
         }
     }
 
@@ -845,11 +846,7 @@ impl Store {
         let what = format!("destruction of key {party}");
         self.unsettle(what.clone())?;
         self.destroy_key_now(party).await?;
-        self.unsettled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys
-            .remove(&what);
+        self.settled([what.as_str()]);
         Ok(())
     }
 
@@ -983,12 +980,9 @@ impl Store {
     }
 }
 
-/// Creates `path` with `bytes`, refusing one that exists (`O_EXCL`), without an fsync:
-/// one inode operation instead of a temporary file, a link and an unlink. A crash before
-/// the batch is synced can leave the file short; see `blob::put_inline` for how blobs
-/// recover from that, and `Archive::stage` for why revisions need not.
-/// Creates `path` with `bytes` unless it exists, under its own name (`O_EXCL`): for
-/// objects no one reads before a later step commits them.
+/// Creates `path` with `bytes` unless it exists, under its own name (`O_EXCL`), without
+/// an fsync: for objects no one reads before a later step commits them. A crash before
+/// the batch is synced can leave the file short; recovery records it as torn.
 fn create_file_direct(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
     use std::io::{ErrorKind, Write};
     let open = || {
@@ -1020,6 +1014,8 @@ fn create_file_direct(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
     Ok(Created::New)
 }
 
+/// Creates `path` with `bytes` unless it exists, through a temporary name and a rename
+/// that does not replace, without an fsync (see the comment inside).
 fn create_file(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
     use std::io::{ErrorKind, Write};
     // Written under a temporary name, then renamed without replacing: a process killed
@@ -1158,14 +1154,14 @@ impl WriterLock {
     }
 
     /// Begins this writer's session, before it writes anything: the clean mark is
-    /// removed and a session file made, both durably; when `recovered` (this writer is
-    /// alone and recovery has looked at everything) the session files of writers that
-    /// died are removed first. Then the lock is shared, so that other writers may start.
-    pub async fn begin(mut self, recovered: bool) -> Result<WriterLock> {
+    /// removed and a session file made, both durably; a writer alone first removes the
+    /// session files of writers that died (call it after recovery, which recorded what
+    /// they left). Then the lock is shared, so that other writers may start.
+    pub async fn begin(mut self) -> Result<WriterLock> {
         let Some(root) = self.root.clone() else {
             return Ok(self);
         };
-        let clear = recovered && self.sole;
+        let clear = self.sole;
         let session = tokio::task::spawn_blocking(move || -> Result<PathBuf> {
             let dir = root.join(".sessions");
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
