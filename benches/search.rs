@@ -451,6 +451,10 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
         "queries      1000 mixed; total hits akte {hits_ours}, bare {hits_bare} (akte also matches stems, folded spellings and compound parts)"
     );
     println!(
+        "facets       {:.0} MB of decoded facet columns (akte; --facet-cache-mb bounds it)",
+        ours.facet_table_bytes() as f64 / 1e6
+    );
+    println!(
         "{:<12} {:>9} {:>9} {:>9} {:>9} {:>10}",
         "kind", "akte p50", "akte p99", "bare p50", "bare p99", "p50 ratio"
     );

@@ -371,6 +371,7 @@ pub async fn start(
     let search = match &config.index_dir {
         Some(dir) => {
             let index = crate::search::SearchIndex::open(dir, false)?;
+            index.warm_in_background();
             Some(crate::search::indexer::Indexer::new(
                 Arc::new(index),
                 svc.clone(),

@@ -114,6 +114,15 @@ pub struct Cli {
         default_value_t = 64
     )]
     catalog_cache_mb: usize,
+    /// Memory for the search index's decoded facet columns, in MiB: faceted searches read
+    /// segments within it from plain arrays, the rest from the index's columns (slower).
+    #[arg(
+        long,
+        global = true,
+        env = "AKTE_FACET_CACHE_MB",
+        default_value_t = 256
+    )]
+    facet_cache_mb: usize,
     /// Ed25519 key (PKCS#8 file, kept outside the store, owner-only) that signs every
     /// checkpoint; created there when missing. Its public key is trusted by `verify`.
     #[arg(long, global = true, env = "AKTE_SIGNING_KEY")]
@@ -390,6 +399,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cli.catalog_cache_mb.max(1) << 20,
     );
     let _ = CATALOG.set(catalog.clone());
+    crate::search::set_facet_budget(cli.facet_cache_mb << 20);
     let tsa_trusted = match &cli.tsa_ca {
         Some(p) => crate::audit::timestamp::load_certs(p)?,
         None => Vec::new(),

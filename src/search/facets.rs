@@ -4,9 +4,15 @@
 //! pass. String values are counted by term ordinal; each segment's ordinals map to ids
 //! shared by all segments (built once per segment: segments never change), so adding up
 //! the segments is adding arrays, and only the values shown are ever named.
+//!
+//! The columns are compressed for the disk; reading them hit by hit was most of a
+//! faceted query's time. A segment's facet columns are therefore decoded once into plain
+//! arrays ([`Table`]), kept while the segment is searched, within a memory budget
+//! (`--facet-cache-mb`); segments beyond it are counted from the columns.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::NaiveDate;
 use rustc_hash::FxHashMap;
@@ -29,14 +35,32 @@ pub struct FacetCollector {
     cache: Arc<TermCache>,
 }
 
-/// Per segment: each facet column's ordinals as shared ids, and the counts of all its
-/// live documents (for queries that match most of it).
-#[derive(Default)]
+/// The memory decoded facet tables may take unless told otherwise (`--facet-cache-mb`).
+static BUDGET: AtomicUsize = AtomicUsize::new(256 << 20);
+
+/// Sets the memory budget of the decoded facet tables of indexes opened from now on.
+pub fn set_budget(bytes: usize) {
+    BUDGET.store(bytes, Ordering::Relaxed);
+}
+
+/// Per segment: each facet column's ordinals as shared ids, its decoded table, and the
+/// counts of all its live documents (for queries that match most of it).
 pub struct TermCache {
     terms: Mutex<HashMap<(SegmentId, usize), Terms>>,
     /// Per string facet, the values of all segments seen, by shared id.
     names: Mutex<[Names; 3]>,
     totals: Mutex<HashMap<(SegmentId, u32, u64), Arc<SegmentCounts>>>,
+    /// Per segment, its table.
+    tables: Mutex<HashMap<SegmentId, TableCell>>,
+    /// Bytes the tables may take, and take.
+    budget: usize,
+    used: AtomicUsize,
+}
+
+impl Default for TermCache {
+    fn default() -> TermCache {
+        TermCache::with_budget(BUDGET.load(Ordering::Relaxed))
+    }
 }
 
 #[derive(Default)]
@@ -54,14 +78,217 @@ impl std::fmt::Debug for TermCache {
 /// Segments with fewer live documents are always counted hit by hit.
 const DENSE_MIN: u32 = 4096;
 
+/// A segment's table, decoded once (`None`: beyond the budget, or not decodable).
+type TableCell = Arc<OnceLock<Option<Arc<Table>>>>;
+
 /// A column's ordinals, as shared ids.
 type Terms = Arc<Vec<u32>>;
+
+struct Prepared {
+    cols: Vec<Option<StrColumn>>,
+    terms: Vec<Terms>,
+    key: Column<u64>,
+    table: Option<Arc<Table>>,
+}
+
+/// No value (a document without a class, or without a facet key).
+const NONE: u32 = u32::MAX;
+
+/// A segment's facet columns as plain arrays by document: what a hit's facets are is a
+/// few array reads.
+struct Table {
+    /// Values are shared ids (see [`TermCache::terms`]), below `widths` per facet; the
+    /// class and role ids fit 16 bits ([`NONE16`]: no class).
+    class: Vec<u16>,
+    /// Document `d`'s parties are `party[starts[d]..starts[d + 1]]`.
+    starts: Vec<u32>,
+    party: Vec<u32>,
+    /// Where each document's roles start, when not where its parties do.
+    role_starts: Option<Vec<u32>>,
+    role: Vec<u16>,
+    /// The facet key's retain-until and flags (`pack` without the year), or [`NONE`].
+    until: Vec<u32>,
+    year: Vec<u16>,
+    widths: [usize; 3],
+    /// What the table was charged against the budget.
+    bytes: usize,
+}
+
+const NONE16: u16 = u16::MAX;
+
+/// Document `doc`'s rows in `starts`.
+fn span(starts: &[u32], doc: usize) -> std::ops::Range<usize> {
+    match (starts.get(doc), starts.get(doc + 1)) {
+        (Some(&a), Some(&b)) => a as usize..b as usize,
+        _ => 0..0,
+    }
+}
+
+/// A multi-valued column's values by document, while decoding.
+#[derive(Default)]
+struct Rows {
+    starts: Vec<u32>,
+    vals: Vec<u32>,
+}
+
+impl Table {
+    /// The most bytes a table of `docs` documents with `parties` party and `roles` role
+    /// values takes.
+    fn estimate(docs: usize, parties: usize, roles: usize) -> usize {
+        docs.saturating_mul(2 + 4 + 4 + 4 + 2)
+            .saturating_add(parties.saturating_mul(4))
+            .saturating_add(roles.saturating_mul(2))
+    }
+
+    /// The bytes this table takes.
+    fn size(&self) -> usize {
+        self.class.len() * 2
+            + self.starts.len() * 4
+            + self.party.len() * 4
+            + self.role_starts.as_ref().map_or(0, |s| s.len() * 4)
+            + self.role.len() * 2
+            + self.until.len() * 4
+            + self.year.len() * 2
+    }
+
+    /// Decodes the columns of a segment of `docs` documents, a block at a time. `None`
+    /// when a value does not fit the table's narrower types (a year past 65,534, a
+    /// retain-until past 2^30 days, more than 65,534 classes or roles): such a segment is
+    /// counted from its columns.
+    fn build(
+        docs: u32,
+        cols: &[Option<StrColumn>],
+        terms: &[Terms],
+        key: &Column<u64>,
+    ) -> Option<Table> {
+        let shared = |facet: usize, ord: u64| -> u32 {
+            terms
+                .get(facet)
+                .and_then(|t| t.get(usize::try_from(ord).ok()?))
+                .copied()
+                .unwrap_or(NONE)
+        };
+        let width = |t: Option<&Terms>| {
+            t.and_then(|t| t.iter().max())
+                .map_or(0, |m| *m as usize + 1)
+        };
+        let widths = [
+            width(terms.first()),
+            width(terms.get(1)),
+            width(terms.get(2)),
+        ];
+        if widths[0] > usize::from(NONE16) || widths[2] > usize::from(NONE16) {
+            return None;
+        }
+        let n = docs as usize;
+        let mut class = vec![NONE16; n];
+        let mut until = vec![NONE; n];
+        let mut year = vec![0u16; n];
+        let mut multi = [Rows::default(), Rows::default()];
+        for rows in &mut multi {
+            rows.starts.reserve_exact(n + 1);
+        }
+        let mut ords = Vec::new();
+        let mut keys = Vec::new();
+        let (mut doc_buf, mut row_buf, mut val_buf) = (Vec::new(), Vec::new(), Vec::new());
+        let mut block = Vec::with_capacity(COLLECT_BLOCK_BUFFER_LEN);
+        let mut first = 0;
+        while first < docs {
+            let last = first
+                .saturating_add(COLLECT_BLOCK_BUFFER_LEN as u32)
+                .min(docs);
+            block.clear();
+            block.extend(first..last);
+            let at = first as usize;
+            if let Some(Some(col)) = cols.first() {
+                ords.clear();
+                ords.resize(block.len(), None);
+                col.ords().first_vals(&block, &mut ords);
+                for (slot, o) in class[at..].iter_mut().zip(&ords) {
+                    *slot = o.map_or(NONE16, |o| u16::try_from(shared(0, o)).unwrap_or(NONE16));
+                }
+            }
+            for (facet, (rows, col)) in multi.iter_mut().zip(cols.iter().skip(1)).enumerate() {
+                let Some(col) = col else {
+                    rows.starts.extend(block.iter().map(|_| 0));
+                    continue;
+                };
+                doc_buf.clear();
+                row_buf.clear();
+                col.ords()
+                    .row_ids_for_docs(&block, &mut doc_buf, &mut row_buf);
+                val_buf.clear();
+                val_buf.resize(row_buf.len(), 0);
+                col.ords().values.get_vals(&row_buf, &mut val_buf);
+                // `doc_buf` names each value's document, in order.
+                let mut next = 0;
+                for &d in &block {
+                    rows.starts.push(u32::try_from(rows.vals.len()).ok()?);
+                    while next < doc_buf.len() && doc_buf[next] == d {
+                        rows.vals.push(shared(facet + 1, val_buf[next]));
+                        next += 1;
+                    }
+                }
+            }
+            keys.clear();
+            keys.resize(block.len(), None);
+            key.first_vals(&block, &mut keys);
+            for ((u, y), k) in until[at..].iter_mut().zip(&mut year[at..]).zip(&keys) {
+                if let Some(k) = k {
+                    let low = u32::try_from(k & ((1 << 40) - 1))
+                        .ok()
+                        .filter(|v| *v < NONE)?;
+                    *u = low;
+                    *y = u16::try_from(k >> 40).ok().filter(|v| *v < u16::MAX)?;
+                }
+            }
+            first = last;
+        }
+        let [mut party, mut role] = multi;
+        for rows in [&mut party, &mut role] {
+            rows.starts.push(u32::try_from(rows.vals.len()).ok()?);
+            rows.vals.shrink_to_fit();
+        }
+        Some(Table {
+            class,
+            // A record has a role per party: the two usually start together.
+            role_starts: (role.starts != party.starts).then_some(role.starts),
+            starts: party.starts,
+            party: party.vals,
+            role: role
+                .vals
+                .iter()
+                .map(|r| u16::try_from(*r).ok().filter(|r| *r != NONE16))
+                .collect::<Option<_>>()?,
+            until,
+            year,
+            widths,
+            bytes: 0,
+        })
+    }
+}
 
 fn lock_err<T>(_: T) -> tantivy::TantivyError {
     tantivy::TantivyError::InternalError("facet term cache lock poisoned".into())
 }
 
 impl TermCache {
+    pub fn with_budget(budget: usize) -> TermCache {
+        TermCache {
+            terms: Default::default(),
+            names: Default::default(),
+            totals: Default::default(),
+            tables: Default::default(),
+            budget,
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// The bytes the decoded tables take.
+    pub fn decoded_bytes(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
     fn terms(&self, seg: SegmentId, facet: usize, col: &StrColumn) -> tantivy::Result<Terms> {
         if let Some(t) = self.terms.lock().map_err(lock_err)?.get(&(seg, facet)) {
             return Ok(t.clone());
@@ -93,10 +320,93 @@ impl TermCache {
         Ok(ids)
     }
 
+    /// The decoded table of a segment: decoded on first use if the budget allows.
+    /// Concurrent searches of the same segment wait for one decoding.
+    fn table(
+        &self,
+        seg: &SegmentReader,
+        cols: &[Option<StrColumn>],
+        terms: &[Terms],
+        key: &Column<u64>,
+    ) -> Option<Arc<Table>> {
+        let cell = self
+            .tables
+            .lock()
+            .ok()?
+            .entry(seg.segment_id())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| {
+            let rows = |i: usize| {
+                cols.get(i)
+                    .and_then(|c| c.as_ref())
+                    .map_or(0, |c| c.ords().values.num_vals() as usize)
+            };
+            let bytes = Table::estimate(seg.max_doc() as usize, rows(1), rows(2));
+            let reserved = self
+                .used
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                    u.checked_add(bytes).filter(|n| *n <= self.budget)
+                })
+                .is_ok();
+            if !reserved {
+                return None;
+            }
+            let table = Table::build(seg.max_doc(), cols, terms, key);
+            // The estimate was the most it could take: keep what it takes.
+            let size = table.as_ref().map_or(0, |t| t.size().min(bytes));
+            self.used.fetch_sub(bytes - size, Ordering::AcqRel);
+            table.map(|t| Arc::new(Table { bytes: size, ..t }))
+        })
+        .clone()
+    }
+
+    /// A segment's facet columns, their terms as shared ids and its table, made now if
+    /// not made before.
+    fn prepare(&self, seg: &SegmentReader) -> tantivy::Result<Prepared> {
+        let ff = seg.fast_fields();
+        let mut cols = Vec::new();
+        let mut terms = Vec::new();
+        for (i, name) in STR_FACETS.into_iter().enumerate() {
+            let col = ff.str(name)?;
+            terms.push(match &col {
+                Some(c) => self.terms(seg.segment_id(), i, c)?,
+                None => Arc::default(),
+            });
+            cols.push(col);
+        }
+        let key = ff.u64("facet_key")?;
+        let table = self.table(seg, &cols, &terms, &key);
+        Ok(Prepared {
+            cols,
+            terms,
+            key,
+            table,
+        })
+    }
+
+    /// Makes the terms and tables of segments new to the reader, so that the first
+    /// faceted search over them does not wait for their decoding.
+    pub fn warm(&self, segs: &[SegmentReader]) -> tantivy::Result<()> {
+        for seg in segs {
+            self.prepare(seg)?;
+        }
+        Ok(())
+    }
+
     /// Drops the entries of segments no longer searched (after merges).
     pub fn retain(&self, live: &[SegmentId]) {
         if let Ok(mut m) = self.terms.lock() {
             m.retain(|(s, _), _| live.contains(s));
+        }
+        if let Ok(mut m) = self.tables.lock() {
+            m.retain(|s, cell| {
+                let keep = live.contains(s);
+                if !keep && let Some(Some(t)) = cell.get() {
+                    self.used.fetch_sub(t.bytes, Ordering::AcqRel);
+                }
+                keep
+            });
         }
         // The shared names stay: they are as many as the distinct values (parties,
         // classes, roles) ever indexed.
@@ -162,9 +472,13 @@ impl FacetCollector {
 
 pub struct SegmentFacets {
     today: u64,
-    /// Per string facet: its column, the segment's terms by ordinal, a count per ordinal.
-    strs: Vec<(&'static str, Option<StrColumn>, Vec<u64>)>,
+    /// Per string facet: its column and a count per value: by the column's ordinal, or
+    /// by shared id when the segment has a table.
+    strs: Vec<(&'static str, Option<StrColumn>, Vec<u32>)>,
+    /// Per string facet, the shared id of each ordinal.
     terms: Vec<Terms>,
+    /// The segment's decoded table, when it fits the budget.
+    table: Option<Arc<Table>>,
     key: Column<u64>,
     keys: Vec<Option<u64>>,
     ords: Vec<Option<u64>>,
@@ -236,12 +550,12 @@ impl Years {
     }
 }
 
-/// What one segment counted: its hits, per string facet its terms and a count per
-/// ordinal, the years and the retention states.
+/// What one segment counted: its hits, per string facet a count per shared id, the years
+/// and the retention states.
 #[derive(Clone)]
 pub struct SegmentCounts {
     hits: u64,
-    strs: Vec<(&'static str, Terms, Vec<u64>)>,
+    strs: Vec<Vec<u32>>,
     years: Years,
     states: [u64; 4],
 }
@@ -251,7 +565,7 @@ impl SegmentCounts {
     fn minus(&self, other: &SegmentCounts) -> SegmentCounts {
         let mut out = self.clone();
         out.hits = out.hits.saturating_sub(other.hits);
-        for ((_, _, mine), (_, _, theirs)) in out.strs.iter_mut().zip(&other.strs) {
+        for (mine, theirs) in out.strs.iter_mut().zip(&other.strs) {
             for (m, t) in mine.iter_mut().zip(theirs) {
                 *m = m.saturating_sub(*t);
             }
@@ -276,23 +590,30 @@ impl Collector for FacetCollector {
         _: SegmentOrdinal,
         seg: &SegmentReader,
     ) -> tantivy::Result<SegmentFacets> {
-        let ff = seg.fast_fields();
-        let mut strs = Vec::new();
-        let mut terms = Vec::new();
-        for (i, name) in STR_FACETS.into_iter().enumerate() {
-            let col = ff.str(name)?;
-            let n = col.as_ref().map_or(0, |c| c.num_terms());
-            terms.push(match &col {
-                Some(c) => self.cache.terms(seg.segment_id(), i, c)?,
-                None => Arc::default(),
-            });
-            strs.push((name, col, vec![0; n]));
-        }
+        let Prepared {
+            cols,
+            terms,
+            key,
+            table,
+        } = self.cache.prepare(seg)?;
+        let strs = STR_FACETS
+            .into_iter()
+            .zip(cols)
+            .enumerate()
+            .map(|(i, (name, col))| {
+                let n = match &table {
+                    Some(t) => t.widths[i],
+                    None => col.as_ref().map_or(0, |c| c.num_terms()),
+                };
+                (name, col, vec![0; n])
+            })
+            .collect();
         Ok(SegmentFacets {
             today: self.today,
             strs,
             terms,
-            key: ff.u64("facet_key")?,
+            table,
+            key,
             keys: Vec::new(),
             ords: Vec::new(),
             doc_buf: Vec::new(),
@@ -368,26 +689,34 @@ impl Collector for FacetCollector {
         let hits = fruits.iter().map(|f| f.hits).sum::<u64>();
         let mut out = Facets::new();
         for (i, name) in STR_FACETS.iter().enumerate() {
-            let mut sums: Vec<u64> = Vec::new();
-            for f in &fruits {
-                if let Some((_, ids, counts)) = f.strs.get(i) {
-                    for (id, n) in ids.iter().zip(counts) {
-                        let id = *id as usize;
-                        if *n > 0 {
-                            if sums.len() <= id {
-                                sums.resize(id + 1, 0);
-                            }
-                            sums[id] += n;
-                        }
-                    }
+            let width = fruits
+                .iter()
+                .filter_map(|f| Some(f.strs.get(i)?.len()))
+                .max();
+            let mut sums = vec![0u64; width.unwrap_or(0)];
+            for counts in fruits.iter().filter_map(|f| f.strs.get(i)) {
+                for (s, n) in sums.iter_mut().zip(counts) {
+                    *s += u64::from(*n);
                 }
             }
+            // The party facet shows the parties with the most hits, ties by name: those
+            // with fewer hits than the LIMIT-th most are never named.
+            let least = match *name == "party" && sums.len() > super::PARTY_FACET_LIMIT {
+                true => {
+                    let mut c: Vec<u64> = sums.iter().copied().filter(|n| *n > 0).collect();
+                    match c.len().checked_sub(super::PARTY_FACET_LIMIT) {
+                        Some(k) => *c.select_nth_unstable(k).1,
+                        None => 1,
+                    }
+                }
+                false => 1,
+            };
             let names = self.cache.names.lock().map_err(lock_err)?;
             let names = &names[i].names;
             let mut v: Vec<(&str, u64)> = sums
                 .iter()
                 .enumerate()
-                .filter(|(_, n)| **n > 0)
+                .filter(|(_, n)| **n >= least.max(1))
                 .filter_map(|(id, n)| Some((names.get(id)?.as_str(), *n)))
                 .collect();
             if *name == "party" && v.len() > super::PARTY_FACET_LIMIT {
@@ -425,6 +754,21 @@ impl Collector for FacetCollector {
     }
 }
 
+/// The retention state of a packed facet key on day `today`: held (0), eligible (1),
+/// awaiting an event (2), retained (3).
+fn state(key: u64, today: u64) -> usize {
+    let until = (key >> 2) & ((1 << 38) - 1);
+    if key & 2 != 0 {
+        0
+    } else if until != 0 && until < today {
+        1
+    } else if key & 1 != 0 {
+        2
+    } else {
+        3
+    }
+}
+
 impl SegmentCollector for SegmentFacets {
     type Fruit = SegmentCounts;
 
@@ -442,6 +786,38 @@ impl SegmentCollector for SegmentFacets {
 
     fn collect_block(&mut self, docs: &[DocId]) {
         self.hits += docs.len() as u64;
+        if let Some(t) = &self.table {
+            let [class, party, role] = &mut self.strs[..] else {
+                return;
+            };
+            for &d in docs {
+                let d = d as usize;
+                if let Some(&o) = t.class.get(d)
+                    && let Some(c) = class.2.get_mut(usize::from(o))
+                {
+                    *c += 1;
+                }
+                let rows = span(&t.starts, d);
+                for &o in t.party.get(rows.clone()).unwrap_or_default() {
+                    if let Some(c) = party.2.get_mut(o as usize) {
+                        *c += 1;
+                    }
+                }
+                let rows = t.role_starts.as_ref().map_or(rows, |s| span(s, d));
+                for &o in t.role.get(rows).unwrap_or_default() {
+                    if let Some(c) = role.2.get_mut(usize::from(o)) {
+                        *c += 1;
+                    }
+                }
+                if let (Some(&u), Some(&y)) = (t.until.get(d), t.year.get(d))
+                    && u != NONE
+                {
+                    self.years.add(u64::from(y));
+                    self.states[state(u64::from(u), self.today)] += 1;
+                }
+            }
+            return;
+        }
         for (name, col, counts) in &mut self.strs {
             if let Some(col) = col {
                 if *name == "class" {
@@ -476,30 +852,34 @@ impl SegmentCollector for SegmentFacets {
         self.key.first_vals(docs, &mut self.keys);
         for k in self.keys.iter().flatten() {
             self.years.add(k >> 40);
-            let until = (k >> 2) & ((1 << 38) - 1);
-            let state = if k & 2 != 0 {
-                0
-            } else if until != 0 && until < self.today {
-                1
-            } else if k & 1 != 0 {
-                2
-            } else {
-                3
-            };
-            self.states[state] += 1;
+            self.states[state(*k, self.today)] += 1;
         }
     }
 
     fn harvest(mut self) -> SegmentCounts {
         let docs = std::mem::take(&mut self.single);
         self.collect_block(&docs);
+        let shared = self.table.is_some();
         SegmentCounts {
             hits: self.hits,
             strs: self
                 .strs
                 .into_iter()
                 .zip(self.terms)
-                .map(|((name, _, counts), terms)| (name, terms, counts))
+                .map(|((_, _, counts), terms)| match shared {
+                    true => counts,
+                    false => {
+                        // By ordinal to by shared id.
+                        let width = terms.iter().max().map_or(0, |m| *m as usize + 1);
+                        let mut out = vec![0u32; width];
+                        for (id, n) in terms.iter().zip(counts) {
+                            if let Some(o) = out.get_mut(*id as usize) {
+                                *o += n;
+                            }
+                        }
+                        out
+                    }
+                })
                 .collect(),
             years: self.years,
             states: self.states,

@@ -33,7 +33,7 @@ use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocum
 
 use crate::error::{Error, Result};
 
-pub use facets::Facets;
+pub use facets::{Facets, set_budget as set_facet_budget};
 
 /// The party facet lists this many parties at most (those with the most hits).
 pub const PARTY_FACET_LIMIT: usize = 50;
@@ -447,6 +447,28 @@ impl SearchIndex {
         })
     }
 
+    /// Decodes the facet columns of the segments searched now on a thread of its own (a
+    /// server's start: its first faceted searches need not wait for them).
+    pub fn warm_in_background(&self) {
+        let searcher = self.reader.searcher();
+        let cache = self.facet_terms.clone();
+        let spawned = std::thread::Builder::new()
+            .name("facet-warm".into())
+            .spawn(move || {
+                if let Err(e) = cache.warm(searcher.segment_readers()) {
+                    tracing::warn!(error = %e, "decoding facet columns");
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "starting the facet warmer");
+        }
+    }
+
+    /// The memory the decoded facet columns take (bounded by `--facet-cache-mb`).
+    pub fn facet_table_bytes(&self) -> usize {
+        self.facet_terms.decoded_bytes()
+    }
+
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
     }
@@ -547,15 +569,11 @@ impl SearchIndex {
 
     fn reload(&self) -> Result<()> {
         self.reader.reload().map_err(tv)?;
-        let live: Vec<tantivy::index::SegmentId> = self
-            .reader
-            .searcher()
-            .segment_readers()
-            .iter()
-            .map(|s| s.segment_id())
-            .collect();
+        let searcher = self.reader.searcher();
+        let segs = searcher.segment_readers();
+        let live: Vec<tantivy::index::SegmentId> = segs.iter().map(|s| s.segment_id()).collect();
         self.facet_terms.retain(&live);
-        Ok(())
+        self.facet_terms.warm(segs).map_err(tv)
     }
 
     /// Bytes of all files in the index directory.
@@ -848,11 +866,12 @@ mod tests {
 
     /// Facets of a query matching most of a large segment are counted as the segment's
     /// totals less the documents not matched; they must equal a count of the hits, with
-    /// deleted documents, on a second (cached) query and after a day passes.
+    /// deleted documents, on a second (cached) query and after a day passes; from the
+    /// decoded tables and, with no memory for them, from the columns.
     #[test]
     fn facets_are_the_same_whether_hits_or_non_hits_are_counted() {
         use chrono::TimeZone;
-        let index = SearchIndex::in_memory().expect("index");
+        let mut index = SearchIndex::in_memory().expect("index");
         let classes = ["invoice", "email", "contract"];
         let roles = ["customer", "supplier", "sender"];
         let docs: Vec<IndexDoc> = (0..20_000u32)
@@ -869,7 +888,13 @@ mod tests {
                         .map(|k| {
                             (
                                 format!("p{}", (i + k) % 7),
-                                roles[((i + k) % 3) as usize].to_string(),
+                                // Some records have two parties in one role.
+                                roles[if i % 4 == 1 {
+                                    0
+                                } else {
+                                    ((i + k) % 3) as usize
+                                }]
+                                .to_string(),
                             )
                         })
                         .collect(),
@@ -929,10 +954,15 @@ mod tests {
             }
             (n, f)
         };
-        for today in [
-            NaiveDate::from_ymd_opt(2026, 6, 1).expect("d"),
-            NaiveDate::from_ymd_opt(2026, 6, 2).expect("d"),
+        for (budget, today) in [
+            (usize::MAX, NaiveDate::from_ymd_opt(2026, 6, 1).expect("d")),
+            (usize::MAX, NaiveDate::from_ymd_opt(2026, 6, 2).expect("d")),
+            (0, NaiveDate::from_ymd_opt(2026, 6, 1).expect("d")),
+            (0, NaiveDate::from_ymd_opt(2026, 6, 2).expect("d")),
         ] {
+            if index.facet_terms.decoded_bytes() > budget {
+                index.facet_terms = std::sync::Arc::new(facets::TermCache::with_budget(budget));
+            }
             for (q, word) in [
                 ("alpha", Some("alpha")),
                 ("beta", Some("beta")),
@@ -951,6 +981,56 @@ mod tests {
                     assert_eq!(got.facets.as_ref(), Some(&f), "{q} on {today}");
                 }
             }
+            // The tables were used when they could be, and not when they could not.
+            assert_eq!(index.facet_terms.decoded_bytes() > 0, budget > 0);
+        }
+    }
+
+    /// The party facet names the parties with the most hits, ties by name, from the
+    /// decoded tables and from the columns alike.
+    #[test]
+    fn the_party_facet_shows_the_parties_with_most_hits() {
+        let mut index = SearchIndex::in_memory().expect("index");
+        let parties = 3 * PARTY_FACET_LIMIT;
+        let mut docs = Vec::new();
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        for p in 0..parties {
+            // Counts of 1 to 9: many ties across the cut.
+            for k in 0..1 + (p * 7) % 9 {
+                let party = format!("party-{p:03}");
+                *counts.entry(party.clone()).or_default() += 1;
+                docs.push(IndexDoc {
+                    id: format!("r{p}-{k}"),
+                    title: "gamma".into(),
+                    body: "gamma".into(),
+                    lang: Some(Lang::En),
+                    class: "letter".into(),
+                    parties: vec![(party, "customer".into())],
+                    ..Default::default()
+                });
+            }
+        }
+        // Two commits: two segments, whose counts are added.
+        let half = docs.split_off(docs.len() / 2);
+        index.add_new(docs).expect("add");
+        index.commit(1).expect("commit");
+        index.add_new(half).expect("add");
+        index.commit(2).expect("commit");
+        let mut want: Vec<(String, u64)> = counts.into_iter().collect();
+        want.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        want.truncate(PARTY_FACET_LIMIT);
+        let want: std::collections::BTreeMap<String, u64> = want.into_iter().collect();
+        let today = NaiveDate::from_ymd_opt(2026, 6, 1).expect("d");
+        for budget in [usize::MAX, 0] {
+            index.facet_terms = std::sync::Arc::new(facets::TermCache::with_budget(budget));
+            let r = SearchRequest {
+                q: "gamma".into(),
+                facets: true,
+                ..Default::default()
+            };
+            let got = index.search(&r, today).expect("search");
+            let party = got.facets.as_ref().and_then(|f| f.get("party"));
+            assert_eq!(party, Some(&want), "budget {budget}");
         }
     }
 
