@@ -17,9 +17,13 @@
 
 #[path = "common/table.rs"]
 mod table;
+#[path = "common/zipf.rs"]
+mod zipf;
 
 use std::sync::Arc;
 use std::time::Instant;
+
+use zipf::Zipf;
 
 use akte::archive::{Archive, NewRecord};
 use akte::catalog::{Catalog, LinkBrief, PartyFilter, RecordBrief, RetentionBrief};
@@ -55,29 +59,12 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+    /// A uniform number in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
     fn pick<'a>(&mut self, v: &'a [&'a str]) -> &'a str {
         v[(self.next() % v.len() as u64) as usize]
-    }
-}
-
-/// Zipf sampler over ranks 0..n (rank 0 the most frequent).
-struct Zipf(Vec<f64>);
-impl Zipf {
-    fn new(n: usize, s: f64) -> Zipf {
-        let mut cdf = Vec::with_capacity(n);
-        let mut acc = 0.0;
-        for r in 1..=n {
-            acc += 1.0 / (r as f64).powf(s);
-            cdf.push(acc);
-        }
-        for c in &mut cdf {
-            *c /= acc;
-        }
-        Zipf(cdf)
-    }
-    fn sample(&self, rng: &mut Rng) -> usize {
-        let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
-        self.0.partition_point(|c| *c < u).min(self.0.len() - 1)
     }
 }
 
@@ -381,7 +368,7 @@ fn write_child(dir: &std::path::Path, n_records: usize) -> Result<(), Box<dyn st
         let p = if i < 2000 {
             0
         } else {
-            1 + zipf.sample(&mut rng)
+            1 + zipf.rank(rng.unit())
         };
         sizes[p] += 1;
         let day = NaiveDate::from_num_days_from_ce_opt(738_000 + (rng.next() % 2500) as i32)

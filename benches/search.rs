@@ -19,6 +19,8 @@
 
 #[path = "common/table.rs"]
 mod table;
+#[path = "common/zipf.rs"]
+mod zipf;
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,7 @@ use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
 use tantivy::schema::{FAST, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT};
 use tantivy::{Index, Order, TantivyDocument, Term};
+use zipf::Zipf;
 
 const DE: &str = "Rechnung Vertrag Lieferung Angebot Auftrag Bestellung Zahlung Kunde Lieferant \
 Preis Betrag Summe Frist Termin Mahnung Gutschrift Reklamation Mangel Ware Artikel Menge Stück \
@@ -94,27 +97,6 @@ impl Rng {
     }
 }
 
-/// Zipf sampler over ranks 0..n.
-struct Zipf(Vec<f64>);
-impl Zipf {
-    fn new(n: usize, s: f64) -> Zipf {
-        let mut cdf = Vec::with_capacity(n);
-        let mut acc = 0.0;
-        for r in 1..=n {
-            acc += 1.0 / (r as f64).powf(s);
-            cdf.push(acc);
-        }
-        for c in &mut cdf {
-            *c /= acc;
-        }
-        Zipf(cdf)
-    }
-    fn sample(&self, rng: &mut Rng) -> usize {
-        let u = rng.unit();
-        self.0.partition_point(|c| *c < u).min(self.0.len() - 1)
-    }
-}
-
 struct Generator {
     rng: Rng,
     de: Vec<&'static str>,
@@ -156,9 +138,9 @@ impl Generator {
                 }
             }
             let w = if german {
-                self.de[self.zde.sample(&mut self.rng)]
+                self.de[self.zde.rank(self.rng.unit())]
             } else {
-                self.en[self.zen.sample(&mut self.rng)]
+                self.en[self.zen.rank(self.rng.unit())]
             };
             out.push_str(w);
             if self.rng.next().is_multiple_of(40) {
@@ -181,7 +163,7 @@ impl Generator {
         let parties = (0..n_parties)
             .map(|_| {
                 (
-                    party_id(self.zparty.sample(&mut self.rng) as u64),
+                    party_id(self.zparty.rank(self.rng.unit()) as u64),
                     ROLES[(self.rng.next() % ROLES.len() as u64) as usize].to_string(),
                 )
             })
@@ -371,15 +353,15 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
             15..=17 => Kind::Faceted,
             _ => Kind::DateSorted,
         };
-        let w1 = content_words[zq.sample(&mut rng)];
-        let w2 = content_words[zq.sample(&mut rng)];
+        let w1 = content_words[zq.rank(rng.unit())];
+        let w2 = content_words[zq.rank(rng.unit())];
         let text = match kind {
             Kind::Terms if k.is_multiple_of(2) => w1.to_string(),
             Kind::Terms => format!("{w1} {w2}"),
             Kind::Phrase => format!("\"{w1} {w2}\""),
             _ => w1.to_string(),
         };
-        let party = (kind == Kind::Party).then(|| party_id(gq.zparty.sample(&mut rng) as u64));
+        let party = (kind == Kind::Party).then(|| party_id(gq.zparty.rank(rng.unit()) as u64));
         queries.push((kind, text, party));
     }
     let today = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
