@@ -15,6 +15,7 @@ use super::params;
 use super::problem::{ApiError, ApiResult, Problem};
 use super::records::RecordView;
 use crate::disposal::hold::{HoldRevision, HoldScope};
+use crate::disposal::report::RowFormat;
 use crate::disposal::{self, DisposalRevision};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -232,6 +233,36 @@ async fn report(
     let p = super::params::Params::parse(req.uri().query(), &["format", "rows"])?;
     let rows = p.number::<bool>("rows")?.unwrap_or(true);
     state.catalog_ready().await?;
+    // Rows are streamed as they are counted (in one pass, memory independent of the
+    // number of records); the counts follow them.
+    let streamed = match p.string("format").as_deref() {
+        None | Some("json") if rows => Some((RowFormat::Json, "application/json")),
+        Some("csv") => Some((RowFormat::Csv, "text/csv; charset=utf-8")),
+        _ => None,
+    };
+    if let Some((format, content_type)) = streamed {
+        let tally = crate::disposal::report::prepare(
+            &state.archive,
+            &state.svc.catalog,
+            &state.svc.holds,
+            &state.svc.disposals,
+            true,
+        )
+        .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            crate::disposal::report::stream(&state.archive, &state.svc.catalog, tally, format, tx)
+                .await;
+        });
+        let body =
+            axum::body::Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|x| (x, rx))
+            }));
+        let mut resp = Response::new(body);
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        return Ok(resp);
+    }
     let r = crate::disposal::report::build(
         &state.archive,
         &state.svc.catalog,
@@ -248,10 +279,6 @@ async fn report(
     };
     match p.string("format").as_deref() {
         None | Some("json") => Ok(axum::Json(r).into_response()),
-        Some("csv") => Ok(text(
-            crate::disposal::report::to_csv(&r),
-            "text/csv; charset=utf-8",
-        )),
         Some("html") => {
             let mut resp = text(
                 crate::disposal::report::to_html(&r),

@@ -86,7 +86,7 @@ async fn latest_of(archive: &Archive, kind: ObjectKind) -> Result<Vec<object_sto
 }
 
 /// Counts and rows of the report, added up record by record.
-struct Tally {
+pub struct Tally {
     today: NaiveDate,
     classes: std::collections::HashSet<String>,
     holds: Vec<HoldRevision>,
@@ -96,6 +96,8 @@ struct Tally {
     records: usize,
     hold_counts: BTreeMap<String, usize>,
     rows: Vec<RecordRow>,
+    /// Where rows go as they are made, instead of `rows` (a streamed report).
+    sink: Option<RowSink>,
     /// Per class, per policy.
     by_policy: BTreeMap<String, BTreeMap<String, PolicyRow>>,
     e30: usize,
@@ -206,15 +208,81 @@ impl Tally {
             _ => {}
         }
         if self.with_rows {
-            self.rows.push(RecordRow {
+            let row = RecordRow {
                 policy: ret.policy.clone(),
                 retain_until: until,
                 state: state.into(),
                 holds: names,
                 id: r.id,
                 class: r.class,
-            });
+            };
+            match &mut self.sink {
+                Some(sink) => sink.send(&row),
+                None => self.rows.push(row),
+            }
         }
+    }
+}
+
+/// The row formats a report streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowFormat {
+    /// The JSON report, its `records` first.
+    Json,
+    /// One CSV line per record.
+    Csv,
+}
+
+/// Chunks of a streamed report, for a response body.
+pub type Chunks = tokio::sync::mpsc::Sender<std::result::Result<bytes::Bytes, std::io::Error>>;
+
+/// Rows written into a channel as they are made, a chunk of several rows at a time.
+struct RowSink {
+    format: RowFormat,
+    tx: Chunks,
+    buf: Vec<u8>,
+    rows: usize,
+    /// The reader went away: the rest is not written.
+    gone: bool,
+}
+
+impl RowSink {
+    const CHUNK: usize = 64 << 10;
+
+    fn send(&mut self, row: &RecordRow) {
+        if self.gone {
+            return;
+        }
+        match self.format {
+            RowFormat::Json => {
+                if self.rows > 0 {
+                    self.buf.push(b',');
+                }
+                if serde_json::to_writer(&mut self.buf, row).is_err() {
+                    self.gone = true;
+                }
+            }
+            RowFormat::Csv => {
+                let mut w = csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(&mut self.buf);
+                let _ = w.write_record(csv_fields(row));
+            }
+        }
+        self.rows += 1;
+        if self.buf.len() >= Self::CHUNK {
+            self.flush();
+        }
+    }
+
+    /// Sends what is buffered (from the blocking thread the catalog is read on; the
+    /// runtime's threads must not block).
+    fn flush(&mut self) {
+        if self.buf.is_empty() || self.gone {
+            return;
+        }
+        let chunk = bytes::Bytes::from(std::mem::take(&mut self.buf));
+        self.gone = self.tx.blocking_send(Ok(chunk)).is_err();
     }
 }
 
@@ -228,6 +296,77 @@ pub async fn build(
     disposals: &Disposals,
     with_rows: bool,
 ) -> Result<RetentionReport> {
+    let tally = prepare(archive, catalog, holds, disposals, with_rows).await?;
+    let t = catalog.fold_summaries(tally, |t, r| t.add(r)).await?;
+    finish(archive, t).await
+}
+
+/// Streams the report into `tx` in one pass with memory independent of the number of
+/// records: its rows as they are counted, then (JSON) the counts. `tally` comes from
+/// [`prepare`] (whose errors come before anything is sent). An error on the way is
+/// sent as the last chunk (the response is cut short).
+pub async fn stream(
+    archive: &Archive,
+    catalog: &Catalog,
+    mut tally: Tally,
+    format: RowFormat,
+    tx: Chunks,
+) {
+    let head: &[u8] = match format {
+        RowFormat::Json => b"{\"records\":[",
+        RowFormat::Csv => b"id,class,policy,retain_until,state,holds\n",
+    };
+    tally.with_rows = true;
+    tally.sink = Some(RowSink {
+        format,
+        tx: tx.clone(),
+        buf: head.to_vec(),
+        rows: 0,
+        gone: false,
+    });
+    let mut done = catalog.fold_summaries(tally, |t, r| t.add(r)).await;
+    // The rows not yet sent (here, on the runtime: no blocking send).
+    if let Ok(sink) = done.as_mut().map(|t| t.sink.take())
+        && let Some(sink) = sink
+        && !sink.gone
+        && !sink.buf.is_empty()
+        && tx.send(Ok(bytes::Bytes::from(sink.buf))).await.is_err()
+    {
+        return;
+    }
+    let tail = match (done, format) {
+        (Ok(_), RowFormat::Csv) => return,
+        (Ok(t), RowFormat::Json) => finish(archive, t).await.and_then(|r| {
+            let json = |e: serde_json::Error| crate::error::Error::Internal(e.to_string());
+            let mut v = serde_json::to_value(&r).map_err(json)?;
+            if let serde_json::Value::Object(m) = &mut v {
+                m.remove("records");
+            }
+            let rest = serde_json::to_string(&v).map_err(json)?;
+            // `{…}` → `],…}`: the counts follow the rows in the same object.
+            let inner = rest.strip_prefix('{').unwrap_or(&rest);
+            Ok(match inner {
+                "}" => "]}".to_string(),
+                _ => format!("],{inner}"),
+            })
+        }),
+        (Err(e), _) => Err(e),
+    };
+    let chunk = tail
+        .map(bytes::Bytes::from)
+        .map_err(|e| std::io::Error::other(e.to_string()));
+    let _ = tx.send(chunk).await;
+}
+
+/// What a report needs before its pass over the records: the day, the holds (with the
+/// families of party holds), the catalog caught up with the journal.
+pub async fn prepare(
+    archive: &Archive,
+    catalog: &Catalog,
+    holds: &Holds,
+    disposals: &Disposals,
+    with_rows: bool,
+) -> Result<Tally> {
     let today = disposals
         .trusted_today()
         .await
@@ -235,7 +374,6 @@ pub async fn build(
     // Everything committed so far (a disposal's tombstones, another node's records).
     catalog.catch_up(archive.journal()).await?;
     let cat = archive.catalogue();
-    let store = archive.store().clone();
     let all_holds = holds.all().await?;
     let mut families = HashMap::new();
     for h in &all_holds {
@@ -249,12 +387,13 @@ pub async fn build(
     let tally = Tally {
         today,
         classes: cat.classes.keys().cloned().collect(),
-        holds: all_holds.clone(),
+        holds: all_holds,
         families,
         with_rows,
         records: 0,
         hold_counts: BTreeMap::new(),
         rows: Vec::new(),
+        sink: None,
         by_policy: BTreeMap::new(),
         e30: 0,
         e90: 0,
@@ -265,7 +404,14 @@ pub async fn build(
         without: 0,
         disposed: 0,
     };
-    let t = catalog.fold_summaries(tally, |t, r| t.add(r)).await?;
+    Ok(tally)
+}
+
+/// The report from a finished pass.
+async fn finish(archive: &Archive, t: Tally) -> Result<RetentionReport> {
+    let store = archive.store().clone();
+    let cat = archive.catalogue();
+    let today = t.today;
     let mut disposal_rows = Vec::new();
     for k in latest_of(archive, ObjectKind::Disposal).await? {
         let d = DisposalRevision::decode(k.as_ref(), &store.get(&k).await?)?;
@@ -304,7 +450,8 @@ pub async fn build(
         awaiting_event: t.awaiting,
         without_policy: t.without,
         disposed: t.disposed,
-        holds: all_holds
+        holds: t
+            .holds
             .iter()
             .map(|h| HoldRow {
                 id: h.id.clone(),
@@ -324,16 +471,20 @@ pub fn to_csv(r: &RetentionReport) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(["id", "class", "policy", "retain_until", "state", "holds"]);
     for row in &r.records {
-        let _ = w.write_record([
-            row.id.as_str(),
-            &row.class,
-            &row.policy,
-            &row.retain_until.to_string(),
-            &row.state,
-            &row.holds.join("; "),
-        ]);
+        let _ = w.write_record(csv_fields(row));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+fn csv_fields(row: &RecordRow) -> [String; 6] {
+    [
+        row.id.clone(),
+        row.class.clone(),
+        row.policy.clone(),
+        row.retain_until.to_string(),
+        row.state.clone(),
+        row.holds.join("; "),
+    ]
 }
 
 pub fn to_html(r: &RetentionReport) -> String {

@@ -216,3 +216,87 @@ async fn the_eligible_list_pages_and_refuses_bad_parameters() {
         assert!(v["detail"].is_string(), "{bad}: {v}");
     }
 }
+
+/// The report's rows are streamed as they are counted (JSON: the rows first, then the
+/// counts; CSV: a line per record): the same report as without rows, row for row the
+/// records archived, over more rows than one chunk of the stream holds.
+#[tokio::test]
+async fn the_streamed_report_has_every_row_and_the_same_counts() {
+    let s = Server::start(&[]);
+    let c = client();
+    let mut ids = Vec::new();
+    for i in 0..600 {
+        let (class, year) = match i % 3 {
+            0 => ("business-letter", 2010),
+            1 => ("business-letter", 2024),
+            _ => ("invoice", 2012),
+        };
+        let r: Value = upload(
+            &s,
+            ADMIN,
+            format!("Schreiben {i}").into_bytes(),
+            &format!("?class={class}&date={year}-01-01"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        ids.push(r["id"].as_str().unwrap().to_string());
+    }
+    ids.sort();
+    let get = |query: &str| {
+        c.get(s.url(&format!("/v1/retention/report{query}")))
+            .header("authorization", bearer(ADMIN))
+            .send()
+    };
+    let counts: Value = get("?rows=false").await.unwrap().json().await.unwrap();
+    let r = get("").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let mut full: Value = r.json().await.unwrap();
+    let rows = full["records"].as_array().cloned().unwrap();
+    let mut got: Vec<String> = rows
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, ids);
+    let eligible = rows.iter().filter(|r| r["state"] == "eligible").count();
+    assert_eq!(eligible, 400, "the 2010 letters and the 2012 invoices");
+    full["records"] = Value::Array(vec![]);
+    assert_eq!(
+        full, counts,
+        "the counts after the rows are those of the report"
+    );
+    assert_eq!(counts["records_total"], 600);
+    assert_eq!(counts["eligible_now"], 400);
+
+    let r = get("?format=csv").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = r.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id,class,policy,retain_until,state,holds")
+    );
+    let mut from_csv: Vec<(String, String)> = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[4].to_string())
+        })
+        .collect();
+    from_csv.sort();
+    let mut from_json: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    from_json.sort();
+    assert_eq!(from_csv, from_json);
+    problem(get("?format=xml").await.unwrap(), StatusCode::BAD_REQUEST).await;
+}
