@@ -797,6 +797,11 @@ fn every_json_output_is_one_object_per_line_and_imports_name_what_they_did() {
     ] {
         assert_eq!(lines(&args).len(), 1, "akte --json {args:?}");
     }
+    // The report's rows are printed as they are counted, the counts after them.
+    let r = &lines(&["retention", "report"])[0];
+    let rows = r["records"].as_array().map(Vec::len);
+    assert!(rows.is_some_and(|n| n > 0), "{r}");
+    assert_eq!(rows, r["records_total"].as_u64().map(|n| n as usize), "{r}");
     let s = &lines(&["search", "Lieferschein"])[0];
     assert_eq!(s["page"], 1, "{s}");
     let f = &lines(&["party", "show", &gamma])[0];

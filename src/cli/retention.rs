@@ -314,21 +314,51 @@ pub async fn retention(
             );
         }
         RetentionCommand::Report { format } => {
+            use crate::disposal::report::{self, RowFormat};
             let format = if json { "json".to_string() } else { format };
-            // The text summary shows counts only: no row per record is kept for it.
-            let with_rows = matches!(format.as_str(), "json" | "csv" | "html");
-            let r = crate::disposal::report::build(
+            let streamed = match format.as_str() {
+                "json" => Some(RowFormat::Json),
+                "csv" => Some(RowFormat::Csv),
+                _ => None,
+            };
+            if let Some(rows) = streamed {
+                // Printed as the rows are counted, in one pass: memory independent of the
+                // number of records.
+                let tally =
+                    report::prepare(&svc.archive, &svc.catalog, &svc.holds, &svc.disposals, true)
+                        .await?;
+                let (tx, mut rx): (report::Chunks, _) = tokio::sync::mpsc::channel(4);
+                let print = async {
+                    while let Some(chunk) = rx.recv().await {
+                        let chunk = chunk?;
+                        use std::io::Write as _;
+                        if let Err(e) = std::io::stdout().write_all(&chunk) {
+                            crate::cli::output_failed(e);
+                        }
+                    }
+                    anyhow::Ok(())
+                };
+                let ((), printed) = tokio::join!(
+                    report::stream(&svc.archive, &svc.catalog, tally, rows, tx),
+                    print
+                );
+                printed?;
+                if rows == RowFormat::Json {
+                    outln!();
+                }
+                return Ok(());
+            }
+            // The text summary and the HTML page show counts only: no row is kept for them.
+            let r = report::build(
                 &svc.archive,
                 &svc.catalog,
                 &svc.holds,
                 &svc.disposals,
-                with_rows,
+                false,
             )
             .await?;
             match format.as_str() {
-                "json" => outln!("{}", serde_json::to_string(&r)?),
-                "csv" => out!("{}", crate::disposal::report::to_csv(&r)),
-                "html" => out!("{}", crate::disposal::report::to_html(&r)),
+                "html" => out!("{}", report::to_html(&r)),
                 _ => {
                     outln!(
                         "retention report {} (catalogue {}): {} records",
