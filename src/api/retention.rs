@@ -237,7 +237,7 @@ async fn report(
     // number of records); the counts follow them.
     let streamed = match p.string("format").as_deref() {
         None | Some("json") if rows => Some((RowFormat::Json, "application/json")),
-        Some("csv") => Some((RowFormat::Csv, "text/csv; charset=utf-8")),
+        Some("csv") if rows => Some((RowFormat::Csv, "text/csv; charset=utf-8")),
         _ => None,
     };
     if let Some((format, content_type)) = streamed {
@@ -279,6 +279,11 @@ async fn report(
     };
     match p.string("format").as_deref() {
         None | Some("json") => Ok(axum::Json(r).into_response()),
+        // Without rows: the header line alone.
+        Some("csv") => Ok(text(
+            crate::disposal::report::to_csv(&r),
+            "text/csv; charset=utf-8",
+        )),
         Some("html") => {
             let mut resp = text(
                 crate::disposal::report::to_html(&r),

@@ -399,7 +399,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cli.catalog_cache_mb.max(1) << 20,
     );
     let _ = CATALOG.set(catalog.clone());
-    crate::search::set_facet_budget(cli.facet_cache_mb << 20);
+    // Only a server keeps facet tables: a command searches once and ends.
+    crate::search::set_facet_budget(match cli.command {
+        Command::Serve(_) | Command::Demo => cli.facet_cache_mb << 20,
+        _ => 0,
+    });
     let tsa_trusted = match &cli.tsa_ca {
         Some(p) => crate::audit::timestamp::load_certs(p)?,
         None => Vec::new(),

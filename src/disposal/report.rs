@@ -337,18 +337,14 @@ pub async fn stream(
     let tail = match (done, format) {
         (Ok(_), RowFormat::Csv) => return,
         (Ok(t), RowFormat::Json) => finish(archive, t).await.and_then(|r| {
-            let json = |e: serde_json::Error| crate::error::Error::Internal(e.to_string());
-            let mut v = serde_json::to_value(&r).map_err(json)?;
-            if let serde_json::Value::Object(m) = &mut v {
-                m.remove("records");
-            }
-            let rest = serde_json::to_string(&v).map_err(json)?;
-            // `{…}` → `],…}`: the counts follow the rows in the same object.
-            let inner = rest.strip_prefix('{').unwrap_or(&rest);
-            Ok(match inner {
-                "}" => "]}".to_string(),
-                _ => format!("],{inner}"),
-            })
+            // `{…,"records":[]}` (its rows are sent, its last field is empty) → `],…}`:
+            // the counts follow the rows in the same object, in the report's order.
+            let all = serde_json::to_string(&r)
+                .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+            all.strip_prefix('{')
+                .and_then(|a| a.strip_suffix(",\"records\":[]}"))
+                .map(|counts| format!("],{counts}}}"))
+                .ok_or_else(|| crate::error::Error::Internal("report without its rows".into()))
         }),
         (Err(e), _) => Err(e),
     };

@@ -54,7 +54,7 @@ pub struct TermCache {
     tables: Mutex<HashMap<SegmentId, TableCell>>,
     /// Bytes the tables may take, and take.
     budget: usize,
-    used: AtomicUsize,
+    used: Arc<AtomicUsize>,
 }
 
 impl Default for TermCache {
@@ -110,8 +110,21 @@ struct Table {
     until: Vec<u32>,
     year: Vec<u16>,
     widths: [usize; 3],
-    /// What the table was charged against the budget.
+    /// What the table is charged against the budget (given back when it is dropped).
+    _charge: Option<Charge>,
+}
+
+/// Bytes charged against the tables' budget, given back when dropped: a table's when
+/// its segment is no longer searched and the last search holding it has ended.
+struct Charge {
+    used: Arc<AtomicUsize>,
     bytes: usize,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 const NONE16: u16 = u16::MAX;
@@ -263,7 +276,7 @@ impl Table {
             until,
             year,
             widths,
-            bytes: 0,
+            _charge: None,
         })
     }
 }
@@ -280,7 +293,7 @@ impl TermCache {
             totals: Default::default(),
             tables: Default::default(),
             budget,
-            used: AtomicUsize::new(0),
+            used: Default::default(),
         }
     }
 
@@ -320,8 +333,9 @@ impl TermCache {
         Ok(ids)
     }
 
-    /// The decoded table of a segment: decoded on first use if the budget allows.
-    /// Concurrent searches of the same segment wait for one decoding.
+    /// The decoded table of a segment: decoded on first use if the budget allows (a
+    /// segment refused now is tried again by later searches). Concurrent searches of the
+    /// same segment wait for one decoding.
     fn table(
         &self,
         seg: &SegmentReader,
@@ -336,27 +350,37 @@ impl TermCache {
             .entry(seg.segment_id())
             .or_default()
             .clone();
+        if let Some(t) = cell.get() {
+            return t.clone();
+        }
+        let rows = |i: usize| {
+            cols.get(i)
+                .and_then(|c| c.as_ref())
+                .map_or(0, |c| c.ords().values.num_vals() as usize)
+        };
+        let bytes = Table::estimate(seg.max_doc() as usize, rows(1), rows(2));
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(bytes).filter(|n| *n <= self.budget)
+            })
+            .ok()?;
+        // Given back when dropped: unused if another search decoded the table meanwhile,
+        // or when the segment cannot be decoded.
+        let mut reserved = Some(Charge {
+            used: self.used.clone(),
+            bytes,
+        });
         cell.get_or_init(|| {
-            let rows = |i: usize| {
-                cols.get(i)
-                    .and_then(|c| c.as_ref())
-                    .map_or(0, |c| c.ords().values.num_vals() as usize)
-            };
-            let bytes = Table::estimate(seg.max_doc() as usize, rows(1), rows(2));
-            let reserved = self
-                .used
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                    u.checked_add(bytes).filter(|n| *n <= self.budget)
-                })
-                .is_ok();
-            if !reserved {
-                return None;
-            }
-            let table = Table::build(seg.max_doc(), cols, terms, key);
+            let mut charge = reserved.take()?;
+            let table = Table::build(seg.max_doc(), cols, terms, key)?;
             // The estimate was the most it could take: keep what it takes.
-            let size = table.as_ref().map_or(0, |t| t.size().min(bytes));
-            self.used.fetch_sub(bytes - size, Ordering::AcqRel);
-            table.map(|t| Arc::new(Table { bytes: size, ..t }))
+            let size = table.size().min(charge.bytes);
+            self.used.fetch_sub(charge.bytes - size, Ordering::AcqRel);
+            charge.bytes = size;
+            Some(Arc::new(Table {
+                _charge: Some(charge),
+                ..table
+            }))
         })
         .clone()
     }
@@ -400,13 +424,8 @@ impl TermCache {
             m.retain(|(s, _), _| live.contains(s));
         }
         if let Ok(mut m) = self.tables.lock() {
-            m.retain(|s, cell| {
-                let keep = live.contains(s);
-                if !keep && let Some(Some(t)) = cell.get() {
-                    self.used.fetch_sub(t.bytes, Ordering::AcqRel);
-                }
-                keep
-            });
+            // Their bytes are given back as the last search holding them ends.
+            m.retain(|s, _| live.contains(s));
         }
         // The shared names stay: they are as many as the distinct values (parties,
         // classes, roles) ever indexed.

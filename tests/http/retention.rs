@@ -298,5 +298,12 @@ async fn the_streamed_report_has_every_row_and_the_same_counts() {
         .collect();
     from_json.sort();
     assert_eq!(from_csv, from_json);
+    let header = get("?format=csv&rows=false")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(header, "id,class,policy,retain_until,state,holds\n");
     problem(get("?format=xml").await.unwrap(), StatusCode::BAD_REQUEST).await;
 }
