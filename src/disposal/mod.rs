@@ -367,31 +367,41 @@ impl Disposals {
     /// and not among `disposing`.
     async fn live_blobs(&self, disposing: &HashSet<String>) -> Result<HashSet<String>> {
         let metas = self.store.list_sorted(&keys::records_prefix()).await?;
-        let mut by_record: Vec<(String, Vec<object_store::path::Path>)> = Vec::new();
+        let mut by_record: Vec<(String, Vec<(object_store::path::Path, u32)>)> = Vec::new();
         for m in metas {
-            if let KeyKind::Revision { id, .. } = keys::classify(&m.location) {
+            if let KeyKind::Revision { id, rev, .. } = keys::classify(&m.location) {
                 match by_record.last_mut() {
-                    Some((last, v)) if *last == id => v.push(m.location),
-                    _ => by_record.push((id, vec![m.location])),
+                    Some((last, v)) if *last == id => v.push((m.location, rev)),
+                    _ => by_record.push((id, vec![(m.location, rev)])),
                 }
             }
         }
+        let ledger = self.archive.journal().ledger_synced().await?;
         let mut live = HashSet::new();
         for (id, revs) in by_record {
             if disposing.contains(&id) {
                 continue;
             }
-            let loaded: Vec<RecordRevision> = futures::stream::iter(revs)
-                .map(|k| {
+            let loaded: Vec<Option<RecordRevision>> = futures::stream::iter(revs)
+                .map(|(k, rev)| {
                     let store = self.store.clone();
+                    let committed = ledger.is_committed(ObjectKind::Record, &id, rev);
                     async move {
                         let b = store.get(&k).await?;
-                        RecordRevision::decode(k.as_ref(), &b)
+                        match RecordRevision::decode(k.as_ref(), &b) {
+                            Ok(r) => Ok(Some(r)),
+                            // A write a crash cut short, never committed (recovery sets
+                            // it aside): it names no content. An uncommitted revision
+                            // that decodes still keeps its content (it may be in flight).
+                            Err(_) if !committed => Ok(None),
+                            Err(e) => Err(e),
+                        }
                     }
                 })
                 .buffered(16)
                 .try_collect()
                 .await?;
+            let loaded: Vec<RecordRevision> = loaded.into_iter().flatten().collect();
             if loaded.last().is_some_and(|r| r.tombstone.is_some()) {
                 continue;
             }
