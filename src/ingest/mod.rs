@@ -101,7 +101,10 @@ impl Ingest {
     pub async fn note(&self, actor: &str, party: &str, n: NoteInput) -> Result<Archived> {
         let text = n.text.trim();
         if !crate::ids::shape::matches(crate::ids::shape::TEXT, text) {
-            return Err(Error::invalid("text", "a note needs text"));
+            return Err(Error::unprocessable(
+                "text",
+                "a note needs text (not only spaces or control characters)",
+            ));
         }
         let class = n.kind.unwrap_or_else(|| "phone-note".into());
         if class != "phone-note" && class != "memo" {
