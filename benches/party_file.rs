@@ -254,33 +254,24 @@ async fn direct(n_parties: usize, n_records: usize) -> Result<(), Box<dyn std::e
         true,
     )
     .await?;
-    let (tx, mut rx): (akte::disposal::report::Chunks, _) = tokio::sync::mpsc::channel(4);
-    let consume = async {
-        let (mut bytes, mut rows, mut peak, mut last) = (0usize, 0usize, before_rows, 0u8);
-        while let Some(chunk) = rx.recv().await {
-            let chunk = chunk?;
-            bytes += chunk.len();
-            // Chunks end between rows: each row has one "retain_until".
-            rows += chunk
-                .windows(14)
-                .filter(|w| w == b"\"retain_until\"")
-                .count();
-            last = chunk.last().copied().unwrap_or(last);
-            peak = peak.max(rss());
-        }
-        Ok::<_, std::io::Error>((bytes, rows, peak, last))
-    };
-    let ((), consumed) = tokio::join!(
-        akte::disposal::report::stream(
-            &fresh.archive,
-            &fresh.catalog,
-            tally,
-            akte::disposal::report::RowFormat::Json,
-            tx
-        ),
-        consume
+    let mut rx = akte::disposal::report::spawn_stream(
+        fresh.archive.clone(),
+        fresh.catalog.clone(),
+        tally,
+        akte::disposal::report::RowFormat::Json,
     );
-    let (row_bytes, rows, peak_rows, last) = consumed?;
+    let (mut row_bytes, mut rows, mut peak_rows, mut last) = (0usize, 0usize, before_rows, 0u8);
+    while let Some(chunk) = rx.recv().await {
+        let chunk = chunk?;
+        row_bytes += chunk.len();
+        // Chunks end between rows: each row has one "retain_until".
+        rows += chunk
+            .windows(14)
+            .filter(|w| w == b"\"retain_until\"")
+            .count();
+        last = chunk.last().copied().unwrap_or(last);
+        peak_rows = peak_rows.max(rss());
+    }
     let rows_s = t.elapsed().as_secs_f64();
     assert_eq!(
         (rows as u64, last),

@@ -626,6 +626,15 @@ async fn no_method() -> ApiError {
 }
 
 /// The complete API: routes, fallbacks and middleware.
+/// A response body of the chunks sent into a channel (an error ends it short).
+pub(crate) fn channel_body(
+    rx: tokio::sync::mpsc::Receiver<std::result::Result<bytes::Bytes, std::io::Error>>,
+) -> axum::body::Body {
+    axum::body::Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|x| (x, rx))
+    }))
+}
+
 pub fn app(state: AppState) -> Router {
     app_with(state, Router::new())
 }

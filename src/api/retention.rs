@@ -249,16 +249,13 @@ async fn report(
             true,
         )
         .await?;
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            crate::disposal::report::stream(&state.archive, &state.svc.catalog, tally, format, tx)
-                .await;
-        });
-        let body =
-            axum::body::Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|x| (x, rx))
-            }));
-        let mut resp = Response::new(body);
+        let rx = crate::disposal::report::spawn_stream(
+            state.archive.clone(),
+            state.svc.catalog.clone(),
+            tally,
+            format,
+        );
+        let mut resp = Response::new(super::channel_body(rx));
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         return Ok(resp);

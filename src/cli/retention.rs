@@ -327,22 +327,14 @@ pub async fn retention(
                 let tally =
                     report::prepare(&svc.archive, &svc.catalog, &svc.holds, &svc.disposals, true)
                         .await?;
-                let (tx, mut rx): (report::Chunks, _) = tokio::sync::mpsc::channel(4);
-                let print = async {
-                    while let Some(chunk) = rx.recv().await {
-                        let chunk = chunk?;
-                        use std::io::Write as _;
-                        if let Err(e) = std::io::stdout().write_all(&chunk) {
-                            crate::cli::output_failed(e);
-                        }
+                let mut rx =
+                    report::spawn_stream(svc.archive.clone(), svc.catalog.clone(), tally, rows);
+                while let Some(chunk) = rx.recv().await {
+                    use std::io::Write as _;
+                    if let Err(e) = std::io::stdout().write_all(&chunk?) {
+                        crate::cli::output_failed(e);
                     }
-                    anyhow::Ok(())
-                };
-                let ((), printed) = tokio::join!(
-                    report::stream(&svc.archive, &svc.catalog, tally, rows, tx),
-                    print
-                );
-                printed?;
+                }
                 if rows == RowFormat::Json {
                     outln!();
                 }

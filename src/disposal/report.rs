@@ -234,7 +234,10 @@ pub enum RowFormat {
 }
 
 /// Chunks of a streamed report, for a response body.
-pub type Chunks = tokio::sync::mpsc::Sender<std::result::Result<bytes::Bytes, std::io::Error>>;
+type Chunks = tokio::sync::mpsc::Sender<std::result::Result<bytes::Bytes, std::io::Error>>;
+
+/// The columns of the report's CSV.
+const CSV_COLUMNS: [&str; 6] = ["id", "class", "policy", "retain_until", "state", "holds"];
 
 /// Rows written into a channel as they are made, a chunk of several rows at a time.
 struct RowSink {
@@ -265,6 +268,7 @@ impl RowSink {
             RowFormat::Csv => {
                 let mut w = csv::WriterBuilder::new()
                     .has_headers(false)
+                    .buffer_capacity(256)
                     .from_writer(&mut self.buf);
                 let _ = w.write_record(csv_fields(row));
             }
@@ -301,33 +305,44 @@ pub async fn build(
     finish(archive, t).await
 }
 
-/// Streams the report into `tx` in one pass with memory independent of the number of
-/// records: its rows as they are counted, then (JSON) the counts. `tally` comes from
-/// [`prepare`] (whose errors come before anything is sent). An error on the way is
-/// sent as the last chunk (the response is cut short).
-pub async fn stream(
+/// Streams the report in one pass with memory independent of the number of records:
+/// its rows as they are counted, then (JSON) the counts, as chunks from the channel
+/// returned. `tally` comes from [`prepare`] (whose errors come before anything is sent).
+/// An error on the way is sent as the last chunk (the response is cut short).
+pub fn spawn_stream(
+    archive: Archive,
+    catalog: std::sync::Arc<Catalog>,
+    tally: Tally,
+    format: RowFormat,
+) -> tokio::sync::mpsc::Receiver<std::result::Result<bytes::Bytes, std::io::Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move { stream(&archive, &catalog, tally, format, tx).await });
+    rx
+}
+
+async fn stream(
     archive: &Archive,
     catalog: &Catalog,
     mut tally: Tally,
     format: RowFormat,
     tx: Chunks,
 ) {
-    let head: &[u8] = match format {
-        RowFormat::Json => b"{\"records\":[",
-        RowFormat::Csv => b"id,class,policy,retain_until,state,holds\n",
+    let head = match format {
+        RowFormat::Json => "{\"records\":[".to_string(),
+        RowFormat::Csv => format!("{}\n", CSV_COLUMNS.join(",")),
     };
     tally.with_rows = true;
     tally.sink = Some(RowSink {
         format,
         tx: tx.clone(),
-        buf: head.to_vec(),
+        buf: head.into_bytes(),
         rows: 0,
         gone: false,
     });
     let mut done = catalog.fold_summaries(tally, |t, r| t.add(r)).await;
     // The rows not yet sent (here, on the runtime: no blocking send).
-    if let Ok(sink) = done.as_mut().map(|t| t.sink.take())
-        && let Some(sink) = sink
+    if let Ok(t) = &mut done
+        && let Some(sink) = t.sink.take()
         && !sink.gone
         && !sink.buf.is_empty()
         && tx.send(Ok(bytes::Bytes::from(sink.buf))).await.is_err()
@@ -465,7 +480,7 @@ async fn finish(archive: &Archive, t: Tally) -> Result<RetentionReport> {
 /// One CSV row per record.
 pub fn to_csv(r: &RetentionReport) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(["id", "class", "policy", "retain_until", "state", "holds"]);
+    let _ = w.write_record(CSV_COLUMNS);
     for row in &r.records {
         let _ = w.write_record(csv_fields(row));
     }

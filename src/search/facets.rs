@@ -84,6 +84,11 @@ type TableCell = Arc<OnceLock<Option<Arc<Table>>>>;
 /// A column's ordinals, as shared ids.
 type Terms = Arc<Vec<u32>>;
 
+/// The length of an array indexed by the shared ids in `terms`.
+fn width(terms: &Terms) -> usize {
+    terms.iter().max().map_or(0, |m| *m as usize + 1)
+}
+
 struct Prepared {
     cols: Vec<Option<StrColumn>>,
     terms: Vec<Terms>,
@@ -181,15 +186,8 @@ impl Table {
                 .copied()
                 .unwrap_or(NONE)
         };
-        let width = |t: Option<&Terms>| {
-            t.and_then(|t| t.iter().max())
-                .map_or(0, |m| *m as usize + 1)
-        };
-        let widths = [
-            width(terms.first()),
-            width(terms.get(1)),
-            width(terms.get(2)),
-        ];
+        let width = |i: usize| terms.get(i).map_or(0, width);
+        let widths = [width(0), width(1), width(2)];
         if widths[0] > usize::from(NONE16) || widths[2] > usize::from(NONE16) {
             return None;
         }
@@ -720,22 +718,19 @@ impl Collector for FacetCollector {
             }
             // The party facet shows the parties with the most hits, ties by name: those
             // with fewer hits than the LIMIT-th most are never named.
-            let least = match *name == "party" && sums.len() > super::PARTY_FACET_LIMIT {
-                true => {
-                    let mut c: Vec<u64> = sums.iter().copied().filter(|n| *n > 0).collect();
-                    match c.len().checked_sub(super::PARTY_FACET_LIMIT) {
-                        Some(k) => *c.select_nth_unstable(k).1,
-                        None => 1,
-                    }
+            let mut least = 1;
+            if *name == "party" && sums.len() > super::PARTY_FACET_LIMIT {
+                let mut c: Vec<u64> = sums.iter().copied().filter(|n| *n > 0).collect();
+                if let Some(k) = c.len().checked_sub(super::PARTY_FACET_LIMIT) {
+                    least = *c.select_nth_unstable(k).1;
                 }
-                false => 1,
-            };
+            }
             let names = self.cache.names.lock().map_err(lock_err)?;
             let names = &names[i].names;
             let mut v: Vec<(&str, u64)> = sums
                 .iter()
                 .enumerate()
-                .filter(|(_, n)| **n >= least.max(1))
+                .filter(|(_, n)| **n >= least)
                 .filter_map(|(id, n)| Some((names.get(id)?.as_str(), *n)))
                 .collect();
             if *name == "party" && v.len() > super::PARTY_FACET_LIMIT {
@@ -889,8 +884,7 @@ impl SegmentCollector for SegmentFacets {
                     true => counts,
                     false => {
                         // By ordinal to by shared id.
-                        let width = terms.iter().max().map_or(0, |m| *m as usize + 1);
-                        let mut out = vec![0u32; width];
+                        let mut out = vec![0u32; width(&terms)];
                         for (id, n) in terms.iter().zip(counts) {
                             if let Some(o) = out.get_mut(*id as usize) {
                                 *o += n;

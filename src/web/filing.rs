@@ -2,7 +2,6 @@
 //! one), imports of an mbox or zip with a live job view.
 
 use askama::Template;
-use axum::body::Body;
 use axum::extract::{Form, Multipart, Path, Query, State};
 use axum::http::header::ACCEPT;
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -245,12 +244,6 @@ async fn pump(
     }
 }
 
-fn channel_body(rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Body {
-    Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|x| (x, rx))
-    }))
-}
-
 /// Files from a form (one or several); each is archived by the API as it streams in.
 /// The form's fields come first (the page orders them so); the CSRF token is checked
 /// before any file is read.
@@ -313,7 +306,14 @@ pub async fn upload(State(web): State<Web>, ctx: Ctx, headers: HeaderMap, mut mp
         };
         let (_, resp) = tokio::join!(
             pump(field, tx),
-            web.call(&s, Method::POST, &uri, channel_body(rx), ctype, None)
+            web.call(
+                &s,
+                Method::POST,
+                &uri,
+                crate::api::channel_body(rx),
+                ctype,
+                None
+            )
         );
         match read_json::<Archived>(resp).await {
             Ok(a) => done.push(Done {
@@ -384,7 +384,7 @@ pub async fn start_import(State(web): State<Web>, ctx: Ctx, mut mp: Multipart) -
                         &s,
                         Method::POST,
                         "/v1/imports",
-                        channel_body(rx),
+                        crate::api::channel_body(rx),
                         Some("application/octet-stream"),
                         None
                     )

@@ -173,17 +173,14 @@ async fn the_eligible_list_pages_and_refuses_bad_parameters() {
     let c = client();
     let mut ids = Vec::new();
     for i in 0..5 {
-        let r: Value = upload(
-            &s,
-            ADMIN,
-            format!("Brief {i} aus 2010").into_bytes(),
-            "?class=business-letter&date=2010-01-01",
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        ids.push(r["id"].as_str().unwrap().to_string());
+        ids.push(
+            archived(
+                &s,
+                format!("Brief {i} aus 2010"),
+                "?class=business-letter&date=2010-01-01",
+            )
+            .await,
+        );
     }
     ids.sort();
     let get = |query: String| {
@@ -231,17 +228,14 @@ async fn the_streamed_report_has_every_row_and_the_same_counts() {
             1 => ("business-letter", 2024),
             _ => ("invoice", 2012),
         };
-        let r: Value = upload(
-            &s,
-            ADMIN,
-            format!("Schreiben {i}").into_bytes(),
-            &format!("?class={class}&date={year}-01-01"),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        ids.push(r["id"].as_str().unwrap().to_string());
+        ids.push(
+            archived(
+                &s,
+                format!("Schreiben {i}"),
+                &format!("?class={class}&date={year}-01-01"),
+            )
+            .await,
+        );
     }
     ids.sort();
     let get = |query: &str| {
@@ -306,4 +300,14 @@ async fn the_streamed_report_has_every_row_and_the_same_counts() {
         .unwrap();
     assert_eq!(header, "id,class,policy,retain_until,state,holds\n");
     problem(get("?format=xml").await.unwrap(), StatusCode::BAD_REQUEST).await;
+}
+
+/// Uploads `text` as the admin; the new record's id.
+async fn archived(s: &Server, text: String, query: &str) -> String {
+    let r: Value = upload(s, ADMIN, text.into_bytes(), query)
+        .await
+        .json()
+        .await
+        .unwrap();
+    r["id"].as_str().unwrap().to_string()
 }
