@@ -581,3 +581,86 @@ async fn a_batch_planned_while_the_one_before_is_written_sees_its_records() {
     assert!(!done[1].as_ref().unwrap().duplicate);
     assert_eq!(s.svc.catalog.records_with_sha(&two).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_group_commit_counts_as_applied_unless_another_entry_came_between() {
+    use akte::ingest::batch::Incoming;
+    let s = services().await;
+    let d = IngestDefaults::default();
+    let mail = |n: usize| {
+        format!("From: a@example.com\nSubject: S{n}\nMessage-ID: <g{n}@x>\n\nText {n}\n")
+    };
+    let head = || async { s.svc.archive.journal().head_seq().await.unwrap() };
+    let done = s
+        .ingest(
+            "tester",
+            vec![
+                Incoming::Email(mail(1).into_bytes().into()),
+                Incoming::Email(mail(2).into_bytes().into()),
+            ],
+            &d,
+        )
+        .await;
+    assert!(
+        done.iter()
+            .all(|r| r.as_ref().is_ok_and(|o| o.archived.is_some()))
+    );
+    // The catalog entered the batch's records and counts its entry as applied: a start
+    // after it reads none of them back.
+    assert_eq!(s.svc.catalog.journal_seq().await, head().await);
+
+    // Another process (a second node on the same store) journals a record of its own.
+    let other = Services::new(Archive::new(
+        s.svc.archive.store().clone(),
+        Arc::new(SystemClock),
+    ));
+    other.load().await.unwrap();
+    let theirs = Ingest::new(other)
+        .ingest(
+            "other",
+            vec![Incoming::Email(mail(3).into_bytes().into())],
+            &d,
+        )
+        .await;
+    assert!(theirs[0].as_ref().is_ok_and(|o| o.archived.is_some()));
+    let before = s.svc.catalog.journal_seq().await;
+    s.ingest(
+        "tester",
+        vec![Incoming::Email(mail(4).into_bytes().into())],
+        &d,
+    )
+    .await[0]
+        .as_ref()
+        .unwrap();
+    // Its entry is not counted: the one between has not been applied here.
+    assert_eq!(s.svc.catalog.journal_seq().await, before);
+    assert!(
+        s.svc
+            .catalog
+            .records_with_sha(&sha_of(mail(3).as_bytes()))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        s.svc
+            .catalog
+            .records_with_sha(&sha_of(mail(4).as_bytes()))
+            .await
+            .len(),
+        1
+    );
+    s.svc
+        .catalog
+        .catch_up(s.svc.archive.journal())
+        .await
+        .unwrap();
+    assert_eq!(s.svc.catalog.journal_seq().await, head().await);
+    assert_eq!(
+        s.svc
+            .catalog
+            .records_with_sha(&sha_of(mail(3).as_bytes()))
+            .await
+            .len(),
+        1
+    );
+}

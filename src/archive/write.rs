@@ -75,13 +75,15 @@ impl Archive {
     /// store, no fsync each): a batch shares one sync, then one journal entry.
     ///
     /// `id` comes from [`Archive::new_id`], so that a caller can name the record (an
-    /// email's attachments name their parent) before it is staged.
+    /// email's attachments name their parent) before it is staged. `sha256` is the hash
+    /// of `content` when the caller computed it already (from the same bytes).
     pub async fn stage(
         &self,
         actor: &str,
         id: String,
         content: Content,
         meta: NewRecord,
+        sha256: Option<String>,
     ) -> Result<Staged> {
         Self::class_and_title(&meta)?;
         crate::ids::validate_id(&id)?;
@@ -91,7 +93,8 @@ impl Archive {
         };
         let blob = match content {
             Content::Memory(bytes) if bytes.len() <= blob::INLINE_LIMIT => {
-                blob::put_inline(&self.store, codec::sha256_hex(&bytes), bytes, true).await?
+                let sha256 = sha256.unwrap_or_else(|| codec::sha256_hex(&bytes));
+                blob::put_inline(&self.store, sha256, bytes, true).await?
             }
             content => blob::put_stream(&self.store, &id, content.stream().await?).await?,
         };
@@ -121,13 +124,18 @@ impl Archive {
 
     /// Commits staged records (group commit): one sync makes their blobs, keys and
     /// revisions durable, then one journal entry names every revision with its digest.
-    /// Only when that entry is durable are the records archived and returned.
+    /// Only when that entry is durable are the records archived and returned, with the
+    /// entry (none for an empty batch).
     ///
     /// Runs in its own task, like [`Archive::commit`]: a caller that goes away does not
     /// leave a synced batch without its entry.
-    pub async fn commit_staged(&self, actor: &str, staged: Vec<Staged>) -> Result<Vec<Archived>> {
+    pub async fn commit_staged(
+        &self,
+        actor: &str,
+        staged: Vec<Staged>,
+    ) -> Result<Option<(JournalEntry, Vec<Archived>)>> {
         if staged.is_empty() {
-            return Ok(vec![]);
+            return Ok(None);
         }
         let subjects = staged
             .iter()
@@ -146,13 +154,14 @@ impl Archive {
         let entry = task
             .await
             .map_err(|e| Error::Internal(format!("commit task: {e}")))??;
-        Ok(staged
+        let archived = staged
             .into_iter()
             .map(|s| Archived {
                 journal_seq: entry.seq,
                 ..s.archived
             })
-            .collect())
+            .collect();
+        Ok(Some((entry, archived)))
     }
 
     /// Archives the bytes of `input` as a new record with exactly the metadata given —

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tokio::sync::RwLock;
 
-use crate::audit::journal::Journal;
+use crate::audit::journal::{Journal, JournalEntry};
 use crate::case::CaseRevision;
 use crate::error::{Error, Result};
 use crate::party::{Parties, Party};
@@ -396,6 +396,49 @@ impl Catalog {
         });
         if let Err(e) = put {
             tracing::error!("catalog: record {} not entered: {e}", r.id);
+        }
+    }
+
+    /// Enters the records of a group commit (`Archive::commit_staged`) in one write, the
+    /// revisions `entry` journaled and nothing else. When the catalog had applied every
+    /// entry before it, the entry counts as applied too, so that the next start does not
+    /// read these revisions again (a bulk import would otherwise have all of its records
+    /// read back at the next start). Otherwise (another process's entries in between)
+    /// the entry is applied again when the journal is caught up.
+    pub async fn put_committed(&self, entry: &JournalEntry, revisions: &[&RecordRevision]) {
+        let written: Vec<(&str, Option<u32>)> = entry
+            .subjects
+            .iter()
+            .map(|s| (s.id.as_str(), s.rev))
+            .collect();
+        let exactly = entry.subjects.iter().all(|s| s.kind == "record")
+            && written.len() == revisions.len()
+            && revisions
+                .iter()
+                .zip(&written)
+                .all(|(r, (id, rev))| r.id == *id && Some(r.rev) == *rev);
+        let mut state = self.state.write().await;
+        let advance = exactly && state.seq + 1 == entry.seq;
+        let put = self.disk().and_then(|d| {
+            let mut b = d.batch()?;
+            for r in revisions {
+                b.put(&RecordBrief::from(*r))?;
+            }
+            if advance {
+                b.applied(&Applied {
+                    seq: entry.seq,
+                    hash: entry.hash.clone(),
+                })?;
+            }
+            b.commit(false)
+        });
+        match put {
+            Ok(()) if advance => state.seq = entry.seq,
+            Ok(()) => {}
+            Err(e) => tracing::error!(
+                "catalog: the records of entry {} not entered: {e}",
+                entry.seq
+            ),
         }
     }
 

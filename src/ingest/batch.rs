@@ -37,7 +37,7 @@ use crate::catalog::{LinkBrief, Match};
 use crate::error::{Error, Result};
 use crate::extract::mail::MailFacts;
 use crate::extract::sandbox::Outcome;
-use crate::record::PartyLink;
+use crate::record::{PartyLink, RecordRevision};
 use crate::store::content::Content;
 
 /// Defaults for everything one ingest archives.
@@ -451,7 +451,7 @@ impl Ingest {
         // 6. Stage every record of the batch (an upload in flight until its commit: a
         // disposal does not delete a blob this batch deduplicates onto).
         let _upload = self.svc.archive.store().upload_guard().await;
-        let staged = self.stage_all(actor, &plans).await;
+        let staged = self.stage_all(actor, &plans, &outcomes).await;
         let mut to_commit: Vec<Staged> = Vec::new();
         let mut owner: Vec<(usize, bool)> = Vec::new();
         for (plan, (main, atts)) in plans.iter().zip(staged) {
@@ -491,9 +491,12 @@ impl Ingest {
 
         // 7. One commit for all of it.
         match self.svc.archive.commit_staged(actor, to_commit).await {
-            Ok(archived) => {
+            Ok(None) => {}
+            Ok(Some((entry, archived))) => {
+                let revisions: Vec<&RecordRevision> =
+                    archived.iter().map(|a| &a.revision).collect();
+                self.svc.catalog.put_committed(&entry, &revisions).await;
                 for (a, (i, own)) in archived.into_iter().zip(owner) {
-                    self.svc.catalog.put_record(&a.revision).await;
                     if own {
                         outcomes[i].archived = Some(a);
                     }
@@ -603,31 +606,53 @@ impl Ingest {
     }
 
     /// Stages every record of `plans`, `STAGE_PARALLEL` at a time; per plan, the result of
-    /// its own record and of each attachment.
-    async fn stage_all(&self, actor: &str, plans: &[Plan]) -> Vec<StagedPlan> {
-        let jobs: Vec<(usize, Option<usize>, String, Content, NewRecord)> = plans
+    /// its own record and of each attachment. (An item's bytes were hashed once, in step
+    /// 1: `outcomes` has the hash.)
+    async fn stage_all(
+        &self,
+        actor: &str,
+        plans: &[Plan],
+        outcomes: &[ItemOutcome],
+    ) -> Vec<StagedPlan> {
+        type Job = (
+            usize,
+            Option<usize>,
+            String,
+            Content,
+            NewRecord,
+            Option<String>,
+        );
+        let jobs: Vec<Job> = plans
             .iter()
             .enumerate()
             .flat_map(|(i, p)| {
-                std::iter::once((i, None, p.id.clone(), p.content.clone(), p.meta.clone())).chain(
-                    p.attachments
-                        .iter()
-                        .enumerate()
-                        .map(move |(k, (id, b, m))| {
-                            (
-                                i,
-                                Some(k),
-                                id.clone(),
-                                Content::Memory(b.clone()),
-                                m.clone(),
-                            )
-                        }),
-                )
+                let sha = outcomes.get(p.index).map(|o| o.sha256.clone());
+                std::iter::once((
+                    i,
+                    None,
+                    p.id.clone(),
+                    p.content.clone(),
+                    p.meta.clone(),
+                    sha,
+                ))
+                .chain(p.attachments.iter().enumerate().map(
+                    move |(k, (id, b, m))| {
+                        (
+                            i,
+                            Some(k),
+                            id.clone(),
+                            Content::Memory(b.clone()),
+                            m.clone(),
+                            None,
+                        )
+                    },
+                ))
             })
             .collect();
         let results: Vec<(usize, Option<usize>, Result<Staged>)> = futures::stream::iter(jobs)
-            .map(|(i, k, id, content, meta)| async move {
-                (i, k, self.svc.archive.stage(actor, id, content, meta).await)
+            .map(|(i, k, id, content, meta, sha)| async move {
+                let staged = self.svc.archive.stage(actor, id, content, meta, sha).await;
+                (i, k, staged)
             })
             .buffer_unordered(STAGE_PARALLEL)
             .collect()

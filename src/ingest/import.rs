@@ -310,7 +310,7 @@ pub async fn run(
                     }
                 };
                 // Streams: one message in memory at a time.
-                let it = super::mbox::Messages::new(BufReader::new(file));
+                let it = super::mbox::Messages::new(BufReader::with_capacity(1 << 18, file));
                 for (i, m) in it.enumerate() {
                     if stopped() {
                         break;

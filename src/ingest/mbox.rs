@@ -21,6 +21,9 @@ pub struct Messages<R> {
     current: Option<Vec<u8>>,
     /// The current message outgrew `max`: its remaining lines are skipped.
     oversized: bool,
+    /// The reader is at the start of a line (not in the middle of one a bulk copy cut
+    /// at the end of the buffer).
+    at_line_start: bool,
     done: bool,
 }
 
@@ -35,6 +38,7 @@ impl<R: BufRead> Messages<R> {
             max,
             current: None,
             oversized: false,
+            at_line_start: true,
             done: false,
         }
     }
@@ -50,7 +54,7 @@ impl<R: BufRead> Messages<R> {
                 return Ok(any);
             }
             any = true;
-            let (take, end) = match buf.iter().position(|&b| b == b'\n') {
+            let (take, end) = match memchr::memchr(b'\n', buf) {
                 Some(i) => (i + 1, true),
                 None => (buf.len(), false),
             };
@@ -58,9 +62,55 @@ impl<R: BufRead> Messages<R> {
             line.extend_from_slice(&buf[..take.min(room)]);
             self.reader.consume(take);
             if end {
+                self.at_line_start = true;
                 return Ok(true);
             }
         }
+    }
+
+    /// Copies whole lines from the buffer into the current message while none of them
+    /// starts with `F` or `>`; the part of a line the buffer ends in is copied too (its
+    /// start was checked). `Ok(false)` when nothing was copied: the next line needs a
+    /// look of its own (or the input is at its end).
+    fn copy_plain_lines(&mut self) -> std::io::Result<bool> {
+        let buf = self.reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(false);
+        }
+        let special = |b: u8| b == b'F' || b == b'>';
+        if self.at_line_start && special(buf[0]) {
+            return Ok(false);
+        }
+        // Up to the first line (after a newline) that starts with `F` or `>`, or the end
+        // of the buffer.
+        let mut end = buf.len();
+        let mut ends_line = false;
+        for i in memchr::memchr_iter(b'\n', buf) {
+            match buf.get(i + 1) {
+                Some(&b) if special(b) => {
+                    end = i + 1;
+                    ends_line = true;
+                    break;
+                }
+                Some(_) => {}
+                None => ends_line = true,
+            }
+        }
+        let max = self.max;
+        if let Some(m) = &mut self.current
+            && !self.oversized
+        {
+            if m.len() + end > max {
+                self.oversized = true;
+                m.clear();
+                m.shrink_to_fit();
+            } else {
+                m.extend_from_slice(&buf[..end]);
+            }
+        }
+        self.reader.consume(end);
+        self.at_line_start = ends_line;
+        Ok(true)
     }
 
     fn finish(&mut self) -> Option<Item> {
@@ -84,6 +134,18 @@ impl<R: BufRead> Iterator for Messages<R> {
         }
         let mut line = Vec::with_capacity(128);
         loop {
+            // The fast path: inside a message, runs of lines that start with neither `F`
+            // nor `>` (which could be a `From ` line or a quoted one) are copied in bulk.
+            if self.current.is_some() {
+                match self.copy_plain_lines() {
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e.to_string()));
+                    }
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                }
+            }
             let cap = self.max;
             match self.read_line(&mut line, cap) {
                 Err(e) => {
@@ -169,6 +231,7 @@ mod tests {
                 proptest::strategy::Just(">not from\n".to_string()),
                 "[a-zA-Z >]{0,20}\n",
                 "[a-z]{0,5}",
+                "[F>rom ]{0,7}",
             ],
             0..40,
         )) {
@@ -177,6 +240,14 @@ mod tests {
             let theirs: Vec<Vec<u8>> = mail_parser::mailbox::mbox::MessageIterator::new(&input[..])
                 .map(|m| m.unwrap().contents().to_vec())
                 .collect();
+            // Buffers that cut lines anywhere, even in a `From ` (the bulk copy's edges).
+            for capacity in [1, 2, 3, 5, 7, 16] {
+                let cut: Vec<Vec<u8>> =
+                    Messages::new(std::io::BufReader::with_capacity(capacity, &input[..]))
+                        .map(|m| m.unwrap())
+                        .collect();
+                proptest::prop_assert_eq!(&cut, &theirs, "buffer of {}", capacity);
+            }
             proptest::prop_assert_eq!(ours, theirs);
         }
     }
