@@ -530,3 +530,49 @@ async fn after_a_power_loss_during_an_import_the_server_starts_and_serves() {
         r.leftovers_recovered
     ));
 }
+
+/// A bulk import stages a batch while the one before is committed. When that commit
+/// fails, a copy of one of its records in the next batch is not reported a duplicate of
+/// a record that does not exist: it fails, and importing again archives everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_fails_the_copies_in_the_batch_staged_after_it() {
+    struct Quiet;
+    impl akte::ingest::import::Progress for Quiet {}
+    let f = Faulty::new();
+    let svc = services(&f);
+    svc.load().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // 300 messages: the first batch holds 256 of them; the second holds a copy of the 6th.
+    for i in 0..300u64 {
+        let raw = email(if i == 280 { 5 } else { i }, false);
+        std::fs::write(dir.path().join(format!("{i:03}.eml")), raw).unwrap();
+    }
+    let ingest = akte::ingest::Ingest::new(svc.clone());
+    let paths = [dir.path().to_path_buf()];
+    let d = IngestDefaults::default();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    f.fail_next_sync();
+    let s = akte::ingest::import::run(&ingest, "t", &paths, &d, false, &Quiet, &stop)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.archived, s.duplicates, s.failed),
+        (43, 0, 257),
+        "last failure: {:?}",
+        s.failures.last()
+    );
+    let copy = s.failures.iter().find(|p| p.item.ends_with("280.eml"));
+    assert!(
+        copy.is_some_and(|p| p.reason.contains("did not commit")),
+        "{copy:?}"
+    );
+    let again = akte::ingest::import::run(&ingest, "t", &paths, &d, false, &Quiet, &stop)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.archived, again.duplicates, again.failed),
+        (256, 44, 0),
+        "first failure: {:?}",
+        again.failures.first()
+    );
+}

@@ -257,16 +257,44 @@ impl PlannedBatch {
     /// records fails when that record was not archived after all (its commit failed),
     /// so that importing again archives it.
     pub fn earlier_written(&mut self, archived: &std::collections::HashSet<String>) {
-        for (i, of) in self.of_earlier.iter().enumerate() {
-            if let Some(id) = of
-                && !archived.contains(id)
-                && self.out[i].is_none()
-            {
-                self.out[i] = Some(Err(Error::Internal(format!(
-                    "its bytes are those of {id}, which the batch before did not commit: \
-                     import it again"
-                ))));
-            }
+        fail_copies_of_unwritten(&self.of_earlier, &mut self.out, archived);
+    }
+}
+
+/// A batch staged, not yet committed ([`Ingest::stage_batch`], then
+/// [`Ingest::commit_batch`]).
+pub struct StagedBatch {
+    outcomes: Vec<ItemOutcome>,
+    out: Vec<Option<Result<ItemOutcome>>>,
+    of_earlier: Vec<Option<String>>,
+    to_commit: Vec<Staged>,
+    /// Per staged record: its item, and whether it is the item's own (not an attachment).
+    owner: Vec<(usize, bool)>,
+    _upload: Option<crate::store::UploadGuard>,
+}
+
+impl StagedBatch {
+    /// [`PlannedBatch::earlier_written`], for a batch staged before the one before it was
+    /// committed (a copy is never staged: only its result changes).
+    pub fn earlier_written(&mut self, archived: &std::collections::HashSet<String>) {
+        fail_copies_of_unwritten(&self.of_earlier, &mut self.out, archived);
+    }
+}
+
+fn fail_copies_of_unwritten(
+    of_earlier: &[Option<String>],
+    out: &mut [Option<Result<ItemOutcome>>],
+    archived: &std::collections::HashSet<String>,
+) {
+    for (i, of) in of_earlier.iter().enumerate() {
+        if let Some(id) = of
+            && !archived.contains(id)
+            && out[i].is_none()
+        {
+            out[i] = Some(Err(Error::Internal(format!(
+                "its bytes are those of {id}, which the batch before did not commit: \
+                 import it again"
+            ))));
         }
     }
 }
@@ -435,22 +463,32 @@ impl Ingest {
     /// Steps 4–5 of a batch: every record staged, then one commit. One result per item,
     /// in order.
     pub async fn write_batch(&self, actor: &str, batch: PlannedBatch) -> Vec<Result<ItemOutcome>> {
+        let staged = self.stage_batch(actor, batch).await;
+        self.commit_batch(actor, staged).await
+    }
+
+    /// Step 4: every record of the batch staged (nothing reported archived yet). A bulk
+    /// import stages a batch while the one before is committed.
+    pub async fn stage_batch(&self, actor: &str, batch: PlannedBatch) -> StagedBatch {
         let PlannedBatch {
             mut outcomes,
             mut out,
             plans,
-            ..
+            of_earlier,
         } = batch;
         if outcomes.is_empty() {
-            // Nothing was planned: every item has its failure.
-            return out
-                .into_iter()
-                .map(|r| r.unwrap_or_else(|| Err(Error::Internal("not planned".into()))))
-                .collect();
+            return StagedBatch {
+                outcomes,
+                out,
+                of_earlier,
+                to_commit: vec![],
+                owner: vec![],
+                _upload: None,
+            };
         }
-        // 6. Stage every record of the batch (an upload in flight until its commit: a
-        // disposal does not delete a blob this batch deduplicates onto).
-        let _upload = self.svc.archive.store().upload_guard().await;
+        // An upload in flight until its commit: a disposal does not delete a blob this
+        // batch deduplicates onto.
+        let upload = self.svc.archive.store().upload_guard().await;
         let staged = self.stage_all(actor, &plans, &outcomes).await;
         let mut to_commit: Vec<Staged> = Vec::new();
         let mut owner: Vec<(usize, bool)> = Vec::new();
@@ -488,8 +526,34 @@ impl Ingest {
                 });
             }
         }
+        StagedBatch {
+            outcomes,
+            out,
+            of_earlier,
+            to_commit,
+            owner,
+            _upload: Some(upload),
+        }
+    }
 
-        // 7. One commit for all of it.
+    /// Step 5: one commit makes the staged batch durable and journals it; one result
+    /// per item, in order.
+    pub async fn commit_batch(&self, actor: &str, batch: StagedBatch) -> Vec<Result<ItemOutcome>> {
+        let StagedBatch {
+            mut outcomes,
+            mut out,
+            to_commit,
+            owner,
+            _upload,
+            ..
+        } = batch;
+        if outcomes.is_empty() {
+            // Nothing was planned: every item has its failure.
+            return out
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(Error::Internal("not planned".into()))))
+                .collect();
+        }
         match self.svc.archive.commit_staged(actor, to_commit).await {
             Ok(None) => {}
             Ok(Some((entry, archived))) => {

@@ -6,7 +6,7 @@
 //! are archived in batches (`Ingest::ingest`, one group commit each); memory is bounded
 //! by the batch, not by the size of a mailbox.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,7 +124,9 @@ fn kind_of(path: &Path) -> Kind {
     Kind::Document
 }
 
-/// Whether `path` is an Outlook PST or OST file (by name, else by its `!BDN` magic).
+/// Whether `path` is an Outlook PST or OST file (by name, else by its `!BDN` magic; a
+/// file named `.eml` is taken for a message without opening it, as a directory of
+/// exported mail has thousands).
 fn is_pst(path: &Path) -> bool {
     let ext = path
         .extension()
@@ -132,6 +134,9 @@ fn is_pst(path: &Path) -> bool {
         .unwrap_or_default();
     if ext == "pst" || ext == "ost" {
         return true;
+    }
+    if ext == "eml" {
+        return false;
     }
     let mut head = [0u8; 4];
     std::fs::File::open(path).is_ok_and(|mut f| f.read_exact(&mut head).is_ok() && &head == b"!BDN")
@@ -270,8 +275,9 @@ pub async fn run(
         dry_run,
         progress,
         pending: Pending::default(),
-        inflight: None,
+        inflight: VecDeque::new(),
         writing: Writing::default(),
+        archived: None,
     };
     let mut items = 0u64;
     for (f, folder, name) in &files {
@@ -364,7 +370,7 @@ pub async fn run(
         progress.advance(std::fs::metadata(f).map(|m| m.len()).unwrap_or(0), items);
     }
     batches.flush(&mut s).await;
-    batches.settle(&mut s).await;
+    batches.settle(&mut s, 0).await;
     svc.svc.archive.drain().await;
     drop(converted);
     s.seconds = started.elapsed().as_secs_f64();
@@ -448,10 +454,26 @@ struct Batcher<'a> {
     dry_run: bool,
     progress: &'a dyn Progress,
     pending: Pending,
-    /// The batch being written while the next one is read and planned…
-    inflight: Option<InFlight>,
-    /// …and what it writes, for that plan.
+    /// The batches sent off, oldest first: at most two, one being committed while the
+    /// next is staged, while a third is read and planned…
+    inflight: VecDeque<InFlight>,
+    /// …and what the newest writes, for that plan.
     writing: Writing,
+    /// The records the newest batch archived, once it is committed (the next one's
+    /// commit waits for them).
+    archived: Option<tokio::sync::oneshot::Receiver<HashSet<String>>>,
+}
+
+/// The records (items and attachments) a batch archived.
+fn archived_by(outcomes: &[crate::error::Result<ItemOutcome>]) -> HashSet<String> {
+    let mut archived = HashSet::new();
+    for o in outcomes.iter().flatten() {
+        if !o.duplicate {
+            archived.insert(o.id.clone());
+            archived.extend(o.attachments.iter().cloned());
+        }
+    }
+    archived
 }
 
 impl Batcher<'_> {
@@ -463,22 +485,21 @@ impl Batcher<'_> {
         }
     }
 
-    /// Waits for the batch in flight and counts what it did; returns the records it
-    /// archived (items and attachments).
-    async fn settle(&mut self, s: &mut Summary) -> HashSet<String> {
-        let mut archived = HashSet::new();
-        let Some((task, names, lens)) = self.inflight.take() else {
-            return archived;
+    /// Waits for every batch in flight but the newest `keep` and counts what each did.
+    async fn settle(&mut self, s: &mut Summary, keep: usize) {
+        while self.inflight.len() > keep {
+            self.settle_oldest(s).await;
+        }
+    }
+
+    /// Waits for the oldest batch in flight and counts what it did.
+    async fn settle_oldest(&mut self, s: &mut Summary) {
+        let Some((task, names, lens)) = self.inflight.pop_front() else {
+            return;
         };
         match task.await {
             Ok(outcomes) => {
                 for ((r, name), len) in outcomes.into_iter().zip(names).zip(lens) {
-                    if let Ok(o) = &r
-                        && !o.duplicate
-                    {
-                        archived.insert(o.id.clone());
-                        archived.extend(o.attachments.iter().cloned());
-                    }
                     match r {
                         Ok(o) if o.duplicate => {
                             s.duplicates += 1;
@@ -525,15 +546,16 @@ impl Batcher<'_> {
             }
         }
         self.progress.summary(s);
-        archived
     }
 
-    /// Archives the collected items with one group commit, in two steps that overlap
-    /// with the batch before: the items are planned (`Ingest::plan_batch`: hashed,
-    /// parsed, extracted, linked) while the batch before is written, then written
-    /// (`Ingest::write_batch`) in the background once it has finished, while the next
-    /// batch is read. Copies across batches are duplicates: the plan sees the batch
-    /// being written as well as the catalog.
+    /// Archives the collected items with one group commit, in steps that overlap with
+    /// the batches before: the items are planned (`Ingest::plan_batch`: hashed, parsed,
+    /// extracted, linked) while the batch before is staged or committed, then staged in
+    /// the background (`Ingest::stage_batch`) while the next batch is read, and committed
+    /// (`Ingest::commit_batch`) once the batch before is, while the next is staged.
+    /// Copies across batches are duplicates: the plan sees the batch in flight as well as
+    /// the catalog, which holds every batch before it (they are settled first); a copy of
+    /// a record whose batch did not commit after all fails before its own batch commits.
     async fn flush(&mut self, s: &mut Summary) {
         self.pending.bytes = 0;
         let (items, names): (Vec<Incoming>, Vec<String>) = self.pending.items.drain(..).unzip();
@@ -542,7 +564,7 @@ impl Batcher<'_> {
         }
         let lens: Vec<u64> = items.iter().map(Incoming::len).collect();
         if self.dry_run {
-            self.settle(s).await;
+            self.settle(s, 0).await;
             let mut seen = std::collections::HashSet::new();
             for ((item, name), len) in items.into_iter().zip(names).zip(lens) {
                 let Incoming::Email(raw) = item else { continue };
@@ -561,15 +583,27 @@ impl Batcher<'_> {
             }
             return;
         }
+        // Every batch but the newest is in the catalog before this one is planned.
+        self.settle(s, 1).await;
         let writing = std::mem::take(&mut self.writing);
-        let mut planned = self.svc.plan_batch(items, &self.d, &writing).await;
+        let planned = self.svc.plan_batch(items, &self.d, &writing).await;
         drop(writing);
-        let written = self.settle(s).await;
-        planned.earlier_written(&written);
         self.writing = planned.writing();
         let (svc, actor) = (self.svc.clone(), self.actor.to_string());
-        let task = tokio::spawn(async move { svc.write_batch(&actor, planned).await });
-        self.inflight = Some((task, names, lens));
+        let before = self.archived.take();
+        let (done, archived) = tokio::sync::oneshot::channel();
+        self.archived = Some(archived);
+        let task = tokio::spawn(async move {
+            let mut staged = svc.stage_batch(&actor, planned).await;
+            if let Some(before) = before {
+                // A batch that ended without a word archived nothing.
+                staged.earlier_written(&before.await.unwrap_or_default());
+            }
+            let outcomes = svc.commit_batch(&actor, staged).await;
+            let _ = done.send(archived_by(&outcomes));
+            outcomes
+        });
+        self.inflight.push_back((task, names, lens));
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Faulty {
     crashed: AtomicBool,
     /// Deferred writes not yet synced.
     unsynced: Arc<Mutex<Vec<Path>>>,
+    /// The next group commit's sync fails (once).
+    fail_sync: AtomicBool,
 }
 
 impl fmt::Display for Faulty {
@@ -66,6 +68,7 @@ impl Faulty {
             fault_at: AtomicU64::new(u64::MAX),
             kind: Mutex::new(FaultKind::Error),
             crashed: AtomicBool::new(false),
+            fail_sync: AtomicBool::new(false),
             unsynced: Arc::default(),
         })
     }
@@ -83,6 +86,11 @@ impl Faulty {
     }
 
     /// Writes seen since the last `arm`.
+    /// Makes the next group commit's sync fail with an error (nothing else).
+    pub fn fail_next_sync(&self) {
+        self.fail_sync.store(true, Ordering::SeqCst);
+    }
+
     pub fn writes(&self) -> u64 {
         self.ops.load(Ordering::SeqCst)
     }
@@ -240,6 +248,9 @@ impl DeferredWrites for Faulty {
     }
 
     fn sync(&self) -> BoxFuture<'static, Result<(), akte::Error>> {
+        if self.fail_sync.swap(false, Ordering::SeqCst) {
+            return Box::pin(async { Err(akte::Error::Internal("injected: sync failed".into())) });
+        }
         let r = self.tick("sync");
         if r.is_ok() {
             self.unsynced.lock().unwrap().clear();
