@@ -551,10 +551,9 @@ async fn a_failed_commit_fails_the_copies_in_the_batch_staged_after_it() {
     let paths = [dir.path().to_path_buf()];
     let d = IngestDefaults::default();
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let import = || akte::ingest::import::run(&ingest, "t", &paths, &d, false, &Quiet, &stop);
     f.fail_next_sync();
-    let s = akte::ingest::import::run(&ingest, "t", &paths, &d, false, &Quiet, &stop)
-        .await
-        .unwrap();
+    let s = import().await.unwrap();
     assert_eq!(
         (s.archived, s.duplicates, s.failed),
         (43, 0, 257),
@@ -566,9 +565,7 @@ async fn a_failed_commit_fails_the_copies_in_the_batch_staged_after_it() {
         copy.is_some_and(|p| p.reason.contains("did not commit")),
         "{copy:?}"
     );
-    let again = akte::ingest::import::run(&ingest, "t", &paths, &d, false, &Quiet, &stop)
-        .await
-        .unwrap();
+    let again = import().await.unwrap();
     assert_eq!(
         (again.archived, again.duplicates, again.failed),
         (256, 44, 0),

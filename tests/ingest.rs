@@ -549,18 +549,19 @@ async fn a_batch_planned_while_the_one_before_is_written_sees_its_records() {
     let first = s
         .plan_batch(vec![mail(1), mail(2)], &d, &Writing::default())
         .await;
-    let mut second = s
+    let second = s
         .plan_batch(vec![mail(2), mail(3)], &d, &first.writing())
         .await;
     // Nothing of the first batch is written yet: the catalog does not know mail 2.
     let two = sha_of(b"From: a@example.com\nSubject: S2\nMessage-ID: <p2@x>\n\nText 2\n");
     assert!(s.svc.catalog.records_with_sha(&two).await.is_empty());
     // Left unwritten (a failed commit): the copy fails, the new item is archived.
-    let mut unwritten = s
+    let unwritten = s
         .plan_batch(vec![mail(2), mail(4)], &d, &first.writing())
         .await;
+    let mut unwritten = s.stage_batch("tester", unwritten).await;
     unwritten.earlier_written(&Default::default());
-    let done = s.write_batch("tester", unwritten).await;
+    let done = s.commit_batch("tester", unwritten).await;
     assert!(
         done[0]
             .as_ref()
@@ -573,8 +574,9 @@ async fn a_batch_planned_while_the_one_before_is_written_sees_its_records() {
         .iter()
         .map(|r| r.as_ref().unwrap().id.clone())
         .collect();
+    let mut second = s.stage_batch("tester", second).await;
     second.earlier_written(&ids);
-    let done = s.write_batch("tester", second).await;
+    let done = s.commit_batch("tester", second).await;
     let copy = done[0].as_ref().unwrap();
     assert!(copy.duplicate);
     assert_eq!(copy.id, written[1].as_ref().unwrap().id);
@@ -633,34 +635,18 @@ async fn a_group_commit_counts_as_applied_unless_another_entry_came_between() {
         .as_ref()
         .unwrap();
     // Its entry is not counted: the one between has not been applied here.
+    let catalog = &s.svc.catalog;
+    let copies = |n: usize| {
+        let sha = sha_of(mail(n).as_bytes());
+        async move { catalog.records_with_sha(&sha).await.len() }
+    };
     assert_eq!(s.svc.catalog.journal_seq().await, before);
-    assert!(
-        s.svc
-            .catalog
-            .records_with_sha(&sha_of(mail(3).as_bytes()))
-            .await
-            .is_empty()
-    );
-    assert_eq!(
-        s.svc
-            .catalog
-            .records_with_sha(&sha_of(mail(4).as_bytes()))
-            .await
-            .len(),
-        1
-    );
+    assert_eq!((copies(3).await, copies(4).await), (0, 1));
     s.svc
         .catalog
         .catch_up(s.svc.archive.journal())
         .await
         .unwrap();
     assert_eq!(s.svc.catalog.journal_seq().await, head().await);
-    assert_eq!(
-        s.svc
-            .catalog
-            .records_with_sha(&sha_of(mail(3).as_bytes()))
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(copies(3).await, 1);
 }

@@ -406,17 +406,12 @@ impl Catalog {
     /// read back at the next start). Otherwise (another process's entries in between)
     /// the entry is applied again when the journal is caught up.
     pub async fn put_committed(&self, entry: &JournalEntry, revisions: &[&RecordRevision]) {
-        let written: Vec<(&str, Option<u32>)> = entry
-            .subjects
-            .iter()
-            .map(|s| (s.id.as_str(), s.rev))
-            .collect();
-        let exactly = entry.subjects.iter().all(|s| s.kind == "record")
-            && written.len() == revisions.len()
-            && revisions
+        let exactly = entry.subjects.len() == revisions.len()
+            && entry
+                .subjects
                 .iter()
-                .zip(&written)
-                .all(|(r, (id, rev))| r.id == *id && Some(r.rev) == *rev);
+                .zip(revisions)
+                .all(|(s, r)| s.kind == "record" && s.id == r.id && s.rev == Some(r.rev));
         let mut state = self.state.write().await;
         let advance = exactly && state.seq + 1 == entry.seq;
         let put = self.disk().and_then(|d| {

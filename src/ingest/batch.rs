@@ -252,13 +252,6 @@ impl PlannedBatch {
         }
         w
     }
-
-    /// Once the batch before was written: an item found to be a duplicate of one of its
-    /// records fails when that record was not archived after all (its commit failed),
-    /// so that importing again archives it.
-    pub fn earlier_written(&mut self, archived: &std::collections::HashSet<String>) {
-        fail_copies_of_unwritten(&self.of_earlier, &mut self.out, archived);
-    }
 }
 
 /// A batch staged, not yet committed ([`Ingest::stage_batch`], then
@@ -274,27 +267,21 @@ pub struct StagedBatch {
 }
 
 impl StagedBatch {
-    /// [`PlannedBatch::earlier_written`], for a batch staged before the one before it was
-    /// committed (a copy is never staged: only its result changes).
+    /// Once the batch before was written: an item found to be a duplicate of one of its
+    /// records fails when that record was not archived after all (its commit failed),
+    /// so that importing again archives it. (A copy is never staged: only its result
+    /// changes, so a batch may be staged before the one before it is committed.)
     pub fn earlier_written(&mut self, archived: &std::collections::HashSet<String>) {
-        fail_copies_of_unwritten(&self.of_earlier, &mut self.out, archived);
-    }
-}
-
-fn fail_copies_of_unwritten(
-    of_earlier: &[Option<String>],
-    out: &mut [Option<Result<ItemOutcome>>],
-    archived: &std::collections::HashSet<String>,
-) {
-    for (i, of) in of_earlier.iter().enumerate() {
-        if let Some(id) = of
-            && !archived.contains(id)
-            && out[i].is_none()
-        {
-            out[i] = Some(Err(Error::Internal(format!(
-                "its bytes are those of {id}, which the batch before did not commit: \
-                 import it again"
-            ))));
+        for (i, of) in self.of_earlier.iter().enumerate() {
+            if let Some(id) = of
+                && !archived.contains(id)
+                && self.out[i].is_none()
+            {
+                self.out[i] = Some(Err(Error::Internal(format!(
+                    "its bytes are those of {id}, which the batch before did not commit: \
+                     import it again"
+                ))));
+            }
         }
     }
 }
