@@ -239,16 +239,15 @@ async fn start_import(
         error: None,
     };
     let store = state.archive.store();
+    // The lease is renewed from here on, so that a long upload to a shared store cannot
+    // outlast it and let another node take the job over while it is still running here.
+    let lease = format!("import-{id}");
+    let Some(held) = state.take_lease(&lease).await else {
+        return Err(crate::error::Error::Internal(format!("lease {lease} is taken")).into());
+    };
     if store.shared() {
         // Other nodes share the store: the job goes there too, under this node's lease,
         // so that another node finishes it should this one die.
-        let lease = format!("import-{id}");
-        if !store
-            .hold_lease(&lease, super::LEASE_TTL, state.archive.clock().now())
-            .await?
-        {
-            return Err(crate::error::Error::Internal(format!("lease {lease} is taken")).into());
-        }
         let shared = SharedJob {
             view: view.clone(),
             class: d.class.clone(),
@@ -272,14 +271,8 @@ async fn start_import(
     let st = state.clone();
     let runner = job.clone();
     state.tasks.spawn(async move {
-        let lease = format!("import-{}", runner.snapshot().id);
-        let run = run_job(&st, &runner, &dir, upload, format, size, d);
-        if st.with_lease(&lease, run).await.is_none() {
-            runner.update(|v| {
-                v.state = "error".into();
-                v.error = Some("another node took this import over".into());
-            });
-        }
+        run_job(&st, &runner, &dir, upload, format, size, d).await;
+        drop(held);
         drop(dir);
     });
     Ok(super::located(
@@ -423,12 +416,11 @@ pub async fn take_over(state: &AppState) -> crate::error::Result<usize> {
             continue;
         };
         let lease = format!("import-{id}");
-        if !store
-            .hold_lease(&lease, super::LEASE_TTL, state.archive.clock().now())
-            .await?
-        {
+        // Held (and renewed) from here: catching up and downloading the upload may take
+        // longer than the lease lasts.
+        let Some(held) = state.take_lease(&lease).await else {
             continue;
-        }
+        };
         // What the dead node archived counts as duplicates only if the catalog knows
         // it: bring it up to the journal's head first (the dead node appends nothing).
         state.svc.catalog.catch_up(state.archive.journal()).await?;
@@ -458,8 +450,8 @@ pub async fn take_over(state: &AppState) -> crate::error::Result<usize> {
         };
         let st = state.clone();
         state.tasks.spawn(async move {
-            let run = run_job(&st, &job, &dir, upload, &format, size, d);
-            let _ = st.with_lease(&lease, run).await;
+            run_job(&st, &job, &dir, upload, &format, size, d).await;
+            drop(held);
             drop(dir);
         });
         taken += 1;

@@ -273,6 +273,17 @@ impl AppState {
         name: &str,
         work: F,
     ) -> Option<F::Output> {
+        let held = self.take_lease(name).await?;
+        let out = work.await;
+        drop(held);
+        Some(out)
+    }
+
+    /// Takes the lease `name` and renews it in the background until the returned guard
+    /// is dropped, or returns `None` when another node holds it. Renewal starts at
+    /// once, so that the work a node prepares before it runs (catching up, downloading
+    /// an upload) cannot outlast the lease and let a second node take the job too.
+    pub async fn take_lease(&self, name: &str) -> Option<HeldLease> {
         let store = self.archive.store().clone();
         let now = self.archive.clock().now();
         match store.hold_lease(name, LEASE_TTL, now).await {
@@ -303,10 +314,11 @@ impl AppState {
                 }
             })
         };
-        let out = work.await;
-        renew.abort();
-        store.release_lease(name);
-        Some(out)
+        Some(HeldLease {
+            name: name.to_string(),
+            store,
+            renew,
+        })
     }
 
     /// On an unknown token: follows the journal and reloads the token table if a token
@@ -326,6 +338,21 @@ impl AppState {
             tracing::warn!("token refresh failed: {e}");
         }
         *last = Some(Instant::now());
+    }
+}
+
+/// A lease this node holds, renewed in the background; dropping it stops the renewal
+/// and releases the lease.
+pub struct HeldLease {
+    name: String,
+    store: crate::store::Store,
+    renew: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        self.renew.abort();
+        self.store.release_lease(&self.name);
     }
 }
 
