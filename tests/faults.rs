@@ -573,3 +573,53 @@ async fn a_failed_commit_fails_the_copies_in_the_batch_staged_after_it() {
         again.failures.first()
     );
 }
+
+/// A batch is planned while the two before it are planned, staged or committed: copies
+/// of their records count by what those batches write. A copy two batches after its
+/// record is a duplicate when that batch committed, and fails when its commit failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_two_batches_later_is_a_duplicate_only_if_its_batch_committed() {
+    struct Quiet;
+    impl akte::ingest::import::Progress for Quiet {}
+    // 560 messages: batches of 256, 256 and 48; the third holds a copy of the 6th (first
+    // batch) and one of the 301st (second batch).
+    let files = |dir: &std::path::Path| {
+        for i in 0..560u64 {
+            let n = match i {
+                530 => 5,
+                540 => 300,
+                i => i,
+            };
+            std::fs::write(dir.join(format!("{i:03}.eml")), email(n, false)).unwrap();
+        }
+    };
+    for fail_first in [false, true] {
+        let f = Faulty::new();
+        let svc = services(&f);
+        svc.load().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        files(dir.path());
+        let ingest = akte::ingest::Ingest::new(svc.clone());
+        let paths = [dir.path().to_path_buf()];
+        let d = IngestDefaults::default();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        if fail_first {
+            f.fail_next_sync();
+        }
+        let s = akte::ingest::import::run(&ingest, "t", &paths, &d, false, &Quiet, &stop)
+            .await
+            .unwrap();
+        let counts = (s.archived, s.duplicates, s.failed);
+        if fail_first {
+            // The first batch and the copy of its record fail; the other copy is one.
+            assert_eq!(counts, (302, 1, 257), "{:?}", s.failures.last());
+            let copy = s.failures.iter().find(|p| p.item.ends_with("530.eml"));
+            assert!(
+                copy.is_some_and(|p| p.reason.contains("did not commit")),
+                "{copy:?}"
+            );
+        } else {
+            assert_eq!(counts, (558, 2, 0), "{:?}", s.failures.first());
+        }
+    }
+}

@@ -149,7 +149,10 @@ impl Extractor {
                     super::confine::probe()
                 );
                 let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-                Extractor::workers(exe, cores, Limits::from_env())
+                let workers = env_u64("AKTE_EXTRACT_WORKERS")
+                    .and_then(|n| usize::try_from(n).ok())
+                    .unwrap_or(cores);
+                Extractor::workers(exe, workers, Limits::from_env())
             }
             Err(e) => {
                 tracing::warn!("extraction runs in-process (no path to this binary: {e})");

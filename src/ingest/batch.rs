@@ -216,6 +216,26 @@ pub struct Writing {
 }
 
 impl Writing {
+    /// What `batches` write together (batches being written, newest first).
+    pub fn of_all<'a>(batches: impl IntoIterator<Item = &'a Writing>) -> Writing {
+        let mut w = Writing::default();
+        for b in batches {
+            for (sha, records) in &b.by_sha {
+                w.by_sha
+                    .entry(sha.clone())
+                    .or_default()
+                    .extend(records.iter().cloned());
+            }
+            for (m, ids) in &b.by_message_id {
+                w.by_message_id
+                    .entry(m.clone())
+                    .or_default()
+                    .extend(ids.iter().cloned());
+            }
+        }
+        w
+    }
+
     /// A record of the batch being written with these bytes, of a media type `fits`.
     fn record_with_sha(&self, sha: &str, fits: impl Fn(&str) -> bool) -> Option<String> {
         self.by_sha

@@ -276,8 +276,9 @@ pub async fn run(
         progress,
         pending: Pending::default(),
         inflight: VecDeque::new(),
-        writing: Writing::default(),
+        writing: None,
         archived: None,
+        ends: VecDeque::new(),
     };
     let mut items = 0u64;
     for (f, folder, name) in &files {
@@ -454,14 +455,34 @@ struct Batcher<'a> {
     dry_run: bool,
     progress: &'a dyn Progress,
     pending: Pending,
-    /// The batches sent off, oldest first: at most two, one being committed while the
-    /// next is staged, while a third is read and planned…
+    /// The batches sent off, oldest first: at most `PLAN_AHEAD + 2`: one being
+    /// committed while the next ones are staged and planned, while another is read…
     inflight: VecDeque<InFlight>,
-    /// …and what the newest writes, for that plan.
-    writing: Writing,
-    /// The records the newest batch archived, once it is committed (the next one's
-    /// commit waits for them).
-    archived: Option<tokio::sync::oneshot::Receiver<HashSet<String>>>,
+    /// …what the newest batches will write, newest first, once planned (a plan needs
+    /// those of the `PLAN_AHEAD` batches before it)…
+    writing: Option<tokio::sync::oneshot::Receiver<Recent<Writing>>>,
+    /// …the records they archived, once committed (a commit checks the copies it found
+    /// in them)…
+    archived: Option<tokio::sync::oneshot::Receiver<Recent<HashSet<String>>>>,
+    /// …and, for the newest batches, a signal that ends when the batch's task does (its
+    /// sender is dropped then, committed or not): a batch is planned once the batch
+    /// `PLAN_AHEAD + 1` before it is in the catalog.
+    ends: VecDeque<tokio::sync::oneshot::Receiver<()>>,
+}
+
+/// How many batches before it a batch's plan sees by what they will write rather than
+/// in the catalog: the plan of batch k starts once batch k − 3 is committed, while
+/// k − 2 and k − 1 are staged or planned.
+const PLAN_AHEAD: usize = 2;
+
+/// Something of each of the last `PLAN_AHEAD` batches, newest first.
+type Recent<T> = Vec<std::sync::Arc<T>>;
+
+/// `mine` and the newest of `before`, as the next batch needs them.
+fn pass_on<T>(mine: T, before: &Recent<T>) -> Recent<T> {
+    std::iter::once(std::sync::Arc::new(mine))
+        .chain(before.iter().take(PLAN_AHEAD - 1).cloned())
+        .collect()
 }
 
 /// The records (items and attachments) a batch archived.
@@ -549,13 +570,14 @@ impl Batcher<'_> {
     }
 
     /// Archives the collected items with one group commit, in steps that overlap with
-    /// the batches before: the items are planned (`Ingest::plan_batch`: hashed, parsed,
-    /// extracted, linked) while the batch before is staged or committed, then staged in
-    /// the background (`Ingest::stage_batch`) while the next batch is read, and committed
-    /// (`Ingest::commit_batch`) once the batch before is, while the next is staged.
-    /// Copies across batches are duplicates: the plan sees the batch in flight as well as
-    /// the catalog, which holds every batch before it (they are settled first); a copy of
-    /// a record whose batch did not commit after all fails before its own batch commits.
+    /// the batches before and after, in a task of its own: the items are planned
+    /// (`Ingest::plan_batch`: hashed, parsed, extracted, linked) while the batch before is
+    /// staged and the next one is read, then staged (`Ingest::stage_batch`) while the
+    /// batch before is committed, and committed (`Ingest::commit_batch`) once the batch
+    /// before is. Copies across batches are duplicates: the plan sees the batch before
+    /// (what it writes) as well as the catalog, which holds every batch before that one
+    /// (the plan waits for it); a copy of a record whose batch did not commit after all
+    /// fails before its own batch commits.
     async fn flush(&mut self, s: &mut Summary) {
         self.pending.bytes = 0;
         let (items, names): (Vec<Incoming>, Vec<String>) = self.pending.items.drain(..).unzip();
@@ -583,24 +605,49 @@ impl Batcher<'_> {
             }
             return;
         }
-        // Every batch but the newest is in the catalog before this one is planned.
-        self.settle(s, 1).await;
-        let writing = std::mem::take(&mut self.writing);
-        let planned = self.svc.plan_batch(items, &self.d, &writing).await;
-        drop(writing);
-        self.writing = planned.writing();
-        let (svc, actor) = (self.svc.clone(), self.actor.to_string());
-        let before = self.archived.take();
-        let (done, archived) = tokio::sync::oneshot::channel();
-        self.archived = Some(archived);
+        // Memory: at most `PLAN_AHEAD + 2` batches in flight besides the one being read.
+        self.settle(s, PLAN_AHEAD + 1).await;
+        let (svc, actor, d) = (self.svc.clone(), self.actor.to_string(), self.d.clone());
+        let writing_before = self.writing.take();
+        let (planned_tx, planned_rx) = tokio::sync::oneshot::channel();
+        self.writing = Some(planned_rx);
+        let archived_before = self.archived.take();
+        let (archived_tx, archived_rx) = tokio::sync::oneshot::channel();
+        self.archived = Some(archived_rx);
+        let committed_before = if self.ends.len() > PLAN_AHEAD {
+            self.ends.pop_front()
+        } else {
+            None
+        };
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
+        self.ends.push_back(end_rx);
         let task = tokio::spawn(async move {
-            let mut staged = svc.stage_batch(&actor, planned).await;
-            if let Some(before) = before {
-                // A batch that ended without a word archived nothing.
-                staged.earlier_written(&before.await.unwrap_or_default());
+            let _end = end_tx;
+            if let Some(ended) = committed_before {
+                // Committed (or failed): its records are in the catalog, and those of
+                // every batch before it.
+                let _ = ended.await;
             }
+            // A batch whose task ended without a word writes nothing.
+            let writing = match writing_before {
+                Some(w) => w.await.unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let planned = svc
+                .plan_batch(items, &d, &Writing::of_all(writing.iter().map(|w| &**w)))
+                .await;
+            let _ = planned_tx.send(pass_on(planned.writing(), &writing));
+            drop(writing);
+            let mut staged = svc.stage_batch(&actor, planned).await;
+            // A batch that ended without a word archived nothing.
+            let before = match archived_before {
+                Some(a) => a.await.unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let all: HashSet<String> = before.iter().flat_map(|a| a.iter().cloned()).collect();
+            staged.earlier_written(&all);
             let outcomes = svc.commit_batch(&actor, staged).await;
-            let _ = done.send(archived_by(&outcomes));
+            let _ = archived_tx.send(pass_on(archived_by(&outcomes), &before));
             outcomes
         });
         self.inflight.push_back((task, names, lens));

@@ -1074,9 +1074,67 @@ fn create_file_direct(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
     Ok(Created::New)
 }
 
-/// Creates `path` with `bytes` unless it exists, through a temporary name and a rename
-/// that does not replace, without an fsync (see the comment inside).
+/// Creates `path` with `bytes` unless it exists, appearing whole or not at all, without
+/// an fsync: written as an unnamed file (`O_TMPFILE`) that is then linked under its name
+/// (which fails if the name exists), else through a temporary name and a rename.
 fn create_file(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
+    static NO_TMPFILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !NO_TMPFILE.load(std::sync::atomic::Ordering::Relaxed) {
+        match create_file_unnamed(path, bytes) {
+            Ok(Some(created)) => return Ok(created),
+            Ok(None) => NO_TMPFILE.store(true, std::sync::atomic::Ordering::Relaxed),
+            Err(e) => return Err(e),
+        }
+    }
+    create_file_renamed(path, bytes)
+}
+
+/// [`create_file`] with an unnamed file: a process killed mid-write leaves nothing
+/// behind, and no directory entry is made twice. `None` when this file system or
+/// kernel cannot (no `O_TMPFILE`, no `/proc` to link it from).
+fn create_file_unnamed(path: &std::path::Path, bytes: &[u8]) -> Result<Option<Created>> {
+    use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+    use rustix::io::Errno;
+    let parent = path
+        .parent()
+        .ok_or_else(|| Error::Internal(format!("{} has no directory", path.display())))?;
+    let open = || {
+        rustix::fs::openat(
+            CWD,
+            parent,
+            OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o666),
+        )
+    };
+    let fd = match open() {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
+            match open() {
+                Ok(fd) => fd,
+                Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => return Ok(None),
+                Err(e) => return Err(Error::io(parent.display(), e.into())),
+            }
+        }
+        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => return Ok(None),
+        Err(e) => return Err(Error::io(parent.display(), e.into())),
+    };
+    let mut file = std::fs::File::from(fd);
+    std::io::Write::write_all(&mut file, bytes).map_err(|e| Error::io(path.display(), e))?;
+    let me = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+    match rustix::fs::linkat(CWD, me.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW) {
+        Ok(()) => Ok(Some(Created::New)),
+        Err(Errno::EXIST) => Ok(Some(Created::Existed)),
+        // No `/proc` (a bare container), or linking refused: the renaming way.
+        Err(Errno::NOENT | Errno::PERM | Errno::ACCESS | Errno::OPNOTSUPP | Errno::XDEV) => {
+            Ok(None)
+        }
+        Err(e) => Err(Error::io(path.display(), e.into())),
+    }
+}
+
+/// [`create_file`] through a temporary name and a rename that does not replace.
+fn create_file_renamed(path: &std::path::Path, bytes: &[u8]) -> Result<Created> {
     use std::io::{ErrorKind, Write};
     // Written under a temporary name, then renamed without replacing: a process killed
     // mid-write leaves a temporary file, never a short object under its final name. (A
@@ -1405,4 +1463,48 @@ fn file_stream(
         },
     )
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names in `dir` and below, relative, sorted.
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p.clone());
+                }
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_created_file_appears_whole_once_and_leaves_nothing_else() {
+        type Create = fn(&std::path::Path, &[u8]) -> Result<Created>;
+        let unnamed: Create = |p, b| Ok(create_file_unnamed(p, b)?.expect("O_TMPFILE here"));
+        for (how, create) in [
+            ("unnamed", unnamed),
+            ("renamed", create_file_renamed as Create),
+            ("either", create_file as Create),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("blobs/ab/abcd");
+            assert_eq!(create(&path, b"first").unwrap(), Created::New, "{how}");
+            assert_eq!(create(&path, b"second").unwrap(), Created::Existed, "{how}");
+            assert_eq!(std::fs::read(&path).unwrap(), b"first", "{how}");
+            assert_eq!(
+                names(dir.path()),
+                ["blobs", "blobs/ab", "blobs/ab/abcd"],
+                "{how}: no temporary file stays behind"
+            );
+        }
+    }
 }
