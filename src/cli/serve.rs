@@ -19,6 +19,7 @@ Environment (besides the options' [env: …] above):
   AKTE_RULES                 a company classification rules file (TOML)
   AKTE_EXTRACT_MEMORY_MB     address space of an extraction worker (default 1024)
   AKTE_EXTRACT_TIMEOUT_SECS  time per item in an extraction worker (default 60)
+  AKTE_EXTRACT_WORKERS       extraction worker processes (default: one per core)
   AKTE_S3_ENDPOINT           S3 endpoint (or AWS_ENDPOINT_URL), e.g. http://minio:9000
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION
                              S3 credentials and region (else the profile AWS_PROFILE
