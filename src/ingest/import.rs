@@ -278,6 +278,7 @@ pub async fn run(
         inflight: VecDeque::new(),
         writing: None,
         archived: None,
+        staged: None,
         ends: VecDeque::new(),
     };
     let mut items = 0u64;
@@ -464,6 +465,9 @@ struct Batcher<'a> {
     /// …the records they archived, once committed (a commit checks the copies it found
     /// in them)…
     archived: Option<tokio::sync::oneshot::Receiver<Recent<HashSet<String>>>>,
+    /// …a signal that the newest batch is staged (batches are staged in order, so that
+    /// each is committed as early as it can be, not after the ones planned with it)…
+    staged: Option<tokio::sync::oneshot::Receiver<()>>,
     /// …and, for the newest batches, a signal that ends when the batch's task does (its
     /// sender is dropped then, committed or not): a batch is planned once the batch
     /// `PLAN_AHEAD + 1` before it is in the catalog.
@@ -571,13 +575,14 @@ impl Batcher<'_> {
 
     /// Archives the collected items with one group commit, in steps that overlap with
     /// the batches before and after, in a task of its own: the items are planned
-    /// (`Ingest::plan_batch`: hashed, parsed, extracted, linked) while the batch before is
-    /// staged and the next one is read, then staged (`Ingest::stage_batch`) while the
-    /// batch before is committed, and committed (`Ingest::commit_batch`) once the batch
-    /// before is. Copies across batches are duplicates: the plan sees the batch before
-    /// (what it writes) as well as the catalog, which holds every batch before that one
-    /// (the plan waits for it); a copy of a record whose batch did not commit after all
-    /// fails before its own batch commits.
+    /// (`Ingest::plan_batch`: hashed, parsed, extracted, linked) while the batches before
+    /// are staged or committed and the next one is read, then staged
+    /// (`Ingest::stage_batch`) once the batch before is, while it is committed, and
+    /// committed (`Ingest::commit_batch`) once the batch before is. Copies across batches
+    /// are duplicates: the plan sees the `PLAN_AHEAD` batches before (what they write) as
+    /// well as the catalog, which holds every batch before those (the plan waits for
+    /// it); a copy of a record whose batch did not commit after all fails before its own
+    /// batch commits.
     async fn flush(&mut self, s: &mut Summary) {
         self.pending.bytes = 0;
         let (items, names): (Vec<Incoming>, Vec<String>) = self.pending.items.drain(..).unzip();
@@ -619,6 +624,9 @@ impl Batcher<'_> {
         } else {
             None
         };
+        let staged_before = self.staged.take();
+        let (staged_tx, staged_rx) = tokio::sync::oneshot::channel::<()>();
+        self.staged = Some(staged_rx);
         let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
         self.ends.push_back(end_rx);
         let task = tokio::spawn(async move {
@@ -638,7 +646,12 @@ impl Batcher<'_> {
                 .await;
             let _ = planned_tx.send(pass_on(planned.writing(), &writing));
             drop(writing);
+            if let Some(before) = staged_before {
+                // Staged, or its task ended.
+                let _ = before.await;
+            }
             let mut staged = svc.stage_batch(&actor, planned).await;
+            drop(staged_tx);
             // A batch that ended without a word archived nothing.
             let before = match archived_before {
                 Some(a) => a.await.unwrap_or_default(),
