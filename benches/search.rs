@@ -191,6 +191,42 @@ fn party_id(n: u64) -> String {
     format!("party-{n:06}")
 }
 
+/// Prints the two builds and the build row.
+fn report_build(n: u64, mb: f64, gen_secs: f64, ours: (f64, u64), bare: (f64, u64)) {
+    let ((ours_secs, ours_size), (bare_secs, bare_size)) = (ours, bare);
+    let raw = mb * 1e6;
+    println!(
+        "build akte   {:>8.1} s  {:>8.0} docs/s {:>6.1} MB/s   index {:>7.0} MB = {:>4.1}% of raw text",
+        ours_secs,
+        n as f64 / ours_secs,
+        mb / ours_secs,
+        ours_size as f64 / 1e6,
+        100.0 * ours_size as f64 / raw
+    );
+    println!(
+        "build bare   {:>8.1} s  {:>8.0} docs/s {:>6.1} MB/s   index {:>7.0} MB = {:>4.1}% of raw text",
+        bare_secs,
+        n as f64 / bare_secs,
+        mb / bare_secs,
+        bare_size as f64 / 1e6,
+        100.0 * bare_size as f64 / raw
+    );
+    println!(
+        "build ratio  akte/bare time {:.2}, without generation {:.2}; size {:.2}",
+        ours_secs / bare_secs,
+        (ours_secs - gen_secs).max(0.0) / (bare_secs - gen_secs).max(1e-9),
+        ours_size as f64 / bare_size as f64
+    );
+
+    crate::table::row(
+        &format!("index build, {n} records"),
+        format!("{:.0} docs/s", n as f64 / ours_secs),
+        format!("{:.0} docs/s (bare tantivy)", n as f64 / bare_secs),
+        bare_secs / ours_secs,
+        "≥ 0.7×",
+    );
+}
+
 fn dir_size(path: &std::path::Path) -> u64 {
     std::fs::read_dir(path)
         .map(|rd| {
@@ -227,13 +263,19 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u64 = crate::table::knob("AKTE_BENCH_DOCS", 1_000_000) as u64;
     let batch = 10_000u64;
     let tmp = tempfile::tempdir()?;
+    // AKTE_BENCH_SEARCH_DIR keeps both indexes there; a later run with the same number of
+    // records queries them again without building (to profile or compare queries).
+    let keep = std::env::var_os("AKTE_BENCH_SEARCH_DIR").map(std::path::PathBuf::from);
+    let root = keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let marker = root.join(format!("built-{n}"));
+    let reuse = keep.is_some() && marker.exists();
     println!("search bench: {n} synthetic records (~2 KB, 70% German, 30% English)");
 
     // 0. Generation alone (both builds include it; subtract it to see indexing only).
     let t = Instant::now();
     let mut g = Generator::new(42);
     let mut raw = 0u64;
-    for i in 0..n {
+    for i in 0..if reuse { 0 } else { n } {
         let d = g.doc(i);
         raw += (d.title.len() + d.body.len()) as u64;
     }
@@ -245,22 +287,24 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 1. akte's index.
-    let akte_dir = tmp.path().join("akte");
+    let akte_dir = root.join("akte");
     let ours = SearchIndex::open(&akte_dir, false)?;
     let t = Instant::now();
     let mut g = Generator::new(42);
-    let mut i = 0;
+    let mut i = if reuse { n } else { 0 };
     while i < n {
         let docs: Vec<IndexDoc> = (i..(i + batch).min(n)).map(|k| g.doc(k)).collect();
         ours.add_new(docs)?;
         i += batch;
     }
-    ours.commit(1)?;
+    if !reuse {
+        ours.commit(1)?;
+    }
     let ours_secs = t.elapsed().as_secs_f64();
     let ours_size = dir_size(&akte_dir);
 
     // 2. Bare tantivy with a default schema.
-    let bare_dir = tmp.path().join("bare");
+    let bare_dir = root.join("bare");
     std::fs::create_dir_all(&bare_dir)?;
     let mut sb = Schema::builder();
     let id_f = sb.add_text_field("id", STRING | STORED);
@@ -270,7 +314,11 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let class = sb.add_text_field("class", STRING | FAST);
     let date = sb.add_date_field("date", INDEXED | FAST);
     let bare = Bare {
-        index: Index::create_in_dir(&bare_dir, sb.build())?,
+        index: if reuse {
+            Index::open_in_dir(&bare_dir)?
+        } else {
+            Index::create_in_dir(&bare_dir, sb.build())?
+        },
         title,
         body,
         party,
@@ -279,7 +327,7 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut w: tantivy::IndexWriter = bare.index.writer_with_num_threads(threads, 96 << 20)?;
     let t = Instant::now();
     let mut g = Generator::new(42);
-    for k in 0..n {
+    for k in 0..if reuse { 0 } else { n } {
         let d = g.doc(k);
         let mut doc = TantivyDocument::default();
         doc.add_text(id_f, &d.id);
@@ -295,43 +343,30 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         w.add_document(doc)?;
     }
-    w.commit()?;
+    if !reuse {
+        w.commit()?;
+    }
     drop(w);
     let bare_secs = t.elapsed().as_secs_f64();
     let bare_size = dir_size(&bare_dir);
 
     let mb = raw as f64 / 1e6;
-    println!(
-        "build akte   {:>8.1} s  {:>8.0} docs/s {:>6.1} MB/s   index {:>7.0} MB = {:>4.1}% of raw text",
-        ours_secs,
-        n as f64 / ours_secs,
-        mb / ours_secs,
-        ours_size as f64 / 1e6,
-        100.0 * ours_size as f64 / raw as f64
-    );
-    println!(
-        "build bare   {:>8.1} s  {:>8.0} docs/s {:>6.1} MB/s   index {:>7.0} MB = {:>4.1}% of raw text",
-        bare_secs,
-        n as f64 / bare_secs,
-        mb / bare_secs,
-        bare_size as f64 / 1e6,
-        100.0 * bare_size as f64 / raw as f64
-    );
-    println!(
-        "build ratio  akte/bare time {:.2}, without generation {:.2}; size {:.2}",
-        ours_secs / bare_secs,
-        (ours_secs - gen_secs).max(0.0) / (bare_secs - gen_secs).max(1e-9),
-        ours_size as f64 / bare_size as f64
-    );
-
     crate::table::bench("search");
-    crate::table::row(
-        &format!("index build, {n} records"),
-        format!("{:.0} docs/s", n as f64 / ours_secs),
-        format!("{:.0} docs/s (bare tantivy)", n as f64 / bare_secs),
-        bare_secs / ours_secs,
-        "≥ 0.7×",
-    );
+    if reuse {
+        println!(
+            "build        skipped: the indexes in {} were built before",
+            root.display()
+        );
+    } else {
+        std::fs::write(&marker, b"")?;
+        report_build(
+            n,
+            mb,
+            gen_secs,
+            (ours_secs, ours_size),
+            (bare_secs, bare_size),
+        );
+    }
 
     // 3. 1,000 mixed queries.
     let mut rng = Rng(7);
