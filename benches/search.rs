@@ -22,6 +22,7 @@ mod table;
 #[path = "common/zipf.rs"]
 mod zipf;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use akte::search::{IndexDoc, SearchIndex, SearchRequest, Sort};
@@ -191,10 +192,77 @@ fn party_id(n: u64) -> String {
     format!("party-{n:06}")
 }
 
-/// Prints the two builds and the build row.
-fn report_build(n: u64, mb: f64, gen_secs: f64, ours: (f64, u64), bare: (f64, u64)) {
-    let ((ours_secs, ours_size), (bare_secs, bare_size)) = (ours, bare);
-    let raw = mb * 1e6;
+/// Builds both indexes of `n` records (akte's in `akte_dir`, bare tantivy's in
+/// `bare_dir`) and reports the builds.
+fn build(n: u64, akte_dir: &Path, bare_dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let batch = 10_000u64;
+    // 0. Generation alone (both builds include it; subtract it to see indexing only).
+    let t = Instant::now();
+    let mut g = Generator::new(42);
+    let mut raw = 0u64;
+    for i in 0..n {
+        let d = g.doc(i);
+        raw += (d.title.len() + d.body.len()) as u64;
+    }
+    let gen_secs = t.elapsed().as_secs_f64();
+    println!(
+        "generate     {:>8.1} s  ({:.0} MB of raw text)",
+        gen_secs,
+        raw as f64 / 1e6
+    );
+
+    // 1. akte's index.
+    let ours = SearchIndex::open(akte_dir, false)?;
+    let t = Instant::now();
+    let mut g = Generator::new(42);
+    let mut i = 0;
+    while i < n {
+        let docs: Vec<IndexDoc> = (i..(i + batch).min(n)).map(|k| g.doc(k)).collect();
+        ours.add_new(docs)?;
+        i += batch;
+    }
+    ours.commit(1)?;
+    let ours_secs = t.elapsed().as_secs_f64();
+    drop(ours);
+    let ours_size = dir_size(akte_dir);
+
+    // 2. Bare tantivy with a default schema.
+    std::fs::create_dir_all(bare_dir)?;
+    let mut sb = Schema::builder();
+    let id_f = sb.add_text_field("id", STRING | STORED);
+    let title = sb.add_text_field("title", TEXT);
+    let body = sb.add_text_field("body", TEXT);
+    let party = sb.add_text_field("party", STRING | FAST);
+    let class = sb.add_text_field("class", STRING | FAST);
+    let date = sb.add_date_field("date", INDEXED | FAST);
+    let index = Index::create_in_dir(bare_dir, sb.build())?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut w: tantivy::IndexWriter = index.writer_with_num_threads(threads, 96 << 20)?;
+    let t = Instant::now();
+    let mut g = Generator::new(42);
+    for k in 0..n {
+        let d = g.doc(k);
+        let mut doc = TantivyDocument::default();
+        doc.add_text(id_f, &d.id);
+        doc.add_text(title, &d.title);
+        doc.add_text(body, &d.body);
+        for (p, _) in &d.parties {
+            doc.add_text(party, p);
+        }
+        doc.add_text(class, &d.class);
+        doc.add_date(
+            date,
+            tantivy::DateTime::from_timestamp_secs(d.archived_at.timestamp()),
+        );
+        w.add_document(doc)?;
+    }
+    w.commit()?;
+    drop(w);
+    let bare_secs = t.elapsed().as_secs_f64();
+    let bare_size = dir_size(bare_dir);
+
+    let mb = raw as f64 / 1e6;
+    let raw = raw as f64;
     println!(
         "build akte   {:>8.1} s  {:>8.0} docs/s {:>6.1} MB/s   index {:>7.0} MB = {:>4.1}% of raw text",
         ours_secs,
@@ -225,9 +293,10 @@ fn report_build(n: u64, mb: f64, gen_secs: f64, ours: (f64, u64), bare: (f64, u6
         bare_secs / ours_secs,
         "≥ 0.7×",
     );
+    Ok(())
 }
 
-fn dir_size(path: &std::path::Path) -> u64 {
+fn dir_size(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -261,7 +330,6 @@ enum Kind {
 
 pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u64 = crate::table::knob("AKTE_BENCH_DOCS", 1_000_000) as u64;
-    let batch = 10_000u64;
     let tmp = tempfile::tempdir()?;
     // AKTE_BENCH_SEARCH_DIR keeps both indexes there; a later run with the same number of
     // records queries them again without building (to profile or compare queries).
@@ -271,86 +339,7 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let reuse = keep.is_some() && marker.exists();
     println!("search bench: {n} synthetic records (~2 KB, 70% German, 30% English)");
 
-    // 0. Generation alone (both builds include it; subtract it to see indexing only).
-    let t = Instant::now();
-    let mut g = Generator::new(42);
-    let mut raw = 0u64;
-    for i in 0..if reuse { 0 } else { n } {
-        let d = g.doc(i);
-        raw += (d.title.len() + d.body.len()) as u64;
-    }
-    let gen_secs = t.elapsed().as_secs_f64();
-    println!(
-        "generate     {:>8.1} s  ({:.0} MB of raw text)",
-        gen_secs,
-        raw as f64 / 1e6
-    );
-
-    // 1. akte's index.
-    let akte_dir = root.join("akte");
-    let ours = SearchIndex::open(&akte_dir, false)?;
-    let t = Instant::now();
-    let mut g = Generator::new(42);
-    let mut i = if reuse { n } else { 0 };
-    while i < n {
-        let docs: Vec<IndexDoc> = (i..(i + batch).min(n)).map(|k| g.doc(k)).collect();
-        ours.add_new(docs)?;
-        i += batch;
-    }
-    if !reuse {
-        ours.commit(1)?;
-    }
-    let ours_secs = t.elapsed().as_secs_f64();
-    let ours_size = dir_size(&akte_dir);
-
-    // 2. Bare tantivy with a default schema.
-    let bare_dir = root.join("bare");
-    std::fs::create_dir_all(&bare_dir)?;
-    let mut sb = Schema::builder();
-    let id_f = sb.add_text_field("id", STRING | STORED);
-    let title = sb.add_text_field("title", TEXT);
-    let body = sb.add_text_field("body", TEXT);
-    let party = sb.add_text_field("party", STRING | FAST);
-    let class = sb.add_text_field("class", STRING | FAST);
-    let date = sb.add_date_field("date", INDEXED | FAST);
-    let bare = Bare {
-        index: if reuse {
-            Index::open_in_dir(&bare_dir)?
-        } else {
-            Index::create_in_dir(&bare_dir, sb.build())?
-        },
-        title,
-        body,
-        party,
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let mut w: tantivy::IndexWriter = bare.index.writer_with_num_threads(threads, 96 << 20)?;
-    let t = Instant::now();
-    let mut g = Generator::new(42);
-    for k in 0..if reuse { 0 } else { n } {
-        let d = g.doc(k);
-        let mut doc = TantivyDocument::default();
-        doc.add_text(id_f, &d.id);
-        doc.add_text(title, &d.title);
-        doc.add_text(body, &d.body);
-        for (p, _) in &d.parties {
-            doc.add_text(party, p);
-        }
-        doc.add_text(class, &d.class);
-        doc.add_date(
-            date,
-            tantivy::DateTime::from_timestamp_secs(d.archived_at.timestamp()),
-        );
-        w.add_document(doc)?;
-    }
-    if !reuse {
-        w.commit()?;
-    }
-    drop(w);
-    let bare_secs = t.elapsed().as_secs_f64();
-    let bare_size = dir_size(&bare_dir);
-
-    let mb = raw as f64 / 1e6;
+    let (akte_dir, bare_dir) = (root.join("akte"), root.join("bare"));
     crate::table::bench("search");
     if reuse {
         println!(
@@ -358,15 +347,18 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
             root.display()
         );
     } else {
+        build(n, &akte_dir, &bare_dir)?;
         std::fs::write(&marker, b"")?;
-        report_build(
-            n,
-            mb,
-            gen_secs,
-            (ours_secs, ours_size),
-            (bare_secs, bare_size),
-        );
     }
+    let ours = SearchIndex::open(&akte_dir, false)?;
+    let index = Index::open_in_dir(&bare_dir)?;
+    let field = |name: &str| index.schema().get_field(name);
+    let bare = Bare {
+        title: field("title")?,
+        body: field("body")?,
+        party: field("party")?,
+        index,
+    };
 
     // 3. 1,000 mixed queries.
     let mut rng = Rng(7);

@@ -207,8 +207,8 @@ impl Table {
         for &d in docs {
             let d = d as usize;
             if let (Some(&k), Some(&u)) = (kind.get(d), until.get(d)) {
-                let passed = usize::from(u != 0 && u64::from(u) < today);
-                if let Some(n) = kinds.get_mut(2 * usize::from(k) + passed) {
+                let past = usize::from(passed(u64::from(u), today));
+                if let Some(n) = kinds.get_mut(2 * usize::from(k) + past) {
                     *n += 1;
                 }
             }
@@ -239,14 +239,8 @@ impl Table {
             add(0, k.class, kept + passed);
             let Some(year) = k.year else { continue };
             years.add_n(u64::from(year), u64::from(kept + passed));
-            // As [`state`] decides: held, else eligible once passed, else awaiting an
-            // event or retained.
-            if k.held {
-                states[0] += u64::from(kept + passed);
-                continue;
-            }
-            states[1] += u64::from(passed);
-            states[if k.awaiting { 2 } else { 3 }] += u64::from(kept);
+            states[state_of(k.held, false, k.awaiting)] += u64::from(kept);
+            states[state_of(k.held, true, k.awaiting)] += u64::from(passed);
         }
         for (&(party, role), &n) in self.links.iter().zip(&counts.links) {
             if n > 0 {
@@ -616,8 +610,8 @@ impl FacetCollector {
 
 pub struct SegmentFacets {
     today: u64,
-    /// Per string facet: its column and a count per value: by the column's ordinal, or
-    /// by shared id when the segment has a table.
+    /// Per string facet: its column and a count per value by the column's ordinal
+    /// (empty when the segment has a table: then the table's counts are used).
     strs: Vec<(&'static str, Option<StrColumn>, Vec<u32>)>,
     /// Per string facet, the shared id of each ordinal.
     terms: Vec<Terms>,
@@ -902,15 +896,25 @@ impl Collector for FacetCollector {
     }
 }
 
-/// The retention state of a packed facet key on day `today`: held (0), eligible (1),
-/// awaiting an event (2), retained (3).
+/// The retention state of a packed facet key on day `today` (see [`state_of`]).
 fn state(key: u64, today: u64) -> usize {
     let until = (key >> 2) & ((1 << 38) - 1);
-    if key & 2 != 0 {
+    state_of(key & 2 != 0, passed(until, today), key & 1 != 0)
+}
+
+/// Whether a retain-until (days; 0: unknown) has passed on day `today`.
+fn passed(until: u64, today: u64) -> bool {
+    until != 0 && until < today
+}
+
+/// The retention state: held (0), eligible once its retain-until has passed (1),
+/// awaiting an event (2), retained (3).
+fn state_of(held: bool, passed: bool, awaiting: bool) -> usize {
+    if held {
         0
-    } else if until != 0 && until < today {
+    } else if passed {
         1
-    } else if key & 1 != 0 {
+    } else if awaiting {
         2
     } else {
         3
