@@ -72,17 +72,45 @@ pub async fn stage_revision(
     rev: u32,
     bytes: Vec<u8>,
 ) -> Result<String> {
+    let (key, bytes, digest) = revision_to_stage(store, kind, id, rev, bytes)?;
+    let created = store.put_new_deferred(&key, bytes).await?;
+    revision_staged(store, &key, created, id, rev)?;
+    Ok(digest)
+}
+
+/// [`stage_revision`] in two halves, for a caller that writes the revision together
+/// with other objects (`Store::put_new_deferred_all`): the key to create-only, its
+/// bytes and the digest the entry will name. Call [`revision_staged`] with the write's
+/// outcome.
+pub fn revision_to_stage(
+    store: &Store,
+    kind: ObjectKind,
+    id: &str,
+    rev: u32,
+    bytes: Vec<u8>,
+) -> Result<(Path, Bytes, String)> {
     let digest = codec::sha256_hex(&bytes);
     let key = keys::revision(kind, id, rev);
     store.will_write_revision(&key)?;
-    if store.put_new_deferred(&key, Bytes::from(bytes)).await? == Created::Existed {
+    Ok((key, Bytes::from(bytes), digest))
+}
+
+/// The second half of [`revision_to_stage`]: a revision already there is a conflict.
+pub fn revision_staged(
+    store: &Store,
+    key: &Path,
+    created: Created,
+    id: &str,
+    rev: u32,
+) -> Result<()> {
+    if created == Created::Existed {
         store.settled([key.as_ref()]);
         return Err(Error::RevisionConflict {
             id: id.to_string(),
             rev,
         });
     }
-    Ok(digest)
+    Ok(())
 }
 
 /// Commits staged revisions (group commit): one sync makes every deferred write durable

@@ -607,8 +607,8 @@ fn numbered_words(text: &str) -> Vec<(&str, bool)> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut pos = 0;
-    while let Some(d) = bytes[pos..].iter().position(u8::is_ascii_digit) {
-        let (start, end) = word_around(text, pos + d);
+    while let Some(d) = next_digit(bytes, pos) {
+        let (start, end) = word_around(text, d);
         let word = trim_word(&text[start..end]);
         // The three words before it, nearest first.
         let mut label = false;
@@ -638,6 +638,33 @@ fn numbered_words(text: &str) -> Vec<(&str, bool)> {
         pos = end;
     }
     out
+}
+
+/// Where the first ASCII digit at or after `from` is. Eight bytes at a time: ingest
+/// scans the whole text of everything it archives, and most of it has no digit.
+fn next_digit(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let rest = bytes.get(from..)?;
+    let mut chunks = rest.chunks_exact(8);
+    let mut at = from;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        // XOR with '0' maps exactly the digits to 0..=9; a byte below 10 then sets its
+        // top bit in `(x - 10) & !x & 0x80` (the lowest such byte is exact: a borrow
+        // only reaches the bytes above a true one).
+        let x = u64::from_le_bytes(word) ^ (ONES * u64::from(b'0'));
+        let found = x.wrapping_sub(ONES * 10) & !x & (ONES * 0x80);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|i| at + i)
 }
 
 /// Whether a word says that the number after it is a customer or supplier number
@@ -709,6 +736,18 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn next_digit_finds_the_first_digit(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            from in 0usize..45,
+        ) {
+            let expected = bytes
+                .get(from..)
+                .and_then(|rest| rest.iter().position(u8::is_ascii_digit))
+                .map(|i| from + i);
+            proptest::prop_assert_eq!(next_digit(&bytes, from), expected);
+        }
+
         #[test]
         fn numbered_words_match_the_word_scan_on_any_text(
             text in r"[a-zA-Z0-9äÖß .,:;/\-]{0,60}|((Kunden|account|Kd\.-Nr|x|ü|1|23|K-1|4711|\.|-|/|:|,)( |\. |: |-)){0,30}"

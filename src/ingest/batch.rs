@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use chrono::NaiveDate;
 
@@ -170,20 +170,81 @@ pub(super) struct Prepared {
     pub(super) item: Incoming,
 }
 
-/// Hashes an item on the blocking pool. (Emails are parsed later, and only if new.)
-async fn prepare(item: Incoming) -> Result<Prepared> {
-    let sha = match &item {
-        Incoming::Email(b) => Content::Memory(b.clone()).sha256().await?,
-        Incoming::Document { content, .. } => content.sha256().await?,
-    };
-    Ok(Prepared {
+/// An item hashed, before it is parsed. (Emails are parsed later, and only if new.)
+fn prepared(item: Incoming, sha: String) -> Prepared {
+    Prepared {
         sha,
         size: item.len(),
         is_email: matches!(item, Incoming::Email(_)),
         facts: MailFacts::default(),
         failed: None,
         item,
-    })
+    }
+}
+
+/// How many bytes of items in memory one task of the blocking pool hashes: a bulk
+/// import's emails are a few KB each, and a task per email cost more in hand-offs than
+/// in hashing.
+const HASH_CHUNK: usize = 4 << 20;
+
+/// Items to hash in one task of the blocking pool: items in memory up to
+/// [`HASH_CHUNK`] bytes together, an item in a file alone.
+enum HashJob {
+    Memory(Vec<(Bytes, Incoming)>),
+    File(Incoming),
+}
+
+/// Every item hashed on the blocking pool, `STAGE_PARALLEL` tasks at a time; in order.
+async fn prepare_all(items: Vec<Incoming>) -> Result<Vec<Prepared>> {
+    let mut jobs = Vec::new();
+    let mut memory = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        match item.in_memory().cloned() {
+            Some(b) => {
+                bytes += b.len();
+                memory.push((b, item));
+                if bytes >= HASH_CHUNK {
+                    jobs.push(HashJob::Memory(std::mem::take(&mut memory)));
+                    bytes = 0;
+                }
+            }
+            None => {
+                if !memory.is_empty() {
+                    jobs.push(HashJob::Memory(std::mem::take(&mut memory)));
+                    bytes = 0;
+                }
+                jobs.push(HashJob::File(item));
+            }
+        }
+    }
+    if !memory.is_empty() {
+        jobs.push(HashJob::Memory(memory));
+    }
+    let done: Vec<Vec<Prepared>> = futures::stream::iter(jobs)
+        .map(|job| async move {
+            match job {
+                HashJob::Memory(items) => tokio::task::spawn_blocking(move || {
+                    items
+                        .into_iter()
+                        .map(|(b, item)| prepared(item, crate::store::codec::sha256_hex(&b)))
+                        .collect()
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("hash task: {e}"))),
+                HashJob::File(item) => {
+                    let sha = match &item {
+                        Incoming::Email(b) => Content::Memory(b.clone()).sha256().await?,
+                        Incoming::Document { content, .. } => content.sha256().await?,
+                    };
+                    Ok(vec![prepared(item, sha)])
+                }
+            }
+        })
+        .buffered(STAGE_PARALLEL)
+        .try_collect()
+        .await?;
+    Ok(done.into_iter().flatten().collect())
 }
 
 /// What one new item will write: its own record and its attachments'.
@@ -329,14 +390,7 @@ impl Ingest {
     ) -> PlannedBatch {
         // 1. Hash and parse on all cores.
         let count = items.len();
-        let mut prepared: Vec<Prepared> = match futures::stream::iter(items)
-            .map(prepare)
-            .buffered(STAGE_PARALLEL)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>>>()
-        {
+        let mut prepared: Vec<Prepared> = match prepare_all(items).await {
             Ok(p) => p,
             Err(e) => {
                 let msg = e.to_string();

@@ -137,16 +137,23 @@ pub async fn put_inline(
         store.put_new(&key, bytes.clone()).await?
     };
     if created == Created::Existed {
-        let have = store.get(&key).await?;
-        if crate::store::codec::sha256_hex(&have) != sha256 {
-            store.heal_blob(&sha256, have, bytes).await?;
-        }
+        trust_existing(store, &sha256, bytes).await?;
     }
     Ok(BlobRef {
         sha256,
         size,
         new: created == Created::New,
     })
+}
+
+/// After a create-only write of blob `sha256` found one there: it is trusted only if
+/// its bytes hash to its name, else healed with `bytes` (which do).
+pub(crate) async fn trust_existing(store: &Store, sha256: &str, bytes: Bytes) -> Result<()> {
+    let have = store.get(&keys::blob(sha256)).await?;
+    if crate::store::codec::sha256_hex(&have) != sha256 {
+        store.heal_blob(sha256, have, bytes).await?;
+    }
+    Ok(())
 }
 
 impl From<std::io::Error> for Error {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use bytes::Bytes;
+use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
@@ -193,20 +194,33 @@ impl KeyStore {
     /// `Store::sync_deferred` (group commit). Not cached: a bulk import must not grow
     /// memory with every record.
     pub async fn create_fresh(&self, id: &str, deferred: bool) -> Result<[u8; 32]> {
+        let (key, path, file) = Self::fresh(id)?;
+        let created = if deferred {
+            self.store.put_new_deferred(&path, file).await?
+        } else {
+            self.store.put_new(&path, file).await?
+        };
+        Self::fresh_created(id, created)?;
+        Ok(key)
+    }
+
+    /// A new key for a new object `id`: the key, and the file that stores it under its
+    /// path (for the caller to create-only, then to check with [`Self::fresh_created`]).
+    pub fn fresh(id: &str) -> Result<([u8; 32], Path, Bytes)> {
         let key = random::<32>()?;
         let file = Bytes::from(codec::encode(&KeyFile {
             format: 1,
             party: id.to_string(),
             key: hex::encode(key),
         })?);
-        let path = keys::party_key(id);
-        let created = if deferred {
-            self.store.put_new_deferred(&path, file).await?
-        } else {
-            self.store.put_new(&path, file).await?
-        };
+        Ok((key, keys::party_key(id), file))
+    }
+
+    /// Whether the create-only write of a [`Self::fresh`] key file made it (an id is new:
+    /// a key already there is an error, never replaced).
+    pub fn fresh_created(id: &str, created: Created) -> Result<()> {
         match created {
-            Created::New => Ok(key),
+            Created::New => Ok(()),
             Created::Existed => Err(Error::Internal(format!("the key of {id} exists already"))),
         }
     }

@@ -149,6 +149,22 @@ impl Drop for Reservation {
 pub trait DeferredWrites: Send + Sync + std::fmt::Debug {
     /// Creates `key` unless it exists; durable only after the next [`Self::sync`].
     fn put_new(&self, key: &Path, bytes: Bytes) -> BoxFuture<'static, Result<Created>>;
+    /// Creates each of `writes` as `put_new` would (the same durability), in order; the
+    /// first error ends the call. One hand-off for an object's few files where the
+    /// backend has writer threads. The default starts every `put_new` at once.
+    fn put_new_all(&self, writes: Vec<(Path, Bytes)>) -> BoxFuture<'static, Result<Vec<Created>>> {
+        let each: Vec<_> = writes
+            .into_iter()
+            .map(|(key, bytes)| self.put_new(&key, bytes))
+            .collect();
+        Box::pin(async move {
+            let mut created = Vec::with_capacity(each.len());
+            for write in each {
+                created.push(write.await?);
+            }
+            Ok(created)
+        })
+    }
     /// Makes every earlier `put_new` durable.
     fn sync(&self) -> BoxFuture<'static, Result<()>>;
 }
@@ -220,25 +236,52 @@ impl SmallWrites {
     }
 }
 
-impl DeferredWrites for LocalDeferred {
-    fn put_new(&self, key: &Path, bytes: Bytes) -> BoxFuture<'static, Result<Created>> {
+impl LocalDeferred {
+    /// What creating `key` takes on this backend: its path, and whether it is created
+    /// under its own name. A revision or a data key of a group commit is read by no one
+    /// before its entry (and never deduplicated onto): it is created under its own name,
+    /// and a process killed mid-write leaves a short one, which recovery records as torn
+    /// like one a power loss left. A blob may be deduplicated onto at once: it appears
+    /// whole.
+    fn target(&self, key: &Path) -> (PathBuf, bool) {
         // Keys are plain ASCII segments (hex, UUIDs, numbers: see `keys`), which the
         // local backend maps to the same relative path.
-        let path = self.root.join(key.as_ref());
-        // A revision or a data key of a group commit is read by no one before its entry
-        // (and never deduplicated onto): it is created under its own name, and a process
-        // killed mid-write leaves a short one, which recovery records as torn like one a
-        // power loss left. A blob may be deduplicated onto at once: it appears whole.
         let direct = matches!(
             keys::classify(key),
             keys::KeyKind::Revision { .. } | keys::KeyKind::PartyKey { .. }
         );
+        (self.root.join(key.as_ref()), direct)
+    }
+}
+
+fn create_target(path: &std::path::Path, direct: bool, bytes: &[u8]) -> Result<Created> {
+    if direct {
+        create_file_direct(path, bytes)
+    } else {
+        create_file(path, bytes)
+    }
+}
+
+impl DeferredWrites for LocalDeferred {
+    fn put_new(&self, key: &Path, bytes: Bytes) -> BoxFuture<'static, Result<Created>> {
+        let (path, direct) = self.target(key);
+        let done = small_writes().run(move || create_target(&path, direct, &bytes));
+        Box::pin(async move {
+            done.await
+                .map_err(|_| Error::Internal("write task ended".into()))?
+        })
+    }
+
+    fn put_new_all(&self, writes: Vec<(Path, Bytes)>) -> BoxFuture<'static, Result<Vec<Created>>> {
+        let writes: Vec<_> = writes
+            .into_iter()
+            .map(|(key, bytes)| (self.target(&key), bytes))
+            .collect();
         let done = small_writes().run(move || {
-            if direct {
-                create_file_direct(&path, &bytes)
-            } else {
-                create_file(&path, &bytes)
-            }
+            writes
+                .iter()
+                .map(|((path, direct), bytes)| create_target(path, *direct, bytes))
+                .collect::<Result<Vec<_>>>()
         });
         Box::pin(async move {
             done.await
@@ -623,6 +666,23 @@ impl Store {
             Some(d) => d.put_new(key, bytes).await,
             None => self.put_new(key, bytes).await,
         }
+    }
+
+    /// [`Store::put_new_deferred`] for a few objects at once, in order (a record's blob,
+    /// data key and revision); the first error ends it. One hand-off to the local
+    /// backend's writer threads instead of one per object.
+    pub async fn put_new_deferred_all(&self, writes: Vec<(Path, Bytes)>) -> Result<Vec<Created>> {
+        let deferred = match &self.deferred {
+            Some(d) if writes.iter().all(|(key, _)| self.home(key).is_none()) => d,
+            _ => {
+                let mut created = Vec::with_capacity(writes.len());
+                for (key, bytes) in writes {
+                    created.push(self.put_new_deferred(&key, bytes).await?);
+                }
+                return Ok(created);
+            }
+        };
+        deferred.put_new_all(writes).await
     }
 
     /// The same store with `d` making its group commits durable (tests use this to
