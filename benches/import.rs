@@ -22,6 +22,10 @@
 //! RSS of the import process (VmHWM, sampled every 20 ms). Goals (issue 5): ≥ 1,000
 //! emails/s on the 2-core machine with the local store; peak RSS < 500 MB for a 5 GB mbox
 //! (memory is bounded by the batch size, 32 MiB, not by the mailbox).
+//!
+//! `AKTE_BENCH_PREFILL=N` runs only the memory row of issue 17 instead: an mbox of
+//! `AKTE_BENCH_MBOX_MB` (5,000) MB imported into a store that already holds N records,
+//! against the same mbox into an empty store (see [`prefilled`]).
 
 #[path = "common/table.rs"]
 mod table;
@@ -357,12 +361,140 @@ fn import(bin: &str, data: &Path, input: &Path, name: &'static str) -> Run {
     }
 }
 
+/// A plain-text email of about `size` bytes (the prefill's records: many, small).
+fn small_email(rng: &mut Lcg, i: usize, words: &[&str], size: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: Lieferant {k} <info@lieferant{k}.example>\r\nTo: einkauf@akte.example\r\n\
+Subject: {} {i}\r\nDate: Mon, {day} Sep 2024 09:{:02}:00 +0200\r\n\
+Message-ID: <prefill-{i}@lieferant.example>\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
+        words[rng.below(words.len() as u64) as usize],
+        rng.below(60),
+        k = rng.below(2_000),
+        day = 1 + rng.below(28),
+    );
+    m.push_str(&text(rng, words, size));
+    m.push_str("\r\n");
+    m.into_bytes()
+}
+
+/// Writes an mbox of `count` emails made by `make` to `path`; returns its bytes.
+fn write_mbox(path: &Path, count: usize, mut make: impl FnMut(usize) -> Vec<u8>) -> usize {
+    let mut mbox = std::io::BufWriter::new(std::fs::File::create(path).expect("mbox"));
+    let mut total = 0;
+    for i in 0..count {
+        let m = make(i);
+        total += m.len();
+        mbox.write_all(b"From bench@akte.example Tue Oct  1 10:00:00 2024\n")
+            .expect("write");
+        mbox.write_all(&m).expect("write");
+        mbox.write_all(b"\n").expect("write");
+    }
+    mbox.flush().expect("flush");
+    total
+}
+
+/// `AKTE_BENCH_PREFILL=N`: the issue's memory row — an mbox of `AKTE_BENCH_MBOX_MB`
+/// (5,000) MB of the usual emails imported into a store that already holds N records
+/// (N small plain-text emails, imported first by the same binary), against the same
+/// mbox imported into an empty store in the same run. Peak RSS and emails/s of each.
+fn prefilled(bin: &str, root: &Path, prefill: usize) {
+    let mb = crate::table::knob("AKTE_BENCH_MBOX_MB", 5_000);
+    let words: Vec<&str> = WORDS.split_whitespace().collect();
+    let t = Instant::now();
+    let mut rng = Lcg(20241002);
+    let small = write_mbox(&root.join("prefill.mbox"), prefill, |i| {
+        let size = 300 + rng.below(1_200) as usize;
+        small_email(&mut rng, i, &words, size)
+    });
+    // The usual corpus, as many emails as make `mb` MB, written as it is made.
+    let mut rng = Lcg(20241001);
+    let mut count = 0;
+    let mut total = 0;
+    let corpus = root.join("corpus.mbox");
+    {
+        let mut mbox = std::io::BufWriter::new(std::fs::File::create(&corpus).expect("mbox"));
+        while total < mb * 1_000_000 {
+            let m = email(&mut rng, count, &words);
+            total += m.len();
+            count += 1;
+            mbox.write_all(b"From bench@akte.example Tue Oct  1 10:00:00 2024\n")
+                .expect("write");
+            mbox.write_all(&m).expect("write");
+            mbox.write_all(b"\n").expect("write");
+        }
+        mbox.flush().expect("flush");
+    }
+    println!(
+        "prefill: {prefill} emails, {:.1} MB; corpus: {count} emails, {:.1} MB; generated in {:.1} s",
+        small as f64 / 1e6,
+        total as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    let full = root.join("data-full");
+    let filled = import(bin, &full, &root.join("prefill.mbox"), "prefill");
+    println!(
+        "prefill imported: {} emails in {:.1} s ({:.0} emails/s), peak RSS {:.0} MB",
+        filled.emails,
+        filled.secs,
+        filled.emails as f64 / filled.secs,
+        filled.peak_kb as f64 / 1024.0
+    );
+    let empty = import(bin, &root.join("data-empty"), &corpus, "into an empty store");
+    let into = import(bin, &full, &corpus, "into the prefilled store");
+    crate::table::bench("import");
+    for r in [&empty, &into] {
+        println!(
+            "{count} emails ({:.0} MB) {}: {:.1} s, {:.0} emails/s, peak RSS {:.0} MB",
+            r.bytes as f64 / 1e6,
+            r.name,
+            r.secs,
+            r.emails as f64 / r.secs,
+            r.peak_kb as f64 / 1024.0
+        );
+    }
+    crate::table::row(
+        &format!(
+            "import peak RSS, {:.2} GB mbox into a store of {} records",
+            total as f64 / 1e9,
+            filled.emails
+        ),
+        format!("{:.0} MB", into.peak_kb as f64 / 1024.0),
+        format!("{:.0} MB (into an empty store)", empty.peak_kb as f64 / 1024.0),
+        into.peak_kb as f64 / empty.peak_kb.max(1) as f64,
+        "< 500 MB",
+    );
+    crate::table::row(
+        &format!(
+            "import of {count} emails into a store of {} records",
+            filled.emails
+        ),
+        format!("{:.0} emails/s", into.emails as f64 / into.secs),
+        format!(
+            "{:.0} emails/s (into an empty store)",
+            empty.emails as f64 / empty.secs
+        ),
+        (into.emails as f64 / into.secs) / (empty.emails as f64 / empty.secs),
+        "—",
+    );
+}
+
 pub fn main() {
     let n: usize = crate::table::knob("AKTE_BENCH_EMAILS", 20_000);
     let bin = env!("CARGO_BIN_EXE_akte");
     let root: PathBuf = std::env::var("AKTE_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir().join("akte-bench-import"));
+    let prefill = crate::table::knob("AKTE_BENCH_PREFILL", 0);
+    if prefill > 0 {
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).expect("bench dir");
+        prefilled(bin, &root, prefill);
+        if std::env::var("AKTE_BENCH_KEEP").is_err() {
+            let _ = std::fs::remove_dir_all(&root);
+        }
+        return;
+    }
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("dir")).expect("bench dir");
     let words: Vec<&str> = WORDS.split_whitespace().collect();
