@@ -440,7 +440,12 @@ fn prefilled(bin: &str, root: &Path, prefill: usize) {
         filled.emails as f64 / filled.secs,
         filled.peak_kb as f64 / 1024.0
     );
-    let empty = import(bin, &root.join("data-empty"), &corpus, "into an empty store");
+    let empty = import(
+        bin,
+        &root.join("data-empty"),
+        &corpus,
+        "into an empty store",
+    );
     let into = import(bin, &full, &corpus, "into the prefilled store");
     crate::table::bench("import");
     for r in [&empty, &into] {
@@ -460,7 +465,10 @@ fn prefilled(bin: &str, root: &Path, prefill: usize) {
             filled.emails
         ),
         format!("{:.0} MB", into.peak_kb as f64 / 1024.0),
-        format!("{:.0} MB (into an empty store)", empty.peak_kb as f64 / 1024.0),
+        format!(
+            "{:.0} MB (into an empty store)",
+            empty.peak_kb as f64 / 1024.0
+        ),
         into.peak_kb as f64 / empty.peak_kb.max(1) as f64,
         "< 500 MB",
     );
