@@ -107,6 +107,12 @@ enum Rule {
     OneOf(&'static [&'static str]),
     /// A string matching a pattern made at run time (from a list of names).
     Computed(fn() -> String),
+    /// A class of the retention catalogue in force (the shipped one), or `document`:
+    /// the server refuses any other (422) where a record gets a class.
+    Class,
+    /// A class of the retention catalogue in force, `document` not included (what a
+    /// token may be limited to).
+    CatalogueClass,
 }
 
 impl Rule {
@@ -120,6 +126,18 @@ impl Rule {
             Rule::NonEmpty => json!({"minItems": 1}),
             Rule::OneOf(v) => json!({"enum": v}),
             Rule::Computed(f) => json!({"pattern": f()}),
+            Rule::Class | Rule::CatalogueClass => {
+                let mut classes: Vec<String> = crate::retention::catalogue::Catalogue::shipped()
+                    .classes
+                    .into_keys()
+                    .collect();
+                if matches!(self, Rule::Class) {
+                    classes.push(crate::archive::DEFAULT_CLASS.to_string());
+                }
+                classes.sort();
+                classes.dedup();
+                json!({"enum": classes})
+            }
         }
     }
 }
@@ -171,7 +189,7 @@ const PROPERTIES: &[(&str, &str, Rule)] = &[
     ("NoteInput", "kind", Rule::OneOf(&["phone-note", "memo"])),
     ("NoteInput", "case", Rule::Uuid),
     ("NoteInput", "title", TITLE),
-    ("RecordMeta", "class", Rule::Shape(shape::SLUG)),
+    ("RecordMeta", "class", Rule::Class),
     ("RecordMeta", "title", TITLE),
     (
         "RecordMeta",
@@ -181,7 +199,7 @@ const PROPERTIES: &[(&str, &str, Rule)] = &[
     ("RecordMeta", "cases[]", Rule::Uuid),
     ("RecordMeta", "from[]", Rule::Shape(shape::EMAIL)),
     ("RecordMeta", "to[]", Rule::Shape(shape::EMAIL)),
-    ("AmendRequest", "class", Rule::Shape(shape::SLUG)),
+    ("AmendRequest", "class", Rule::Class),
     ("AmendRequest", "title", TITLE),
     ("LinkRequest", "add_cases[]", Rule::Uuid),
     ("LinkRequest", "remove_cases[]", Rule::Uuid),
@@ -190,10 +208,14 @@ const PROPERTIES: &[(&str, &str, Rule)] = &[
     ("CreateToken", "name", Rule::Shape(shape::LOGIN)),
     ("CreateToken", "person", Rule::Shape(shape::LOGIN)),
     ("CreateToken", "parties[]", Rule::Uuid),
+    ("CreateToken", "classes[]", Rule::CatalogueClass),
 ];
 
 /// Constraints of query parameters: (operation path or `*` for all, parameter, rule).
 const PARAMETERS: &[(&str, &str, Rule)] = &[
+    ("/v1/emails", "class", Rule::Class),
+    ("/v1/imports", "class", Rule::Class),
+    ("/v1/records", "class", Rule::Class),
     ("/v1/emails", "party", Rule::Shape(shape::UUIDS)),
     ("/v1/emails", "case", Rule::Shape(shape::UUIDS)),
     ("/v1/imports", "party", Rule::Shape(shape::UUIDS)),
@@ -389,6 +411,7 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
     {
         for (media, body) in content.iter_mut() {
             binary_body(media, body);
+            refused_bytes(media, body);
             if media == "multipart/form-data" {
                 body["encoding"] = json!({"metadata": {"contentType": "application/json"}});
             }
@@ -484,6 +507,23 @@ fn query_parameter(parameters: &Value, name: &str) -> bool {
         ps.iter()
             .any(|p| p.get("name").and_then(Value::as_str) == Some(name))
     })
+}
+
+/// What the server refuses (422) in a request's raw bytes, stated where a schema can:
+/// an empty email or upload, and an import that is neither an mbox nor a zip.
+fn refused_bytes(media: &str, body: &mut Value) {
+    if body.pointer("/schema/format").and_then(Value::as_str) != Some("binary") {
+        return;
+    }
+    match media {
+        "message/rfc822" | "application/octet-stream" => {
+            body["schema"]["minLength"] = json!(1);
+        }
+        "application/mbox" => {
+            body["schema"]["pattern"] = json!(r"^(From |PK\u0003\u0004)");
+        }
+        _ => {}
+    }
 }
 
 /// Bytes (`Vec<u8>` in Rust, an array of integers to utoipa) in any body that is not

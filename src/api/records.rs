@@ -411,6 +411,15 @@ async fn amend_record(
             body_stream(req.into_body()),
         );
         let content = crate::store::content::spool(&state.config.spool_dir(), body).await?;
+        // As for an upload: an empty body is a mistake (a client that sent none), and as
+        // the latest version it would stand for the record's content in every view.
+        if content.is_empty() {
+            return Err(Error::unprocessable(
+                "body",
+                "the new content is empty (0 bytes): a content version needs bytes",
+            )
+            .into());
+        }
         let meta = NewContent {
             media_type,
             file_name: p.string("filename"),

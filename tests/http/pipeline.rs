@@ -149,6 +149,27 @@ async fn a_pdf_is_searchable_whichever_way_it_came_in() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
+    // An empty body is no content version (as no upload is a record): refused, and the
+    // record stays at the PDF.
+    let r = client()
+        .post(s.url(&format!("/v1/records/{revised}/revisions")))
+        .header("authorization", bearer(ADMIN))
+        .header("content-type", "application/octet-stream")
+        .body(Vec::<u8>::new())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["field"], "body", "{problem}");
+    let r = client()
+        .get(s.url(&format!("/v1/records/{revised}")))
+        .header("authorization", bearer(ADMIN))
+        .send()
+        .await
+        .unwrap();
+    let shown: Value = r.json().await.unwrap();
+    assert_eq!(shown["rev"], 2, "{shown}");
 
     // An email's attachment.
     let pdf = docs::pdf(&[&sentence("Dichtringlieferung")], None);
