@@ -107,12 +107,6 @@ enum Rule {
     OneOf(&'static [&'static str]),
     /// A string matching a pattern made at run time (from a list of names).
     Computed(fn() -> String),
-    /// A class of the retention catalogue in force (the shipped one), or `document`:
-    /// the server refuses any other (422) where a record gets a class.
-    Class,
-    /// A class of the retention catalogue in force, `document` not included (what a
-    /// token may be limited to).
-    CatalogueClass,
 }
 
 impl Rule {
@@ -126,18 +120,6 @@ impl Rule {
             Rule::NonEmpty => json!({"minItems": 1}),
             Rule::OneOf(v) => json!({"enum": v}),
             Rule::Computed(f) => json!({"pattern": f()}),
-            Rule::Class | Rule::CatalogueClass => {
-                let mut classes: Vec<String> = crate::retention::catalogue::Catalogue::shipped()
-                    .classes
-                    .into_keys()
-                    .collect();
-                if matches!(self, Rule::Class) {
-                    classes.push(crate::archive::DEFAULT_CLASS.to_string());
-                }
-                classes.sort();
-                classes.dedup();
-                json!({"enum": classes})
-            }
         }
     }
 }
@@ -189,7 +171,7 @@ const PROPERTIES: &[(&str, &str, Rule)] = &[
     ("NoteInput", "kind", Rule::OneOf(&["phone-note", "memo"])),
     ("NoteInput", "case", Rule::Uuid),
     ("NoteInput", "title", TITLE),
-    ("RecordMeta", "class", Rule::Class),
+    ("RecordMeta", "class", Rule::Shape(shape::SLUG)),
     ("RecordMeta", "title", TITLE),
     (
         "RecordMeta",
@@ -199,7 +181,7 @@ const PROPERTIES: &[(&str, &str, Rule)] = &[
     ("RecordMeta", "cases[]", Rule::Uuid),
     ("RecordMeta", "from[]", Rule::Shape(shape::EMAIL)),
     ("RecordMeta", "to[]", Rule::Shape(shape::EMAIL)),
-    ("AmendRequest", "class", Rule::Class),
+    ("AmendRequest", "class", Rule::Shape(shape::SLUG)),
     ("AmendRequest", "title", TITLE),
     ("LinkRequest", "add_cases[]", Rule::Uuid),
     ("LinkRequest", "remove_cases[]", Rule::Uuid),
@@ -208,14 +190,10 @@ const PROPERTIES: &[(&str, &str, Rule)] = &[
     ("CreateToken", "name", Rule::Shape(shape::LOGIN)),
     ("CreateToken", "person", Rule::Shape(shape::LOGIN)),
     ("CreateToken", "parties[]", Rule::Uuid),
-    ("CreateToken", "classes[]", Rule::CatalogueClass),
 ];
 
 /// Constraints of query parameters: (operation path or `*` for all, parameter, rule).
 const PARAMETERS: &[(&str, &str, Rule)] = &[
-    ("/v1/emails", "class", Rule::Class),
-    ("/v1/imports", "class", Rule::Class),
-    ("/v1/records", "class", Rule::Class),
     ("/v1/emails", "party", Rule::Shape(shape::UUIDS)),
     ("/v1/emails", "case", Rule::Shape(shape::UUIDS)),
     ("/v1/imports", "party", Rule::Shape(shape::UUIDS)),
@@ -510,8 +488,8 @@ fn query_parameter(parameters: &Value, name: &str) -> bool {
 }
 
 /// What the server refuses (422) in a request's raw bytes, where a schema can say it:
-/// an empty email, upload, content version or import. (That an import must start as an
-/// mbox or a zip does is no shape validation matches against: it stays in the prose.)
+/// an empty email, upload, content version or import. (That an import must be an mbox
+/// or a zip is no shape that validation matches against, so only the prose says it.)
 fn refused_bytes(media: &str, body: &mut Value) {
     if body.pointer("/schema/format").and_then(Value::as_str) != Some("binary") {
         return;

@@ -124,20 +124,33 @@ impl Archive {
         }
         writes.push((key_path, key_file));
         writes.push((rev_path.clone(), rev_bytes));
-        let created = self.store.put_new_deferred_all(writes).await?;
-        let (blob_created, key_created, rev_created) = match (inline, created.as_slice()) {
-            (Some(bytes), [b, k, r]) => (Some((bytes, *b)), *k, *r),
-            (None, [k, r]) => (None, *k, *r),
-            _ => return Err(Error::Internal("the store wrote too few objects".into())),
+        let wanted = writes.len();
+        let mut made = self.store.put_new_deferred_all(writes).await.into_iter();
+        let blob_made = match &inline {
+            Some(_) => made.next(),
+            None => None,
         };
-        if let Some((bytes, c)) = blob_created {
-            blob.new = c == Created::New;
-            if c == Created::Existed {
+        let (key_made, rev_made) = (made.next(), made.next());
+        let Some(rev_made) = rev_made else {
+            // A write before the revision failed, and the revision was not made.
+            self.store.settled([rev_path.as_ref()]);
+            let failed = blob_made.into_iter().chain(key_made).find_map(Result::err);
+            return Err(failed.unwrap_or_else(|| {
+                Error::Internal(format!("the store made fewer than {wanted} writes"))
+            }));
+        };
+        // Checked first: a revision already there is a conflict, and none of ours.
+        audit::revision_staged(&self.store, &rev_path, rev_made?, &id, 1)?;
+        if let Some(key_made) = key_made {
+            KeyStore::fresh_created(&key_id, key_made?)?;
+        }
+        if let (Some(bytes), Some(blob_made)) = (inline, blob_made) {
+            let created = blob_made?;
+            blob.new = created == Created::New;
+            if created == Created::Existed {
                 blob::trust_existing(&self.store, &blob.sha256, bytes).await?;
             }
         }
-        KeyStore::fresh_created(&key_id, key_created)?;
-        audit::revision_staged(&self.store, &rev_path, rev_created, &id, 1)?;
         Ok(Staged {
             archived: Archived {
                 id,
@@ -362,6 +375,71 @@ mod tests {
         assert_eq!(kept.len(), 1, "an intact blob is not healed again");
     }
 
+    /// Deferred writes whose blobs fail (a full disk, say); the rest go to `inner`.
+    #[derive(Debug)]
+    struct BlobsFail {
+        inner: Store,
+    }
+
+    impl crate::store::DeferredWrites for BlobsFail {
+        fn put_new(
+            &self,
+            key: &object_store::path::Path,
+            bytes: Bytes,
+        ) -> futures::future::BoxFuture<'static, Result<Created>> {
+            let blob = matches!(keys::classify(key), keys::KeyKind::Blob { .. });
+            let (store, key) = (self.inner.clone(), key.clone());
+            Box::pin(async move {
+                if blob {
+                    return Err(Error::Internal("no space left on the device".into()));
+                }
+                store.put_new(&key, bytes).await
+            })
+        }
+
+        fn sync(&self) -> futures::future::BoxFuture<'static, Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// A record whose blob cannot be written is not staged: its data key and revision
+    /// are not written either, and nothing is left for recovery (the session can end
+    /// clean).
+    #[tokio::test]
+    async fn a_failed_blob_write_stages_nothing_and_leaves_nothing_unsettled() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let inner = Store::open(root).unwrap();
+        let store = Store::open(root)
+            .unwrap()
+            .with_deferred(Arc::new(BlobsFail { inner }));
+        let archive = Archive::new(store.clone(), Arc::new(crate::clock::SystemClock));
+        let id = archive.new_id();
+        let r = archive
+            .stage(
+                "tester",
+                id.clone(),
+                Content::Memory(Bytes::from_static(b"Lieferschein 12")),
+                meta("Lieferschein"),
+                None,
+            )
+            .await;
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.to_string().contains("no space left")),
+            "{r:?}"
+        );
+        let revision = dir
+            .path()
+            .join(keys::revision(ObjectKind::Record, &id, 1).as_ref());
+        assert!(!revision.exists());
+        let key = dir
+            .path()
+            .join(keys::party_key(&Archive::record_key_id(&id)).as_ref());
+        assert!(!key.exists());
+        assert_eq!(store.end_writing(|unsettled| unsettled), 0);
+    }
+
     /// A revision that is already there is a conflict, not overwritten.
     #[tokio::test]
     async fn staging_onto_an_existing_revision_is_a_conflict() {
@@ -388,5 +466,7 @@ mod tests {
             "{r:?}"
         );
         assert_eq!(std::fs::read(&path).unwrap(), b"someone else's");
+        // Not ours: nothing for recovery to finish.
+        assert_eq!(store.end_writing(|unsettled| unsettled), 0);
     }
 }

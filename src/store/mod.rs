@@ -149,20 +149,29 @@ impl Drop for Reservation {
 pub trait DeferredWrites: Send + Sync + std::fmt::Debug {
     /// Creates `key` unless it exists; durable only after the next [`Self::sync`].
     fn put_new(&self, key: &Path, bytes: Bytes) -> BoxFuture<'static, Result<Created>>;
-    /// Creates each of `writes` as `put_new` would (the same durability), in order; the
-    /// first error ends the call. One hand-off for an object's few files where the
-    /// backend has writer threads. The default starts every `put_new` at once.
-    fn put_new_all(&self, writes: Vec<(Path, Bytes)>) -> BoxFuture<'static, Result<Vec<Created>>> {
-        let each: Vec<_> = writes
-            .into_iter()
-            .map(|(key, bytes)| self.put_new(&key, bytes))
-            .collect();
+    /// Creates each of `writes` as `put_new` would (the same durability), one after
+    /// another; the first error ends the call. Returns the outcome of each write made,
+    /// in order: fewer than `writes` when one failed (then the last is the error), and a
+    /// write after a failed one is not made. One hand-off for an object's few files
+    /// where the backend has writer threads.
+    fn put_new_all(
+        self: Arc<Self>,
+        writes: Vec<(Path, Bytes)>,
+    ) -> BoxFuture<'static, Vec<Result<Created>>>
+    where
+        Self: 'static,
+    {
         Box::pin(async move {
-            let mut created = Vec::with_capacity(each.len());
-            for write in each {
-                created.push(write.await?);
+            let mut made = Vec::with_capacity(writes.len());
+            for (key, bytes) in writes {
+                let r = self.put_new(&key, bytes).await;
+                let failed = r.is_err();
+                made.push(r);
+                if failed {
+                    break;
+                }
             }
-            Ok(created)
+            made
         })
     }
     /// Makes every earlier `put_new` durable.
@@ -272,20 +281,29 @@ impl DeferredWrites for LocalDeferred {
         })
     }
 
-    fn put_new_all(&self, writes: Vec<(Path, Bytes)>) -> BoxFuture<'static, Result<Vec<Created>>> {
+    fn put_new_all(
+        self: Arc<Self>,
+        writes: Vec<(Path, Bytes)>,
+    ) -> BoxFuture<'static, Vec<Result<Created>>> {
         let writes: Vec<_> = writes
             .into_iter()
             .map(|(key, bytes)| (self.target(&key), bytes))
             .collect();
         let done = small_writes().run(move || {
-            writes
-                .iter()
-                .map(|((path, direct), bytes)| create_target(path, *direct, bytes))
-                .collect::<Result<Vec<_>>>()
+            let mut made = Vec::with_capacity(writes.len());
+            for ((path, direct), bytes) in &writes {
+                let r = create_target(path, *direct, bytes);
+                let failed = r.is_err();
+                made.push(r);
+                if failed {
+                    break;
+                }
+            }
+            made
         });
         Box::pin(async move {
             done.await
-                .map_err(|_| Error::Internal("write task ended".into()))?
+                .unwrap_or_else(|_| vec![Err(Error::Internal("write task ended".into()))])
         })
     }
 
@@ -668,21 +686,28 @@ impl Store {
         }
     }
 
-    /// [`Store::put_new_deferred`] for a few objects at once, in order (a record's blob,
-    /// data key and revision); the first error ends it. One hand-off to the local
+    /// [`Store::put_new_deferred`] for a few objects at once (a record's blob, data key
+    /// and revision), one after another: the outcome of each write made, in order; the
+    /// first error ends it, and no write after it is made. One hand-off to the local
     /// backend's writer threads instead of one per object.
-    pub async fn put_new_deferred_all(&self, writes: Vec<(Path, Bytes)>) -> Result<Vec<Created>> {
-        let deferred = match &self.deferred {
-            Some(d) if writes.iter().all(|(key, _)| self.home(key).is_none()) => d,
-            _ => {
-                let mut created = Vec::with_capacity(writes.len());
-                for (key, bytes) in writes {
-                    created.push(self.put_new_deferred(&key, bytes).await?);
-                }
-                return Ok(created);
+    pub async fn put_new_deferred_all(&self, writes: Vec<(Path, Bytes)>) -> Vec<Result<Created>> {
+        match &self.deferred {
+            Some(d) if writes.iter().all(|(key, _)| self.home(key).is_none()) => {
+                d.clone().put_new_all(writes).await
             }
-        };
-        deferred.put_new_all(writes).await
+            _ => {
+                let mut made = Vec::with_capacity(writes.len());
+                for (key, bytes) in writes {
+                    let r = self.put_new_deferred(&key, bytes).await;
+                    let failed = r.is_err();
+                    made.push(r);
+                    if failed {
+                        break;
+                    }
+                }
+                made
+            }
+        }
     }
 
     /// The same store with `d` making its group commits durable (tests use this to
