@@ -378,12 +378,12 @@ Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r
     m.into_bytes()
 }
 
-/// Writes an mbox of `count` emails made by `make` to `path`; returns its bytes.
-fn write_mbox(path: &Path, count: usize, mut make: impl FnMut(usize) -> Vec<u8>) -> usize {
+/// Writes `emails` to `path` as an mbox, as they are made; returns their count and bytes.
+fn write_mbox(path: &Path, emails: impl Iterator<Item = Vec<u8>>) -> (usize, usize) {
     let mut mbox = std::io::BufWriter::new(std::fs::File::create(path).expect("mbox"));
-    let mut total = 0;
-    for i in 0..count {
-        let m = make(i);
+    let (mut count, mut total) = (0, 0);
+    for m in emails {
+        count += 1;
         total += m.len();
         mbox.write_all(b"From bench@akte.example Tue Oct  1 10:00:00 2024\n")
             .expect("write");
@@ -391,7 +391,7 @@ fn write_mbox(path: &Path, count: usize, mut make: impl FnMut(usize) -> Vec<u8>)
         mbox.write_all(b"\n").expect("write");
     }
     mbox.flush().expect("flush");
-    total
+    (count, total)
 }
 
 /// `AKTE_BENCH_PREFILL=N`: the memory row — an mbox of `AKTE_BENCH_MBOX_MB`
@@ -403,28 +403,28 @@ fn prefilled(bin: &str, root: &Path, prefill: usize) {
     let words: Vec<&str> = WORDS.split_whitespace().collect();
     let t = Instant::now();
     let mut rng = Lcg(20241002);
-    let small = write_mbox(&root.join("prefill.mbox"), prefill, |i| {
-        let size = 300 + rng.below(1_200) as usize;
-        small_email(&mut rng, i, &words, size)
-    });
-    // The usual corpus, as many emails as make `mb` MB, written as it is made.
+    let (_, small) = write_mbox(
+        &root.join("prefill.mbox"),
+        (0..prefill).map(|i| {
+            let size = 300 + rng.below(1_200) as usize;
+            small_email(&mut rng, i, &words, size)
+        }),
+    );
+    // The usual corpus, as many emails as make `mb` MB.
     let mut rng = Lcg(20241001);
-    let mut count = 0;
-    let mut total = 0;
+    let (mut made, mut bytes) = (0, 0);
     let corpus = root.join("corpus.mbox");
-    {
-        let mut mbox = std::io::BufWriter::new(std::fs::File::create(&corpus).expect("mbox"));
-        while total < mb * 1_000_000 {
-            let m = email(&mut rng, count, &words);
-            total += m.len();
-            count += 1;
-            mbox.write_all(b"From bench@akte.example Tue Oct  1 10:00:00 2024\n")
-                .expect("write");
-            mbox.write_all(&m).expect("write");
-            mbox.write_all(b"\n").expect("write");
-        }
-        mbox.flush().expect("flush");
-    }
+    let (count, total) = write_mbox(
+        &corpus,
+        std::iter::from_fn(|| {
+            (bytes < mb * 1_000_000).then(|| {
+                let m = email(&mut rng, made, &words);
+                made += 1;
+                bytes += m.len();
+                m
+            })
+        }),
+    );
     println!(
         "prefill: {prefill} emails, {:.1} MB; corpus: {count} emails, {:.1} MB; generated in {:.1} s",
         small as f64 / 1e6,

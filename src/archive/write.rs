@@ -292,12 +292,22 @@ mod tests {
     use super::*;
     use crate::store::{Store, keys};
 
-    fn meta(title: &str) -> NewRecord {
-        NewRecord {
+    /// Stages `bytes` as a letter titled `title` under `id`.
+    async fn stage(
+        archive: &Archive,
+        id: String,
+        bytes: Bytes,
+        title: &str,
+        sha256: Option<String>,
+    ) -> Result<Staged> {
+        let meta = NewRecord {
             class: Some("letter".into()),
             title: Some(title.into()),
             ..Default::default()
-        }
+        };
+        archive
+            .stage("tester", id, Content::Memory(bytes), meta, sha256)
+            .await
     }
 
     /// A record staged in one hand-off (blob, data key, revision) reads back whole after
@@ -314,28 +324,20 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"Sehr geehrte").unwrap();
 
-        let first = archive
-            .stage(
-                "tester",
-                archive.new_id(),
-                Content::Memory(data.clone()),
-                meta("Rechnung"),
-                None,
-            )
+        let first = stage(&archive, archive.new_id(), data.clone(), "Rechnung", None)
             .await
             .unwrap();
         assert!(!first.archived.new_blob, "the torn file was there");
         let other = Bytes::from_static(b"a different letter");
-        let second = archive
-            .stage(
-                "tester",
-                archive.new_id(),
-                Content::Memory(other.clone()),
-                meta("Brief"),
-                Some(codec::sha256_hex(&other)),
-            )
-            .await
-            .unwrap();
+        let second = stage(
+            &archive,
+            archive.new_id(),
+            other.clone(),
+            "Brief",
+            Some(codec::sha256_hex(&other)),
+        )
+        .await
+        .unwrap();
         assert!(second.archived.new_blob);
         let (id1, id2) = (first.archived.id.clone(), second.archived.id.clone());
         let (entry, archived) = archive
@@ -355,16 +357,15 @@ mod tests {
         let r2 = archive.latest(&id2).await.unwrap();
         assert_eq!(r2.title, "Brief");
 
-        let again = archive
-            .stage(
-                "tester",
-                archive.new_id(),
-                Content::Memory(data.clone()),
-                meta("Rechnung, noch einmal"),
-                None,
-            )
-            .await
-            .unwrap();
+        let again = stage(
+            &archive,
+            archive.new_id(),
+            data.clone(),
+            "Rechnung, noch einmal",
+            None,
+        )
+        .await
+        .unwrap();
         assert!(!again.archived.new_blob);
         archive
             .commit_staged("tester", vec![again])
@@ -415,15 +416,14 @@ mod tests {
             .with_deferred(Arc::new(BlobsFail { inner }));
         let archive = Archive::new(store.clone(), Arc::new(crate::clock::SystemClock));
         let id = archive.new_id();
-        let r = archive
-            .stage(
-                "tester",
-                id.clone(),
-                Content::Memory(Bytes::from_static(b"Lieferschein 12")),
-                meta("Lieferschein"),
-                None,
-            )
-            .await;
+        let r = stage(
+            &archive,
+            id.clone(),
+            Bytes::from_static(b"Lieferschein 12"),
+            "Lieferschein",
+            None,
+        )
+        .await;
         assert!(
             r.as_ref()
                 .is_err_and(|e| e.to_string().contains("no space left")),
@@ -452,15 +452,7 @@ mod tests {
             .join(keys::revision(ObjectKind::Record, &id, 1).as_ref());
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"someone else's").unwrap();
-        let r = archive
-            .stage(
-                "tester",
-                id.clone(),
-                Content::Memory(Bytes::from_static(b"x")),
-                meta("x"),
-                None,
-            )
-            .await;
+        let r = stage(&archive, id.clone(), Bytes::from_static(b"x"), "x", None).await;
         assert!(
             matches!(r, Err(Error::RevisionConflict { rev: 1, .. })),
             "{r:?}"

@@ -57,7 +57,7 @@ where
 
     let Some(first) = spilled else {
         let sha256 = hex::encode(hasher.finalize());
-        return put_inline(store, sha256, head.freeze(), false).await;
+        return put_inline(store, sha256, head.freeze()).await;
     };
 
     // Phase 2: stream the rest through a staging object.
@@ -116,26 +116,17 @@ async fn heal_large(store: &Store, staging: &object_store::path::Path, sha256: &
     store.heal_blob_from(sha256, &found, staging).await
 }
 
-/// Stores `bytes`, whose SHA-256 is `sha256`, as a blob. With `deferred` the write is
-/// durable only after the next `Store::sync_deferred` (group commit).
+/// Stores `bytes`, whose SHA-256 is `sha256`, as a blob, durably. (A record staged for
+/// a group commit writes its blob with its other objects: `Archive::stage`.)
 ///
 /// A blob that is already there is trusted only if its bytes hash to its name: a write
 /// torn by a crash before its batch was synced is healed with these bytes, so that
 /// deduplication never links a new record to damaged content.
-pub async fn put_inline(
-    store: &Store,
-    sha256: String,
-    bytes: Bytes,
-    deferred: bool,
-) -> Result<BlobRef> {
+pub async fn put_inline(store: &Store, sha256: String, bytes: Bytes) -> Result<BlobRef> {
     let key = keys::blob(&sha256);
     let size = bytes.len() as u64;
     store.wait_unreserved(&sha256).await;
-    let created = if deferred {
-        store.put_new_deferred(&key, bytes.clone()).await?
-    } else {
-        store.put_new(&key, bytes.clone()).await?
-    };
+    let created = store.put_new(&key, bytes.clone()).await?;
     if created == Created::Existed {
         trust_existing(store, &sha256, bytes).await?;
     }
@@ -215,9 +206,7 @@ mod tests {
         let path = dir.path().join(keys::blob(&sha).as_ref());
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"the whole").unwrap();
-        let r = put_inline(&store, sha.clone(), data.clone(), true)
-            .await
-            .unwrap();
+        let r = put_inline(&store, sha.clone(), data.clone()).await.unwrap();
         assert!(!r.new);
         store.sync_deferred().await.unwrap();
         assert_eq!(store.get(&keys::blob(&sha)).await.unwrap(), data);
@@ -229,9 +218,7 @@ mod tests {
             b"the whole"
         );
         // An intact blob is left as it is.
-        let again = put_inline(&store, sha.clone(), data.clone(), true)
-            .await
-            .unwrap();
+        let again = put_inline(&store, sha.clone(), data.clone()).await.unwrap();
         assert!(!again.new);
         let staged: Vec<_> = store.list_sorted(&keys::staging("")).await.unwrap();
         assert!(staged.is_empty(), "staging must be cleaned up");
@@ -269,16 +256,14 @@ mod tests {
         let store = Store::open("memory://").unwrap();
         let data = Bytes::from_static(b"bytes a disposal is about to delete");
         let sha = sha256_hex(&data);
-        put_inline(&store, sha.clone(), data.clone(), false)
-            .await
-            .unwrap();
+        put_inline(&store, sha.clone(), data.clone()).await.unwrap();
         // A disposal decided to delete the blob and reserved it.
         let reservation = store
             .reserve_blobs(async { Ok(vec![sha.clone()]) })
             .await
             .unwrap();
         let (s2, d2, sha2) = (store.clone(), data.clone(), sha.clone());
-        let upload = tokio::spawn(async move { put_inline(&s2, sha2, d2, false).await });
+        let upload = tokio::spawn(async move { put_inline(&s2, sha2, d2).await });
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         assert!(!upload.is_finished(), "the upload waits for the disposal");
         store.dispose_blob(&sha).await.unwrap();

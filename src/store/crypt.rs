@@ -187,25 +187,11 @@ impl KeyStore {
         }
     }
 
-    /// Destroys a party's key: crypto-shredding. Only `Parties::erase` calls this, after
-    /// the erasure revision is journaled.
-    /// Creates the key of a new object (a record id just minted), skipping the lookup
-    /// `get_or_create` makes. With `deferred` the key file is durable only after the next
-    /// `Store::sync_deferred` (group commit). Not cached: a bulk import must not grow
-    /// memory with every record.
-    pub async fn create_fresh(&self, id: &str, deferred: bool) -> Result<[u8; 32]> {
-        let (key, path, file) = Self::fresh(id)?;
-        let created = if deferred {
-            self.store.put_new_deferred(&path, file).await?
-        } else {
-            self.store.put_new(&path, file).await?
-        };
-        Self::fresh_created(id, created)?;
-        Ok(key)
-    }
-
-    /// A new key for a new object `id`: the key, and the file that stores it under its
-    /// path (for the caller to create-only, then to check with [`Self::fresh_created`]).
+    /// A new key for a new object `id` (a record id just minted; no lookup as
+    /// `get_or_create` makes, and not cached: a bulk import must not grow memory with
+    /// every record): the key, and the file that stores it under its path, for the
+    /// caller to create-only (`Archive::stage` does, with the record's other writes),
+    /// then to check with [`Self::fresh_created`].
     pub fn fresh(id: &str) -> Result<([u8; 32], Path, Bytes)> {
         let key = random::<32>()?;
         let file = Bytes::from(codec::encode(&KeyFile {
@@ -225,6 +211,8 @@ impl KeyStore {
         }
     }
 
+    /// Destroys a party's key: crypto-shredding. Only `Parties::erase` calls this, after
+    /// the erasure revision is journaled.
     pub(crate) async fn destroy(&self, party: &str) -> Result<()> {
         self.cache.lock().await.remove(party);
         self.store.destroy_key(party).await

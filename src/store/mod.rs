@@ -161,18 +161,9 @@ pub trait DeferredWrites: Send + Sync + std::fmt::Debug {
     where
         Self: 'static,
     {
-        Box::pin(async move {
-            let mut made = Vec::with_capacity(writes.len());
-            for (key, bytes) in writes {
-                let r = self.put_new(&key, bytes).await;
-                let failed = r.is_err();
-                made.push(r);
-                if failed {
-                    break;
-                }
-            }
-            made
-        })
+        Box::pin(one_by_one(writes, move |key, bytes| {
+            self.put_new(&key, bytes)
+        }))
     }
     /// Makes every earlier `put_new` durable.
     fn sync(&self) -> BoxFuture<'static, Result<()>>;
@@ -263,6 +254,38 @@ impl LocalDeferred {
     }
 }
 
+/// The outcomes of `results` up to and including the first error (the rule of
+/// [`DeferredWrites::put_new_all`]: the first error ends the writes).
+fn until_error<T>(results: impl Iterator<Item = Result<T>>) -> Vec<Result<T>> {
+    let mut made = Vec::new();
+    for r in results {
+        let failed = r.is_err();
+        made.push(r);
+        if failed {
+            break;
+        }
+    }
+    made
+}
+
+/// Makes `writes` with `put`, one after another, until the first error.
+async fn one_by_one<F, Fut>(writes: Vec<(Path, Bytes)>, mut put: F) -> Vec<Result<Created>>
+where
+    F: FnMut(Path, Bytes) -> Fut,
+    Fut: std::future::Future<Output = Result<Created>>,
+{
+    let mut made = Vec::with_capacity(writes.len());
+    for (key, bytes) in writes {
+        let r = put(key, bytes).await;
+        let failed = r.is_err();
+        made.push(r);
+        if failed {
+            break;
+        }
+    }
+    made
+}
+
 fn create_target(path: &std::path::Path, direct: bool, bytes: &[u8]) -> Result<Created> {
     if direct {
         create_file_direct(path, bytes)
@@ -290,16 +313,11 @@ impl DeferredWrites for LocalDeferred {
             .map(|(key, bytes)| (self.target(&key), bytes))
             .collect();
         let done = small_writes().run(move || {
-            let mut made = Vec::with_capacity(writes.len());
-            for ((path, direct), bytes) in &writes {
-                let r = create_target(path, *direct, bytes);
-                let failed = r.is_err();
-                made.push(r);
-                if failed {
-                    break;
-                }
-            }
-            made
+            until_error(
+                writes
+                    .iter()
+                    .map(|((path, direct), bytes)| create_target(path, *direct, bytes)),
+            )
         });
         Box::pin(async move {
             done.await
@@ -696,16 +714,10 @@ impl Store {
                 d.clone().put_new_all(writes).await
             }
             _ => {
-                let mut made = Vec::with_capacity(writes.len());
-                for (key, bytes) in writes {
-                    let r = self.put_new_deferred(&key, bytes).await;
-                    let failed = r.is_err();
-                    made.push(r);
-                    if failed {
-                        break;
-                    }
-                }
-                made
+                one_by_one(writes, |key, bytes| async move {
+                    self.put_new_deferred(&key, bytes).await
+                })
+                .await
             }
         }
     }
